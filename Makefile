@@ -1,0 +1,36 @@
+# peercache — common tasks. `make test` is what CI runs (.ci/run).
+GO        ?= go
+PKGS      ?= ./...
+TESTFLAGS ?= -race -count=1 -timeout 14m
+
+.PHONY: run cluster test deps vet fmt-check unit build clean
+
+## run: one node on the embedded in-memory store (HTTP :8080, gossip :7946)
+run:
+	$(GO) run ./cmd/cachenode --name node1
+
+## build: the cachenode binary in ./bin
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/cachenode ./cmd/cachenode
+
+## deps: install what tests need (redis-server via apt-get when missing)
+deps:
+	./scripts/deps.sh
+
+## vet / fmt-check: static checks
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## unit: the Go test suite with the race detector
+unit:
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+## test: everything CI runs
+test: deps fmt-check vet unit
+
+clean:
+	rm -rf bin

@@ -1,0 +1,318 @@
+// Command cachenode runs one peercache node: flags and environment, logging,
+// signals and exit codes. The cache itself lives in package node.
+//
+// Every flag can also be set through an environment variable named
+// CACHENODE_ followed by the flag name in upper case with dashes turned into
+// underscores (--seeds => CACHENODE_SEEDS). A flag on the command line wins
+// over the environment.
+//
+// Exit codes: 0 after a clean stop, 1 when the node fails at run time or
+// could not hand off all its keys when leaving, 2 for bad configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/migrate"
+	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/store"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is bad configuration: reported in one line, exit code 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "health":
+			return health(args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, "cachenode", version)
+			return 0
+		case "serve":
+			args = args[1:]
+		}
+	}
+	err := serve(args, stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "cachenode: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "cachenode: %v\n", err)
+		return 1
+	}
+}
+
+var version = "dev"
+
+// options are the serve flags.
+type options struct {
+	name, httpAddr, gossipAddr, advertiseAddr, advertiseHTTP, seeds    string
+	redisAddr, redisPrefix, redisPassword, clusterLabel, gossipKeyFile string
+	logFormat, logLevel, gossipProfile                                 string
+	vnodes, maxKeyBytes, maxValueBytes                                 int
+	memoryMaxBytes                                                     int64
+	drainTimeout, tombstoneTTL, handoffWindow, maxTTL, peerTimeout     time.Duration
+	migrateBatch, migrateWorkers                                       int
+	migrateRate                                                        float64
+}
+
+func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("cachenode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	host, _ := os.Hostname()
+	fs.StringVar(&o.name, "name", host, "unique node name in the cluster (default: the hostname)")
+	fs.StringVar(&o.httpAddr, "http-addr", node.DefaultHTTPAddr, "HTTP API listen address host:port")
+	fs.StringVar(&o.gossipAddr, "gossip-addr", node.DefaultGossipAddr, "gossip (memberlist) bind address host:port")
+	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "host or host:port other members use for gossip and peer calls (default: the bind IP, or this host's first non-loopback IP)")
+	fs.StringVar(&o.advertiseHTTP, "advertise-http", "", "host:port other members use for the HTTP/peer API (default: advertise host + HTTP port)")
+	fs.StringVar(&o.seeds, "seeds", "", "comma-separated host:port or DNS names of members to join (a name resolving to several IPs joins them all)")
+	fs.StringVar(&o.redisAddr, "redis-addr", "", "Redis host:port for this node's shard (empty: embedded in-memory store)")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", "", "key prefix in Redis, so a Redis can be shared")
+	fs.StringVar(&o.redisPassword, "redis-password", "", "Redis password (prefer the env var CACHENODE_REDIS_PASSWORD)")
+	fs.IntVar(&o.vnodes, "vnodes", 128, "virtual nodes per member on the hash ring (same on every member)")
+	fs.StringVar(&o.clusterLabel, "cluster-label", "", "cluster label: nodes with different labels never talk")
+	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing: lan (production) or fast (tests, quick failure detection)")
+	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", node.DefaultMaxKeyBytes, "largest key accepted")
+	fs.IntVar(&o.maxValueBytes, "max-value-bytes", node.DefaultMaxValueBytes, "largest value accepted")
+	fs.Int64Var(&o.memoryMaxBytes, "memory-max-bytes", 0, "byte budget of the embedded in-memory store (0: 256 MiB)")
+	fs.DurationVar(&o.maxTTL, "max-ttl", 0, "largest ttl accepted (0: 100 years)")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "how long a leaving node may take to hand off its keys")
+	fs.DurationVar(&o.tombstoneTTL, "tombstone-ttl", node.DefaultTombstoneTTL, "how long deletes are remembered (must exceed the longest migration)")
+	fs.DurationVar(&o.handoffWindow, "handoff-window", node.DefaultHandoffWindow, "how long after a ring change a new owner asks the previous owner on a miss")
+	fs.DurationVar(&o.peerTimeout, "peer-timeout", node.DefaultPeerTimeout, "timeout of each request to another node")
+	fs.IntVar(&o.migrateBatch, "migrate-batch", 0, "keys per migration batch (0: default)")
+	fs.IntVar(&o.migrateWorkers, "migrate-workers", 0, "migration batches in flight (0: default)")
+	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "migration rate limit in keys/s (0: unlimited)")
+	return fs
+}
+
+// applyEnv sets every flag not given on the command line from its
+// CACHENODE_* variable.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := envName(f.Name)
+		if v := getenv(env); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return "CACHENODE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+}
+
+func splitSeeds(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func readGossipKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-key-file: %w", err)
+	}
+	return node.ParseGossipKey(b)
+}
+
+func serve(args []string, stderr io.Writer) error {
+	var o options
+	fs := newFlagSet(&o, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (subcommands: serve, health, version)", fs.Arg(0))}
+	}
+	if err := applyEnv(fs, os.Getenv); err != nil {
+		return usageError{err}
+	}
+	log, err := newLogger(o.logFormat, o.logLevel, stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg, err := o.config(log)
+	if err != nil {
+		return usageError{err}
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := n.Start(ctx); err != nil {
+		n.Abort()
+		return err
+	}
+	<-ctx.Done()
+	stop() // a second signal now kills the process the default way
+	log.Info("signal received: leaving the cluster", "drain_timeout", cfg.DrainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+15*time.Second)
+	defer cancel()
+	if err := n.Stop(sctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (o *options) config(log *slog.Logger) (node.Config, error) {
+	cfg := node.Config{
+		Name:           o.name,
+		HTTPAddr:       o.httpAddr,
+		GossipAddr:     o.gossipAddr,
+		AdvertiseAddr:  o.advertiseAddr,
+		AdvertiseHTTP:  o.advertiseHTTP,
+		Seeds:          splitSeeds(o.seeds),
+		ClusterLabel:   o.clusterLabel,
+		VNodes:         o.vnodes,
+		MaxKeyBytes:    o.maxKeyBytes,
+		MaxValueBytes:  o.maxValueBytes,
+		MemoryMaxBytes: o.memoryMaxBytes,
+		MaxTTL:         o.maxTTL,
+		DrainTimeout:   o.drainTimeout,
+		TombstoneTTL:   o.tombstoneTTL,
+		HandoffWindow:  o.handoffWindow,
+		PeerTimeout:    o.peerTimeout,
+		Migrate:        migrate.Options{BatchSize: o.migrateBatch, Workers: o.migrateWorkers, RateLimit: o.migrateRate},
+		Logger:         log,
+	}
+	if o.name == "" {
+		return cfg, errors.New("--name: empty, and the hostname is unknown")
+	}
+	if o.vnodes <= 0 {
+		return cfg, fmt.Errorf("--vnodes %d: must be positive", o.vnodes)
+	}
+	if o.maxKeyBytes <= 0 || o.maxValueBytes <= 0 {
+		return cfg, errors.New("--max-key-bytes and --max-value-bytes must be positive")
+	}
+	if o.migrateBatch < 0 || o.migrateWorkers < 0 || o.migrateRate < 0 {
+		return cfg, errors.New("--migrate-batch, --migrate-workers and --migrate-rate must not be negative")
+	}
+	switch o.gossipProfile {
+	case "lan":
+		cfg.Timing = membership.TimingLAN
+	case "fast":
+		cfg.Timing = membership.TimingFast
+	default:
+		return cfg, fmt.Errorf("--gossip-profile %q: want lan or fast", o.gossipProfile)
+	}
+	for _, a := range []struct{ flag, v string }{{"--http-addr", o.httpAddr}, {"--gossip-addr", o.gossipAddr}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			return cfg, fmt.Errorf("%s %q: want host:port (e.g. :8080)", a.flag, a.v)
+		}
+	}
+	if o.gossipKeyFile != "" {
+		k, err := readGossipKey(o.gossipKeyFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.GossipKey = k
+	}
+	if o.redisAddr != "" {
+		if _, _, err := net.SplitHostPort(o.redisAddr); err != nil {
+			return cfg, fmt.Errorf("--redis-addr %q: want host:port", o.redisAddr)
+		}
+		rs, err := store.NewRedis(store.RedisOptions{Addr: o.redisAddr, Prefix: o.redisPrefix, Password: o.redisPassword})
+		if err != nil {
+			return cfg, fmt.Errorf("--redis-addr: %w", err)
+		}
+		cfg.Store = rs
+	}
+	return cfg, nil
+}
+
+// health checks a node's /readyz: exit 0 when ready, 1 otherwise. Used by
+// container health checks.
+func health(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cachenode health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "node HTTP address host:port (env CACHENODE_ADDR)")
+	timeout := fs.Duration("timeout", 2*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "addr" })
+	if v := os.Getenv("CACHENODE_ADDR"); v != "" && !set {
+		*addr = v
+	}
+	c := &http.Client{Timeout: *timeout}
+	resp, err := c.Get("http://" + *addr + "/readyz")
+	if err != nil {
+		fmt.Fprintf(stderr, "cachenode health: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	fmt.Fprint(stdout, string(body))
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,177 @@
+// Package wire is the binary encoding of entry batches exchanged between
+// peers: migration imports, handoff reads and their per-entry results.
+//
+// Expiry travels as the remaining lifetime in milliseconds, not as an absolute
+// time, so that a receiver whose clock differs from the sender's still keeps
+// the key for as long as it had left. Decoding is strict: every length is
+// bounded by Limits and a malformed batch is rejected whole.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/peercache/peercache/store"
+)
+
+const (
+	batchMagic   = "PCB1"
+	resultMagic  = "PCR1"
+	flagTomb     = 1 << 0
+	flagHasTTL   = 1 << 1
+	knownFlags   = flagTomb | flagHasTTL
+	entryMinSize = 1 + 1 + 8 + 1 // keylen, flags, version, vallen (no ttl)
+)
+
+// ErrMalformed is wrapped by every decoding error.
+var ErrMalformed = errors.New("malformed batch")
+
+// Limits bound what a decoder accepts.
+type Limits struct {
+	MaxEntries    int // entries per batch
+	MaxKeyBytes   int // bytes per key
+	MaxValueBytes int // bytes per value
+}
+
+// AppendEntries encodes entries, converting each ExpireAt to the time left
+// after now. Entries already expired are encoded with 1 ms left so the
+// receiver drops them consistently.
+func AppendEntries(dst []byte, entries []store.Entry, now time.Time) []byte {
+	nowMs := now.UnixMilli()
+	dst = append(dst, batchMagic...)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(entries)))
+	for _, e := range entries {
+		dst = binary.AppendUvarint(dst, uint64(len(e.Key)))
+		dst = append(dst, e.Key...)
+		var flags byte
+		if e.Tombstone {
+			flags |= flagTomb
+		}
+		if e.ExpireAt != 0 {
+			flags |= flagHasTTL
+		}
+		dst = append(dst, flags)
+		dst = binary.BigEndian.AppendUint64(dst, e.Version)
+		if e.ExpireAt != 0 {
+			left := e.ExpireAt - nowMs
+			if left < 1 {
+				left = 1
+			}
+			dst = binary.AppendUvarint(dst, uint64(left))
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(e.Value)))
+		dst = append(dst, e.Value...)
+	}
+	return dst
+}
+
+// DecodeEntries parses a batch made by AppendEntries, turning remaining
+// lifetimes back into absolute expiry times relative to now. Values alias b.
+func DecodeEntries(b []byte, lim Limits, now time.Time) ([]store.Entry, error) {
+	if len(b) < len(batchMagic)+4 || string(b[:len(batchMagic)]) != batchMagic {
+		return nil, fmt.Errorf("%w: missing header", ErrMalformed)
+	}
+	b = b[len(batchMagic):]
+	n := int(binary.BigEndian.Uint32(b))
+	b = b[4:]
+	if lim.MaxEntries > 0 && n > lim.MaxEntries {
+		return nil, fmt.Errorf("%w: %d entries, the limit is %d", ErrMalformed, n, lim.MaxEntries)
+	}
+	if n > len(b)/entryMinSize {
+		return nil, fmt.Errorf("%w: %d entries cannot fit in %d bytes", ErrMalformed, n, len(b))
+	}
+	nowMs := now.UnixMilli()
+	out := make([]store.Entry, 0, n)
+	for i := 0; i < n; i++ {
+		var e store.Entry
+		kl, k := binary.Uvarint(b)
+		if k <= 0 || kl > uint64(len(b)-k) {
+			return nil, fmt.Errorf("%w: entry %d: bad key length", ErrMalformed, i)
+		}
+		if kl == 0 || (lim.MaxKeyBytes > 0 && kl > uint64(lim.MaxKeyBytes)) {
+			return nil, fmt.Errorf("%w: entry %d: key length %d out of range", ErrMalformed, i, kl)
+		}
+		b = b[k:]
+		e.Key = string(b[:kl])
+		b = b[kl:]
+		if len(b) < 9 {
+			return nil, fmt.Errorf("%w: entry %d: truncated", ErrMalformed, i)
+		}
+		flags := b[0]
+		if flags&^knownFlags != 0 {
+			return nil, fmt.Errorf("%w: entry %d: unknown flags %#x", ErrMalformed, i, flags)
+		}
+		e.Tombstone = flags&flagTomb != 0
+		e.Version = binary.BigEndian.Uint64(b[1:9])
+		if e.Version == 0 {
+			return nil, fmt.Errorf("%w: entry %d: zero version", ErrMalformed, i)
+		}
+		b = b[9:]
+		if flags&flagHasTTL != 0 {
+			ttl, k := binary.Uvarint(b)
+			if k <= 0 || ttl == 0 || ttl > 1<<53 {
+				return nil, fmt.Errorf("%w: entry %d: bad ttl", ErrMalformed, i)
+			}
+			b = b[k:]
+			e.ExpireAt = nowMs + int64(ttl)
+		}
+		vl, k := binary.Uvarint(b)
+		if k <= 0 || vl > uint64(len(b)-k) {
+			return nil, fmt.Errorf("%w: entry %d: bad value length", ErrMalformed, i)
+		}
+		if lim.MaxValueBytes > 0 && vl > uint64(lim.MaxValueBytes) {
+			return nil, fmt.Errorf("%w: entry %d: value of %d bytes exceeds the limit of %d", ErrMalformed, i, vl, lim.MaxValueBytes)
+		}
+		b = b[k:]
+		if e.Tombstone && vl != 0 {
+			return nil, fmt.Errorf("%w: entry %d: tombstone with a value", ErrMalformed, i)
+		}
+		e.Value = b[:vl:vl]
+		b = b[vl:]
+		out = append(out, e)
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(b))
+	}
+	return out, nil
+}
+
+// Result is the per-entry answer to an import.
+type Result = byte
+
+// Import results.
+const (
+	// ResultAcked: the receiver holds this version or a newer one (or the
+	// entry had expired); the sender may delete its copy.
+	ResultAcked Result = 1
+	// ResultRefused: the receiver does not own the key in its view; the
+	// sender keeps its copy and retries later.
+	ResultRefused Result = 2
+)
+
+// AppendResults encodes per-entry results.
+func AppendResults(dst []byte, res []Result) []byte {
+	dst = append(dst, resultMagic...)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(res)))
+	return append(dst, res...)
+}
+
+// DecodeResults parses AppendResults output and checks it answers want entries.
+func DecodeResults(b []byte, want int) ([]Result, error) {
+	if len(b) < len(resultMagic)+4 || string(b[:len(resultMagic)]) != resultMagic {
+		return nil, fmt.Errorf("%w: missing result header", ErrMalformed)
+	}
+	n := int(binary.BigEndian.Uint32(b[len(resultMagic):]))
+	b = b[len(resultMagic)+4:]
+	if n != want || len(b) != n {
+		return nil, fmt.Errorf("%w: %d results for %d entries", ErrMalformed, len(b), want)
+	}
+	for i, r := range b {
+		if r != ResultAcked && r != ResultRefused {
+			return nil, fmt.Errorf("%w: result %d: unknown code %d", ErrMalformed, i, r)
+		}
+	}
+	return b, nil
+}

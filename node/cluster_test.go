@@ -1,0 +1,259 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/peercache/peercache/internal/wire"
+	"github.com/peercache/peercache/store"
+)
+
+// Acceptance (core cluster): three nodes in one process, each with its own
+// real redis-server, joined through one seed. Writes through A read back
+// identical through B and C; TTL'd keys expire; each key lives in exactly
+// one Redis, its owner's.
+func TestThreeNodesRedis(t *testing.T) {
+	nodes := startCluster(t, 3, true)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	const N = 1000
+	val := func(i int) string { return fmt.Sprintf("value-%d-%s", i, strings.Repeat("x", i%97)) }
+	for i := 0; i < N; i++ {
+		if r := a.put(t, fmt.Sprintf("key-%d", i), val(i)); r.status != http.StatusNoContent {
+			t.Fatalf("put key-%d via A: %s", i, r)
+		}
+	}
+	for _, n := range []*testNode{b, c} {
+		for i := 0; i < N; i++ {
+			key := fmt.Sprintf("key-%d", i)
+			r := n.get(t, key)
+			if r.status != http.StatusOK || string(r.body) != val(i) {
+				t.Fatalf("get %s via %s: %s", key, n.Name(), r)
+			}
+			if want := n.view.Load().ring.Owner(key); r.header.Get(hdrOwner) != want {
+				t.Fatalf("owner header %q, want %q", r.header.Get(hdrOwner), want)
+			}
+		}
+	}
+
+	// Each key is in exactly one Redis: its owner's.
+	ring := a.view.Load().ring
+	byName := map[string]*testNode{}
+	for _, n := range nodes {
+		byName[n.Name()] = n
+	}
+	ctx := context.Background()
+	counts := map[string]int{}
+	for i := 0; i < N; i++ {
+		key := fmt.Sprintf("key-%d", i)
+		owner := ring.Owner(key)
+		for _, n := range nodes {
+			exists, err := n.redis.Client().Exists(ctx, key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (n.Name() == owner) != (exists == 1) {
+				t.Fatalf("key %s: in %s's redis = %v, owner is %s", key, n.Name(), exists == 1, owner)
+			}
+		}
+		counts[owner]++
+	}
+	t.Logf("keys per owner: %v", counts)
+	for _, n := range nodes {
+		if counts[n.Name()] == 0 {
+			t.Errorf("node %s owns no key of %d", n.Name(), N)
+		}
+	}
+
+	// TTLs: visible with their remaining time, then gone everywhere.
+	for i := 0; i < 20; i++ {
+		if r := b.put(t, fmt.Sprintf("ttl-%d", i), "short", "ttl=400ms"); r.status != http.StatusNoContent {
+			t.Fatalf("put ttl key: %s", r)
+		}
+	}
+	r := c.get(t, "ttl-3")
+	if r.status != http.StatusOK {
+		t.Fatalf("ttl key not readable: %s", r)
+	}
+	if ms, err := strconv.Atoi(r.header.Get(hdrTTLMs)); err != nil || ms <= 0 || ms > 400 {
+		t.Fatalf("ttl header %q, want 1..400 ms", r.header.Get(hdrTTLMs))
+	}
+	if r := c.get(t, "key-1"); r.header.Get(hdrTTLMs) != "" {
+		t.Fatalf("key without ttl has a ttl header %q", r.header.Get(hdrTTLMs))
+	}
+	waitFor(t, 5*time.Second, "ttl keys expire on every node", func() bool {
+		for i := 0; i < 20; i++ {
+			for _, n := range nodes {
+				if n.get(t, fmt.Sprintf("ttl-%d", i)).status != http.StatusNotFound {
+					return false
+				}
+			}
+		}
+		return true
+	})
+
+	// Deletes through any node.
+	if r := c.del(t, "key-7"); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %s", r)
+	}
+	for _, n := range nodes {
+		if r := n.get(t, "key-7"); r.status != http.StatusNotFound {
+			t.Fatalf("deleted key read through %s: %s", n.Name(), r)
+		}
+	}
+
+	// /v1/cluster on every node lists three active members.
+	for _, n := range nodes {
+		ci := n.Cluster()
+		if len(ci.Members) != 3 {
+			t.Fatalf("%s sees %d members", n.Name(), len(ci.Members))
+		}
+		for _, m := range ci.Members {
+			if m.State != "active" || !m.InRing {
+				t.Fatalf("%s sees %+v", n.Name(), m)
+			}
+		}
+	}
+}
+
+// Acceptance (core cluster): a node stopped without Leave is dropped from
+// the ring within 10 s and the others keep answering for the keys they own.
+func TestCrashedNodeDropped(t *testing.T) {
+	nodes := startCluster(t, 3, true)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ring := a.view.Load().ring
+	var survivorsKeys []string
+	for i := 0; len(survivorsKeys) < 200; i++ {
+		key := fmt.Sprintf("k%d", i)
+		if o := ring.Owner(key); o != c.Name() {
+			survivorsKeys = append(survivorsKeys, key)
+			if r := a.put(t, key, "v-"+key); r.status != http.StatusNoContent {
+				t.Fatalf("put: %s", r)
+			}
+		}
+	}
+	start := time.Now()
+	c.Abort()
+	took := waitFor(t, 10*time.Second, "the crashed node leaves the ring of A and B", func() bool {
+		return !a.view.Load().ring.Has(c.Name()) && !b.view.Load().ring.Has(c.Name())
+	})
+	t.Logf("crashed node dropped from the ring after %s", took.Round(time.Millisecond))
+	_ = start
+	for _, n := range []*testNode{a, b} {
+		for _, key := range survivorsKeys {
+			r := n.get(t, key)
+			if r.status != http.StatusOK || string(r.body) != "v-"+key {
+				t.Fatalf("after crash, %s via %s: %s", key, n.Name(), r)
+			}
+		}
+	}
+}
+
+// Acceptance (core cluster): bad requests get a clear 4xx with a JSON message
+// and change nothing.
+func TestBadRequests(t *testing.T) {
+	nodes := startCluster(t, 2, false, func(c *Config) { c.MaxKeyBytes = 64; c.MaxValueBytes = 1024 })
+	a, b := nodes[0], nodes[1]
+	for i := 0; i < 50; i++ {
+		if r := a.put(t, fmt.Sprintf("seed-%d", i), fmt.Sprintf("v%d", i)); r.status != http.StatusNoContent {
+			t.Fatalf("seed put: %s", r)
+		}
+	}
+	// A key owned by b, to check forwarded paths refuse bad input too.
+	snapshot := func() map[string]string {
+		out := map[string]string{}
+		for _, n := range nodes {
+			for k, e := range shardSnapshot(t, n.Store()) {
+				out[n.Name()+"/"+k] = fmt.Sprintf("%x/%d/%v/%d", e.Value, e.Version, e.Tombstone, e.ExpireAt)
+			}
+		}
+		return out
+	}
+	before := snapshot()
+
+	longKey := strings.Repeat("k", 65)
+	bigValue := bytes.Repeat([]byte("v"), 1025)
+	goodBatch := wire.AppendEntries(nil, []store.Entry{{Key: "seed-1", Value: []byte("evil"), Version: 1 << 62}}, time.Now())
+	peerHdr := []string{hdrFrom, a.Name(), hdrCluster, ""}
+	cases := []struct {
+		name   string
+		method string
+		url    string
+		body   []byte
+		hdr    []string
+		status int
+		msg    string
+	}{
+		{"empty key put", "PUT", a.base + "/v1/keys/", []byte("x"), nil, 400, "key must not be empty"},
+		{"empty key get", "GET", a.base + "/v1/keys/", nil, nil, 400, "key must not be empty"},
+		{"key too long", "PUT", a.keyURL(longKey), []byte("x"), nil, 400, "the limit is 64"},
+		{"key too long get", "GET", b.keyURL(longKey), nil, nil, 400, "the limit is 64"},
+		{"value too large", "PUT", a.keyURL("seed-1"), bigValue, nil, 413, "the limit is 1024"},
+		{"value too large via other node", "PUT", b.keyURL("seed-2"), bigValue, nil, 413, "the limit is 1024"},
+		{"ttl not a duration", "PUT", a.keyURL("seed-1") + "?ttl=abc", []byte("x"), nil, 400, "not a duration"},
+		{"ttl negative", "PUT", a.keyURL("seed-1") + "?ttl=-5s", []byte("x"), nil, 400, "out of range"},
+		{"ttl zero", "PUT", a.keyURL("seed-1") + "?ttl=0", []byte("x"), nil, 400, "out of range"},
+		{"ttl below resolution", "PUT", a.keyURL("seed-1") + "?ttl=10us", []byte("x"), nil, 400, "1ms resolution"},
+		{"ttl absurd", "PUT", a.keyURL("seed-1") + "?ttl=900000h", []byte("x"), nil, 400, "out of range"},
+		{"ttl twice", "PUT", a.keyURL("seed-1") + "?ttl=1s&ttl=2s", []byte("x"), nil, 400, "ttl given 2 times"},
+		{"unknown parameter", "PUT", a.keyURL("seed-1") + "?tll=1s", []byte("x"), nil, 400, "unknown query parameter"},
+		{"unknown route", "GET", a.base + "/v2/keys/x", nil, nil, 404, "no route"},
+		{"wrong method on key", "POST", a.keyURL("seed-1"), []byte("x"), nil, 405, "method not allowed"},
+		{"wrong method on cluster", "DELETE", a.base + "/v1/cluster", nil, nil, 405, "method not allowed"},
+		{"missing key", "GET", a.keyURL("nope"), nil, nil, 404, "key not found"},
+		{"peer call from non-member", "POST", a.base + "/internal/v1/import", goodBatch, []string{hdrFrom, "mallory", hdrCluster, ""}, 403, "not a member"},
+		{"peer call without name", "PUT", a.base + "/internal/v1/keys/seed-1", []byte("x"), nil, 403, "refused"},
+		{"peer call wrong cluster", "POST", a.base + "/internal/v1/import", goodBatch, []string{hdrFrom, b.Name(), hdrCluster, "other"}, 403, "cluster"},
+		{"malformed import batch", "POST", a.base + "/internal/v1/import", []byte("PCB1\x00\x00\x00\x05garbage"), peerHdr, 400, "malformed"},
+		{"import batch with trailing bytes", "POST", a.base + "/internal/v1/import", append(append([]byte{}, goodBatch...), 1, 2), peerHdr, 400, "trailing"},
+		{"import too large", "POST", a.base + "/internal/v1/import", make([]byte, maxImportBody+1), peerHdr, 413, "exceeds the limit"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, tc.method, tc.url, tc.body, tc.hdr...)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d (%s)", r.status, tc.status, r.body)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("content type %q, want application/json", ct)
+			}
+			if !strings.Contains(string(r.body), `"error"`) || !strings.Contains(string(r.body), tc.msg) {
+				t.Fatalf("body %s, want an error mentioning %q", r.body, tc.msg)
+			}
+		})
+	}
+	after := snapshot()
+	if len(before) != len(after) {
+		t.Fatalf("bad requests changed the shards: %d records before, %d after", len(before), len(after))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Fatalf("bad requests changed %s: %s -> %s", k, v, after[k])
+		}
+	}
+}
+
+// A forwarded request that reaches a node which does not own the key is
+// refused with 421 and the owner's name, never forwarded again.
+func TestForwardedRequestNotReforwarded(t *testing.T) {
+	nodes := startCluster(t, 2, false)
+	a, b := nodes[0], nodes[1]
+	var key string
+	for i := 0; ; i++ {
+		key = fmt.Sprintf("k%d", i)
+		if a.view.Load().ring.Owner(key) == b.Name() {
+			break
+		}
+	}
+	// Ask a, as a peer, for a key it does not own.
+	r := do(t, "GET", a.base+"/internal/v1/keys/"+key, nil, hdrFrom, b.Name(), hdrCluster, "")
+	if r.status != http.StatusMisdirectedRequest || !strings.Contains(string(r.body), `"owner": "`+b.Name()+`"`) {
+		t.Fatalf("got %s, want 421 naming %s", r, b.Name())
+	}
+}

@@ -1,0 +1,190 @@
+package node
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/migrate"
+	"github.com/peercache/peercache/ring"
+	"github.com/peercache/peercache/store"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultHTTPAddr       = ":8080"
+	DefaultGossipAddr     = ":7946"
+	DefaultMaxKeyBytes    = 1 << 10
+	DefaultMaxValueBytes  = 1 << 20
+	DefaultTombstoneTTL   = 5 * time.Minute
+	DefaultHandoffWindow  = 30 * time.Second
+	DefaultDrainTimeout   = 60 * time.Second
+	DefaultPeerTimeout    = 5 * time.Second
+	DefaultSweepInterval  = 2 * time.Minute
+	DefaultMaxImportBatch = 10000
+)
+
+// Config describes one node. Zero values take the defaults above.
+type Config struct {
+	// Name is the node's unique name in the cluster. Required.
+	Name string
+	// HTTPAddr is where the HTTP API listens (host:port, port 0 picks one).
+	HTTPAddr string
+	// AdvertiseHTTP is the host:port other members use to reach this node's
+	// HTTP API. Empty: the advertise host (see AdvertiseAddr) with the
+	// actual HTTP port.
+	AdvertiseHTTP string
+	// GossipAddr is the memberlist bind host:port (port 0 picks one).
+	GossipAddr string
+	// AdvertiseAddr is the host or host:port announced for gossip. Empty:
+	// the bind host when it is a specific IP, else the host's first
+	// non-loopback address.
+	AdvertiseAddr string
+	// Seeds are host:port or DNS names of members to join.
+	Seeds []string
+	// ClusterLabel keeps clusters sharing a network apart.
+	ClusterLabel string
+	// GossipKey, when set, encrypts gossip (16, 24 or 32 bytes).
+	GossipKey []byte
+	// Timing selects memberlist timeouts (LAN by default; Fast for tests).
+	Timing membership.Timing
+
+	// Store is the node's shard. Nil: an in-memory store that the node owns
+	// and closes. A caller-provided store is not closed by the node.
+	Store store.Store
+	// MemoryMaxBytes bounds the default in-memory store (0: its default).
+	MemoryMaxBytes int64
+
+	// VNodes is the number of virtual nodes per member (0: 128).
+	VNodes int
+	// Hash places keys and vnodes on the ring (nil: xxhash64). Every member
+	// must use the same.
+	Hash ring.HashFunc
+
+	// MaxKeyBytes and MaxValueBytes bound requests (0: 1 KiB and 1 MiB).
+	MaxKeyBytes   int
+	MaxValueBytes int
+	// MaxTTL bounds ?ttl= (0: no bound beyond what fits).
+	MaxTTL time.Duration
+	// TombstoneTTL is how long a delete is remembered so that an older copy
+	// still in migration cannot resurrect it (0: 5m). It must exceed the
+	// longest migration.
+	TombstoneTTL time.Duration
+	// HandoffWindow is how long after a ring change a new owner asks the
+	// previous owner on a local miss (0: 30s). Handoff also stays on while
+	// any member reports a migration in progress.
+	HandoffWindow time.Duration
+	// DrainTimeout bounds the hand-off of keys on graceful leave (0: 60s).
+	DrainTimeout time.Duration
+	// PeerTimeout bounds each request to a peer (0: 5s).
+	PeerTimeout time.Duration
+	// SweepInterval is how often a node with no migration running checks its
+	// shard for keys it does not own (0: 2m; negative disables).
+	SweepInterval time.Duration
+	// Migrate tunes key migration.
+	Migrate migrate.Options
+
+	// Logger receives the node's logs (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = DefaultGossipAddr
+	}
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if c.HandoffWindow == 0 {
+		c.HandoffWindow = DefaultHandoffWindow
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = DefaultPeerTimeout
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name: must not be empty"))
+	}
+	if _, _, err := splitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err))
+	}
+	if _, _, err := splitHostPort(c.GossipAddr); err != nil {
+		errs = append(errs, fmt.Errorf("gossip-addr %q: %w", c.GossipAddr, err))
+	}
+	if c.AdvertiseHTTP != "" {
+		if h, p, err := splitHostPort(c.AdvertiseHTTP); err != nil || h == "" || p == 0 {
+			errs = append(errs, fmt.Errorf("advertise-http %q: want host:port", c.AdvertiseHTTP))
+		}
+	}
+	if c.VNodes < 0 {
+		errs = append(errs, fmt.Errorf("vnodes: %d is negative", c.VNodes))
+	}
+	if c.MaxKeyBytes < 0 || c.MaxValueBytes < 0 {
+		errs = append(errs, errors.New("max key/value bytes must not be negative"))
+	}
+	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
+		errs = append(errs, fmt.Errorf("gossip key: %d bytes, want 16, 24 or 32", n))
+	}
+	if c.TombstoneTTL < 0 || c.HandoffWindow < 0 || c.DrainTimeout < 0 || c.PeerTimeout < 0 || c.MaxTTL < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// splitHostPort parses host:port where the port is numeric.
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return h, port, nil
+}
+
+// ParseGossipKey accepts a gossip key file's content: 16, 24 or 32 raw
+// bytes, or their base64 encoding (surrounding white space ignored).
+func ParseGossipKey(b []byte) ([]byte, error) {
+	t := strings.TrimSpace(string(b))
+	if k, err := base64.StdEncoding.DecodeString(t); err == nil && validKeyLen(len(k)) {
+		return k, nil
+	}
+	if validKeyLen(len(t)) {
+		return []byte(t), nil
+	}
+	if validKeyLen(len(b)) {
+		return b, nil
+	}
+	return nil, fmt.Errorf("gossip key: want 16, 24 or 32 bytes (raw or base64), got %d bytes", len(t))
+}
+
+func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }

@@ -1,0 +1,23 @@
+// Package node composes a peercache node: the ring (who owns a key), the
+// store (this node's shard), membership (who is in the cluster) and migrate
+// (moving keys when the ring changes). It owns request routing, the peer
+// client and server, the public HTTP API and the node's lifecycle.
+//
+// A node is a library: a Go program starts one with New and Start and stops
+// it with Stop (graceful leave: hand every key to its new owner, then leave
+// the cluster) or Abort (as a crash would). Several nodes can run in one
+// process; the package has no global state.
+//
+// Routing: any node answers any key. The owner of a key (ring.Owner) reads
+// and writes its own shard; every other node forwards the request to the
+// owner over the peer API with a hop marker. A node that receives a forwarded
+// request for a key it does not own (views differ during a ring change)
+// answers 421 with the owner it believes in, never forwarding again; the
+// forwarding node retries once at that owner.
+//
+// Versions: the owner stamps every write and delete with a hybrid logical
+// clock; a shard keeps a record only if it is newer than what it holds, so
+// migrated or late copies never overwrite newer writes, and deletes leave
+// tombstones (kept for Config.TombstoneTTL) that stop older copies from
+// coming back.
+package node

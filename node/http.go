@@ -1,0 +1,316 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/peercache/peercache/migrate"
+)
+
+// maxTTL keeps expiry times far from int64 overflow (about 100 years).
+const maxTTL = 100 * 365 * 24 * time.Hour
+
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/keys/{key...}", n.instrument("key", n.handleKey))
+	mux.HandleFunc("/v1/cluster", n.instrument("cluster", n.handleCluster))
+	mux.HandleFunc("/livez", n.handleLivez)
+	mux.HandleFunc("/readyz", n.handleReadyz)
+	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
+	mux.HandleFunc("/internal/v1/keys/{key...}", n.instrument("peer_key", n.handlePeerKey))
+	mux.HandleFunc("/internal/v1/handoff/{key...}", n.instrument("peer_handoff", n.handlePeerHandoff))
+	mux.HandleFunc("/internal/v1/import", n.instrument("peer_import", n.handleImport))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// statusWriter records the status code for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (n *Node) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r)
+		n.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
+		n.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	if e.Retryable && e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	body := map[string]string{"error": e.Message}
+	if e.Owner != "" {
+		body["owner"] = e.Owner
+	}
+	writeJSON(w, e.Status, body)
+}
+
+// writeErr renders any error from the request path.
+func writeErr(w http.ResponseWriter, err error) {
+	var e *Error
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, errorf(http.StatusNotFound, "key not found"))
+	case errors.As(err, &e):
+		writeError(w, e)
+	default:
+		writeError(w, errorf(http.StatusInternalServerError, "%v", err))
+	}
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, errorf(http.StatusMethodNotAllowed, "method not allowed; use %s", allow))
+}
+
+func writeItem(w http.ResponseWriter, it Item) {
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set(hdrOwner, it.Owner)
+	h.Set(hdrSource, string(it.Source))
+	h.Set(hdrVersion, strconv.FormatUint(it.Version, 10))
+	if ttl, ok := it.TTL(); ok {
+		ms := ttl.Milliseconds()
+		if ms < 1 {
+			ms = 1
+		}
+		h.Set(hdrTTLMs, strconv.FormatInt(ms, 10))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(it.Value)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(it.Value)
+}
+
+func writeWriteOK(w http.ResponseWriter, it Item) {
+	w.Header().Set(hdrOwner, it.Owner)
+	w.Header().Set(hdrVersion, strconv.FormatUint(it.Version, 10))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseTTL reads ?ttl= (a Go duration such as 30s or 1500ms, or whole
+// seconds) and rejects any other query parameter.
+func parseTTL(q url.Values) (time.Duration, *Error) {
+	for k := range q {
+		if k != "ttl" {
+			return 0, errorf(http.StatusBadRequest, "unknown query parameter %q (only ttl is accepted)", k)
+		}
+	}
+	vals := q["ttl"]
+	if len(vals) == 0 {
+		return 0, nil
+	}
+	if len(vals) > 1 {
+		return 0, errorf(http.StatusBadRequest, "ttl given %d times", len(vals))
+	}
+	s := vals[0]
+	var d time.Duration
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if secs <= 0 || secs > int64(maxTTL/time.Second) {
+			return 0, errorf(http.StatusBadRequest, "ttl %q out of range: want a positive duration up to 100 years", s)
+		}
+		d = time.Duration(secs) * time.Second
+	} else {
+		var perr error
+		d, perr = time.ParseDuration(s)
+		if perr != nil {
+			return 0, errorf(http.StatusBadRequest, "ttl %q is not a duration: use e.g. 30s, 1500ms, 2h or whole seconds", s)
+		}
+		if d <= 0 || d > maxTTL {
+			return 0, errorf(http.StatusBadRequest, "ttl %q out of range: want a positive duration up to 100 years", s)
+		}
+	}
+	if d < time.Millisecond {
+		return 0, errorf(http.StatusBadRequest, "ttl %q is below the 1ms resolution", s)
+	}
+	return d, nil
+}
+
+func noQuery(q url.Values) *Error {
+	for k := range q {
+		return errorf(http.StatusBadRequest, "unknown query parameter %q", k)
+	}
+	return nil
+}
+
+// readValue reads a PUT body with a hard cap of MaxValueBytes.
+func (n *Node) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	limit := int64(n.cfg.MaxValueBytes)
+	if r.ContentLength > limit {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", r.ContentLength, limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "value exceeds the limit of %d bytes", limit)
+		}
+		return nil, errorf(http.StatusBadRequest, "reading value: %v", err)
+	}
+	return b, nil
+}
+
+func (n *Node) handleKey(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if e := noQuery(r.URL.Query()); e != nil {
+			writeError(w, e)
+			return
+		}
+		it, err := n.get(r.Context(), key, false)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeItem(w, it)
+	case http.MethodPut:
+		ttl, e := parseTTL(r.URL.Query())
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		if e := n.checkKey(key); e != nil {
+			writeError(w, e)
+			return
+		}
+		value, e := n.readValue(w, r)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		it, e := n.write(r.Context(), key, value, ttl, false, false)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		writeWriteOK(w, it)
+	case http.MethodDelete:
+		if e := noQuery(r.URL.Query()); e != nil {
+			writeError(w, e)
+			return
+		}
+		it, e := n.write(r.Context(), key, nil, 0, true, false)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		writeWriteOK(w, it)
+	default:
+		methodNotAllowed(w, "GET, HEAD, PUT, DELETE")
+	}
+}
+
+// MemberInfo describes one member in /v1/cluster.
+type MemberInfo struct {
+	Name       string `json:"name"`
+	GossipAddr string `json:"gossip_addr"`
+	HTTPAddr   string `json:"http_addr"`
+	State      string `json:"state"`
+	Suspect    bool   `json:"suspect"`
+	Migrating  bool   `json:"migrating"`
+	InRing     bool   `json:"in_ring"`
+}
+
+// RingInfo describes the ring snapshot in /v1/cluster.
+type RingInfo struct {
+	Version  uint64   `json:"version"`
+	Members  []string `json:"members"`
+	Checksum string   `json:"checksum"`
+	VNodes   int      `json:"vnodes"`
+}
+
+// ClusterInfo is the /v1/cluster document: this node's view of the cluster.
+type ClusterInfo struct {
+	Self      string         `json:"self"`
+	State     string         `json:"state"`
+	Ready     bool           `json:"ready"`
+	Ring      RingInfo       `json:"ring"`
+	Members   []MemberInfo   `json:"members"`
+	Handoff   bool           `json:"handoff_active"`
+	Migration migrate.Status `json:"migration"`
+}
+
+// Cluster returns this node's view of the cluster.
+func (n *Node) Cluster() ClusterInfo {
+	v := n.view.Load()
+	n.metaMu.Lock()
+	state := string(n.meta.State)
+	n.metaMu.Unlock()
+	rm := v.ring.Members()
+	vn := n.cfg.VNodes
+	if vn == 0 {
+		vn = 128
+	}
+	ci := ClusterInfo{
+		Self:  n.cfg.Name,
+		State: state,
+		Ready: n.Ready(),
+		Ring: RingInfo{Version: v.version, Members: rm, VNodes: vn,
+			Checksum: fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(rm, "\x00")+"\x00"+strconv.Itoa(vn)))},
+		Members:   []MemberInfo{},
+		Handoff:   n.handoffActive(v),
+		Migration: n.mig.Status(),
+	}
+	for _, name := range sortedNames(v.members) {
+		m := v.members[name]
+		ci.Members = append(ci.Members, MemberInfo{
+			Name: m.Name, GossipAddr: m.Addr, HTTPAddr: m.Meta.HTTPAddr, State: string(m.Meta.State),
+			Suspect: m.Suspect, Migrating: m.Meta.Migrating, InRing: v.ring.Has(m.Name),
+		})
+	}
+	return ci
+}
+
+func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, "GET")
+		return
+	}
+	writeJSON(w, http.StatusOK, n.Cluster())
+}
+
+func (n *Node) handleLivez(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case n.leaving.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unready", "error": "node is leaving the cluster"})
+	case !n.ready.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unready", "error": "node has not joined yet or its store does not answer"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}

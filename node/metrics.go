@@ -1,0 +1,87 @@
+package node
+
+import (
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/migrate"
+)
+
+// metrics are one node's Prometheus series, in a registry of its own so
+// that several nodes can run in one process.
+type metrics struct {
+	reg             *prometheus.Registry
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	forwarded       *prometheus.CounterVec
+	misdirected     prometheus.Counter
+	peerErrors      prometheus.Counter
+	handoff         *prometheus.CounterVec
+	ringChanges     prometheus.Counter
+	importsSent     prometheus.Counter
+	importsReceived *prometheus.CounterVec
+	migrated        *prometheus.CounterVec
+}
+
+func newMetrics(n *Node) *metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &metrics{reg: reg}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_http_requests_total",
+		Help: "HTTP requests by route, method and status code."}, []string{"route", "method", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "peercache_http_request_duration_seconds",
+		Help:    "HTTP request latency by route and method.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"route", "method"})
+	m.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_forwarded_total",
+		Help: "Requests forwarded to the key's owner, by operation."}, []string{"op"})
+	m.misdirected = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_misdirected_total",
+		Help: "Forwarded requests the target refused because views of the ring differed."})
+	m.peerErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_peer_errors_total",
+		Help: "Peer requests that failed at the transport level."})
+	m.handoff = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_handoff_reads_total",
+		Help: "Reads of a key from its previous owner during migration, by result."}, []string{"result"})
+	m.ringChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_ring_changes_total",
+		Help: "Ring snapshots swapped in."})
+	m.importsSent = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_migration_sent_keys_total",
+		Help: "Keys sent to peers' import endpoints."})
+	m.importsReceived = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_migration_received_keys_total",
+		Help: "Keys received by this node's import endpoint, by result."}, []string{"result"})
+	m.migrated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_migration_keys_total",
+		Help: "Keys handled by finished migration runs, by result."}, []string{"result"})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.forwarded, m.misdirected, m.peerErrors,
+		m.handoff, m.ringChanges, m.importsSent, m.importsReceived, m.migrated,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ring_members",
+		Help: "Members in this node's ring snapshot."}, func() float64 { return float64(n.view.Load().ring.Len()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ring_version",
+		Help: "This node's ring snapshot version (local counter)."}, func() float64 { return float64(n.view.Load().version) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ready",
+		Help: "1 when the node is ready to serve."}, func() float64 {
+		if n.Ready() {
+			return 1
+		}
+		return 0
+	}))
+	return m
+}
+
+func (m *metrics) observeMigration(r migrate.Result) {
+	m.migrated.WithLabelValues("moved").Add(float64(r.Moved))
+	m.migrated.WithLabelValues("stale").Add(float64(r.Stale))
+	m.migrated.WithLabelValues("dropped").Add(float64(r.Dropped))
+	m.migrated.WithLabelValues("failed").Add(float64(r.Failed))
+}
+
+func sortedNames(ms map[string]membership.Member) []string {
+	out := make([]string, 0, len(ms))
+	for k := range ms {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

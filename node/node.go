@@ -1,0 +1,505 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/peercache/peercache/internal/hlc"
+	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/migrate"
+	"github.com/peercache/peercache/ring"
+	"github.com/peercache/peercache/store"
+)
+
+// maxPrevRings is how many earlier ring snapshots a node remembers for
+// handoff reads (a key may have moved more than once in quick succession).
+const maxPrevRings = 3
+
+// view is one immutable snapshot of what a node knows about the cluster.
+type view struct {
+	version   uint64
+	ring      *ring.Ring
+	prev      []*ring.Ring // earlier rings, newest first
+	changedAt time.Time
+	members   map[string]membership.Member
+	migrating bool // some member reports a migration in progress
+}
+
+// Node is one peercache cluster member. Create it with New.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	st       store.Store
+	ownStore bool
+	clock    *hlc.Clock
+	ml       *membership.Membership
+	mig      *migrate.Migrator
+	ln       net.Listener
+	srv      *http.Server
+	client   *http.Client
+	metrics  *metrics
+	httpAddr string // advertised host:port of the HTTP API
+	mux      http.Handler
+
+	view        atomic.Pointer[view]
+	viewMu      sync.Mutex // serialises view swaps
+	ready       atomic.Bool
+	leaving     atomic.Bool
+	ringChanged chan struct{} // capacity 1: a new ring wants a migration run
+
+	metaMu sync.Mutex
+	meta   membership.Meta
+
+	ctx     context.Context // lives until Stop/Abort
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	migWG   sync.WaitGroup // the migration loop (stopped before drain)
+	migStop context.CancelFunc
+	started atomic.Bool
+	stopped atomic.Bool
+	stopMu  sync.Mutex
+}
+
+// New validates cfg, opens the HTTP listener and the gossip socket, and
+// returns a node that is not yet part of a cluster (see Start).
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("node: invalid config: %w", err)
+	}
+	n := &Node{
+		cfg:         cfg,
+		log:         cfg.Logger.With("node", cfg.Name),
+		clock:       hlc.New(nil),
+		ringChanged: make(chan struct{}, 1),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.metrics = newMetrics(n)
+
+	if cfg.Store != nil {
+		n.st = cfg.Store
+	} else {
+		n.st = store.NewMemory(store.MemoryOptions{MaxBytes: cfg.MemoryMaxBytes})
+		n.ownStore = true
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		n.closeStore()
+		return nil, fmt.Errorf("node: http-addr %s: %w", cfg.HTTPAddr, err)
+	}
+	n.ln = ln
+
+	gHost, gPort, _ := splitHostPort(cfg.GossipAddr)
+	advHost, advPort, err := splitAdvertise(cfg.AdvertiseAddr)
+	if err != nil {
+		ln.Close()
+		n.closeStore()
+		return nil, fmt.Errorf("node: advertise-addr %q: %w", cfg.AdvertiseAddr, err)
+	}
+	n.meta = membership.Meta{State: membership.StateJoining, Proto: membership.ProtocolVersion}
+	ml, err := membership.New(membership.Config{
+		Name:          cfg.Name,
+		BindAddr:      gHost,
+		BindPort:      gPort,
+		AdvertiseAddr: advHost,
+		AdvertisePort: advPort,
+		Seeds:         cfg.Seeds,
+		ClusterLabel:  cfg.ClusterLabel,
+		SecretKey:     cfg.GossipKey,
+		Meta:          n.meta, // HTTPAddr filled below, once known
+		Timing:        cfg.Timing,
+		Logger:        n.log,
+	})
+	if err != nil {
+		ln.Close()
+		n.closeStore()
+		return nil, fmt.Errorf("node: membership: %w", err)
+	}
+	n.ml = ml
+
+	n.httpAddr = cfg.AdvertiseHTTP
+	if n.httpAddr == "" {
+		host, _, _ := net.SplitHostPort(ml.LocalAddr())
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		n.httpAddr = net.JoinHostPort(host, port)
+	}
+	n.meta.HTTPAddr = n.httpAddr
+	if err := ml.SetMeta(n.meta); err != nil {
+		ml.Shutdown()
+		ln.Close()
+		n.closeStore()
+		return nil, fmt.Errorf("node: membership meta: %w", err)
+	}
+
+	n.client = &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}}
+	migOpts := cfg.Migrate
+	if migOpts.Logger == nil {
+		migOpts.Logger = n.log
+	}
+	n.mig = migrate.New(cfg.Name, n.st, peerTransport{n}, migOpts)
+	n.mux = n.routes()
+	n.srv = &http.Server{
+		Handler:           n.mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	n.view.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
+	return n, nil
+}
+
+func splitAdvertise(addr string) (string, int, error) {
+	if addr == "" {
+		return "", 0, nil
+	}
+	if h, p, err := net.SplitHostPort(addr); err == nil {
+		port, err := strconv.Atoi(p)
+		if err != nil || port <= 0 || port > 65535 {
+			return "", 0, fmt.Errorf("bad port %q", p)
+		}
+		return h, port, nil
+	}
+	return addr, 0, nil
+}
+
+func (n *Node) ringOptions() ring.Options {
+	return ring.Options{VNodes: n.cfg.VNodes, Hash: n.cfg.Hash}
+}
+
+// Name returns the node's cluster name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// HTTPAddr returns the address the HTTP API listens on.
+func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
+
+// AdvertisedHTTPAddr returns the HTTP address other members use.
+func (n *Node) AdvertisedHTTPAddr() string { return n.httpAddr }
+
+// GossipAddr returns the advertised gossip host:port (a seed for others).
+func (n *Node) GossipAddr() string { return n.ml.LocalAddr() }
+
+// Handler returns the node's HTTP handler (public API, peer API, metrics).
+func (n *Node) Handler() http.Handler { return n.mux }
+
+// Registry returns the node's Prometheus registry.
+func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
+
+// Store returns the node's shard.
+func (n *Node) Store() store.Store { return n.st }
+
+// Ready reports whether the node has joined and its shard answers.
+func (n *Node) Ready() bool { return n.ready.Load() && !n.leaving.Load() }
+
+// Start serves HTTP, joins the cluster through the seeds and becomes an
+// active member. It returns once the node is active; the node keeps running
+// until Stop or Abort.
+func (n *Node) Start(ctx context.Context) error {
+	if !n.started.CompareAndSwap(false, true) {
+		return errors.New("node: already started")
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := n.st.Ping(pctx)
+	cancel()
+	if err != nil {
+		n.log.Warn("store does not answer yet; node stays unready until it does", "err", err)
+	}
+	if err := n.ml.Start(ctx); err != nil {
+		return fmt.Errorf("node: join: %w", err)
+	}
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.watchMembers() }()
+	mctx, mcancel := context.WithCancel(n.ctx)
+	n.migStop = mcancel
+	n.migWG.Add(1)
+	go func() { defer n.migWG.Done(); n.migrationLoop(mctx) }()
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.readinessLoop() }()
+
+	n.setMeta(func(m *membership.Meta) { m.State = membership.StateActive })
+	n.log.Info("node started", "http", n.HTTPAddr(), "advertise_http", n.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Seeds)
+	return nil
+}
+
+func (n *Node) setMeta(f func(*membership.Meta)) {
+	n.metaMu.Lock()
+	defer n.metaMu.Unlock()
+	f(&n.meta)
+	if err := n.ml.SetMeta(n.meta); err != nil {
+		n.log.Warn("gossip metadata update failed", "err", err)
+	}
+}
+
+// readinessLoop keeps Ready in step with the shard's health.
+func (n *Node) readinessLoop() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+		err := n.st.Ping(ctx)
+		cancel()
+		was := n.ready.Swap(err == nil)
+		if was && err != nil {
+			n.log.Warn("store unreachable: node unready", "err", err)
+		} else if !was && err == nil {
+			n.log.Info("store reachable: node ready")
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// watchMembers turns member-set updates into ring snapshots.
+func (n *Node) watchMembers() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ms, ok := <-n.ml.Updates():
+			if !ok {
+				return
+			}
+			n.applyMembers(ms)
+		}
+	}
+}
+
+func (n *Node) applyMembers(ms []membership.Member) {
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
+	old := n.view.Load()
+	nv := &view{members: make(map[string]membership.Member, len(ms))}
+	var active []string
+	for _, m := range ms {
+		nv.members[m.Name] = m
+		if m.Meta.Migrating {
+			nv.migrating = true
+		}
+		if m.Meta.State == membership.StateActive && !(m.Name == n.cfg.Name && n.leaving.Load()) {
+			active = append(active, m.Name)
+		}
+	}
+	r := ring.New(active, n.ringOptions())
+	if r.Equal(old.ring) {
+		nv.version, nv.ring, nv.prev, nv.changedAt = old.version, old.ring, old.prev, old.changedAt
+		n.view.Store(nv)
+		return
+	}
+	nv.version = old.version + 1
+	nv.ring = r
+	nv.changedAt = time.Now()
+	nv.prev = append([]*ring.Ring{old.ring}, old.prev...)
+	if len(nv.prev) > maxPrevRings {
+		nv.prev = nv.prev[:maxPrevRings]
+	}
+	n.view.Store(nv)
+	n.metrics.ringChanges.Inc()
+	n.log.Info("ring changed", "ring_version", nv.version, "members", r.Members(), "previous", old.ring.Members())
+	select {
+	case n.ringChanged <- struct{}{}:
+	default:
+	}
+}
+
+// migrationLoop runs a migration after every ring change (cancelling one
+// still running: the new run re-plans from the shard as it is) and a sweep
+// every SweepInterval.
+func (n *Node) migrationLoop(ctx context.Context) {
+	var sweep <-chan time.Time
+	if n.cfg.SweepInterval > 0 {
+		t := time.NewTicker(n.cfg.SweepInterval)
+		defer t.Stop()
+		sweep = t.C
+	}
+	var (
+		cancel context.CancelFunc
+		done   chan struct{}
+	)
+	stopRun := func() {
+		if cancel != nil {
+			cancel()
+			<-done
+			cancel, done = nil, nil
+		}
+	}
+	start := func(reason string) {
+		stopRun()
+		rctx, c := context.WithCancel(ctx)
+		d := make(chan struct{})
+		cancel, done = c, d
+		r := n.view.Load().ring
+		announce := reason == "ring-change"
+		go func() {
+			defer close(d)
+			if announce {
+				n.setMeta(func(m *membership.Meta) { m.Migrating = true })
+			}
+			res, err := n.mig.Run(rctx, r, reason)
+			n.metrics.observeMigration(res)
+			if announce && rctx.Err() == nil {
+				n.setMeta(func(m *membership.Meta) { m.Migrating = false })
+			}
+			if err != nil && rctx.Err() == nil {
+				n.log.Warn("migration ended with an error", "err", err)
+			}
+		}()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			stopRun()
+			return
+		case <-n.ringChanged:
+			start("ring-change")
+		case <-sweep:
+			if done == nil {
+				start("sweep")
+				continue
+			}
+			select {
+			case <-done:
+				start("sweep")
+			default: // a run is in progress: it does the sweep's job
+			}
+		}
+	}
+}
+
+// Stop leaves the cluster gracefully: it announces LEAVING, hands every key
+// to its owner on the ring without this node (bounded by DrainTimeout and
+// ctx), leaves memberlist, and shuts down. It reports how many keys could not
+// be handed off, if any.
+func (n *Node) Stop(ctx context.Context) error {
+	n.stopMu.Lock()
+	defer n.stopMu.Unlock()
+	if n.stopped.Load() {
+		return nil
+	}
+	if !n.started.Load() {
+		n.stopped.Store(true)
+		n.cancel()
+		n.ml.Shutdown()
+		n.ln.Close()
+		n.closeStore()
+		return nil
+	}
+	var drainErr error
+	n.leaving.Store(true)
+	n.log.Info("leaving: handing keys to their new owners", "drain_timeout", n.cfg.DrainTimeout)
+	n.setMeta(func(m *membership.Meta) { m.State = membership.StateLeaving; m.Migrating = true })
+	// Stop ring-change migrations; the drain below replaces them.
+	n.migStop()
+	n.migWG.Wait()
+	n.excludeSelf()
+	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
+	target := n.view.Load().ring.Without(n.cfg.Name)
+	if target.Len() == 0 {
+		n.log.Warn("leaving: no other member to hand keys to; they are left in the shard")
+	} else {
+		res, err := n.mig.Run(dctx, target, "drain")
+		n.metrics.observeMigration(res)
+		if err != nil || res.Failed > 0 {
+			drainErr = fmt.Errorf("node: drain incomplete: %d keys not handed off: %w", res.Failed, errors.Join(err, dctx.Err()))
+			n.log.Error("leaving: drain incomplete", "not_handed_off", res.Failed, "moved", res.Moved, "err", err)
+		} else {
+			n.log.Info("leaving: drain complete", "moved", res.Moved, "stale", res.Stale, "dropped", res.Dropped, "duration", res.Duration)
+		}
+	}
+	cancel()
+	if err := n.ml.Leave(5 * time.Second); err != nil {
+		n.log.Warn("memberlist leave", "err", err)
+	}
+	n.shutdown(ctx, true)
+	return drainErr
+}
+
+// excludeSelf swaps in a ring without this node, so that it forwards every
+// request and refuses imports while it drains, without waiting for its own
+// LEAVING state to come back through gossip.
+func (n *Node) excludeSelf() {
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
+	old := n.view.Load()
+	if !old.ring.Has(n.cfg.Name) {
+		return
+	}
+	nv := *old
+	nv.version = old.version + 1
+	nv.ring = old.ring.Without(n.cfg.Name)
+	nv.changedAt = time.Now()
+	nv.prev = append([]*ring.Ring{old.ring}, old.prev...)
+	if len(nv.prev) > maxPrevRings {
+		nv.prev = nv.prev[:maxPrevRings]
+	}
+	n.view.Store(&nv)
+	n.metrics.ringChanges.Inc()
+}
+
+// Abort stops the node without leaving the cluster or handing off keys, as
+// a crash would. Other members notice through failure detection.
+func (n *Node) Abort() {
+	n.stopMu.Lock()
+	defer n.stopMu.Unlock()
+	if n.stopped.Load() {
+		return
+	}
+	n.shutdown(context.Background(), false)
+}
+
+func (n *Node) shutdown(ctx context.Context, graceful bool) {
+	n.stopped.Store(true)
+	n.ready.Store(false)
+	n.ml.Shutdown()
+	n.cancel()
+	if graceful {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n.srv.Shutdown(sctx)
+		cancel()
+	} else {
+		n.srv.Close()
+	}
+	n.ln.Close()
+	if n.migStop != nil {
+		n.migStop()
+	}
+	n.migWG.Wait()
+	n.wg.Wait()
+	n.client.CloseIdleConnections()
+	n.closeStore()
+	n.log.Info("node stopped", "graceful", graceful)
+}
+
+func (n *Node) closeStore() {
+	if n.ownStore {
+		n.st.Close()
+	}
+}

@@ -1,0 +1,380 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/peercache/peercache/internal/wire"
+	"github.com/peercache/peercache/migrate"
+	"github.com/peercache/peercache/store"
+)
+
+// Peer API: routes under /internal/v1/ are for cluster members only. Every
+// request carries the sender's name (a current member) and cluster label.
+const (
+	hdrFrom    = "X-Peercache-From"
+	hdrCluster = "X-Peercache-Cluster"
+	hdrOwner   = "X-Peercache-Owner"
+	hdrSource  = "X-Peercache-Source"
+	hdrVersion = "X-Peercache-Version"
+	hdrTTLMs   = "X-Peercache-Ttl-Ms"
+
+	// maxImportBody bounds one import request; the sender splits larger batches.
+	maxImportBody = 32 << 20
+)
+
+func (n *Node) peerURL(addr, path string) string {
+	return "http://" + addr + path
+}
+
+func (n *Node) newPeerRequest(ctx context.Context, method, addr, path string, body []byte) (*http.Request, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, n.peerURL(addr, path), rd)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	req.Header.Set(hdrFrom, n.cfg.Name)
+	req.Header.Set(hdrCluster, n.cfg.ClusterLabel)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	return req, cancel, nil
+}
+
+// peerDo sends a request to member name and returns status, headers and body
+// (read up to limit bytes).
+func (n *Node) peerDo(ctx context.Context, v *view, name, method, path string, body []byte, limit int64) (int, http.Header, []byte, *Error) {
+	m, ok := v.members[name]
+	if !ok || m.Meta.HTTPAddr == "" {
+		return 0, nil, nil, retryable(http.StatusServiceUnavailable, "owner %s is not a known member", name)
+	}
+	req, cancel, err := n.newPeerRequest(ctx, method, m.Meta.HTTPAddr, path, body)
+	if err != nil {
+		return 0, nil, nil, errorf(http.StatusInternalServerError, "building peer request: %v", err)
+	}
+	defer cancel()
+	resp, err := n.client.Do(req)
+	if err != nil {
+		n.metrics.peerErrors.Inc()
+		return 0, nil, nil, retryable(http.StatusServiceUnavailable, "owner %s (%s) unreachable: %v", name, m.Meta.HTTPAddr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		n.metrics.peerErrors.Inc()
+		return 0, nil, nil, retryable(http.StatusServiceUnavailable, "reading answer from %s: %v", name, err)
+	}
+	if int64(len(b)) > limit {
+		return 0, nil, nil, errorf(http.StatusBadGateway, "answer from %s exceeds %d bytes", name, limit)
+	}
+	return resp.StatusCode, resp.Header, b, nil
+}
+
+// peerError turns a peer's JSON error answer into an *Error.
+func peerError(name string, status int, body []byte) *Error {
+	var je struct {
+		Error string `json:"error"`
+		Owner string `json:"owner"`
+	}
+	if json.Unmarshal(body, &je) != nil || je.Error == "" {
+		je.Error = fmt.Sprintf("peer %s answered %d", name, status)
+	}
+	return &Error{Status: status, Message: je.Error, Owner: je.Owner,
+		Retryable: status == http.StatusMisdirectedRequest || status == http.StatusServiceUnavailable}
+}
+
+func keyPath(prefix, key string) string {
+	return prefix + url.PathEscape(key)
+}
+
+func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, error) {
+	n.metrics.forwarded.WithLabelValues("get").Inc()
+	status, h, body, perr := n.peerDo(ctx, v, owner, http.MethodGet, keyPath("/internal/v1/keys/", key), nil, int64(n.cfg.MaxValueBytes))
+	if perr != nil {
+		return Item{}, perr
+	}
+	switch status {
+	case http.StatusOK:
+		it := Item{Key: key, Value: body, Owner: owner, Source: SourcePeer}
+		it.Version, _ = strconv.ParseUint(h.Get(hdrVersion), 10, 64)
+		if ms, err := strconv.ParseInt(h.Get(hdrTTLMs), 10, 64); err == nil && ms > 0 {
+			it.ExpireAt = time.Now().Add(time.Duration(ms) * time.Millisecond)
+		}
+		return it, nil
+	case http.StatusNotFound:
+		return Item{}, ErrNotFound
+	default:
+		return Item{}, peerError(owner, status, body)
+	}
+}
+
+func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, value []byte, ttl time.Duration, del bool) (Item, *Error) {
+	method, op := http.MethodPut, "put"
+	path := keyPath("/internal/v1/keys/", key)
+	if del {
+		method, op = http.MethodDelete, "delete"
+	} else {
+		if ttl > 0 {
+			path += "?ttl=" + strconv.FormatInt(ttl.Milliseconds(), 10) + "ms"
+		}
+		if value == nil {
+			value = []byte{}
+		}
+	}
+	n.metrics.forwarded.WithLabelValues(op).Inc()
+	status, h, body, perr := n.peerDo(ctx, v, owner, method, path, value, 64<<10)
+	if perr != nil {
+		return Item{}, perr
+	}
+	if status != http.StatusNoContent {
+		return Item{}, peerError(owner, status, body)
+	}
+	it := Item{Key: key, Owner: owner, Source: SourcePeer}
+	it.Version, _ = strconv.ParseUint(h.Get(hdrVersion), 10, 64)
+	return it, nil
+}
+
+// peerHandoff reads key from a previous owner's shard (no routing there).
+func (n *Node) peerHandoff(ctx context.Context, addr, key string) (store.Entry, bool, error) {
+	req, cancel, err := n.newPeerRequest(ctx, http.MethodGet, addr, keyPath("/internal/v1/handoff/", key), nil)
+	if err != nil {
+		return store.Entry{}, false, err
+	}
+	defer cancel()
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return store.Entry{}, false, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(n.cfg.MaxValueBytes)+int64(n.cfg.MaxKeyBytes)+64))
+	if err != nil {
+		return store.Entry{}, false, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		es, err := wire.DecodeEntries(b, n.wireLimits(1), time.Now())
+		if err != nil || len(es) != 1 || es[0].Key != key {
+			return store.Entry{}, false, fmt.Errorf("bad handoff answer: %v", err)
+		}
+		return es[0], true, nil
+	case http.StatusNotFound:
+		return store.Entry{}, false, nil
+	default:
+		return store.Entry{}, false, peerError(addr, resp.StatusCode, b)
+	}
+}
+
+func (n *Node) wireLimits(maxEntries int) wire.Limits {
+	return wire.Limits{MaxEntries: maxEntries, MaxKeyBytes: n.cfg.MaxKeyBytes, MaxValueBytes: n.cfg.MaxValueBytes}
+}
+
+// peerTransport ships migration batches to peers' import endpoints.
+type peerTransport struct{ n *Node }
+
+// Import implements migrate.Transport. Batches larger than maxImportBody
+// are split.
+func (t peerTransport) Import(ctx context.Context, peer string, entries []store.Entry) ([]migrate.ImportResult, error) {
+	n := t.n
+	out := make([]migrate.ImportResult, 0, len(entries))
+	for len(entries) > 0 {
+		size, cut := 16, 0
+		for cut < len(entries) && cut < DefaultMaxImportBatch {
+			es := len(entries[cut].Key) + len(entries[cut].Value) + 32
+			if cut > 0 && size+es > maxImportBody {
+				break
+			}
+			size += es
+			cut++
+		}
+		res, err := t.send(ctx, peer, entries[:cut])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+		entries = entries[cut:]
+	}
+	n.metrics.importsSent.Add(float64(len(out)))
+	return out, nil
+}
+
+func (t peerTransport) send(ctx context.Context, peer string, entries []store.Entry) ([]migrate.ImportResult, error) {
+	n := t.n
+	body := wire.AppendEntries(make([]byte, 0, 64*len(entries)), entries, time.Now())
+	status, _, b, perr := n.peerDo(ctx, n.view.Load(), peer, http.MethodPost, "/internal/v1/import", body, 1<<20)
+	if perr != nil {
+		return nil, fmt.Errorf("import to %s: %w", peer, perr)
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("import to %s: %w", peer, peerError(peer, status, b))
+	}
+	rs, err := wire.DecodeResults(b, len(entries))
+	if err != nil {
+		return nil, fmt.Errorf("import to %s: %w", peer, err)
+	}
+	out := make([]migrate.ImportResult, len(rs))
+	for i, r := range rs {
+		if r == wire.ResultAcked {
+			out[i] = migrate.Acked
+		} else {
+			out[i] = migrate.Refused
+		}
+	}
+	return out, nil
+}
+
+// ---- server side of the peer API ----
+
+// checkPeer admits only requests from current members of this cluster.
+func (n *Node) checkPeer(r *http.Request) *Error {
+	if r.Header.Get(hdrCluster) != n.cfg.ClusterLabel {
+		return errorf(http.StatusForbidden, "peer request for cluster %q refused: this node is in cluster %q", r.Header.Get(hdrCluster), n.cfg.ClusterLabel)
+	}
+	from := r.Header.Get(hdrFrom)
+	if from == "" {
+		return errorf(http.StatusForbidden, "peer request without %s header refused", hdrFrom)
+	}
+	if _, ok := n.view.Load().members[from]; ok {
+		return nil
+	}
+	for _, m := range n.ml.Members() { // the view may lag a fresh join
+		if m.Name == from {
+			return nil
+		}
+	}
+	return errorf(http.StatusForbidden, "peer request from %q refused: not a member of this cluster", from)
+}
+
+func (n *Node) handlePeerKey(w http.ResponseWriter, r *http.Request) {
+	if e := n.checkPeer(r); e != nil {
+		writeError(w, e)
+		return
+	}
+	key := r.PathValue("key")
+	switch r.Method {
+	case http.MethodGet:
+		it, err := n.get(r.Context(), key, true)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeItem(w, it)
+	case http.MethodPut, http.MethodDelete:
+		del := r.Method == http.MethodDelete
+		var value []byte
+		var ttl time.Duration
+		if !del {
+			var e *Error
+			if ttl, e = parseTTL(r.URL.Query()); e != nil {
+				writeError(w, e)
+				return
+			}
+			if value, e = n.readValue(w, r); e != nil {
+				writeError(w, e)
+				return
+			}
+		}
+		it, e := n.write(r.Context(), key, value, ttl, del, true)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		writeWriteOK(w, it)
+	default:
+		methodNotAllowed(w, "GET, PUT, DELETE")
+	}
+}
+
+func (n *Node) handlePeerHandoff(w http.ResponseWriter, r *http.Request) {
+	if e := n.checkPeer(r); e != nil {
+		writeError(w, e)
+		return
+	}
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, "GET")
+		return
+	}
+	key := r.PathValue("key")
+	if e := n.checkKey(key); e != nil {
+		writeError(w, e)
+		return
+	}
+	e, found, err := n.st.Get(r.Context(), key)
+	if err != nil {
+		writeError(w, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err))
+		return
+	}
+	if !found {
+		writeError(w, errorf(http.StatusNotFound, "key not found"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(wire.AppendEntries(nil, []store.Entry{e}, time.Now()))
+}
+
+func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
+	if e := n.checkPeer(r); e != nil {
+		writeError(w, e)
+		return
+	}
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST")
+		return
+	}
+	if r.ContentLength > maxImportBody {
+		writeError(w, errorf(http.StatusRequestEntityTooLarge, "import batch of %d bytes exceeds the limit of %d", r.ContentLength, maxImportBody))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxImportBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, errorf(http.StatusRequestEntityTooLarge, "import batch exceeds the limit of %d bytes", maxImportBody))
+			return
+		}
+		writeError(w, errorf(http.StatusBadRequest, "reading import batch: %v", err))
+		return
+	}
+	entries, err := wire.DecodeEntries(body, n.wireLimits(DefaultMaxImportBatch), time.Now())
+	if err != nil {
+		n.metrics.importsReceived.WithLabelValues("malformed").Inc()
+		writeError(w, errorf(http.StatusBadRequest, "import batch refused: %v", err))
+		return
+	}
+	v := n.view.Load()
+	res := make([]wire.Result, len(entries))
+	owned := make([]store.Entry, 0, len(entries))
+	var maxVer uint64
+	for i, e := range entries {
+		if v.ring.Owner(e.Key) != n.cfg.Name {
+			res[i] = wire.ResultRefused
+			continue
+		}
+		res[i] = wire.ResultAcked
+		owned = append(owned, e)
+		maxVer = max(maxVer, e.Version)
+	}
+	if len(owned) > 0 {
+		n.clock.Observe(maxVer)
+		if _, err := n.st.Put(r.Context(), owned); err != nil {
+			writeError(w, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err))
+			return
+		}
+	}
+	n.metrics.importsReceived.WithLabelValues("acked").Add(float64(len(owned)))
+	n.metrics.importsReceived.WithLabelValues("refused").Add(float64(len(entries) - len(owned)))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(wire.AppendResults(nil, res))
+}

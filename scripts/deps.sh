@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and Go alone does not bring:
+# redis-server (real Redis for the store and cluster tests).
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+
+if [ ${#need[@]} -eq 0 ]; then
+	echo "deps: redis-server $(redis-server --version | awk '{print $3}') present"
+	exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
+		echo "deps: need root (or sudo) to install: ${need[*]}" >&2
+		exit 1
+	fi
+fi
+echo "deps: installing ${need[*]} with apt-get"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts a system redis on :6379 after installing; tests start their own.
+command -v redis-server >/dev/null 2>&1 || { echo "deps: redis-server still missing" >&2; exit 1; }
+echo "deps: redis-server $(redis-server --version | awk '{print $3}') installed"
