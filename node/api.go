@@ -136,26 +136,33 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 		}
 		it, err := n.peerGet(ctx, v, owner, key)
 		var e *Error
-		if attempt > 0 || !errors.As(err, &e) || e.Status != http.StatusMisdirectedRequest {
+		if attempt >= maxForwardAttempts-1 || !errors.As(err, &e) || e.Status != http.StatusMisdirectedRequest {
 			return it, err
 		}
-		v, owner = n.retarget(ctx, v, owner, e.Owner, key)
+		v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
 	}
 }
 
+// maxForwardAttempts bounds how often a node re-targets a forwarded request
+// that was refused with 421 while views of the ring differ.
+const maxForwardAttempts = 4
+
 // retarget picks where to retry after the owner refused a forwarded request
-// (421): the owner it named if that is another known member, else the owner
-// in this node's view once it changes (waiting briefly for it).
-func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string) (*view, string) {
+// (421) because its view of the ring differs from this node's. First the
+// owner the refuser named, if that is another known member; after that, the
+// owner in this node's view once it changes (waiting a little longer each
+// time for gossip to spread the change).
+func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string, attempt int) (*view, string) {
 	n.metrics.misdirected.Inc()
-	if hint != "" && hint != refused && hint != n.cfg.Name {
+	if attempt == 0 && hint != "" && hint != refused && hint != n.cfg.Name {
 		if _, ok := v.members[hint]; ok {
 			return v, hint
 		}
 	}
-	deadline := time.NewTimer(500 * time.Millisecond)
+	wait := time.Duration(100<<attempt) * time.Millisecond
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		nv := n.view.Load()
@@ -164,9 +171,14 @@ func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string)
 		}
 		select {
 		case <-ctx.Done():
-			return nv, refused
+			return nv, nv.ring.Owner(key)
 		case <-deadline.C:
-			return nv, refused
+			if hint != "" && hint != n.cfg.Name {
+				if _, ok := nv.members[hint]; ok {
+					return nv, hint
+				}
+			}
+			return nv, nv.ring.Owner(key)
 		case <-tick.C:
 		}
 	}
@@ -265,10 +277,10 @@ func (n *Node) write(ctx context.Context, key string, value []byte, ttl time.Dur
 				Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
 		}
 		it, err := n.peerWrite(ctx, v, owner, key, value, ttl, del)
-		if attempt > 0 || err == nil || err.Status != http.StatusMisdirectedRequest {
+		if attempt >= maxForwardAttempts-1 || err == nil || err.Status != http.StatusMisdirectedRequest {
 			return it, err
 		}
-		v, owner = n.retarget(ctx, v, owner, err.Owner, key)
+		v, owner = n.retarget(ctx, v, owner, err.Owner, key, attempt)
 	}
 }
 
@@ -289,6 +301,9 @@ func (n *Node) ownerWrite(ctx context.Context, key string, value []byte, ttl tim
 			return Item{}, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
 		}
 		if out[0] != store.Stale {
+			if out[0] == store.Applied && n.handoffActive(n.view.Load()) {
+				n.writeThroughPrevious(ctx, e)
+			}
 			return itemOf(e, n.cfg.Name, SourceShard), nil
 		}
 		// The shard holds a newer version (stamped by another node's clock,
@@ -298,4 +313,37 @@ func (n *Node) ownerWrite(ctx context.Context, key string, value []byte, ttl tim
 		}
 	}
 	return Item{}, retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
+}
+
+// writeThroughPrevious copies a fresh write to the key's previous owners
+// while a ring change settles. A previous owner that has not learned of the
+// change yet still believes it owns the key and serves reads from its shard;
+// the copy (an ordinary versioned import, applied only if newer and only if
+// the receiver believes it owns the key) keeps those reads from returning
+// the value this write replaced. Owners that already know the new ring
+// refuse the import, which is fine: they forward reads instead. Failures are
+// ignored: they only widen the stale-read window, never lose the write.
+func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
+	v := n.view.Load()
+	tried := map[string]bool{n.cfg.Name: true}
+	for _, r := range v.prev {
+		p := r.Owner(e.Key)
+		if p == "" || tried[p] {
+			continue
+		}
+		tried[p] = true
+		if _, ok := v.members[p]; !ok {
+			continue
+		}
+		res, err := peerTransport{n}.send(ctx, p, []store.Entry{e})
+		switch {
+		case err != nil:
+			n.metrics.writeThrough.WithLabelValues("error").Inc()
+			n.log.Debug("write-through to previous owner failed", "peer", p, "key", e.Key, "err", err)
+		case res[0].IsAcked():
+			n.metrics.writeThrough.WithLabelValues("applied").Inc()
+		default:
+			n.metrics.writeThrough.WithLabelValues("refused").Inc()
+		}
+	}
 }

@@ -24,6 +24,7 @@ type metrics struct {
 	importsSent     prometheus.Counter
 	importsReceived *prometheus.CounterVec
 	migrated        *prometheus.CounterVec
+	writeThrough    *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -51,7 +52,9 @@ func newMetrics(n *Node) *metrics {
 		Help: "Keys received by this node's import endpoint, by result."}, []string{"result"})
 	m.migrated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_migration_keys_total",
 		Help: "Keys handled by finished migration runs, by result."}, []string{"result"})
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.forwarded, m.misdirected, m.peerErrors,
+	m.writeThrough = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_write_through_total",
+		Help: "Writes copied to a key's previous owner while a ring change settles, by result."}, []string{"result"})
+	for _, c := range []prometheus.Collector{m.writeThrough, m.requests, m.latency, m.forwarded, m.misdirected, m.peerErrors,
 		m.handoff, m.ringChanges, m.importsSent, m.importsReceived, m.migrated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

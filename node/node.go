@@ -243,6 +243,18 @@ func (n *Node) Start(ctx context.Context) error {
 	go func() { defer n.wg.Done(); n.readinessLoop() }()
 
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateActive })
+	// Return once this node's own ring includes it, so that a caller that
+	// sends requests right after Start finds a node that knows the cluster.
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	for !n.view.Load().ring.Has(n.cfg.Name) {
+		select {
+		case <-wctx.Done():
+			n.log.Warn("started, but this node is not in its own ring yet", "err", wctx.Err())
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	n.log.Info("node started", "http", n.HTTPAddr(), "advertise_http", n.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Seeds)
 	return nil
 }
@@ -317,7 +329,13 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	nv.version = old.version + 1
 	nv.ring = r
 	nv.changedAt = time.Now()
-	nv.prev = append([]*ring.Ring{old.ring}, old.prev...)
+	prev := old.ring
+	if !old.ring.Has(n.cfg.Name) && r.Has(n.cfg.Name) && old.ring.Len() == 0 {
+		// This node's first ring: the keys it now owns were on the other
+		// members before it joined, so that is where handoff reads go.
+		prev = r.Without(n.cfg.Name)
+	}
+	nv.prev = append([]*ring.Ring{prev}, old.prev...)
 	if len(nv.prev) > maxPrevRings {
 		nv.prev = nv.prev[:maxPrevRings]
 	}

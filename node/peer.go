@@ -226,9 +226,14 @@ func (t peerTransport) send(ctx context.Context, peer string, entries []store.En
 	}
 	out := make([]migrate.ImportResult, len(rs))
 	for i, r := range rs {
-		if r == wire.ResultAcked {
+		switch r {
+		case wire.ResultAcked:
 			out[i] = migrate.Acked
-		} else {
+		case wire.ResultStale:
+			out[i] = migrate.AckedStale
+		case wire.ResultExpired:
+			out[i] = migrate.AckedExpired
+		default:
 			out[i] = migrate.Refused
 		}
 	}
@@ -356,21 +361,35 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 	v := n.view.Load()
 	res := make([]wire.Result, len(entries))
 	owned := make([]store.Entry, 0, len(entries))
+	idx := make([]int, 0, len(entries))
 	var maxVer uint64
 	for i, e := range entries {
 		if v.ring.Owner(e.Key) != n.cfg.Name {
 			res[i] = wire.ResultRefused
 			continue
 		}
-		res[i] = wire.ResultAcked
 		owned = append(owned, e)
+		idx = append(idx, i)
 		maxVer = max(maxVer, e.Version)
 	}
 	if len(owned) > 0 {
 		n.clock.Observe(maxVer)
-		if _, err := n.st.Put(r.Context(), owned); err != nil {
+		outs, err := n.st.Put(r.Context(), owned)
+		if err != nil {
 			writeError(w, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err))
 			return
+		}
+		for j, o := range outs {
+			switch o {
+			case store.Applied:
+				res[idx[j]] = wire.ResultAcked
+			case store.Stale:
+				res[idx[j]] = wire.ResultStale
+			case store.Expired:
+				res[idx[j]] = wire.ResultExpired
+			default:
+				res[idx[j]] = wire.ResultRefused
+			}
 		}
 	}
 	n.metrics.importsReceived.WithLabelValues("acked").Add(float64(len(owned)))

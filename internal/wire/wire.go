@@ -143,12 +143,15 @@ type Result = byte
 
 // Import results.
 const (
-	// ResultAcked: the receiver holds this version or a newer one (or the
-	// entry had expired); the sender may delete its copy.
+	// ResultAcked: the receiver wrote the entry.
 	ResultAcked Result = 1
 	// ResultRefused: the receiver does not own the key in its view; the
 	// sender keeps its copy and retries later.
 	ResultRefused Result = 2
+	// ResultStale: the receiver already holds this version or a newer one.
+	ResultStale Result = 3
+	// ResultExpired: the entry had expired on arrival; nothing was written.
+	ResultExpired Result = 4
 )
 
 // AppendResults encodes per-entry results.
@@ -169,7 +172,7 @@ func DecodeResults(b []byte, want int) ([]Result, error) {
 		return nil, fmt.Errorf("%w: %d results for %d entries", ErrMalformed, len(b), want)
 	}
 	for i, r := range b {
-		if r != ResultAcked && r != ResultRefused {
+		if r < ResultAcked || r > ResultExpired {
 			return nil, fmt.Errorf("%w: result %d: unknown code %d", ErrMalformed, i, r)
 		}
 	}

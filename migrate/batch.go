@@ -1,0 +1,249 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/peercache/peercache/store"
+)
+
+// errRefused is recorded for entries a receiver refused.
+var errRefused = errors.New("receiver refused: it does not own the key in its view yet")
+
+// fullPass scans the whole shard once, moving every key whose owner under p
+// is another node. It returns how many such keys the scan found. A scan
+// error ends the pass early (after the batches already started finish);
+// failures of single batches are recorded in pend instead.
+func (m *Migrator) fullPass(ctx context.Context, p Placement, rs *runState, pend *pending) (found int64, err error) {
+	var g errgroup.Group
+	g.SetLimit(m.opts.Workers)
+	bufs := make(map[string][]string)
+	dispatch := func(owner string, keys []string) {
+		g.Go(func() error {
+			m.moveBatch(ctx, rs, pend, owner, keys, false)
+			return nil
+		})
+	}
+	var cursor uint64
+	for {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		var keys []string
+		var next uint64
+		keys, next, err = m.st.Scan(ctx, cursor, m.opts.ScanCount)
+		if err != nil {
+			err = fmt.Errorf("scan shard at cursor %d: %w", cursor, err)
+			break
+		}
+		rs.scanned.Add(int64(len(keys)))
+		for _, k := range keys {
+			owner := p.Owner(k)
+			if owner == "" || owner == m.self {
+				continue
+			}
+			found++
+			rs.planned.Add(1)
+			b := append(bufs[owner], k)
+			if len(b) >= m.batch {
+				dispatch(owner, b)
+				b = nil
+			}
+			bufs[owner] = b
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	// Ship what was collected even if the scan stopped early: those keys
+	// were found and are worth moving (or, if ctx is done, counting as
+	// failed).
+	for owner, b := range bufs {
+		if len(b) > 0 {
+			dispatch(owner, b)
+		}
+	}
+	_ = g.Wait()
+	return found, err
+}
+
+// retryRound tries again to move keys that an earlier attempt did not move.
+func (m *Migrator) retryRound(ctx context.Context, p Placement, rs *runState, pend *pending, keys []string) {
+	var g errgroup.Group
+	g.SetLimit(m.opts.Workers)
+	bufs := make(map[string][]string)
+	dispatch := func(owner string, keys []string) {
+		g.Go(func() error {
+			m.moveBatch(ctx, rs, pend, owner, keys, true)
+			return nil
+		})
+	}
+	for _, k := range keys {
+		owner := p.Owner(k)
+		if owner == "" || owner == m.self {
+			rs.failed.Add(-1) // cannot happen with a fixed placement; keep the count right
+			continue
+		}
+		b := append(bufs[owner], k)
+		if len(b) >= m.batch {
+			dispatch(owner, b)
+			b = nil
+		}
+		bufs[owner] = b
+	}
+	for owner, b := range bufs {
+		if len(b) > 0 {
+			dispatch(owner, b)
+		}
+	}
+	_ = g.Wait()
+}
+
+// moveBatch moves keys (all owned by owner under the target placement): it
+// reads them, drops the expired ones, sends the rest and deletes locally
+// what the receiver acknowledged, if the local version is still the one sent.
+// Keys that could not be moved are recorded in pend. retry tells whether the
+// keys come from pend (they are already counted in rs.failed).
+func (m *Migrator) moveBatch(ctx context.Context, rs *runState, pend *pending, owner string, keys []string, retry bool) {
+	// fail records keys that were not moved; resolved records keys that
+	// need no more work from this attempt.
+	fail := func(keys []string, err error) {
+		pend.add(keys, err)
+		if !retry {
+			rs.failed.Add(int64(len(keys)))
+		}
+	}
+	resolved := func(n int) {
+		if retry && n > 0 {
+			rs.failed.Add(-int64(n))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		fail(keys, err)
+		return
+	}
+
+	entries, found, err := m.st.GetMany(ctx, keys)
+	if err == nil && (len(entries) != len(keys) || len(found) != len(keys)) {
+		err = fmt.Errorf("store returned %d entries for %d keys", len(entries), len(keys))
+	}
+	if err != nil {
+		fail(keys, fmt.Errorf("read batch for %s: %w", owner, err))
+		return
+	}
+
+	now := m.opts.Now().UnixMilli()
+	send := make([]store.Entry, 0, len(keys))
+	var expKeys []string
+	var expVers []uint64
+	gone := 0
+	for i, e := range entries {
+		switch {
+		case !found[i]:
+			gone++ // deleted or expired since the scan
+		case e.ExpireAt != 0 && e.ExpireAt <= now:
+			expKeys = append(expKeys, e.Key)
+			expVers = append(expVers, e.Version)
+		default:
+			if e.Key == "" {
+				e.Key = keys[i]
+			}
+			send = append(send, e)
+		}
+	}
+	resolved(gone)
+
+	if len(expKeys) > 0 {
+		deleted, err := m.st.DeleteIfVersion(ctx, expKeys, expVers)
+		if err != nil {
+			fail(expKeys, fmt.Errorf("drop expired keys: %w", err))
+		} else {
+			// A key not deleted was rewritten meanwhile: the next full
+			// pass finds its new version.
+			rs.dropped.Add(countTrue(deleted))
+			resolved(len(expKeys))
+		}
+	}
+	if len(send) == 0 {
+		return
+	}
+
+	if err := m.lim.wait(ctx, len(send)); err != nil {
+		fail(entryKeys(send), err)
+		return
+	}
+	results, err := m.tr.Import(ctx, owner, send)
+	if err == nil && len(results) != len(send) {
+		err = fmt.Errorf("%d results for %d entries", len(results), len(send))
+	}
+	if err != nil {
+		fail(entryKeys(send), fmt.Errorf("import to %s: %w", owner, err))
+		return
+	}
+
+	ackKeys := make([]string, 0, len(send))
+	ackVers := make([]uint64, 0, len(send))
+	var refused []string
+	var moved, stale, dropped, bytes int64
+	for i, r := range results {
+		e := &send[i]
+		if !r.IsAcked() {
+			refused = append(refused, e.Key)
+			continue
+		}
+		ackKeys = append(ackKeys, e.Key)
+		ackVers = append(ackVers, e.Version)
+		bytes += int64(len(e.Key) + len(e.Value))
+		switch r {
+		case Acked:
+			moved++
+		case AckedStale:
+			stale++
+		case AckedExpired:
+			dropped++
+		}
+	}
+	rs.moved.Add(moved)
+	rs.stale.Add(stale)
+	rs.dropped.Add(dropped)
+	rs.bytes.Add(bytes)
+	if len(refused) > 0 {
+		fail(refused, fmt.Errorf("import to %s: %d of %d entries: %w", owner, len(refused), len(send), errRefused))
+	}
+	if len(ackKeys) == 0 {
+		return
+	}
+
+	// The receiver holds these versions now: delete the local copies even
+	// if ctx was canceled meanwhile, but never a copy rewritten since it
+	// was read (DeleteIfVersion); the next full pass moves that one.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackDeleteTimeout)
+	defer cancel()
+	if _, err := m.st.DeleteIfVersion(dctx, ackKeys, ackVers); err != nil {
+		fail(ackKeys, fmt.Errorf("delete acknowledged keys: %w", err))
+		return
+	}
+	resolved(len(ackKeys))
+}
+
+func countTrue(bs []bool) int64 {
+	var n int64
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+func entryKeys(es []store.Entry) []string {
+	keys := make([]string, len(es))
+	for i := range es {
+		keys[i] = es[i].Key
+	}
+	return keys
+}

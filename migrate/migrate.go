@@ -1,0 +1,573 @@
+// Package migrate moves keys out of a node's shard when the ring changes.
+//
+// A Migrator is given the target placement (who owns each key under the new
+// ring), the node's own name and its shard. Run scans only the local shard
+// (store.Scan in batches, never anything like KEYS), picks the keys whose
+// target owner is another node, reads them in batches (store.GetMany, one
+// round trip per batch), drops locally the ones that are already expired,
+// groups the rest by new owner and ships them through a Transport to the new
+// owner's import endpoint with bounded concurrency. The receiver writes each
+// entry only if it is newer than what it holds and acknowledges it; the
+// Migrator then deletes locally only what was acknowledged, and only if the
+// local version is still the one that was sent (store.DeleteIfVersion), so a
+// key rewritten locally meanwhile is never lost: a later pass moves the new
+// version. Tombstones are moved like values, so a delete cannot be undone by
+// an older copy arriving at the new owner.
+//
+// Run repeats full passes until one finds nothing left to move, which catches
+// writes that landed behind the scanner. Refused entries (the receiver does
+// not own the key in its own view yet) and failed sends are retried with
+// exponential backoff until they are moved or the context is canceled.
+//
+// The package holds no package-level mutable state; several Migrators (one
+// per node) may live in one process.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peercache/peercache/store"
+)
+
+// Defaults used for zero (or negative) Options fields.
+const (
+	// DefaultBatchSize is the number of keys per import batch.
+	DefaultBatchSize = 512
+	// DefaultWorkers is the number of batches in flight at once.
+	DefaultWorkers = 4
+	// DefaultScanCount is the COUNT hint passed to store.Scan.
+	DefaultScanCount = 1000
+	// DefaultProgressInterval is how often a long run logs its progress.
+	DefaultProgressInterval = 5 * time.Second
+)
+
+// Retry backoff between rounds that left keys unmoved.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 2 * time.Second
+	// maxPending bounds the keys remembered for a targeted retry; beyond it
+	// the next attempt is a full pass over the shard instead.
+	maxPending = 100_000
+	// ackDeleteTimeout bounds the local delete of acknowledged keys, which
+	// runs even if the run's context was canceled meanwhile (the receiver
+	// already holds them).
+	ackDeleteTimeout = 5 * time.Second
+)
+
+// Placement answers who owns a key in the target ring. Owner returns "" when
+// the ring is empty; such keys are left alone.
+type Placement interface {
+	Owner(key string) string
+}
+
+// PlacementFunc adapts a function to Placement.
+type PlacementFunc func(key string) string
+
+// Owner calls f(key).
+func (f PlacementFunc) Owner(key string) string { return f(key) }
+
+// Transport ships a batch of entries to a peer's import endpoint. The peer
+// writes each entry only if it is newer than what it holds (store.Put
+// semantics) and only if it owns the key in its own view. On success the
+// results are parallel to entries; an error means nothing is known about the
+// batch and every entry of it is retried later.
+type Transport interface {
+	Import(ctx context.Context, peer string, entries []store.Entry) ([]ImportResult, error)
+}
+
+// ImportResult is the receiver's answer for one imported entry. The zero
+// value is not an acknowledgement: an entry is deleted locally only after an
+// explicit ack.
+type ImportResult uint8
+
+const (
+	// Acked means the receiver wrote the entry (store.Applied).
+	Acked ImportResult = iota + 1
+	// AckedStale means the receiver already holds this version or a newer
+	// one (store.Stale); the local copy is deleted, not sent again.
+	AckedStale
+	// AckedExpired means the entry had expired when it arrived
+	// (store.Expired); nothing was written and the local copy is deleted.
+	AckedExpired
+	// Refused means the receiver does not own the key in its current view
+	// (its ring is not updated yet); the entry is retried later.
+	Refused
+)
+
+// String returns the result's name.
+func (r ImportResult) String() string {
+	switch r {
+	case Acked:
+		return "acked"
+	case AckedStale:
+		return "acked-stale"
+	case AckedExpired:
+		return "acked-expired"
+	case Refused:
+		return "refused"
+	default:
+		return "unknown"
+	}
+}
+
+// IsAcked reports whether the receiver holds this version or a newer one (or
+// the entry expired), so the sender may delete its copy.
+func (r ImportResult) IsAcked() bool {
+	return r == Acked || r == AckedStale || r == AckedExpired
+}
+
+// FromOutcome converts the receiver's store.Put outcome into the result it
+// sends back. Unknown outcomes map to Refused, so they are retried.
+func FromOutcome(o store.Outcome) ImportResult {
+	switch o {
+	case store.Applied:
+		return Acked
+	case store.Stale:
+		return AckedStale
+	case store.Expired:
+		return AckedExpired
+	default:
+		return Refused
+	}
+}
+
+// Options tunes a Migrator. Zero values select the defaults.
+type Options struct {
+	// BatchSize is the number of keys per read and import batch
+	// (DefaultBatchSize if <= 0). With a RateLimit below BatchSize, batches
+	// are shrunk to the rate so that sends are spread evenly.
+	BatchSize int
+	// Workers is the number of batches in flight at once (DefaultWorkers
+	// if <= 0).
+	Workers int
+	// ScanCount is the COUNT hint for store.Scan (DefaultScanCount if <= 0).
+	ScanCount int
+	// RateLimit is the maximum number of keys sent per second; 0 means
+	// unlimited.
+	RateLimit float64
+	// ProgressInterval is how often a running migration logs a progress
+	// line (DefaultProgressInterval if <= 0).
+	ProgressInterval time.Duration
+	// Logger receives the migration's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock used to decide whether an entry has expired
+	// (time.Now if nil).
+	Now func() time.Time
+}
+
+// Result summarizes a run.
+type Result struct {
+	// Reason is the label the run was started with.
+	Reason string `json:"reason"`
+	// Passes is the number of full scans of the shard.
+	Passes int `json:"passes"`
+	// Retries is the number of targeted retry rounds for keys that were
+	// refused or whose send failed.
+	Retries int `json:"retries"`
+	// Scanned is the number of keys returned by the scans (all passes).
+	Scanned int64 `json:"scanned"`
+	// Planned is the number of scanned keys whose owner is another node.
+	Planned int64 `json:"planned"`
+	// Moved is the number of entries the receivers wrote.
+	Moved int64 `json:"moved"`
+	// Stale is the number of entries acknowledged by receivers that
+	// already held the same or a newer version; the local copy was deleted.
+	Stale int64 `json:"stale"`
+	// Dropped is the number of entries that had expired: deleted locally
+	// without sending, or acknowledged as expired by the receiver.
+	Dropped int64 `json:"dropped"`
+	// Failed is the number of keys known not to be moved when the run
+	// ended (0 for a completed run).
+	Failed int64 `json:"failed"`
+	// Bytes is the key+value bytes of the entries receivers acknowledged.
+	Bytes int64 `json:"bytes"`
+	// Duration is the run's wall time.
+	Duration time.Duration `json:"duration_ns"`
+	// Error is the error Run returned, "" if it completed.
+	Error string `json:"error,omitempty"`
+}
+
+// Status is a snapshot of a Migrator for /v1/cluster.
+type Status struct {
+	// Active reports whether a run is in progress; the fields up to
+	// LastError describe it and are zero otherwise.
+	Active    bool      `json:"active"`
+	Reason    string    `json:"reason,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Passes    int       `json:"passes"`
+	Scanned   int64     `json:"scanned"`
+	Planned   int64     `json:"planned"`
+	Moved     int64     `json:"moved"`
+	Stale     int64     `json:"stale"`
+	Dropped   int64     `json:"dropped"`
+	// Failed is the number of keys currently waiting for a retry.
+	Failed int64 `json:"failed"`
+	Bytes  int64 `json:"bytes"`
+	// KeysPerSec is (Moved+Stale) per second of the run so far.
+	KeysPerSec float64 `json:"keys_per_sec"`
+	// LastError is the most recent error the run retried after.
+	LastError string `json:"last_error,omitempty"`
+	// Last is the result of the last finished run, nil before the first.
+	Last *Result `json:"last,omitempty"`
+}
+
+// Migrator moves the keys of one shard to their owners. Status is safe for
+// concurrent use; Run executes one run at a time (a second call waits until
+// the first returns). The node is expected to cancel a running migration's
+// context and wait for Run to return before starting one for a newer ring.
+type Migrator struct {
+	self  string
+	st    store.Store
+	tr    Transport
+	opts  Options
+	batch int
+	log   *slog.Logger
+	lim   *limiter
+
+	sem chan struct{} // holds a token while a run is active
+
+	mu   sync.Mutex
+	cur  *runState
+	last *Result
+}
+
+// New returns a Migrator for the shard st of the node named self, shipping
+// entries through tr.
+func New(self string, st store.Store, tr Transport, opts Options) *Migrator {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.ScanCount <= 0 {
+		opts.ScanCount = DefaultScanCount
+	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = DefaultProgressInterval
+	}
+	if opts.RateLimit < 0 {
+		opts.RateLimit = 0
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	batch := opts.BatchSize
+	if opts.RateLimit > 0 && float64(batch) > opts.RateLimit {
+		batch = max(1, int(opts.RateLimit))
+	}
+	return &Migrator{
+		self:  self,
+		st:    st,
+		tr:    tr,
+		opts:  opts,
+		batch: batch,
+		log:   opts.Logger.With("component", "migrate", "self", self),
+		lim:   newLimiter(opts.RateLimit),
+		sem:   make(chan struct{}, 1),
+	}
+}
+
+// runState holds the live counters of one run.
+type runState struct {
+	reason  string
+	started time.Time
+
+	passes, retries                                        atomic.Int64
+	scanned, planned, moved, stale, dropped, failed, bytes atomic.Int64
+
+	errMu   sync.Mutex
+	lastErr error
+}
+
+func (rs *runState) setErr(err error) {
+	rs.errMu.Lock()
+	rs.lastErr = err
+	rs.errMu.Unlock()
+}
+
+func (rs *runState) errString() string {
+	rs.errMu.Lock()
+	defer rs.errMu.Unlock()
+	if rs.lastErr == nil {
+		return ""
+	}
+	return rs.lastErr.Error()
+}
+
+func (rs *runState) result() Result {
+	return Result{
+		Reason:   rs.reason,
+		Passes:   int(rs.passes.Load()),
+		Retries:  int(rs.retries.Load()),
+		Scanned:  rs.scanned.Load(),
+		Planned:  rs.planned.Load(),
+		Moved:    rs.moved.Load(),
+		Stale:    rs.stale.Load(),
+		Dropped:  rs.dropped.Load(),
+		Failed:   rs.failed.Load(),
+		Bytes:    rs.bytes.Load(),
+		Duration: time.Since(rs.started),
+	}
+}
+
+// Status returns a snapshot of the running migration (if any) and the last
+// finished run's result. It is safe to call concurrently with Run.
+func (m *Migrator) Status() Status {
+	m.mu.Lock()
+	rs, last := m.cur, m.last
+	m.mu.Unlock()
+	var s Status
+	if last != nil {
+		l := *last
+		s.Last = &l
+	}
+	if rs == nil {
+		return s
+	}
+	r := rs.result()
+	s.Active = true
+	s.Reason = r.Reason
+	s.StartedAt = rs.started
+	s.Passes = r.Passes
+	s.Scanned, s.Planned, s.Moved, s.Stale = r.Scanned, r.Planned, r.Moved, r.Stale
+	s.Dropped, s.Failed, s.Bytes = r.Dropped, r.Failed, r.Bytes
+	s.KeysPerSec = rate(r.Moved+r.Stale, r.Duration)
+	s.LastError = rs.errString()
+	return s
+}
+
+func rate(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// Run moves every local key whose owner under p is not self (keys whose
+// owner is "" are left alone). reason is a short label for logs and Status,
+// such as "ring-change" or "drain".
+//
+// Run returns nil once a full pass over the shard finds nothing left to move.
+// Refused entries, failed sends and store errors are retried with backoff
+// (100ms doubling to 2s) for as long as ctx lives; when ctx is done Run
+// returns the partial result and an error wrapping ctx.Err(), with Failed
+// counting the keys known not to be moved. Only one Run executes at a time:
+// a concurrent call waits for the running one (or for its own ctx).
+func (m *Migrator) Run(ctx context.Context, p Placement, reason string) (Result, error) {
+	if p == nil {
+		return Result{Reason: reason}, errors.New("migrate: nil placement")
+	}
+	select {
+	case m.sem <- struct{}{}:
+	case <-ctx.Done():
+		return Result{Reason: reason}, fmt.Errorf("migrate %s: waiting for the previous run: %w", reason, ctx.Err())
+	}
+	defer func() { <-m.sem }()
+
+	rs := &runState{reason: reason, started: time.Now()}
+	m.mu.Lock()
+	m.cur = rs
+	m.mu.Unlock()
+
+	log := m.log.With("reason", reason)
+	log.Info("migration started", "batch_size", m.batch, "workers", m.opts.Workers, "rate_limit", m.opts.RateLimit)
+
+	stopProgress := m.startProgress(log, rs)
+	err := m.loop(ctx, p, rs, log)
+	stopProgress()
+
+	res := rs.result()
+	if err != nil {
+		err = fmt.Errorf("migrate %s: %w", reason, err)
+		res.Error = err.Error()
+	}
+	m.mu.Lock()
+	m.cur = nil
+	m.last = &res
+	m.mu.Unlock()
+
+	attrs := []any{
+		"passes", res.Passes, "retries", res.Retries, "scanned", res.Scanned, "planned", res.Planned,
+		"moved", res.Moved, "stale", res.Stale, "dropped", res.Dropped, "failed", res.Failed,
+		"bytes", res.Bytes, "duration", res.Duration, "keys_per_sec", int64(rate(res.Moved+res.Stale, res.Duration)),
+	}
+	if err != nil {
+		log.Warn("migration stopped", append(attrs, "err", err)...)
+	} else {
+		log.Info("migration finished", attrs...)
+	}
+	return res, err
+}
+
+// startProgress logs a progress line every ProgressInterval until the
+// returned function is called.
+func (m *Migrator) startProgress(log *slog.Logger, rs *runState) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(m.opts.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r := rs.result()
+				log.Info("migration progress",
+					"passes", r.Passes, "retries", r.Retries, "scanned", r.Scanned, "planned", r.Planned,
+					"moved", r.Moved, "stale", r.Stale, "dropped", r.Dropped, "failed", r.Failed,
+					"bytes", r.Bytes, "elapsed", r.Duration, "keys_per_sec", int64(rate(r.Moved+r.Stale, r.Duration)),
+					"last_error", rs.errString())
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// loop runs full passes and targeted retry rounds until a full pass finds
+// nothing to move or ctx is done.
+func (m *Migrator) loop(ctx context.Context, p Placement, rs *runState, log *slog.Logger) error {
+	pend := &pending{}
+	backoff := minBackoff
+	wait := false    // sleep before the next attempt
+	failing := false // the previous attempt left work undone (log only on change)
+	for {
+		if wait {
+			if err := sleep(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(2*backoff, maxBackoff)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var attemptErr error
+		if keys := pend.take(); keys != nil {
+			rs.retries.Add(1)
+			m.retryRound(ctx, p, rs, pend, keys)
+		} else {
+			// A full pass starts from a clean slate: whatever is still
+			// to move will be found by the scan.
+			pend.reset()
+			rs.failed.Store(0)
+			rs.passes.Add(1)
+			found, err := m.fullPass(ctx, p, rs, pend)
+			if err != nil {
+				attemptErr = err
+			} else if found == 0 && pend.len() == 0 {
+				return nil
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if attemptErr == nil {
+			attemptErr = pend.error()
+		}
+		if attemptErr == nil && pend.len() == 0 {
+			wait, failing, backoff = false, false, minBackoff
+			continue
+		}
+		wait = true
+		if attemptErr != nil {
+			rs.setErr(attemptErr)
+		}
+		if !failing {
+			failing = true
+			log.Warn("migration: keys not moved yet, retrying with backoff",
+				"failed", rs.failed.Load(), "err", attemptErr)
+		}
+	}
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pending collects the keys of an attempt that were not moved, for a
+// targeted retry. Beyond maxPending keys it only remembers that it
+// overflowed, and the next attempt is a full pass.
+type pending struct {
+	mu       sync.Mutex
+	keys     map[string]struct{}
+	overflow bool
+	n        int
+	err      error
+}
+
+// add records keys that were not moved because of err.
+func (p *pending) add(keys []string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.err = err
+	}
+	p.n += len(keys)
+	if p.overflow {
+		return
+	}
+	if p.keys == nil {
+		p.keys = make(map[string]struct{}, len(keys))
+	}
+	for _, k := range keys {
+		p.keys[k] = struct{}{}
+	}
+	if len(p.keys) > maxPending {
+		p.overflow, p.keys = true, nil
+	}
+}
+
+// take returns the keys to retry and empties the set, or nil when there are
+// none or when the set overflowed (then a full pass is due).
+func (p *pending) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.overflow || len(p.keys) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(p.keys))
+	for k := range p.keys {
+		keys = append(keys, k)
+	}
+	p.keys, p.n, p.err = nil, 0, nil
+	return keys
+}
+
+func (p *pending) reset() {
+	p.mu.Lock()
+	p.keys, p.overflow, p.n, p.err = nil, false, 0, nil
+	p.mu.Unlock()
+}
+
+func (p *pending) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+func (p *pending) error() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}

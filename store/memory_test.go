@@ -1,0 +1,371 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/peercache/peercache/store"
+	"github.com/peercache/peercache/store/storetest"
+)
+
+func TestMemoryConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return store.NewMemory(store.MemoryOptions{SweepInterval: 50 * time.Millisecond})
+	})
+}
+
+// fakeClock is a settable clock for MemoryOptions.Now.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func newMemory(t *testing.T, opts store.MemoryOptions) *store.Memory {
+	t.Helper()
+	m := store.NewMemory(opts)
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func stats(t *testing.T, m *store.Memory) store.Stats {
+	t.Helper()
+	st, err := m.Stats(context.Background())
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	return st
+}
+
+func TestMemoryAccounting(t *testing.T) {
+	m := newMemory(t, store.MemoryOptions{})
+	ctx := context.Background()
+	if _, err := m.Put(ctx, []store.Entry{{Key: "abc", Value: make([]byte, 100), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	want := int64(3 + 100 + store.MemoryEntryOverhead)
+	if st := stats(t, m); st.Keys != 1 || st.Bytes != want {
+		t.Fatalf("Stats = %+v, want {1 %d}", st, want)
+	}
+	// Overwrite with a smaller value, then a tombstone.
+	m.Put(ctx, []store.Entry{{Key: "abc", Value: make([]byte, 10), Version: 2}})
+	if st := stats(t, m); st.Keys != 1 || st.Bytes != 3+10+store.MemoryEntryOverhead {
+		t.Fatalf("Stats after overwrite = %+v", st)
+	}
+	m.Put(ctx, []store.Entry{{Key: "abc", Version: 3, Tombstone: true, ExpireAt: time.Now().Add(time.Hour).UnixMilli()}})
+	if st := stats(t, m); st.Keys != 1 || st.Bytes != 3+store.MemoryEntryOverhead {
+		t.Fatalf("Stats after tombstone = %+v", st)
+	}
+	m.DeleteIfVersion(ctx, []string{"abc"}, []uint64{3})
+	if st := stats(t, m); st.Keys != 0 || st.Bytes != 0 {
+		t.Fatalf("Stats after delete = %+v", st)
+	}
+}
+
+func TestMemoryBudget(t *testing.T) {
+	const budget = 64 << 10
+	m := newMemory(t, store.MemoryOptions{MaxBytes: budget})
+	ctx := context.Background()
+	const n = 20000
+	maxEntry := int64(0)
+	for i := 0; i < n; i++ {
+		e := store.Entry{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, rand.IntN(400)), Version: 1}
+		maxEntry = max(maxEntry, int64(len(e.Key)+len(e.Value)+store.MemoryEntryOverhead))
+		if i%7 == 0 {
+			e = store.Entry{Key: e.Key, Version: 1, Tombstone: true, ExpireAt: time.Now().Add(time.Hour).UnixMilli()}
+		}
+		if _, err := m.Put(ctx, []store.Entry{e}); err != nil {
+			t.Fatal(err)
+		}
+		if st := stats(t, m); st.Bytes > budget {
+			t.Fatalf("after put %d: %d bytes > budget %d", i, st.Bytes, budget)
+		}
+	}
+	st := stats(t, m)
+	if st.Keys >= n/10 {
+		t.Fatalf("%d keys left of %d: eviction did not happen", st.Keys, n)
+	}
+	if st.Bytes < budget-4*maxEntry {
+		t.Fatalf("%d bytes used: eviction removed far too much (budget %d)", st.Bytes, budget)
+	}
+
+	// Concurrent writers: transiently over by at most one entry each, within
+	// budget once they are done.
+	var wg sync.WaitGroup
+	var over atomic.Int64
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if b := stats(t, m).Bytes; b > budget+4*maxEntry {
+				over.Store(b)
+			}
+		}
+	}()
+	var writers sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for i := 0; i < 5000; i++ {
+				m.Put(ctx, []store.Entry{{Key: fmt.Sprintf("w%d-%d", w, i), Value: make([]byte, 200), Version: 1}})
+			}
+		}()
+	}
+	writers.Wait()
+	close(stop)
+	wg.Wait()
+	if b := over.Load(); b != 0 {
+		t.Fatalf("saw %d bytes with 4 writers, budget %d, largest entry %d", b, budget, maxEntry)
+	}
+	if b := stats(t, m).Bytes; b > budget {
+		t.Fatalf("%d bytes after concurrent writers, budget %d", b, budget)
+	}
+}
+
+func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
+	const budget = 64 << 10
+	m := newMemory(t, store.MemoryOptions{MaxBytes: budget})
+	ctx := context.Background()
+	hot := make([]string, 50)
+	for i := range hot {
+		hot[i] = fmt.Sprintf("hot-%d", i)
+		m.Put(ctx, []store.Entry{{Key: hot[i], Value: make([]byte, 100), Version: 1}})
+	}
+	for i := 0; i < 5000; i++ {
+		m.Put(ctx, []store.Entry{{Key: fmt.Sprintf("cold-%d", i), Value: make([]byte, 100), Version: 1}})
+		if i%10 == 0 {
+			if _, _, err := m.GetMany(ctx, hot); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, found, _ := m.GetMany(ctx, hot)
+	kept := 0
+	for _, f := range found {
+		if f {
+			kept++
+		}
+	}
+	if kept < len(hot)*9/10 {
+		t.Fatalf("only %d of %d hot keys survived eviction", kept, len(hot))
+	}
+}
+
+func TestMemoryOversizedEntry(t *testing.T) {
+	m := newMemory(t, store.MemoryOptions{MaxBytes: 1000})
+	_, err := m.Put(context.Background(), []store.Entry{
+		{Key: "small", Value: []byte("x"), Version: 1},
+		{Key: "big", Value: make([]byte, 1000), Version: 1},
+	})
+	if !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Put of an entry above the budget: error = %v, want ErrInvalid", err)
+	}
+	if st := stats(t, m); st.Keys != 0 {
+		t.Fatalf("rejected batch wrote %d keys", st.Keys)
+	}
+	// Exactly at the budget is fine.
+	exact := store.Entry{Key: "k", Value: make([]byte, 1000-1-store.MemoryEntryOverhead), Version: 1}
+	if out, err := m.Put(context.Background(), []store.Entry{exact}); err != nil || out[0] != store.Applied {
+		t.Fatalf("Put of an entry of exactly the budget = %v, %v", out, err)
+	}
+}
+
+func TestMemoryFakeClockExpiry(t *testing.T) {
+	clk := newFakeClock()
+	m := newMemory(t, store.MemoryOptions{Now: clk.Now, SweepInterval: time.Hour})
+	ctx := context.Background()
+	exp := clk.Now().Add(time.Second).UnixMilli()
+	m.Put(ctx, []store.Entry{{Key: "k", Value: []byte("v"), Version: 1, ExpireAt: exp}})
+	clk.Advance(999 * time.Millisecond)
+	if _, ok, _ := m.Get(ctx, "k"); !ok {
+		t.Fatal("gone 1 ms before ExpireAt")
+	}
+	clk.Advance(time.Millisecond)
+	if _, ok, _ := m.Get(ctx, "k"); ok {
+		t.Fatal("still visible at ExpireAt")
+	}
+	if keys, _, _ := m.Scan(ctx, 0, 10); len(keys) != 0 {
+		t.Fatalf("Scan returned expired keys %q", keys)
+	}
+}
+
+func TestMemorySweeper(t *testing.T) {
+	clk := newFakeClock()
+	m := newMemory(t, store.MemoryOptions{Now: clk.Now, SweepInterval: 5 * time.Millisecond})
+	ctx := context.Background()
+	var es []store.Entry
+	for i := 0; i < 1000; i++ {
+		e := store.Entry{Key: fmt.Sprintf("k%d", i), Value: []byte("v"), Version: 1}
+		if i%2 == 0 {
+			e.ExpireAt = clk.Now().Add(time.Duration(i+1) * time.Millisecond).UnixMilli()
+		}
+		es = append(es, e)
+	}
+	m.Put(ctx, es)
+	if st := stats(t, m); st.Keys != 1000 {
+		t.Fatalf("Keys = %d, want 1000", st.Keys)
+	}
+	waitKeys := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for stats(t, m).Keys != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("sweeper: Keys = %d, want %d", stats(t, m).Keys, want)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	clk.Advance(500 * time.Millisecond) // half of the expiring ones
+	waitKeys(750)
+	clk.Advance(time.Second)
+	waitKeys(500)
+	var want int64
+	for i := 1; i < 1000; i += 2 {
+		want += int64(len(fmt.Sprintf("k%d", i)) + 1 + store.MemoryEntryOverhead)
+	}
+	if st := stats(t, m); st.Bytes != want {
+		t.Fatalf("Bytes after sweeping = %d, want %d", st.Bytes, want)
+	}
+}
+
+func TestMemoryCloseStopsSweeper(t *testing.T) {
+	m := store.NewMemory(store.MemoryOptions{SweepInterval: time.Millisecond})
+	done := store.SweeperDone(m)
+	select {
+	case <-done:
+		t.Fatal("sweeper stopped before Close")
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	default:
+		t.Fatal("Close returned before the sweeper stopped")
+	}
+}
+
+func TestMemoryScanLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills 1M keys")
+	}
+	m := newMemory(t, store.MemoryOptions{MaxBytes: 1 << 30})
+	ctx := context.Background()
+	n := 1_000_000
+	if raceEnabled {
+		n = 100_000
+	}
+	batch := make([]store.Entry, 0, 1000)
+	for i := 0; i < n; i++ {
+		batch = append(batch, store.Entry{Key: fmt.Sprintf("key-%07d", i), Version: 1})
+		if len(batch) == cap(batch) {
+			if _, err := m.Put(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	for _, count := range []int{1000, 100} {
+		start := time.Now()
+		var cursor uint64
+		total := 0
+		for {
+			keys, next, err := m.Scan(ctx, cursor, count)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += len(keys)
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+		elapsed := time.Since(start)
+		t.Logf("scan of %d keys with count %d: %v", total, count, elapsed)
+		if total != n {
+			t.Fatalf("scan returned %d keys, want %d", total, n)
+		}
+		if elapsed > 2*time.Second {
+			t.Fatalf("scan of %d keys took %v", n, elapsed)
+		}
+	}
+}
+
+func BenchmarkMemoryGet(b *testing.B) {
+	m := store.NewMemory(store.MemoryOptions{})
+	defer m.Close()
+	ctx := context.Background()
+	const n = 100_000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%d", i)
+		m.Put(ctx, []store.Entry{{Key: keys[i], Value: make([]byte, 100), Version: 1}})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(n)
+		for pb.Next() {
+			if _, ok, err := m.Get(ctx, keys[i%n]); !ok || err != nil {
+				b.Fatal("miss")
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkMemoryPut(b *testing.B) {
+	m := store.NewMemory(store.MemoryOptions{})
+	defer m.Close()
+	ctx := context.Background()
+	const n = 100_000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%d", i)
+	}
+	value := make([]byte, 100)
+	e := make([]store.Entry, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e[0] = store.Entry{Key: keys[i%n], Value: value, Version: uint64(i + 1)}
+		if _, err := m.Put(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMemoryPutEvicting(b *testing.B) {
+	m := store.NewMemory(store.MemoryOptions{MaxBytes: 1 << 20})
+	defer m.Close()
+	ctx := context.Background()
+	value := make([]byte, 100)
+	e := make([]store.Entry, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e[0] = store.Entry{Key: fmt.Sprintf("key-%d", i), Value: value, Version: 1}
+		if _, err := m.Put(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
