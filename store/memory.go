@@ -21,9 +21,11 @@ const (
 	// records when MemoryOptions.SweepInterval is 0.
 	DefaultSweepInterval = time.Second
 	// MemoryEntryOverhead is the fixed number of bytes the Memory store
-	// accounts for each record on top of len(Key)+len(Value). It approximates
-	// the record struct, its map slot and its B-tree slot on a 64-bit platform.
-	MemoryEntryOverhead = 128
+	// accounts for each record on top of len(Key)+len(Value): the record
+	// struct (96), its map slot (about 30), its B-tree slot (about 25) and
+	// allocation rounding. Measured at 170-180 live heap bytes per record on
+	// amd64 with Go 1.26; the garbage collector's headroom comes on top.
+	MemoryEntryOverhead = 176
 
 	// shardBits selects the shard from the top bits of a key's hash, so each
 	// shard holds one contiguous range of the hash space and a scan visits
@@ -54,7 +56,7 @@ type MemoryOptions struct {
 	// background. 0 or less means DefaultSweepInterval. Expired records are
 	// invisible at once whatever the interval.
 	SweepInterval time.Duration
-	// Now is the clock used for expiry and recency; nil means time.Now.
+	// Now is the clock used for expiry; nil means time.Now.
 	Now func() time.Time
 }
 
@@ -77,6 +79,10 @@ type MemoryOptions struct {
 //
 // Values are copied on Put and on Get: the caller owns what it passes in and
 // what it gets back, and may modify either.
+//
+// Every method rejects empty keys and zero versions with an error wrapping
+// ErrInvalid (Get and GetMany included), and Put also rejects tombstones
+// without an ExpireAt or with a value, and ExpireAt outside [0, MaxExpireAt].
 type Memory struct {
 	maxBytes int64
 	now      func() time.Time

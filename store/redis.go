@@ -137,6 +137,13 @@ type RedisOptions struct {
 //
 // Conditional writes and deletes run as Lua scripts (EVALSHA, loading the
 // script on a NOSCRIPT error), one call per batch of up to 1000 keys.
+//
+// Inputs are validated as by Memory: empty keys and zero versions are
+// rejected with an error wrapping ErrInvalid by every method, and Put also
+// rejects tombstones without an ExpireAt or with a value, and ExpireAt
+// outside [0, MaxExpireAt]. Reads hide records whose ExpireAt has passed by
+// the local clock even if Redis has not expired them yet; Put judges expiry
+// by the Redis server's clock.
 type Redis struct {
 	client    *redis.Client
 	ownClient bool
