@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/peercache/peercache/store"
@@ -18,6 +19,8 @@ type Error struct {
 	Message   string
 	Owner     string // for 421: the owner in the answering node's view
 	Retryable bool   // the same request may succeed shortly (ring changing, owner unreachable)
+
+	unreachable bool // the owner could not be reached (no answer at all)
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -125,7 +128,7 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 	owner := v.ring.Owner(key)
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
-			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
+			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming) %s v%d %d", n.cfg.Name, v.version, v.ring.Len())
 		}
 		if owner == n.cfg.Name {
 			return n.ownerGet(ctx, v, key)
@@ -136,10 +139,20 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 		}
 		it, err := n.peerGet(ctx, v, owner, key)
 		var e *Error
-		if attempt >= maxForwardAttempts-1 || !errors.As(err, &e) || e.Status != http.StatusMisdirectedRequest {
+		if attempt >= maxForwardAttempts-1 || !errors.As(err, &e) {
 			return it, err
 		}
-		v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
+		switch {
+		case e.Status == http.StatusMisdirectedRequest:
+			v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
+		case e.unreachable:
+			var ok bool
+			if v, owner, ok = n.awaitNewOwner(ctx, v, owner, key); !ok {
+				return it, err
+			}
+		default:
+			return it, err
+		}
 	}
 }
 
@@ -184,6 +197,31 @@ func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string,
 	}
 }
 
+// awaitNewOwner waits briefly, after the owner could not be reached, for
+// this node's view to name another owner (the unreachable one left or was
+// declared dead). It is safe to retry a write there: the first attempt got
+// no answer, and versions order the two if both landed.
+func (n *Node) awaitNewOwner(ctx context.Context, v *view, failed, key string) (*view, string, bool) {
+	deadline := time.NewTimer(500 * time.Millisecond)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if nv := n.view.Load(); nv.version != v.version {
+			if o := nv.ring.Owner(key); o != failed {
+				return nv, o, true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return v, failed, false
+		case <-deadline.C:
+			return v, failed, false
+		case <-tick.C:
+		}
+	}
+}
+
 func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) {
 	e, found, err := n.st.Get(ctx, key)
 	if err != nil {
@@ -193,6 +231,13 @@ func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) 
 	if !found && n.handoffActive(v) {
 		if he, ok := n.handoffGet(ctx, v, key); ok {
 			e, found, src = he, true, SourceHandoff
+		} else {
+			// The previous owner may have handed the key over (and deleted
+			// its copy after this shard acknowledged it) between the first
+			// read and the handoff read: look again.
+			if e, found, err = n.st.Get(ctx, key); err != nil {
+				return Item{}, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+			}
 		}
 	}
 	if !found || e.Tombstone {
@@ -215,16 +260,38 @@ func (n *Node) handoffActive(v *view) bool {
 	return len(v.prev) > 0 && (v.migrating || time.Since(v.changedAt) < n.cfg.HandoffWindow)
 }
 
+// handoffCandidates bounds how many members a handoff read asks.
+const handoffCandidates = 3
+
+// previousOwners lists the other members that may still hold key from
+// before the latest ring changes: its owner in each earlier ring this node
+// saw (newest first), then the next members in the key's rendezvous order,
+// which is where the key lived before members that joined recently (even
+// ones that joined before this node did, whose earlier rings it never saw).
+func (n *Node) previousOwners(v *view, key string) []string {
+	var out []string
+	add := func(o string) {
+		if o != "" && o != n.cfg.Name && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	for _, r := range v.prev {
+		add(r.Owner(key))
+	}
+	var buf [handoffCandidates + 1]string
+	for _, o := range v.ring.AppendOwners(buf[:0], key, handoffCandidates+1) {
+		if len(out) >= handoffCandidates {
+			break
+		}
+		add(o)
+	}
+	return out
+}
+
 // handoffGet asks the key's previous owners (newest ring first) for their
 // copy and imports it into this node's shard (only if newer).
 func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry, bool) {
-	tried := map[string]bool{n.cfg.Name: true}
-	for _, r := range v.prev {
-		prev := r.Owner(key)
-		if prev == "" || tried[prev] {
-			continue
-		}
-		tried[prev] = true
+	for _, prev := range n.previousOwners(v, key) {
 		m, ok := v.members[prev]
 		if !ok {
 			continue // gone: nothing to ask
@@ -246,6 +313,7 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 		}
 		return e, true
 	}
+	n.log.Debug("handoff miss", "key", key, "asked", n.previousOwners(v, key), "ring_version", v.version)
 	return store.Entry{}, false
 }
 
@@ -267,7 +335,7 @@ func (n *Node) write(ctx context.Context, key string, value []byte, ttl time.Dur
 	owner := v.ring.Owner(key)
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
-			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
+			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming) %s v%d %d", n.cfg.Name, v.version, v.ring.Len())
 		}
 		if owner == n.cfg.Name {
 			return n.ownerWrite(ctx, key, value, ttl, del)
@@ -277,10 +345,20 @@ func (n *Node) write(ctx context.Context, key string, value []byte, ttl time.Dur
 				Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
 		}
 		it, err := n.peerWrite(ctx, v, owner, key, value, ttl, del)
-		if attempt >= maxForwardAttempts-1 || err == nil || err.Status != http.StatusMisdirectedRequest {
+		if attempt >= maxForwardAttempts-1 || err == nil {
 			return it, err
 		}
-		v, owner = n.retarget(ctx, v, owner, err.Owner, key, attempt)
+		switch {
+		case err.Status == http.StatusMisdirectedRequest:
+			v, owner = n.retarget(ctx, v, owner, err.Owner, key, attempt)
+		case err.unreachable:
+			var ok bool
+			if v, owner, ok = n.awaitNewOwner(ctx, v, owner, key); !ok {
+				return it, err
+			}
+		default:
+			return it, err
+		}
 	}
 }
 
@@ -325,13 +403,7 @@ func (n *Node) ownerWrite(ctx context.Context, key string, value []byte, ttl tim
 // ignored: they only widen the stale-read window, never lose the write.
 func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
 	v := n.view.Load()
-	tried := map[string]bool{n.cfg.Name: true}
-	for _, r := range v.prev {
-		p := r.Owner(e.Key)
-		if p == "" || tried[p] {
-			continue
-		}
-		tried[p] = true
+	for _, p := range n.previousOwners(v, e.Key) {
 		if _, ok := v.members[p]; !ok {
 			continue
 		}

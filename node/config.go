@@ -82,6 +82,9 @@ type Config struct {
 	HandoffWindow time.Duration
 	// DrainTimeout bounds the hand-off of keys on graceful leave (0: 60s).
 	DrainTimeout time.Duration
+	// LeaveLinger is how long a leaving node keeps answering after it left
+	// the member list, for members whose view lags (0: 1s; negative: none).
+	LeaveLinger time.Duration
 	// PeerTimeout bounds each request to a peer (0: 5s).
 	PeerTimeout time.Duration
 	// SweepInterval is how often a node with no migration running checks its
@@ -115,6 +118,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.LeaveLinger == 0 {
+		c.LeaveLinger = time.Second
 	}
 	if c.PeerTimeout == 0 {
 		c.PeerTimeout = DefaultPeerTimeout

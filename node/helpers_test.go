@@ -170,7 +170,9 @@ func (n *testNode) put(t testing.TB, key, value string, query ...string) resp {
 	return do(t, http.MethodPut, u, []byte(value))
 }
 
-func (n *testNode) get(t testing.TB, key string) resp { return do(t, http.MethodGet, n.keyURL(key), nil) }
+func (n *testNode) get(t testing.TB, key string) resp {
+	return do(t, http.MethodGet, n.keyURL(key), nil)
+}
 
 func (n *testNode) del(t testing.TB, key string) resp {
 	return do(t, http.MethodDelete, n.keyURL(key), nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -232,24 +233,24 @@ func (w *workload) run(ctx context.Context) {
 					seq++
 					val := fmt.Sprintf("%d-%d", g, seq)
 					req, _ := http.NewRequest("PUT", n.keyURL(key), bytes.NewReader([]byte(val)))
-					code, _, err := send(client, req)
+					code, body, err := send(client, req)
 					if err == nil && code == http.StatusNoContent {
 						w.acked.Add(1)
 						w.state[k] = map[string]bool{val: true}
 					} else {
 						w.failed.Add(1)
-						w.noteErr(fmt.Sprintf("put: %d %v", code, err))
+						w.noteErr(fmt.Sprintf("put: %d %v %s", code, err, errText(body)))
 						w.state[k][val] = true
 					}
 				case p < 5: // delete
 					req, _ := http.NewRequest("DELETE", n.keyURL(key), nil)
-					code, _, err := send(client, req)
+					code, body, err := send(client, req)
 					if err == nil && code == http.StatusNoContent {
 						w.acked.Add(1)
 						w.state[k] = map[string]bool{"": true}
 					} else {
 						w.failed.Add(1)
-						w.noteErr(fmt.Sprintf("delete: %d %v", code, err))
+						w.noteErr(fmt.Sprintf("delete: %d %v %s", code, err, errText(body)))
 						w.state[k][""] = true
 					}
 				default: // read
@@ -259,9 +260,12 @@ func (w *workload) run(ctx context.Context) {
 					switch {
 					case err != nil || (code != 200 && code != 404):
 						w.failed.Add(1)
-						w.noteErr(fmt.Sprintf("get: %d %v", code, err))
+						w.noteErr(fmt.Sprintf("get: %d %v %s", code, err, errText(body)))
 					case code == 404 && !w.state[k][""]:
 						w.misses.Add(1) // the key should exist
+						if w.misses.Load() <= 5 {
+							w.noteErr(fmt.Sprintf("miss of %s via %s at %s: %s", key, n.Name(), time.Now().Format("15:04:05.000"), errText(body)))
+						}
 					case code == 200 && !w.state[k][string(body)]:
 						w.stale.Add(1)
 						w.noteErr(fmt.Sprintf("stale read of %s via %s: %q, want one of %v", key, n.Name(), body, w.state[k]))
@@ -271,6 +275,19 @@ func (w *workload) run(ctx context.Context) {
 		}(g)
 	}
 	wg.Wait()
+}
+
+// errText shortens an error body for the report, dropping addresses and
+// numbers that would make every error distinct.
+func errText(b []byte) string {
+	s := string(b)
+	if i := strings.Index(s, "(is"); i > 0 {
+		s = s[:i]
+	}
+	if len(s) > 160 {
+		s = s[:160]
+	}
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func send(c *http.Client, req *http.Request) (int, []byte, error) {

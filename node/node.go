@@ -57,8 +57,11 @@ type Node struct {
 	leaving     atomic.Bool
 	ringChanged chan struct{} // capacity 1: a new ring wants a migration run
 
-	metaMu sync.Mutex
-	meta   membership.Meta
+	metaMu    sync.Mutex
+	meta      membership.Meta
+	selfState atomic.Value // membership.State: this node's own state, authoritative locally
+
+	lastMembers []membership.Member // guarded by viewMu
 
 	ctx     context.Context // lives until Stop/Abort
 	cancel  context.CancelFunc
@@ -85,6 +88,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
+	n.selfState.Store(membership.StateJoining)
 
 	if cfg.Store != nil {
 		n.st = cfg.Store
@@ -233,6 +237,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.ml.Start(ctx); err != nil {
 		return fmt.Errorf("node: join: %w", err)
 	}
+	// Know the cluster before taking ownership: a node that went active with
+	// a ring of itself alone would accept writes for keys it does not own.
+	n.applyMembers(n.ml.Members())
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.watchMembers() }()
 	mctx, mcancel := context.WithCancel(n.ctx)
@@ -259,12 +266,23 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
+// setMeta changes this node's gossiped metadata. A change of its own state
+// takes effect in its own ring at once, before gossip carries it to others.
 func (n *Node) setMeta(f func(*membership.Meta)) {
 	n.metaMu.Lock()
-	defer n.metaMu.Unlock()
 	f(&n.meta)
-	if err := n.ml.SetMeta(n.meta); err != nil {
+	meta := n.meta
+	if err := n.ml.SetMeta(meta); err != nil {
 		n.log.Warn("gossip metadata update failed", "err", err)
+	}
+	n.metaMu.Unlock()
+	if n.selfState.Swap(meta.State) != meta.State {
+		n.viewMu.Lock()
+		ms := n.lastMembers
+		n.viewMu.Unlock()
+		if ms != nil {
+			n.applyMembers(ms)
+		}
 	}
 }
 
@@ -308,6 +326,7 @@ func (n *Node) watchMembers() {
 func (n *Node) applyMembers(ms []membership.Member) {
 	n.viewMu.Lock()
 	defer n.viewMu.Unlock()
+	n.lastMembers = ms
 	old := n.view.Load()
 	nv := &view{members: make(map[string]membership.Member, len(ms))}
 	var active []string
@@ -316,7 +335,14 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		if m.Meta.Migrating {
 			nv.migrating = true
 		}
-		if m.Meta.State == membership.StateActive && !(m.Name == n.cfg.Name && n.leaving.Load()) {
+		state := m.Meta.State
+		if m.Name == n.cfg.Name {
+			state = n.selfState.Load().(membership.State)
+			if n.leaving.Load() {
+				state = membership.StateLeaving
+			}
+		}
+		if state == membership.StateActive {
 			active = append(active, m.Name)
 		}
 	}
@@ -455,6 +481,12 @@ func (n *Node) Stop(ctx context.Context) error {
 	cancel()
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		n.log.Warn("memberlist leave", "err", err)
+	}
+	// Keep answering (421 with the new owner, handoff reads) a little longer
+	// for members whose view still lags.
+	select {
+	case <-time.After(n.cfg.LeaveLinger):
+	case <-ctx.Done():
 	}
 	n.shutdown(ctx, true)
 	return drainErr

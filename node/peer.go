@@ -69,7 +69,9 @@ func (n *Node) peerDo(ctx context.Context, v *view, name, method, path string, b
 	resp, err := n.client.Do(req)
 	if err != nil {
 		n.metrics.peerErrors.Inc()
-		return 0, nil, nil, retryable(http.StatusServiceUnavailable, "owner %s (%s) unreachable: %v", name, m.Meta.HTTPAddr, err)
+		e := retryable(http.StatusServiceUnavailable, "owner %s (%s) unreachable: %v", name, m.Meta.HTTPAddr, err)
+		e.unreachable = true
+		return 0, nil, nil, e
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

@@ -229,10 +229,13 @@ func (r *Ring) OwnerOfHash(h uint64) string {
 	return r.members[r.table[h>>(64-r.bits)]]
 }
 
-// Owners returns up to n distinct members for key, walking the ring clockwise
-// from KeyHash(key): the primary owner (== Owner(key)) first, then the
-// replicas. It returns every member, primary first, when n >= Len(), and nil
-// when n <= 0 or the ring is empty.
+// Owners returns up to n distinct members for key in rendezvous order: the
+// members ranked by their score for the key's partition, highest first. The
+// first is the primary owner (== Owner(key)); the next ones are the replicas,
+// and also where the key goes if the members before them leave (so a node
+// looking for a key that may not have moved yet asks them in this order).
+// It returns every member when n >= Len(), and nil when n <= 0 or the ring
+// is empty.
 func (r *Ring) Owners(key string, n int) []string {
 	if r == nil || n <= 0 || len(r.members) == 0 {
 		return nil
@@ -247,6 +250,7 @@ func (r *Ring) AppendOwners(dst []string, key string, n int) []string {
 		return dst
 	}
 	n = min(n, len(r.members))
+	pk := partitionKey(r.KeyHash(key) >> (64 - r.bits))
 	var small [16]uint32
 	var picked []uint32 // member indices, for small n
 	var seen []bool     // for large n
@@ -255,33 +259,28 @@ func (r *Ring) AppendOwners(dst []string, key string, n int) []string {
 	} else {
 		seen = make([]bool, len(r.members))
 	}
-	found := 0
-	mask := len(r.table) - 1
-	start := int(r.KeyHash(key) >> (64 - r.bits))
-	for i := 0; i < len(r.table) && found < n; i++ {
-		m := r.table[(start+i)&mask]
+	taken := func(i int) bool {
 		if seen != nil {
-			if seen[m] {
-				continue
-			}
-			seen[m] = true
-		} else {
-			if slices.Contains(picked, m) {
-				continue
-			}
-			picked = append(picked, m)
+			return seen[i]
 		}
-		dst = append(dst, r.members[m])
-		found++
+		return slices.Contains(picked, uint32(i))
 	}
-	// Members that own no partition at all (only possible when members
-	// vastly outnumber partitions) come last, in name order.
-	for m := 0; m < len(r.members) && found < n; m++ {
-		if (seen != nil && seen[m]) || (seen == nil && slices.Contains(picked, uint32(m))) {
-			continue
+	for found := 0; found < n; found++ {
+		bi, bs := -1, uint64(0)
+		for i, seed := range r.seeds {
+			if taken(i) {
+				continue
+			}
+			if s := score(seed, pk); bi < 0 || s > bs {
+				bi, bs = i, s
+			}
 		}
-		dst = append(dst, r.members[m])
-		found++
+		if seen != nil {
+			seen[bi] = true
+		} else {
+			picked = append(picked, uint32(bi))
+		}
+		dst = append(dst, r.members[bi])
 	}
 	return dst
 }

@@ -715,3 +715,21 @@ func BenchmarkNew(b *testing.B) {
 		}
 	})
 }
+
+// Owners ranks members so that the next one is where a key goes when the
+// ones before it leave: the property handoff reads and replicas rely on.
+func TestOwnersFollowRemovals(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e", "f"}
+	r := New(names, Options{})
+	for i := 0; i < 2000; i++ {
+		key := "key-" + strconv.Itoa(i)
+		ranked := r.Owners(key, len(names))
+		cur := r
+		for j := 0; j < len(names)-1; j++ {
+			if got := cur.Owner(key); got != ranked[j] {
+				t.Fatalf("%s: after removing %v, owner %s, want %s", key, ranked[:j], got, ranked[j])
+			}
+			cur = cur.Without(ranked[j])
+		}
+	}
+}
