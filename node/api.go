@@ -126,6 +126,7 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 	}
 	v := n.view.Load()
 	owner := v.ring.Owner(key)
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
 			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming) %s v%d %d", n.cfg.Name, v.version, v.ring.Len())
@@ -139,7 +140,7 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 		}
 		it, err := n.peerGet(ctx, v, owner, key)
 		var e *Error
-		if attempt >= maxForwardAttempts-1 || !errors.As(err, &e) {
+		if !errors.As(err, &e) || !retryMore(ctx, start) {
 			return it, err
 		}
 		switch {
@@ -156,26 +157,33 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 	}
 }
 
-// maxForwardAttempts bounds how often a node re-targets a forwarded request
-// that was refused with 421 while views of the ring differ.
-const maxForwardAttempts = 4
+// forwardRetryBudget bounds how long a node keeps re-targeting a forwarded
+// request that was refused (421) or found its owner unreachable while views
+// of the ring differ; gossip settles such differences well within it.
+const forwardRetryBudget = 2 * time.Second
+
+// retryMore reports whether another forwarding attempt fits the budget.
+func retryMore(ctx context.Context, start time.Time) bool {
+	return ctx.Err() == nil && time.Since(start) < forwardRetryBudget
+}
 
 // retarget picks where to retry after the owner refused a forwarded request
 // (421) because its view of the ring differs from this node's. First the
 // owner the refuser named, if that is another known member; after that, the
-// owner in this node's view once it changes (waiting a little longer each
-// time for gossip to spread the change).
+// owner in this node's own view, once it changes or after a short backoff
+// (the refuser's view may be the stale one and catch up meanwhile).
 func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string, attempt int) (*view, string) {
 	n.metrics.misdirected.Inc()
+	n.log.Debug("forward refused: views differ", "key", key, "refused_by", refused, "their_owner", hint, "attempt", attempt, "ring_version", v.version)
 	if attempt == 0 && hint != "" && hint != refused && hint != n.cfg.Name {
 		if _, ok := v.members[hint]; ok {
 			return v, hint
 		}
 	}
-	wait := time.Duration(100<<attempt) * time.Millisecond
+	wait := min(time.Duration(25<<attempt)*time.Millisecond, 400*time.Millisecond)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		nv := n.view.Load()
@@ -186,11 +194,6 @@ func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string,
 		case <-ctx.Done():
 			return nv, nv.ring.Owner(key)
 		case <-deadline.C:
-			if hint != "" && hint != n.cfg.Name {
-				if _, ok := nv.members[hint]; ok {
-					return nv, hint
-				}
-			}
 			return nv, nv.ring.Owner(key)
 		case <-tick.C:
 		}
@@ -333,6 +336,7 @@ func (n *Node) write(ctx context.Context, key string, value []byte, ttl time.Dur
 	}
 	v := n.view.Load()
 	owner := v.ring.Owner(key)
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
 			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming) %s v%d %d", n.cfg.Name, v.version, v.ring.Len())
@@ -345,7 +349,7 @@ func (n *Node) write(ctx context.Context, key string, value []byte, ttl time.Dur
 				Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
 		}
 		it, err := n.peerWrite(ctx, v, owner, key, value, ttl, del)
-		if attempt >= maxForwardAttempts-1 || err == nil {
+		if err == nil || !retryMore(ctx, start) {
 			return it, err
 		}
 		switch {
