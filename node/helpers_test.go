@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/peercache/peercache/internal/testredis"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/store"
@@ -205,4 +207,9 @@ func shardSnapshot(t testing.TB, st store.Store) map[string]store.Entry {
 		}
 		cursor = next
 	}
+}
+
+// startNodeRedis starts a bare redis-server and returns a client for it.
+func startNodeRedis(t testing.TB) *goredis.Client {
+	return testredis.Start(t).Client()
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/keys/{key...}", n.instrument("key", n.handleKey))
 	mux.HandleFunc("/v1/cluster", n.instrument("cluster", n.handleCluster))
+	mux.HandleFunc("/v1/leave", n.instrument("leave", n.handleLeave))
 	mux.HandleFunc("/livez", n.handleLivez)
 	mux.HandleFunc("/readyz", n.handleReadyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
@@ -313,4 +315,21 @@ func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}
+}
+
+// handleLeave starts a graceful leave (as SIGTERM does for cachenode): the
+// node hands its keys off, leaves the cluster and stops; Done is closed
+// then. It answers 202 at once.
+func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST")
+		return
+	}
+	if n.leaving.Load() || n.stopped.Load() {
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "already leaving"})
+		return
+	}
+	n.log.Info("leave requested over HTTP", "remote", r.RemoteAddr)
+	go n.Stop(context.Background())
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving", "drain_timeout": n.cfg.DrainTimeout.String()})
 }

@@ -71,6 +71,8 @@ type Node struct {
 	started atomic.Bool
 	stopped atomic.Bool
 	stopMu  sync.Mutex
+	done    chan struct{} // closed once the node has stopped
+	stopErr error         // what Stop returned, readable after done
 }
 
 // New validates cfg, opens the HTTP listener and the gossip socket, and
@@ -85,6 +87,7 @@ func New(cfg Config) (*Node, error) {
 		log:         cfg.Logger.With("node", cfg.Name),
 		clock:       hlc.New(nil),
 		ringChanged: make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
@@ -454,6 +457,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.ml.Shutdown()
 		n.ln.Close()
 		n.closeStore()
+		close(n.done)
 		return nil
 	}
 	var drainErr error
@@ -488,8 +492,24 @@ func (n *Node) Stop(ctx context.Context) error {
 	case <-time.After(n.cfg.LeaveLinger):
 	case <-ctx.Done():
 	}
+	n.stopErr = drainErr
 	n.shutdown(ctx, true)
 	return drainErr
+}
+
+// Done is closed once the node has stopped (Stop, Abort, or a leave asked
+// for through POST /v1/leave). Err then tells how the stop went.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns the error of a graceful stop (keys that could not be handed
+// off), once Done is closed.
+func (n *Node) Err() error {
+	select {
+	case <-n.done:
+		return n.stopErr
+	default:
+		return nil
+	}
 }
 
 // excludeSelf swaps in a ring without this node, so that it forwards every
@@ -546,6 +566,7 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) {
 	n.client.CloseIdleConnections()
 	n.closeStore()
 	n.log.Info("node stopped", "graceful", graceful)
+	close(n.done)
 }
 
 func (n *Node) closeStore() {

@@ -207,7 +207,11 @@ func serve(args []string, stderr io.Writer) error {
 		n.Abort()
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.Done(): // a leave asked for over HTTP (POST /v1/leave)
+		return n.Err()
+	}
 	stop() // a second signal now kills the process the default way
 	log.Info("signal received: leaving the cluster", "drain_timeout", cfg.DrainTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+15*time.Second)

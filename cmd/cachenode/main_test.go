@@ -157,9 +157,14 @@ func TestThreeProcesses(t *testing.T) {
 	if out, err := exec.Command(binPath, "health", "--addr", p2.http).CombinedOutput(); err != nil {
 		t.Fatalf("health: %v %s", err, out)
 	}
-	// Graceful stop: SIGTERM, keys handed off, exit 0.
+	// Graceful stop: SIGTERM (n3) or the admin call POST /v1/leave (n2):
+	// keys handed off, exit 0.
 	for _, p := range []*proc{p3, p2} {
-		p.cmd.Process.Signal(syscall.SIGTERM)
+		if p == p3 {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		} else if code, body := httpDo(t, "POST", "http://"+p.http+"/v1/leave", nil); code != 202 {
+			t.Fatalf("POST /v1/leave: %d %s", code, body)
+		}
 		select {
 		case err := <-p.done:
 			if err != nil {

@@ -1,0 +1,130 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/peercache/peercache/store"
+)
+
+// BenchmarkJoinMigration measures key migration end to end (SCAN, MGET,
+// HTTP import, conditional Lua write on the receiver, version-checked delete
+// on the sender), each node with its own real redis-server: one node holds
+// PEERCACHE_BENCH_KEYS keys of 100 bytes (default 1,000,000), a second node
+// joins, and the benchmark reports the keys moved per second and the time
+// from the join until the joiner holds its whole share.
+//
+//	go test -run '^$' -bench BenchmarkJoinMigration -benchtime 1x ./node/
+func BenchmarkJoinMigration(b *testing.B) {
+	total := 1_000_000
+	if s := os.Getenv("PEERCACHE_BENCH_KEYS"); s != "" {
+		total, _ = strconv.Atoi(s)
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		a := startNode(b, fmt.Sprintf("a%d", i), nil, true)
+		value := make([]byte, 100)
+		entries := make([]store.Entry, 0, 10_000)
+		loadStart := time.Now()
+		for k := 0; k < total; k++ {
+			entries = append(entries, store.Entry{Key: fmt.Sprintf("bench:%08d", k), Value: value})
+			if len(entries) == cap(entries) || k == total-1 {
+				bulkLoad(b, []*testNode{a}, entries)
+				entries = entries[:0]
+			}
+		}
+		b.Logf("loaded %d keys in %s", total, time.Since(loadStart).Round(time.Millisecond))
+		b.StartTimer()
+		start := time.Now()
+		j := startNode(b, fmt.Sprintf("j%d", i), []string{a.GossipAddr()}, true)
+		var res *struct{ moved, stale int64 }
+		waitFor(b, 10*time.Minute, "the migration to the joiner finishes", func() bool {
+			st := a.mig.Status()
+			if st.Active || st.Last == nil || st.Last.Moved == 0 {
+				return false
+			}
+			res = &struct{ moved, stale int64 }{st.Last.Moved, st.Last.Stale}
+			return true
+		})
+		took := time.Since(start)
+		b.StopTimer()
+		last := a.mig.Status().Last
+		got, _ := j.Store().Stats(context.Background())
+		b.ReportMetric(float64(res.moved)/last.Duration.Seconds(), "keys/s")
+		b.ReportMetric(took.Seconds(), "s-to-share")
+		b.ReportMetric(float64(res.moved), "keys-moved")
+		b.Logf("moved %d keys (%d already there) in %s of migration (%.0f keys/s); joiner holds %d keys %s after its start",
+			res.moved, res.stale, last.Duration.Round(time.Millisecond), float64(res.moved)/last.Duration.Seconds(), got.Keys, took.Round(time.Millisecond))
+		j.Abort()
+		a.Abort()
+	}
+}
+
+// BenchmarkRedisCopyBaseline is the plain-Redis reference for
+// BenchmarkJoinMigration in the same run: the same number of 100-byte keys
+// moved between two redis-servers by a client doing SCAN, MGET, a pipelined
+// SET on the target and a pipelined DEL on the source, 1000 keys a batch, no
+// versions and no safety checks.
+//
+//	go test -run '^$' -bench 'BenchmarkJoinMigration|BenchmarkRedisCopyBaseline' -benchtime 1x ./node/
+func BenchmarkRedisCopyBaseline(b *testing.B) {
+	total := 1_000_000
+	if s := os.Getenv("PEERCACHE_BENCH_KEYS"); s != "" {
+		total, _ = strconv.Atoi(s)
+	}
+	moveN := total / 2 // as many keys as the join moves
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		src, dst := startNodeRedis(b), startNodeRedis(b)
+		value := make([]byte, 100)
+		pipe := src.Pipeline()
+		for k := 0; k < moveN; k++ {
+			pipe.Set(ctx, fmt.Sprintf("bench:%08d", k), value, 0)
+			if pipe.Len() == 10_000 || k == moveN-1 {
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		var cursor uint64
+		moved := 0
+		for {
+			keys, next, err := src.Scan(ctx, cursor, "", 1000).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(keys) > 0 {
+				vals, err := src.MGet(ctx, keys...).Result()
+				if err != nil {
+					b.Fatal(err)
+				}
+				p := dst.Pipeline()
+				for j, k := range keys {
+					p.Set(ctx, k, vals[j], 0)
+				}
+				if _, err := p.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if err := src.Del(ctx, keys...).Err(); err != nil {
+					b.Fatal(err)
+				}
+				moved += len(keys)
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+		took := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(float64(moved)/took.Seconds(), "keys/s")
+		b.Logf("plain redis copy: %d keys in %s (%.0f keys/s)", moved, took.Round(time.Millisecond), float64(moved)/took.Seconds())
+	}
+}
