@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      ?= ./...
 TESTFLAGS ?= -race -count=1 -timeout 14m
 
-.PHONY: run cluster test deps vet fmt-check unit build clean
+.PHONY: run cluster test deps vet fmt-check unit build clean image-offline e2e
 
 ## run: one node on the embedded in-memory store (HTTP :8080, gossip :7946)
 run:
@@ -20,6 +20,7 @@ deps:
 ## vet / fmt-check: static checks
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags e2e ./e2e/...
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
@@ -31,6 +32,17 @@ unit:
 
 ## test: everything CI runs
 test: deps fmt-check vet unit
+
+## image-offline: peercache/cachenode:latest FROM scratch, out of a static
+## cachenode and this machine's redis-server (no registry needed)
+image-offline: deps
+	./scripts/image-offline.sh
+
+## e2e: the end-to-end fault suite in Docker (builds the offline image, runs
+## docker-compose.yml under a project of its own, tears it down)
+E2EFLAGS ?= -count=1 -v -timeout 20m
+e2e: deps
+	$(GO) test -tags e2e $(E2EFLAGS) ./e2e/
 
 clean:
 	rm -rf bin

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -13,20 +14,69 @@ import (
 // errRefused is recorded for entries a receiver refused.
 var errRefused = errors.New("receiver refused: it does not own the key in its view yet")
 
-// fullPass scans the whole shard once, moving every key whose owner under p
-// is another node. It returns how many such keys the scan found. A scan
-// error ends the pass early (after the batches already started finish);
-// failures of single batches are recorded in pend instead.
-func (m *Migrator) fullPass(ctx context.Context, p Placement, rs *runState, pend *pending) (found int64, err error) {
-	var g errgroup.Group
-	g.SetLimit(m.opts.Workers)
-	bufs := make(map[string][]string)
-	dispatch := func(owner string, keys []string) {
-		g.Go(func() error {
-			m.moveBatch(ctx, rs, pend, owner, keys, false)
+// group collects keys that go to the same targets with the same fate.
+type group struct {
+	to   []string
+	keep bool
+	keys []string
+}
+
+// grouper batches keys by (targets, keep) and dispatches full batches.
+type grouper struct {
+	m        *Migrator
+	g        *errgroup.Group
+	bufs     map[string]*group
+	dispatch func(gr group)
+}
+
+func (m *Migrator) newGrouper(ctx context.Context, rs *runState, pend *pending, retry bool) *grouper {
+	gp := &grouper{m: m, g: &errgroup.Group{}, bufs: map[string]*group{}}
+	gp.g.SetLimit(m.opts.Workers)
+	gp.dispatch = func(gr group) {
+		gp.g.Go(func() error {
+			m.moveBatch(ctx, rs, pend, gr.to, gr.keep, gr.keys, retry)
 			return nil
 		})
 	}
+	return gp
+}
+
+func (gp *grouper) add(to []string, keep bool, key string) {
+	sig := strings.Join(to, "\x00")
+	if keep {
+		sig += "\x00+keep"
+	}
+	gr := gp.bufs[sig]
+	if gr == nil {
+		gr = &group{to: to, keep: keep}
+		gp.bufs[sig] = gr
+	}
+	gr.keys = append(gr.keys, key)
+	if len(gr.keys) >= gp.m.batch {
+		gp.dispatch(*gr)
+		gr.keys = nil
+	}
+}
+
+// flush dispatches what is left and waits for every batch.
+func (gp *grouper) flush() {
+	for _, gr := range gp.bufs {
+		if len(gr.keys) > 0 {
+			gp.dispatch(*gr)
+			gr.keys = nil
+		}
+	}
+	_ = gp.g.Wait()
+}
+
+// fullPass scans the whole shard once, moving every key whose owner under p
+// is another node (and, on the first pass of a run, copying keys this node
+// keeps to the co-owners that need them). It returns how many keys to move
+// the scan found. A scan error ends the pass early (after the batches
+// already started finish); failures of single batches are recorded in pend
+// instead.
+func (m *Migrator) fullPass(ctx context.Context, p Placement, rs *runState, pend *pending, copies bool) (found int64, err error) {
+	gp := m.newGrouper(ctx, rs, pend, false)
 	var cursor uint64
 	for {
 		if err = ctx.Err(); err != nil {
@@ -41,18 +91,17 @@ func (m *Migrator) fullPass(ctx context.Context, p Placement, rs *runState, pend
 		}
 		rs.scanned.Add(int64(len(keys)))
 		for _, k := range keys {
-			owner := p.Owner(k)
-			if owner == "" || owner == m.self {
+			to, keep := targetsOf(p, m.self, k)
+			if len(to) == 0 || (keep && !copies) {
 				continue
 			}
-			found++
-			rs.planned.Add(1)
-			b := append(bufs[owner], k)
-			if len(b) >= m.batch {
-				dispatch(owner, b)
-				b = nil
+			if !keep {
+				found++
+			} else {
+				rs.copyPlanned.Add(1)
 			}
-			bufs[owner] = b
+			rs.planned.Add(1)
+			gp.add(to, keep, k)
 		}
 		if next == 0 {
 			break
@@ -62,45 +111,23 @@ func (m *Migrator) fullPass(ctx context.Context, p Placement, rs *runState, pend
 	// Ship what was collected even if the scan stopped early: those keys
 	// were found and are worth moving (or, if ctx is done, counting as
 	// failed).
-	for owner, b := range bufs {
-		if len(b) > 0 {
-			dispatch(owner, b)
-		}
-	}
-	_ = g.Wait()
+	gp.flush()
 	return found, err
 }
 
-// retryRound tries again to move keys that an earlier attempt did not move.
+// retryRound tries again to move (or copy) keys that an earlier attempt did
+// not finish.
 func (m *Migrator) retryRound(ctx context.Context, p Placement, rs *runState, pend *pending, keys []string) {
-	var g errgroup.Group
-	g.SetLimit(m.opts.Workers)
-	bufs := make(map[string][]string)
-	dispatch := func(owner string, keys []string) {
-		g.Go(func() error {
-			m.moveBatch(ctx, rs, pend, owner, keys, true)
-			return nil
-		})
-	}
+	gp := m.newGrouper(ctx, rs, pend, true)
 	for _, k := range keys {
-		owner := p.Owner(k)
-		if owner == "" || owner == m.self {
-			rs.failed.Add(-1) // cannot happen with a fixed placement; keep the count right
+		to, keep := targetsOf(p, m.self, k)
+		if len(to) == 0 {
+			rs.failed.Add(-1) // nothing to do any more; keep the count right
 			continue
 		}
-		b := append(bufs[owner], k)
-		if len(b) >= m.batch {
-			dispatch(owner, b)
-			b = nil
-		}
-		bufs[owner] = b
+		gp.add(to, keep, k)
 	}
-	for owner, b := range bufs {
-		if len(b) > 0 {
-			dispatch(owner, b)
-		}
-	}
-	_ = g.Wait()
+	gp.flush()
 }
 
 // moveBatch moves keys (all owned by owner under the target placement): it
@@ -108,7 +135,8 @@ func (m *Migrator) retryRound(ctx context.Context, p Placement, rs *runState, pe
 // what the receiver acknowledged, if the local version is still the one sent.
 // Keys that could not be moved are recorded in pend. retry tells whether the
 // keys come from pend (they are already counted in rs.failed).
-func (m *Migrator) moveBatch(ctx context.Context, rs *runState, pend *pending, owner string, keys []string, retry bool) {
+func (m *Migrator) moveBatch(ctx context.Context, rs *runState, pend *pending, targets []string, keep bool, keys []string, retry bool) {
+	owner := strings.Join(targets, ",")
 	// fail records keys that were not moved; resolved records keys that
 	// need no more work from this attempt.
 	fail := func(keys []string, err error) {
@@ -176,43 +204,66 @@ func (m *Migrator) moveBatch(ctx context.Context, rs *runState, pend *pending, o
 		fail(entryKeys(send), err)
 		return
 	}
-	results, err := m.tr.Import(ctx, owner, send)
-	if err == nil && len(results) != len(send) {
-		err = fmt.Errorf("%d results for %d entries", len(results), len(send))
+	// Every target must acknowledge a key before it counts as done.
+	acks := make([]int, len(send))
+	var refused []string
+	refusedSet := map[string]bool{}
+	var moved, stale, dropped int64
+	for _, target := range targets {
+		results, err := m.tr.Import(ctx, target, send)
+		if err == nil && len(results) != len(send) {
+			err = fmt.Errorf("%d results for %d entries", len(results), len(send))
+		}
+		if err != nil {
+			fail(entryKeys(send), fmt.Errorf("import to %s: %w", target, err))
+			return
+		}
+		for i, r := range results {
+			if !r.IsAcked() {
+				if !refusedSet[send[i].Key] {
+					refusedSet[send[i].Key] = true
+					refused = append(refused, send[i].Key)
+				}
+				continue
+			}
+			acks[i]++
+			switch r {
+			case Acked:
+				moved++
+			case AckedStale:
+				stale++
+			case AckedExpired:
+				dropped++
+			}
+		}
 	}
-	if err != nil {
-		fail(entryKeys(send), fmt.Errorf("import to %s: %w", owner, err))
-		return
-	}
-
 	ackKeys := make([]string, 0, len(send))
 	ackVers := make([]uint64, 0, len(send))
-	var refused []string
-	var moved, stale, dropped, bytes int64
-	for i, r := range results {
+	var bytes, copied int64
+	for i := range send {
 		e := &send[i]
-		if !r.IsAcked() {
-			refused = append(refused, e.Key)
+		if acks[i] < len(targets) {
+			continue
+		}
+		bytes += int64(len(e.Key) + len(e.Value))
+		if keep {
+			copied++
 			continue
 		}
 		ackKeys = append(ackKeys, e.Key)
 		ackVers = append(ackVers, e.Version)
-		bytes += int64(len(e.Key) + len(e.Value))
-		switch r {
-		case Acked:
-			moved++
-		case AckedStale:
-			stale++
-		case AckedExpired:
-			dropped++
-		}
 	}
 	rs.moved.Add(moved)
+	rs.copied.Add(copied)
 	rs.stale.Add(stale)
 	rs.dropped.Add(dropped)
 	rs.bytes.Add(bytes)
 	if len(refused) > 0 {
 		fail(refused, fmt.Errorf("import to %s: %d of %d entries: %w", owner, len(refused), len(send), errRefused))
+	}
+	if keep {
+		resolved(int(copied))
+		return
 	}
 	if len(ackKeys) == 0 {
 		return

@@ -66,6 +66,30 @@ type Placement interface {
 	Owner(key string) string
 }
 
+// TargetPlacement is a Placement that also knows about copies, for
+// replication: Targets returns the members that must receive key from this
+// node and whether this node keeps its own copy afterwards. A key with
+// keep == true is copied (never deleted locally); a key with keep == false
+// is moved: deleted locally once every target acknowledged it. Owner is
+// still used for logs. With a plain Placement, a key whose owner is another
+// node is moved to that owner.
+type TargetPlacement interface {
+	Placement
+	Targets(key string) (to []string, keep bool)
+}
+
+// targetsOf applies p to key for the node self.
+func targetsOf(p Placement, self, key string) (to []string, keep bool) {
+	if tp, ok := p.(TargetPlacement); ok {
+		return tp.Targets(key)
+	}
+	owner := p.Owner(key)
+	if owner == "" || owner == self {
+		return nil, true
+	}
+	return []string{owner}, false
+}
+
 // PlacementFunc adapts a function to Placement.
 type PlacementFunc func(key string) string
 
@@ -174,8 +198,14 @@ type Result struct {
 	Scanned int64 `json:"scanned"`
 	// Planned is the number of scanned keys whose owner is another node.
 	Planned int64 `json:"planned"`
-	// Moved is the number of entries the receivers wrote.
+	// Moved is the number of entries the receivers wrote (moves and copies).
 	Moved int64 `json:"moved"`
+	// CopyPlanned is the number of keys this node keeps that needed copies
+	// on other owners (replication); Copied of them are done.
+	CopyPlanned int64 `json:"copy_planned"`
+	// Copied is the number of keys whose copies every target acknowledged
+	// while this node kept its own (replication).
+	Copied int64 `json:"copied"`
 	// Stale is the number of entries acknowledged by receivers that
 	// already held the same or a newer version; the local copy was deleted.
 	Stale int64 `json:"stale"`
@@ -204,8 +234,12 @@ type Status struct {
 	Scanned   int64     `json:"scanned"`
 	Planned   int64     `json:"planned"`
 	Moved     int64     `json:"moved"`
-	Stale     int64     `json:"stale"`
-	Dropped   int64     `json:"dropped"`
+	Copied    int64     `json:"copied"`
+	// CopyPlanned counts keys found needing copies on other owners; the
+	// difference to Copied is the run's estimate of under-replicated keys.
+	CopyPlanned int64 `json:"copy_planned"`
+	Stale       int64 `json:"stale"`
+	Dropped     int64 `json:"dropped"`
 	// Failed is the number of keys currently waiting for a retry.
 	Failed int64 `json:"failed"`
 	Bytes  int64 `json:"bytes"`
@@ -282,8 +316,9 @@ type runState struct {
 	reason  string
 	started time.Time
 
-	passes, retries                                        atomic.Int64
-	scanned, planned, moved, stale, dropped, failed, bytes atomic.Int64
+	passes, retries                                                atomic.Int64
+	scanned, planned, moved, copied, stale, dropped, failed, bytes atomic.Int64
+	copyPlanned                                                    atomic.Int64
 
 	errMu   sync.Mutex
 	lastErr error
@@ -306,17 +341,19 @@ func (rs *runState) errString() string {
 
 func (rs *runState) result() Result {
 	return Result{
-		Reason:   rs.reason,
-		Passes:   int(rs.passes.Load()),
-		Retries:  int(rs.retries.Load()),
-		Scanned:  rs.scanned.Load(),
-		Planned:  rs.planned.Load(),
-		Moved:    rs.moved.Load(),
-		Stale:    rs.stale.Load(),
-		Dropped:  rs.dropped.Load(),
-		Failed:   rs.failed.Load(),
-		Bytes:    rs.bytes.Load(),
-		Duration: time.Since(rs.started),
+		Reason:      rs.reason,
+		Passes:      int(rs.passes.Load()),
+		Retries:     int(rs.retries.Load()),
+		Scanned:     rs.scanned.Load(),
+		Planned:     rs.planned.Load(),
+		Moved:       rs.moved.Load(),
+		Copied:      rs.copied.Load(),
+		CopyPlanned: rs.copyPlanned.Load(),
+		Stale:       rs.stale.Load(),
+		Dropped:     rs.dropped.Load(),
+		Failed:      rs.failed.Load(),
+		Bytes:       rs.bytes.Load(),
+		Duration:    time.Since(rs.started),
 	}
 }
 
@@ -339,7 +376,8 @@ func (m *Migrator) Status() Status {
 	s.Reason = r.Reason
 	s.StartedAt = rs.started
 	s.Passes = r.Passes
-	s.Scanned, s.Planned, s.Moved, s.Stale = r.Scanned, r.Planned, r.Moved, r.Stale
+	s.Scanned, s.Planned, s.Moved, s.Copied, s.Stale = r.Scanned, r.Planned, r.Moved, r.Copied, r.Stale
+	s.CopyPlanned = r.CopyPlanned
 	s.Dropped, s.Failed, s.Bytes = r.Dropped, r.Failed, r.Bytes
 	s.KeysPerSec = rate(r.Moved+r.Stale, r.Duration)
 	s.LastError = rs.errString()
@@ -398,7 +436,7 @@ func (m *Migrator) Run(ctx context.Context, p Placement, reason string) (Result,
 
 	attrs := []any{
 		"passes", res.Passes, "retries", res.Retries, "scanned", res.Scanned, "planned", res.Planned,
-		"moved", res.Moved, "stale", res.Stale, "dropped", res.Dropped, "failed", res.Failed,
+		"moved", res.Moved, "copied", res.Copied, "stale", res.Stale, "dropped", res.Dropped, "failed", res.Failed,
 		"bytes", res.Bytes, "duration", res.Duration, "keys_per_sec", int64(rate(res.Moved+res.Stale, res.Duration)),
 	}
 	if err != nil {
@@ -463,8 +501,8 @@ func (m *Migrator) loop(ctx context.Context, p Placement, rs *runState, log *slo
 			// to move will be found by the scan.
 			pend.reset()
 			rs.failed.Store(0)
-			rs.passes.Add(1)
-			found, err := m.fullPass(ctx, p, rs, pend)
+			pass := rs.passes.Add(1)
+			found, err := m.fullPass(ctx, p, rs, pend, pass == 1)
 			if err != nil {
 				attemptErr = err
 			} else if found == 0 && pend.len() == 0 {

@@ -659,3 +659,79 @@ func TestNilPlacement(t *testing.T) {
 		t.Fatal("nil placement accepted")
 	}
 }
+
+// targetsFunc adapts a function to TargetPlacement.
+type targetsFunc func(key string) ([]string, bool)
+
+func (f targetsFunc) Owner(key string) string {
+	to, _ := f(key)
+	if len(to) == 0 {
+		return ""
+	}
+	return to[0]
+}
+
+func (f targetsFunc) Targets(key string) ([]string, bool) { return f(key) }
+
+// Replication: keys this node keeps are copied to every target and stay;
+// keys it gives up are deleted only once every target acknowledged them.
+func TestTargetsCopyAndMove(t *testing.T) {
+	src, b, c := newTestStore(t), newTestStore(t), newTestStore(t)
+	fill(t, src, "keep", 200, 10)
+	var keepEntries, moveEntries []store.Entry
+	for _, e := range fill(t, src, "move", 200, 10) {
+		if strings.HasPrefix(e.Key, "keep") {
+			keepEntries = append(keepEntries, e)
+		} else {
+			moveEntries = append(moveEntries, e)
+		}
+	}
+	tr := newFakeTransport(map[string]store.Store{"b": b, "c": c})
+	refuseC := atomic.Bool{}
+	refuseC.Store(true)
+	tr.before = func(call int, peer string, entries []store.Entry) ([]ImportResult, error, bool) {
+		if peer == "c" && refuseC.Load() {
+			res := make([]ImportResult, len(entries))
+			for i := range res {
+				res[i] = Refused
+			}
+			return res, nil, true
+		}
+		return nil, nil, false
+	}
+	p := targetsFunc(func(key string) ([]string, bool) {
+		if strings.HasPrefix(key, "keep") {
+			return []string{"b"}, true
+		}
+		return []string{"b", "c"}, false
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(300 * time.Millisecond); refuseC.Store(false) }()
+	defer cancel()
+	res, err := New("a", src, tr, Options{BatchSize: 32}).Run(ctx, p, "replicas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != int64(len(keepEntries)) {
+		t.Fatalf("copied %d, want %d (%+v)", res.Copied, len(keepEntries), res)
+	}
+	ctx2 := context.Background()
+	for _, e := range keepEntries {
+		if _, ok, _ := src.Get(ctx2, e.Key); !ok {
+			t.Fatalf("kept key %s deleted locally", e.Key)
+		}
+		if _, ok, _ := b.Get(ctx2, e.Key); !ok {
+			t.Fatalf("kept key %s not copied to b", e.Key)
+		}
+	}
+	for _, e := range moveEntries {
+		if _, ok, _ := src.Get(ctx2, e.Key); ok {
+			t.Fatalf("moved key %s still local", e.Key)
+		}
+		for name, st := range map[string]store.Store{"b": b, "c": c} {
+			if _, ok, _ := st.Get(ctx2, e.Key); !ok {
+				t.Fatalf("moved key %s missing on %s", e.Key, name)
+			}
+		}
+	}
+}

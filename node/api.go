@@ -46,6 +46,7 @@ const (
 	SourceShard   Source = "shard"   // this node's shard (it owns the key)
 	SourcePeer    Source = "peer"    // forwarded to the owner
 	SourceHandoff Source = "handoff" // the previous owner, while the key migrates
+	SourceReplica Source = "replica" // a replica, while the primary is unreachable
 )
 
 // Item is a value read from the cache.
@@ -147,6 +148,11 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 		case e.Status == http.StatusMisdirectedRequest:
 			v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
 		case e.unreachable:
+			if n.cfg.Replicas > 1 {
+				if rit, rerr, ok := n.readFromReplicas(ctx, v, owner, key); ok {
+					return rit, rerr
+				}
+			}
 			var ok bool
 			if v, owner, ok = n.awaitNewOwner(ctx, v, owner, key); !ok {
 				return it, err
@@ -334,6 +340,9 @@ func (n *Node) write(ctx context.Context, key string, value []byte, ttl time.Dur
 			return Item{}, errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(value), n.cfg.MaxValueBytes)
 		}
 	}
+	if err := n.checkWritable(forwarded); err != nil { // read-only mode (mode.go)
+		return Item{}, err
+	}
 	v := n.view.Load()
 	owner := v.ring.Owner(key)
 	start := time.Now()
@@ -383,8 +392,16 @@ func (n *Node) ownerWrite(ctx context.Context, key string, value []byte, ttl tim
 			return Item{}, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
 		}
 		if out[0] != store.Stale {
-			if out[0] == store.Applied && n.handoffActive(n.view.Load()) {
-				n.writeThroughPrevious(ctx, e)
+			if out[0] == store.Applied {
+				v := n.view.Load()
+				if n.handoffActive(v) {
+					n.writeThroughPrevious(ctx, e)
+				}
+				if n.cfg.Replicas > 1 {
+					if err := n.replicate(ctx, v, e); err != nil {
+						return Item{}, err
+					}
+				}
 			}
 			return itemOf(e, n.cfg.Name, SourceShard), nil
 		}

@@ -67,6 +67,15 @@ type Config struct {
 	// must use the same.
 	Hash ring.HashFunc
 
+	// Replicas is the number of copies of each key (0: 1). The first of a
+	// key's owners (ring.Owners) is its primary; the others are replicas.
+	Replicas int
+	// WriteAcks is how many copies a write waits for before it is
+	// acknowledged: "all" (every owner in the ring, the default), "quorum"
+	// (a majority of Replicas) or "one" (the primary; replicas are written
+	// in the background).
+	WriteAcks string
+
 	// MaxKeyBytes and MaxValueBytes bound requests (0: 1 KiB and 1 MiB).
 	MaxKeyBytes   int
 	MaxValueBytes int
@@ -103,6 +112,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.GossipAddr == "" {
 		c.GossipAddr = DefaultGossipAddr
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.WriteAcks == "" {
+		c.WriteAcks = WriteAcksAll
 	}
 	if c.MaxKeyBytes == 0 {
 		c.MaxKeyBytes = DefaultMaxKeyBytes
@@ -148,6 +163,14 @@ func (c *Config) validate() error {
 		if h, p, err := splitHostPort(c.AdvertiseHTTP); err != nil || h == "" || p == 0 {
 			errs = append(errs, fmt.Errorf("advertise-http %q: want host:port", c.AdvertiseHTTP))
 		}
+	}
+	if c.Replicas < 1 || c.Replicas > 16 {
+		errs = append(errs, fmt.Errorf("replicas: %d, want 1 to 16", c.Replicas))
+	}
+	switch c.WriteAcks {
+	case WriteAcksAll, WriteAcksQuorum, WriteAcksOne:
+	default:
+		errs = append(errs, fmt.Errorf("write-acks: %q, want all, quorum or one", c.WriteAcks))
 	}
 	if c.VNodes < 0 {
 		errs = append(errs, fmt.Errorf("vnodes: %d is negative", c.VNodes))

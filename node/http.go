@@ -26,6 +26,11 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("/v1/keys/{key...}", n.instrument("key", n.handleKey))
 	mux.HandleFunc("/v1/cluster", n.instrument("cluster", n.handleCluster))
 	mux.HandleFunc("/v1/leave", n.instrument("leave", n.handleLeave))
+	mux.HandleFunc("/v1/status", n.instrument("status", n.handleStatus))
+	mux.HandleFunc("/v1/mode", n.instrument("mode", n.handleMode))
+	mux.HandleFunc("/v1/ring", n.instrument("ring", n.handleRing))
+	mux.HandleFunc("/{$}", n.instrument("dashboard", n.handleDashboard))
+	mux.HandleFunc("/ui/", n.instrument("dashboard", n.handleDashboardAsset))
 	mux.HandleFunc("/livez", n.handleLivez)
 	mux.HandleFunc("/readyz", n.handleReadyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
@@ -35,7 +40,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
 	})
-	return mux
+	return n.countRequests(mux)
 }
 
 // statusWriter records the status code for metrics.
@@ -252,15 +257,25 @@ type RingInfo struct {
 	VNodes   int      `json:"vnodes"`
 }
 
+// ReplicationInfo describes replication in /v1/cluster.
+type ReplicationInfo struct {
+	Factor    int    `json:"factor"`
+	WriteAcks string `json:"write_acks"`
+	// UnderReplicated estimates the keys this node holds whose copies on
+	// other owners are not yet confirmed (during a re-replication run).
+	UnderReplicated int64 `json:"under_replicated"`
+}
+
 // ClusterInfo is the /v1/cluster document: this node's view of the cluster.
 type ClusterInfo struct {
-	Self      string         `json:"self"`
-	State     string         `json:"state"`
-	Ready     bool           `json:"ready"`
-	Ring      RingInfo       `json:"ring"`
-	Members   []MemberInfo   `json:"members"`
-	Handoff   bool           `json:"handoff_active"`
-	Migration migrate.Status `json:"migration"`
+	Self        string          `json:"self"`
+	State       string          `json:"state"`
+	Ready       bool            `json:"ready"`
+	Ring        RingInfo        `json:"ring"`
+	Members     []MemberInfo    `json:"members"`
+	Handoff     bool            `json:"handoff_active"`
+	Replication ReplicationInfo `json:"replication"`
+	Migration   migrate.Status  `json:"migration"`
 }
 
 // Cluster returns this node's view of the cluster.
@@ -280,10 +295,12 @@ func (n *Node) Cluster() ClusterInfo {
 		Ready: n.Ready(),
 		Ring: RingInfo{Version: v.version, Members: rm, VNodes: vn,
 			Checksum: fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(rm, "\x00")+"\x00"+strconv.Itoa(vn)))},
-		Members:   []MemberInfo{},
-		Handoff:   n.handoffActive(v),
-		Migration: n.mig.Status(),
+		Members:     []MemberInfo{},
+		Handoff:     n.handoffActive(v),
+		Migration:   n.mig.Status(),
+		Replication: ReplicationInfo{Factor: n.cfg.Replicas, WriteAcks: n.cfg.WriteAcks},
 	}
+	ci.Replication.UnderReplicated = n.underReplicated()
 	for _, name := range sortedNames(v.members) {
 		m := v.members[name]
 		ci.Members = append(ci.Members, MemberInfo{
@@ -299,7 +316,7 @@ func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET")
 		return
 	}
-	writeJSON(w, http.StatusOK, n.Cluster())
+	writeJSON(w, http.StatusOK, n.ClusterReport(r.Context()))
 }
 
 func (n *Node) handleLivez(w http.ResponseWriter, r *http.Request) {

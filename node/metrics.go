@@ -25,6 +25,9 @@ type metrics struct {
 	importsReceived *prometheus.CounterVec
 	migrated        *prometheus.CounterVec
 	writeThrough    *prometheus.CounterVec
+	replication     *prometheus.CounterVec
+	replicaReads    prometheus.Counter
+	migratedBytes   prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -54,11 +57,21 @@ func newMetrics(n *Node) *metrics {
 		Help: "Keys handled by finished migration runs, by result."}, []string{"result"})
 	m.writeThrough = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_write_through_total",
 		Help: "Writes copied to a key's previous owner while a ring change settles, by result."}, []string{"result"})
-	for _, c := range []prometheus.Collector{m.writeThrough, m.requests, m.latency, m.forwarded, m.misdirected, m.peerErrors,
+	m.migratedBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_migration_bytes_total",
+		Help: "Key and value bytes moved by finished migration runs."})
+	f(m.migratedBytes)
+	f(newOpsCollector(n)) // members by state, memberlist health, running migration, shard size, modes (opsmetrics.go)
+	m.replication = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_replica_writes_total",
+		Help: "Copies of writes sent by a primary to replicas, by result."}, []string{"result"})
+	m.replicaReads = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_replica_reads_total",
+		Help: "Reads answered by a replica because the primary was unreachable."})
+	for _, c := range []prometheus.Collector{m.replication, m.replicaReads, m.writeThrough, m.requests, m.latency, m.forwarded, m.misdirected, m.peerErrors,
 		m.handoff, m.ringChanges, m.importsSent, m.importsReceived, m.migrated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_under_replicated_keys",
+		Help: "Keys held here whose copies on other owners are not confirmed yet (estimate)."}, func() float64 { return float64(n.underReplicated()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ring_members",
 		Help: "Members in this node's ring snapshot."}, func() float64 { return float64(n.view.Load().ring.Len()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ring_version",
@@ -78,6 +91,7 @@ func (m *metrics) observeMigration(r migrate.Result) {
 	m.migrated.WithLabelValues("stale").Add(float64(r.Stale))
 	m.migrated.WithLabelValues("dropped").Add(float64(r.Dropped))
 	m.migrated.WithLabelValues("failed").Add(float64(r.Failed))
+	m.migratedBytes.Add(float64(r.Bytes))
 }
 
 func sortedNames(ms map[string]membership.Member) []string {

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,7 +35,13 @@ type view struct {
 	changedAt time.Time
 	members   map[string]membership.Member
 	migrating bool // some member reports a migration in progress
+	// boots maps each member to the boot id it gossips: a member that
+	// restarted under the same name has a new one (and an empty shard).
+	boots map[string]string
 }
+
+// metaBoot is the Meta.Extra field holding a random id chosen at each start.
+const metaBoot = "boot"
 
 // Node is one peercache cluster member. Create it with New.
 type Node struct {
@@ -48,6 +56,7 @@ type Node struct {
 	srv      *http.Server
 	client   *http.Client
 	metrics  *metrics
+	ops      *operator
 	httpAddr string // advertised host:port of the HTTP API
 	mux      http.Handler
 
@@ -62,6 +71,10 @@ type Node struct {
 	selfState atomic.Value // membership.State: this node's own state, authoritative locally
 
 	lastMembers []membership.Member // guarded by viewMu
+
+	baseMu    sync.Mutex
+	baseRing  *ring.Ring        // ring of the last completed ring-change run
+	baseBoots map[string]string // boot ids at that run
 
 	ctx     context.Context // lives until Stop/Abort
 	cancel  context.CancelFunc
@@ -91,6 +104,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
+	n.ops = newOperator()
 	n.selfState.Store(membership.StateJoining)
 
 	if cfg.Store != nil {
@@ -99,6 +113,7 @@ func New(cfg Config) (*Node, error) {
 		n.st = store.NewMemory(store.MemoryOptions{MaxBytes: cfg.MemoryMaxBytes})
 		n.ownStore = true
 	}
+	n.st = instrumentStore(n.st, n.metrics.reg)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -114,7 +129,8 @@ func New(cfg Config) (*Node, error) {
 		n.closeStore()
 		return nil, fmt.Errorf("node: advertise-addr %q: %w", cfg.AdvertiseAddr, err)
 	}
-	n.meta = membership.Meta{State: membership.StateJoining, Proto: membership.ProtocolVersion}
+	n.meta = membership.Meta{State: membership.StateJoining, Proto: membership.ProtocolVersion,
+		Extra: map[string]string{metaBoot: newBootID()}}
 	ml, err := membership.New(membership.Config{
 		Name:          cfg.Name,
 		BindAddr:      gHost,
@@ -173,6 +189,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.view.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
 	return n, nil
+}
+
+// newBootID returns a short random id that tells restarts apart.
+func newBootID() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return hex.EncodeToString(b[:])
 }
 
 func splitAdvertise(addr string) (string, int, error) {
@@ -243,6 +268,7 @@ func (n *Node) Start(ctx context.Context) error {
 	// Know the cluster before taking ownership: a node that went active with
 	// a ring of itself alone would accept writes for keys it does not own.
 	n.applyMembers(n.ml.Members())
+	n.observeMembers(n.ml.Members()) // inherit the cluster's read/write mode before going active
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.watchMembers() }()
 	mctx, mcancel := context.WithCancel(n.ctx)
@@ -322,6 +348,7 @@ func (n *Node) watchMembers() {
 				return
 			}
 			n.applyMembers(ms)
+			n.observeMembers(ms)
 		}
 	}
 }
@@ -331,10 +358,11 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	defer n.viewMu.Unlock()
 	n.lastMembers = ms
 	old := n.view.Load()
-	nv := &view{members: make(map[string]membership.Member, len(ms))}
+	nv := &view{members: make(map[string]membership.Member, len(ms)), boots: make(map[string]string, len(ms))}
 	var active []string
 	for _, m := range ms {
 		nv.members[m.Name] = m
+		nv.boots[m.Name] = m.Meta.Extra[metaBoot]
 		if m.Meta.Migrating {
 			nv.migrating = true
 		}
@@ -353,6 +381,15 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	if r.Equal(old.ring) {
 		nv.version, nv.ring, nv.prev, nv.changedAt = old.version, old.ring, old.prev, old.changedAt
 		n.view.Store(nv)
+		if restarted := n.restartedMembers(old, nv); len(restarted) > 0 {
+			// Same ring, but these members came back empty: give them
+			// their copies again.
+			n.log.Info("members restarted under the same name; re-replicating", "members", restarted)
+			select {
+			case n.ringChanged <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	nv.version = old.version + 1
@@ -375,6 +412,20 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	case n.ringChanged <- struct{}{}:
 	default:
 	}
+}
+
+// restartedMembers lists ring members whose boot id changed between views.
+func (n *Node) restartedMembers(old, nv *view) []string {
+	var out []string
+	for _, m := range nv.ring.Members() {
+		if m == n.cfg.Name {
+			continue
+		}
+		if ob, ok := old.boots[m]; ok && ob != "" && nv.boots[m] != "" && ob != nv.boots[m] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // migrationLoop runs a migration after every ring change (cancelling one
@@ -403,15 +454,18 @@ func (n *Node) migrationLoop(ctx context.Context) {
 		rctx, c := context.WithCancel(ctx)
 		d := make(chan struct{})
 		cancel, done = c, d
-		r := n.view.Load().ring
+		p := n.placement(n.view.Load())
 		announce := reason == "ring-change"
 		go func() {
 			defer close(d)
 			if announce {
 				n.setMeta(func(m *membership.Meta) { m.Migrating = true })
 			}
-			res, err := n.mig.Run(rctx, r, reason)
+			res, err := n.mig.Run(rctx, p, reason)
 			n.metrics.observeMigration(res)
+			if err == nil {
+				n.completed(p)
+			}
 			if announce && rctx.Err() == nil {
 				n.setMeta(func(m *membership.Meta) { m.Migrating = false })
 			}
@@ -469,11 +523,14 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.migWG.Wait()
 	n.excludeSelf()
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
-	target := n.view.Load().ring.Without(n.cfg.Name)
+	v := n.view.Load()
+	target := v.ring.Without(n.cfg.Name)
 	if target.Len() == 0 {
 		n.log.Warn("leaving: no other member to hand keys to; they are left in the shard")
 	} else {
-		res, err := n.mig.Run(dctx, target, "drain")
+		// Every key goes to all its owners on the ring without this node.
+		p := replicaPlacement{self: n.cfg.Name, rf: n.cfg.Replicas, ring: target, boots: v.boots}
+		res, err := n.mig.Run(dctx, p, "drain")
 		n.metrics.observeMigration(res)
 		if err != nil || res.Failed > 0 {
 			drainErr = fmt.Errorf("node: drain incomplete: %d keys not handed off: %w", res.Failed, errors.Join(err, dctx.Err()))

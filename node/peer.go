@@ -26,6 +26,9 @@ const (
 	hdrSource  = "X-Peercache-Source"
 	hdrVersion = "X-Peercache-Version"
 	hdrTTLMs   = "X-Peercache-Ttl-Ms"
+	// hdrReplicaRead asks a replica to answer from its own shard because
+	// the primary could not be reached.
+	hdrReplicaRead = "X-Peercache-Replica-Read"
 
 	// maxImportBody bounds one import request; the sender splits larger batches.
 	maxImportBody = 32 << 20
@@ -120,6 +123,42 @@ func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, e
 		return Item{}, ErrNotFound
 	default:
 		return Item{}, peerError(owner, status, body)
+	}
+}
+
+// peerReplicaGet reads key from replica's shard (the primary is unreachable).
+func (n *Node) peerReplicaGet(ctx context.Context, v *view, replica, key string) (Item, error) {
+	m, ok := v.members[replica]
+	if !ok {
+		return Item{}, retryable(http.StatusServiceUnavailable, "replica %s is not a known member", replica)
+	}
+	req, cancel, err := n.newPeerRequest(ctx, http.MethodGet, m.Meta.HTTPAddr, keyPath("/internal/v1/keys/", key), nil)
+	if err != nil {
+		return Item{}, err
+	}
+	defer cancel()
+	req.Header.Set(hdrReplicaRead, "1")
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return Item{}, retryable(http.StatusServiceUnavailable, "replica %s unreachable: %v", replica, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(n.cfg.MaxValueBytes)+1))
+	if err != nil {
+		return Item{}, retryable(http.StatusServiceUnavailable, "reading answer from %s: %v", replica, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		it := Item{Key: key, Value: body, Owner: replica, Source: SourceReplica}
+		it.Version, _ = strconv.ParseUint(resp.Header.Get(hdrVersion), 10, 64)
+		if ms, err := strconv.ParseInt(resp.Header.Get(hdrTTLMs), 10, 64); err == nil && ms > 0 {
+			it.ExpireAt = time.Now().Add(time.Duration(ms) * time.Millisecond)
+		}
+		return it, nil
+	case http.StatusNotFound:
+		return Item{}, ErrNotFound
+	default:
+		return Item{}, peerError(replica, resp.StatusCode, body)
 	}
 }
 
@@ -272,7 +311,13 @@ func (n *Node) handlePeerKey(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	switch r.Method {
 	case http.MethodGet:
-		it, err := n.get(r.Context(), key, true)
+		var it Item
+		var err error
+		if r.Header.Get(hdrReplicaRead) == "1" {
+			it, err = n.replicaGet(r.Context(), n.view.Load(), key)
+		} else {
+			it, err = n.get(r.Context(), key, true)
+		}
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -366,7 +411,7 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 	idx := make([]int, 0, len(entries))
 	var maxVer uint64
 	for i, e := range entries {
-		if v.ring.Owner(e.Key) != n.cfg.Name {
+		if !n.isOwner(v.ring, e.Key) {
 			res[i] = wire.ResultRefused
 			continue
 		}

@@ -50,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "serve":
 			args = args[1:]
+		case "get", "put", "del", "delete", "cluster", "mode": // client subcommands (cli.go)
+			return runCLI(args[0], args[1:], os.Stdin, stdout, stderr, os.Getenv)
 		}
 	}
 	err := serve(args, stderr)
@@ -80,6 +82,10 @@ type options struct {
 	drainTimeout, tombstoneTTL, handoffWindow, maxTTL, peerTimeout     time.Duration
 	migrateBatch, migrateWorkers                                       int
 	migrateRate                                                        float64
+	replicas                                                           int
+	writeAcks                                                          string
+
+	redisProc redisProcOptions // --redis-server, --redis-port, --redis-dir (redisproc.go)
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -112,6 +118,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.migrateBatch, "migrate-batch", 0, "keys per migration batch (0: default)")
 	fs.IntVar(&o.migrateWorkers, "migrate-workers", 0, "migration batches in flight (0: default)")
 	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "migration rate limit in keys/s (0: unlimited)")
+	fs.IntVar(&o.replicas, "replicas", 1, "copies of each key (the primary plus replicas), 1 to 16")
+	fs.StringVar(&o.writeAcks, "write-acks", node.WriteAcksAll, "copies a write waits for: all (every owner), quorum (a majority) or one (the primary)")
+	addRedisProcFlags(fs, &o.redisProc)
 	return fs
 }
 
@@ -183,7 +192,7 @@ func serve(args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q (subcommands: serve, health, version)", fs.Arg(0))}
+		return usageError{fmt.Errorf("unexpected argument %q (subcommands: serve, health, version, get, put, del, cluster, mode)", fs.Arg(0))}
 	}
 	if err := applyEnv(fs, os.Getenv); err != nil {
 		return usageError{err}
@@ -192,6 +201,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	rp, err := startRedisProc(&o, log) // a supervised redis-server, when --redis-server is set
+	if err != nil {
+		return err
+	}
+	defer rp.stop() // after the node has drained (n.Stop below)
 	cfg, err := o.config(log)
 	if err != nil {
 		return usageError{err}
@@ -241,6 +255,8 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 		HandoffWindow:  o.handoffWindow,
 		PeerTimeout:    o.peerTimeout,
 		Migrate:        migrate.Options{BatchSize: o.migrateBatch, Workers: o.migrateWorkers, RateLimit: o.migrateRate},
+		Replicas:       o.replicas,
+		WriteAcks:      o.writeAcks,
 		Logger:         log,
 	}
 	if o.name == "" {
@@ -251,6 +267,14 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	}
 	if o.maxKeyBytes <= 0 || o.maxValueBytes <= 0 {
 		return cfg, errors.New("--max-key-bytes and --max-value-bytes must be positive")
+	}
+	if o.replicas < 1 || o.replicas > 16 {
+		return cfg, fmt.Errorf("--replicas %d: want 1 to 16", o.replicas)
+	}
+	switch o.writeAcks {
+	case node.WriteAcksAll, node.WriteAcksQuorum, node.WriteAcksOne:
+	default:
+		return cfg, fmt.Errorf("--write-acks %q: want all, quorum or one", o.writeAcks)
 	}
 	if o.migrateBatch < 0 || o.migrateWorkers < 0 || o.migrateRate < 0 {
 		return cfg, errors.New("--migrate-batch, --migrate-workers and --migrate-rate must not be negative")

@@ -199,6 +199,8 @@ func TestBadConfig(t *testing.T) {
 		{[]string{"--gossip-key-file", "/nonexistent"}, nil, "--gossip-key-file"},
 		{[]string{"--redis-addr", "nohost"}, nil, "--redis-addr"},
 		{[]string{"extra"}, nil, "unexpected argument"},
+		{[]string{"--replicas", "0"}, nil, "--replicas"},
+		{[]string{"--write-acks", "most"}, nil, "--write-acks"},
 	}
 	for _, tc := range cases {
 		cmd := exec.Command(binPath, append([]string{"--name", "x", "--http-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}, tc.args...)...)

@@ -1,0 +1,140 @@
+package node
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peercache/peercache/membership"
+)
+
+// operator is a node's operator-facing state: read/write modes, the key API
+// request rate, uptime, and the member set last logged.
+type operator struct {
+	started time.Time
+
+	modeMu  sync.Mutex                  // serialises mode changes with their metadata writes
+	nodeRO  atomic.Bool                 // this node is read-only (node scope)
+	cluster atomic.Pointer[clusterMode] // newest cluster mode known; nil: never set
+
+	keyRequests rateCounter // requests to /v1/keys/
+
+	logMu sync.Mutex
+	seen  map[string]memberSeen // member set last logged; guarded by logMu
+}
+
+// memberSeen is what membership change logs compare.
+type memberSeen struct {
+	addr, httpAddr string
+	state          membership.State
+	readOnly       bool
+}
+
+func newOperator() *operator {
+	return &operator{started: time.Now()}
+}
+
+// cmode returns the newest cluster mode this node knows.
+func (o *operator) cmode() clusterMode {
+	if p := o.cluster.Load(); p != nil {
+		return *p
+	}
+	return clusterMode{mode: ModeReadWrite}
+}
+
+// observeMembers is called with every member set the node applies: it logs
+// what changed and adopts the newest cluster mode among the members.
+func (n *Node) observeMembers(ms []membership.Member) {
+	n.logMemberChanges(ms)
+	n.adoptClusterMode(ms)
+}
+
+// logMemberChanges writes one structured line per member that joined, left
+// or changed state (or node mode) since the previous member set.
+func (n *Node) logMemberChanges(ms []membership.Member) {
+	o := n.ops
+	o.logMu.Lock()
+	defer o.logMu.Unlock()
+	next := make(map[string]memberSeen, len(ms))
+	for _, m := range ms {
+		s := memberSeen{addr: m.Addr, httpAddr: m.Meta.HTTPAddr, state: m.Meta.State, readOnly: m.Meta.Extra[extraNodeMode] == "ro"}
+		next[m.Name] = s
+		prev, ok := o.seen[m.Name]
+		switch {
+		case !ok:
+			n.log.Info("member joined", "member", m.Name, "gossip_addr", s.addr, "http_addr", s.httpAddr,
+				"state", s.state, "members", len(ms))
+		case prev.state != s.state:
+			n.log.Info("member state changed", "member", m.Name, "from", prev.state, "to", s.state)
+		case prev.readOnly != s.readOnly:
+			n.log.Info("member node mode changed", "member", m.Name, "read_only", s.readOnly)
+		case prev.addr != s.addr || prev.httpAddr != s.httpAddr:
+			n.log.Info("member address changed", "member", m.Name, "gossip_addr", s.addr, "http_addr", s.httpAddr)
+		}
+	}
+	for name, prev := range o.seen {
+		if _, ok := next[name]; !ok {
+			n.log.Info("member left", "member", name, "last_state", prev.state, "members", len(ms))
+		}
+	}
+	o.seen = next
+}
+
+// countRequests wraps the node's handler to measure the key API request rate.
+func (n *Node) countRequests(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/keys/") {
+			n.ops.keyRequests.add(time.Now())
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// rateCounter counts events in one-second buckets, lock-free. A bucket being
+// recycled may lose a concurrent count: good enough for a rate display.
+type rateCounter struct {
+	total   atomic.Uint64
+	buckets [rateBuckets]struct {
+		sec atomic.Int64
+		n   atomic.Uint64
+	}
+}
+
+const (
+	rateBuckets = 16
+	rateWindow  = 5 // seconds averaged by rate
+)
+
+func (c *rateCounter) add(now time.Time) {
+	c.total.Add(1)
+	sec := now.Unix()
+	b := &c.buckets[sec%rateBuckets]
+	if b.sec.Load() != sec {
+		if old := b.sec.Swap(sec); old != sec {
+			b.n.Store(0)
+		}
+	}
+	b.n.Add(1)
+}
+
+// rate returns the events per second over the last rateWindow seconds
+// (counting the current, partial second), or over the time since start if
+// that is shorter.
+func (c *rateCounter) rate(now, start time.Time) float64 {
+	sec := now.Unix()
+	var sum uint64
+	for i := int64(0); i <= rateWindow; i++ {
+		b := &c.buckets[(sec-i)%rateBuckets]
+		if b.sec.Load() == sec-i {
+			sum += b.n.Load()
+		}
+	}
+	frac := float64(now.UnixNano()%int64(time.Second)) / float64(time.Second)
+	span := min(float64(rateWindow)+frac, now.Sub(start).Seconds())
+	if span < 0.5 {
+		span = 0.5
+	}
+	return float64(sum) / span
+}

@@ -1,0 +1,268 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/peercache/peercache/migrate"
+)
+
+// NodeStatus is GET /v1/status: the figures one node measures about itself.
+type NodeStatus struct {
+	// Name is the node's name.
+	Name string `json:"name"`
+	// HTTPAddr is the address other members use for its HTTP API.
+	HTTPAddr string `json:"http_addr"`
+	// State is the node's lifecycle state (joining, active, leaving).
+	State string `json:"state"`
+	// Ready is what /readyz answers.
+	Ready bool `json:"ready"`
+	// Mode is the read/write mode the node applies (see ModeInfo).
+	Mode Mode `json:"mode"`
+	// NodeMode and ClusterMode are the two modes it derives from.
+	NodeMode    Mode `json:"node_mode"`
+	ClusterMode Mode `json:"cluster_mode"`
+	// Keys is the number of records in the shard, tombstones included.
+	Keys int64 `json:"keys"`
+	// MemoryBytes is the shard's memory (Redis used_memory, or the in-memory
+	// store's accounted bytes).
+	MemoryBytes int64 `json:"memory_bytes"`
+	// StoreError is set when the shard did not report its size.
+	StoreError string `json:"store_error,omitempty"`
+	// RingVersion is the node's ring snapshot version (a local counter).
+	RingVersion uint64 `json:"ring_version"`
+	// RingShare is the fraction of the ring this node owns.
+	RingShare float64 `json:"ring_share"`
+	// RequestRate is the key API requests per second this node received
+	// over the last few seconds; Requests counts them since it started.
+	RequestRate float64 `json:"request_rate"`
+	Requests    uint64  `json:"requests"`
+	// HitRatio is the local tier's hit ratio; null while the node has no
+	// local tier.
+	HitRatio *float64 `json:"hit_ratio"`
+	// Migration is the node's key migration: the running one and the last.
+	Migration migrate.Status `json:"migration"`
+	// StartedAt and UptimeSeconds tell how long the node has run.
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+}
+
+// statsTimeout bounds the shard size query of a status report.
+const statsTimeout = 300 * time.Millisecond
+
+// Status returns this node's figures (see NodeStatus).
+func (n *Node) Status(ctx context.Context) NodeStatus {
+	now := time.Now()
+	v := n.view.Load()
+	n.metaMu.Lock()
+	state := string(n.meta.State)
+	n.metaMu.Unlock()
+	mi := n.Mode()
+	s := NodeStatus{
+		Name:          n.cfg.Name,
+		HTTPAddr:      n.httpAddr,
+		State:         state,
+		Ready:         n.Ready(),
+		Mode:          mi.Mode,
+		NodeMode:      mi.NodeMode,
+		ClusterMode:   mi.ClusterMode,
+		RingVersion:   v.version,
+		RingShare:     v.ring.Shares()[n.cfg.Name],
+		RequestRate:   n.ops.keyRequests.rate(now, n.ops.started),
+		Requests:      n.ops.keyRequests.total.Load(),
+		Migration:     n.mig.Status(),
+		StartedAt:     n.ops.started.UTC(),
+		UptimeSeconds: now.Sub(n.ops.started).Seconds(),
+	}
+	sctx, cancel := context.WithTimeout(ctx, statsTimeout)
+	st, err := n.st.Stats(sctx)
+	cancel()
+	if err != nil {
+		s.StoreError = err.Error()
+	} else {
+		s.Keys, s.MemoryBytes = st.Keys, st.Bytes
+	}
+	return s
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	if e := noQuery(r.URL.Query()); e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, n.Status(r.Context()))
+}
+
+// NodeReport is one member's entry in /v1/cluster's "nodes": its status as
+// it reported it, or why it could not be asked.
+type NodeReport struct {
+	// Name and HTTPAddr are from this node's member list.
+	Name     string `json:"name"`
+	HTTPAddr string `json:"http_addr"`
+	// Reachable is false when the member did not answer /v1/status in time;
+	// Error says why.
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// The member's NodeStatus fields, when it answered.
+	*NodeStatus
+}
+
+// ClusterReport is the /v1/cluster document: this node's view of the
+// cluster (ClusterInfo) plus every member's own figures.
+type ClusterReport struct {
+	ClusterInfo
+	// ClusterMode is the cluster-wide read/write mode this node knows.
+	ClusterMode Mode `json:"cluster_mode"`
+	// Nodes has one entry per member, sorted by name.
+	Nodes []NodeReport `json:"nodes"`
+}
+
+// statusFanoutTimeout bounds how long /v1/cluster waits for each member's
+// /v1/status.
+const statusFanoutTimeout = 500 * time.Millisecond
+
+// ClusterReport returns Cluster() plus the status of every member, asked in
+// parallel (a member that does not answer within 500 ms is reported
+// unreachable).
+func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
+	ci := n.Cluster()
+	rep := ClusterReport{ClusterInfo: ci, ClusterMode: n.ops.cmode().effective(), Nodes: []NodeReport{}}
+	v := n.view.Load()
+	names := sortedNames(v.members)
+	if _, ok := v.members[n.cfg.Name]; !ok {
+		names = append([]string{n.cfg.Name}, names...)
+	}
+	rep.Nodes = make([]NodeReport, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		r := &rep.Nodes[i]
+		r.Name = name
+		if name == n.cfg.Name {
+			r.HTTPAddr = n.httpAddr
+			st := n.Status(ctx)
+			r.Reachable, r.NodeStatus = true, &st
+			continue
+		}
+		r.HTTPAddr = v.members[name].Meta.HTTPAddr
+		if r.HTTPAddr == "" {
+			r.Error = "no HTTP address in its gossiped metadata"
+			continue
+		}
+		wg.Go(func() {
+			st, err := n.fetchStatus(ctx, r.HTTPAddr)
+			if err != nil {
+				r.Error = err.Error()
+				return
+			}
+			r.Reachable, r.NodeStatus = true, st
+		})
+	}
+	wg.Wait()
+	return rep
+}
+
+// fetchStatus asks the node at addr for its /v1/status.
+func (n *Node) fetchStatus(ctx context.Context, addr string) (*NodeStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusFanoutTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/v1/status answered %d", resp.StatusCode)
+	}
+	var st NodeStatus
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("/v1/status: %v", err)
+	}
+	return &st, nil
+}
+
+// RingSegments is GET /v1/ring: the owner of evenly spaced positions
+// around the ring, for drawing it.
+type RingSegments struct {
+	// Version is the ring snapshot version (a local counter).
+	Version uint64 `json:"version"`
+	// Members are the ring's members, sorted; Owners index into it.
+	Members []string `json:"members"`
+	// Shares is each member's fraction of the ring.
+	Shares map[string]float64 `json:"shares"`
+	// Partitions is the number of fixed partitions of the hash space.
+	Partitions int `json:"partitions"`
+	// Segments is the number of positions sampled.
+	Segments int `json:"segments"`
+	// Owners[i] is the index in Members of the owner of the middle of
+	// segment i (clockwise from hash 0), or -1 for an empty ring.
+	Owners []int `json:"owners"`
+}
+
+// Bounds of /v1/ring?segments=.
+const (
+	defaultRingSegments = 360
+	maxRingSegments     = 4096
+)
+
+// RingSegments samples the ring at segments evenly spaced positions.
+func (n *Node) RingSegments(segments int) RingSegments {
+	v := n.view.Load()
+	r := v.ring
+	rs := RingSegments{Version: v.version, Members: r.Members(), Shares: r.Shares(),
+		Partitions: r.Partitions(), Segments: segments, Owners: make([]int, segments)}
+	if rs.Shares == nil {
+		rs.Shares = map[string]float64{}
+	}
+	idx := make(map[string]int, len(rs.Members))
+	for i, m := range rs.Members {
+		idx[m] = i
+	}
+	step := ^uint64(0) / uint64(segments)
+	for i := range rs.Owners {
+		o, ok := idx[r.OwnerOfHash(uint64(i)*step+step/2)]
+		if !ok {
+			o = -1
+		}
+		rs.Owners[i] = o
+	}
+	return rs
+}
+
+func (n *Node) handleRing(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	segments := defaultRingSegments
+	for k, vals := range r.URL.Query() {
+		if k != "segments" {
+			writeError(w, errorf(http.StatusBadRequest, "unknown query parameter %q (only segments is accepted)", k))
+			return
+		}
+		s, err := strconv.Atoi(vals[0])
+		if err != nil || len(vals) > 1 || s < 1 || s > maxRingSegments {
+			writeError(w, errorf(http.StatusBadRequest, "segments %q: want one whole number from 1 to %d", vals[0], maxRingSegments))
+			return
+		}
+		segments = s
+	}
+	writeJSON(w, http.StatusOK, n.RingSegments(segments))
+}
