@@ -212,7 +212,7 @@ func (s *suite) requireClean(t *testing.T, v *verdict, w *figures) {
 		t.Log("  ", smp)
 	}
 	if w != nil {
-		for _, a := range w.f.anomalies {
+		for _, a := range w.anomalies {
 			t.Log("   workload:", a)
 		}
 	}

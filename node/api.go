@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
 
@@ -102,14 +103,54 @@ func (n *Node) Get(ctx context.Context, key string) (Item, error) {
 
 // Set writes key through its owner. ttl 0 means no expiry.
 func (n *Node) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	_, err := n.write(ctx, key, value, ttl, false, false)
+	_, err := n.write(ctx, key, Mutation{Value: value, TTL: ttl}, false)
 	return errOrNil(err)
 }
 
 // Delete removes key through its owner (deleting a missing key succeeds).
 func (n *Node) Delete(ctx context.Context, key string) error {
-	_, err := n.write(ctx, key, nil, 0, true, false)
+	_, err := n.write(ctx, key, Mutation{Delete: true}, false)
 	return errOrNil(err)
+}
+
+// Mutation is one write of a key, carried out atomically by the key's owner:
+// a set (Value, TTL, KeepTTL), a delete, or an expiry change, each optionally
+// conditional on the key being absent or present.
+type Mutation struct {
+	Value []byte
+	// TTL is the new lifetime for sets and expiry changes; 0 means none.
+	TTL time.Duration
+	// Delete removes the key (it leaves a tombstone).
+	Delete bool
+	// Expire changes only the expiry of an existing key to TTL (0: remove
+	// the expiry, as Redis PERSIST does).
+	Expire bool
+	// KeepTTL makes a set keep the key's current expiry.
+	KeepTTL bool
+	// IfAbsent / IfPresent make the mutation conditional (Redis NX / XX).
+	IfAbsent, IfPresent bool
+}
+
+// needsCurrent reports whether the owner must read the key first.
+func (m Mutation) needsCurrent() bool {
+	return m.IfAbsent || m.IfPresent || m.Expire || m.KeepTTL || m.Delete
+}
+
+// WriteResult tells what a mutation did.
+type WriteResult struct {
+	Item
+	// Applied is false when a condition did not hold (or an expiry change
+	// found no key); nothing was written then.
+	Applied bool
+	// Existed tells whether the key was live before the mutation.
+	Existed bool
+}
+
+// Write applies m to key through its owner. A mutation whose condition does
+// not hold returns Applied == false and no error.
+func (n *Node) Write(ctx context.Context, key string, m Mutation) (WriteResult, error) {
+	res, err := n.write(ctx, key, m, false)
+	return res, errOrNil(err)
 }
 
 func errOrNil(e *Error) error {
@@ -328,36 +369,39 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 
 // write implements PUT and DELETE: the owner stamps and stores, everyone
 // else forwards to the owner.
-func (n *Node) write(ctx context.Context, key string, value []byte, ttl time.Duration, del, forwarded bool) (Item, *Error) {
+func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool) (WriteResult, *Error) {
 	if err := n.checkKey(key); err != nil {
-		return Item{}, err
+		return WriteResult{}, err
 	}
-	if !del {
-		if err := n.checkTTL(ttl); err != nil {
-			return Item{}, err
+	if m.IfAbsent && m.IfPresent {
+		return WriteResult{}, errorf(http.StatusBadRequest, "a write cannot require the key to be both absent and present")
+	}
+	if !m.Delete {
+		if err := n.checkTTL(m.TTL); err != nil {
+			return WriteResult{}, err
 		}
-		if len(value) > n.cfg.MaxValueBytes {
-			return Item{}, errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(value), n.cfg.MaxValueBytes)
+		if len(m.Value) > n.cfg.MaxValueBytes {
+			return WriteResult{}, errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.MaxValueBytes)
 		}
 	}
 	if err := n.checkWritable(forwarded); err != nil { // read-only mode (mode.go)
-		return Item{}, err
+		return WriteResult{}, err
 	}
 	v := n.view.Load()
 	owner := v.ring.Owner(key)
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
-			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming) %s v%d %d", n.cfg.Name, v.version, v.ring.Len())
+			return WriteResult{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
 		}
 		if owner == n.cfg.Name {
-			return n.ownerWrite(ctx, key, value, ttl, del)
+			return n.ownerWrite(ctx, key, m)
 		}
 		if forwarded {
-			return Item{}, &Error{Status: http.StatusMisdirectedRequest, Owner: owner, Retryable: true,
+			return WriteResult{}, &Error{Status: http.StatusMisdirectedRequest, Owner: owner, Retryable: true,
 				Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
 		}
-		it, err := n.peerWrite(ctx, v, owner, key, value, ttl, del)
+		it, err := n.peerWrite(ctx, v, owner, key, m)
 		if err == nil || !retryMore(ctx, start) {
 			return it, err
 		}
@@ -375,23 +419,59 @@ func (n *Node) write(ctx context.Context, key string, value []byte, ttl time.Dur
 	}
 }
 
-func (n *Node) ownerWrite(ctx context.Context, key string, value []byte, ttl time.Duration, del bool) (Item, *Error) {
-	e := store.Entry{Key: key, Value: value, Tombstone: del}
+func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteResult, *Error) {
+	// One owner write of a key at a time: conditions and read-modify-write
+	// mutations must see the write before them.
+	mu := &n.keyLocks[ring.XXHash([]byte(key))%uint64(len(n.keyLocks))]
+	mu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			mu.Unlock()
+		}
+	}
+	defer unlock()
+
+	var cur store.Entry
+	exists := false
+	if m.needsCurrent() {
+		c, found, err := n.st.Get(ctx, key)
+		if err != nil {
+			return WriteResult{}, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+		}
+		cur, exists = c, found && !c.Tombstone
+	}
+	if (m.IfAbsent && exists) || (m.IfPresent && !exists) || (m.Expire && !exists) {
+		return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, nil
+	}
+	e := store.Entry{Key: key, Value: m.Value}
 	now := time.Now()
 	switch {
-	case del:
-		e.Value = nil
+	case m.Delete:
+		e.Value, e.Tombstone = nil, true
 		e.ExpireAt = now.Add(n.cfg.TombstoneTTL).UnixMilli()
-	case ttl > 0:
-		e.ExpireAt = now.Add(ttl).UnixMilli()
+	case m.Expire:
+		e.Value, e.ExpireAt = cur.Value, 0
+		if m.TTL > 0 {
+			e.ExpireAt = now.Add(m.TTL).UnixMilli()
+		}
+	case m.KeepTTL && exists:
+		e.ExpireAt = cur.ExpireAt
+	case m.TTL > 0:
+		e.ExpireAt = now.Add(m.TTL).UnixMilli()
+	}
+	if e.Value == nil && !e.Tombstone {
+		e.Value = []byte{}
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		e.Version = n.clock.Now()
 		out, err := n.st.Put(ctx, []store.Entry{e})
 		if err != nil {
-			return Item{}, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
+			return WriteResult{}, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
 		}
 		if out[0] != store.Stale {
+			unlock()
 			if out[0] == store.Applied {
 				v := n.view.Load()
 				if n.handoffActive(v) {
@@ -399,19 +479,19 @@ func (n *Node) ownerWrite(ctx context.Context, key string, value []byte, ttl tim
 				}
 				if n.cfg.Replicas > 1 {
 					if err := n.replicate(ctx, v, e); err != nil {
-						return Item{}, err
+						return WriteResult{}, err
 					}
 				}
 			}
-			return itemOf(e, n.cfg.Name, SourceShard), nil
+			return WriteResult{Item: itemOf(e, n.cfg.Name, SourceShard), Applied: !m.Delete || exists, Existed: exists}, nil
 		}
 		// The shard holds a newer version (stamped by another node's clock,
 		// e.g. imported during a migration): move past it and retry.
-		if cur, found, err := n.st.Get(ctx, key); err == nil && found {
-			n.clock.Observe(cur.Version)
+		if c, found, err := n.st.Get(ctx, key); err == nil && found {
+			n.clock.Observe(c.Version)
 		}
 	}
-	return Item{}, retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
+	return WriteResult{}, retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
 }
 
 // writeThroughPrevious copies a fresh write to the key's previous owners

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -119,28 +120,104 @@ func writeItem(w http.ResponseWriter, it Item) {
 	w.Write(it.Value)
 }
 
-func writeWriteOK(w http.ResponseWriter, it Item) {
-	w.Header().Set(hdrOwner, it.Owner)
-	w.Header().Set(hdrVersion, strconv.FormatUint(it.Version, 10))
+// writeWriteResult answers a PUT or DELETE: 204 when it was carried out
+// (a delete of a missing key included), 412 when its condition did not hold.
+func writeWriteResult(w http.ResponseWriter, m Mutation, res WriteResult) {
+	h := w.Header()
+	h.Set(hdrOwner, res.Owner)
+	h.Set(hdrExisted, boolHeader(res.Existed))
+	if !res.Applied && !m.Delete {
+		writeError(w, errorf(http.StatusPreconditionFailed, "not written: %s", conditionFailure(m, res)))
+		return
+	}
+	h.Set(hdrApplied, boolHeader(res.Applied))
+	h.Set(hdrVersion, strconv.FormatUint(res.Version, 10))
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// parseTTL reads ?ttl= (a Go duration such as 30s or 1500ms, or whole
-// seconds) and rejects any other query parameter.
-func parseTTL(q url.Values) (time.Duration, *Error) {
-	for k := range q {
-		if k != "ttl" {
-			return 0, errorf(http.StatusBadRequest, "unknown query parameter %q (only ttl is accepted)", k)
+func conditionFailure(m Mutation, res WriteResult) string {
+	switch {
+	case m.IfAbsent:
+		return "the key exists (if=absent)"
+	case m.IfPresent:
+		return "the key does not exist (if=present)"
+	default:
+		return "the key does not exist"
+	}
+}
+
+func boolHeader(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// parseMutation reads the query of a PUT or DELETE: ttl (a Go duration
+// such as 30s or 1500ms, or whole seconds), if=absent|present, keepttl=1,
+// and (peer API only) expire=1. Any other parameter is refused.
+func parseMutation(q url.Values, del, peer bool) (Mutation, *Error) {
+	m := Mutation{Delete: del}
+	allowed := map[string]bool{"if": true}
+	if !del {
+		allowed["ttl"], allowed["keepttl"] = true, true
+		if peer {
+			allowed["expire"] = true
 		}
 	}
-	vals := q["ttl"]
-	if len(vals) == 0 {
-		return 0, nil
+	for k, vs := range q {
+		if !allowed[k] {
+			return m, errorf(http.StatusBadRequest, "unknown query parameter %q (accepted: %s)", k, strings.Join(sortedKeys(allowed), ", "))
+		}
+		if len(vs) > 1 {
+			return m, errorf(http.StatusBadRequest, "%s given %d times", k, len(vs))
+		}
 	}
-	if len(vals) > 1 {
-		return 0, errorf(http.StatusBadRequest, "ttl given %d times", len(vals))
+	switch q.Get("if") {
+	case "":
+	case "absent":
+		m.IfAbsent = true
+	case "present":
+		m.IfPresent = true
+	default:
+		return m, errorf(http.StatusBadRequest, "if=%q: want absent or present", q.Get("if"))
 	}
-	s := vals[0]
+	for _, flag := range []struct {
+		name string
+		dst  *bool
+	}{{"keepttl", &m.KeepTTL}, {"expire", &m.Expire}} {
+		switch q.Get(flag.name) {
+		case "":
+		case "1", "true":
+			*flag.dst = true
+		default:
+			return m, errorf(http.StatusBadRequest, "%s=%q: want 1", flag.name, q.Get(flag.name))
+		}
+	}
+	if s := q.Get("ttl"); s != "" || q.Has("ttl") {
+		d, e := parseTTLValue(s)
+		if e != nil {
+			return m, e
+		}
+		m.TTL = d
+	}
+	if m.KeepTTL && m.TTL > 0 {
+		return m, errorf(http.StatusBadRequest, "ttl and keepttl exclude each other")
+	}
+	return m, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// parseTTLValue reads a ttl: a Go duration, or whole seconds.
+func parseTTLValue(s string) (time.Duration, *Error) {
 	var d time.Duration
 	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if secs <= 0 || secs > int64(maxTTL/time.Second) {
@@ -201,8 +278,8 @@ func (n *Node) handleKey(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeItem(w, it)
-	case http.MethodPut:
-		ttl, e := parseTTL(r.URL.Query())
+	case http.MethodPut, http.MethodDelete:
+		m, e := parseMutation(r.URL.Query(), r.Method == http.MethodDelete, false)
 		if e != nil {
 			writeError(w, e)
 			return
@@ -211,28 +288,18 @@ func (n *Node) handleKey(w http.ResponseWriter, r *http.Request) {
 			writeError(w, e)
 			return
 		}
-		value, e := n.readValue(w, r)
+		if !m.Delete {
+			if m.Value, e = n.readValue(w, r); e != nil {
+				writeError(w, e)
+				return
+			}
+		}
+		res, e := n.write(r.Context(), key, m, false)
 		if e != nil {
 			writeError(w, e)
 			return
 		}
-		it, e := n.write(r.Context(), key, value, ttl, false, false)
-		if e != nil {
-			writeError(w, e)
-			return
-		}
-		writeWriteOK(w, it)
-	case http.MethodDelete:
-		if e := noQuery(r.URL.Query()); e != nil {
-			writeError(w, e)
-			return
-		}
-		it, e := n.write(r.Context(), key, nil, 0, true, false)
-		if e != nil {
-			writeError(w, e)
-			return
-		}
-		writeWriteOK(w, it)
+		writeWriteResult(w, m, res)
 	default:
 		methodNotAllowed(w, "GET, HEAD, PUT, DELETE")
 	}

@@ -60,6 +60,7 @@ type Node struct {
 	httpAddr string // advertised host:port of the HTTP API
 	mux      http.Handler
 
+	keyLocks    [256]sync.Mutex // owner writes of one key are serialised
 	view        atomic.Pointer[view]
 	viewMu      sync.Mutex // serialises view swaps
 	ready       atomic.Bool

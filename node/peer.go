@@ -26,6 +26,8 @@ const (
 	hdrSource  = "X-Peercache-Source"
 	hdrVersion = "X-Peercache-Version"
 	hdrTTLMs   = "X-Peercache-Ttl-Ms"
+	hdrApplied = "X-Peercache-Applied"
+	hdrExisted = "X-Peercache-Existed"
 	// hdrReplicaRead asks a replica to answer from its own shard because
 	// the primary could not be reached.
 	hdrReplicaRead = "X-Peercache-Replica-Read"
@@ -162,30 +164,53 @@ func (n *Node) peerReplicaGet(ctx context.Context, v *view, replica, key string)
 	}
 }
 
-func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, value []byte, ttl time.Duration, del bool) (Item, *Error) {
+func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, m Mutation) (WriteResult, *Error) {
 	method, op := http.MethodPut, "put"
 	path := keyPath("/internal/v1/keys/", key)
-	if del {
-		method, op = http.MethodDelete, "delete"
+	q := url.Values{}
+	value := m.Value
+	if m.Delete {
+		method, op, value = http.MethodDelete, "delete", nil
 	} else {
-		if ttl > 0 {
-			path += "?ttl=" + strconv.FormatInt(ttl.Milliseconds(), 10) + "ms"
+		if m.TTL > 0 {
+			q.Set("ttl", strconv.FormatInt(m.TTL.Milliseconds(), 10)+"ms")
+		}
+		if m.KeepTTL {
+			q.Set("keepttl", "1")
+		}
+		if m.Expire {
+			q.Set("expire", "1")
+			value = nil
 		}
 		if value == nil {
 			value = []byte{}
 		}
 	}
+	if m.IfAbsent {
+		q.Set("if", "absent")
+	}
+	if m.IfPresent {
+		q.Set("if", "present")
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	n.metrics.forwarded.WithLabelValues(op).Inc()
 	status, h, body, perr := n.peerDo(ctx, v, owner, method, path, value, 64<<10)
 	if perr != nil {
-		return Item{}, perr
+		return WriteResult{}, perr
 	}
-	if status != http.StatusNoContent {
-		return Item{}, peerError(owner, status, body)
+	res := WriteResult{Item: Item{Key: key, Owner: owner, Source: SourcePeer}}
+	switch status {
+	case http.StatusNoContent:
+		res.Applied = h.Get(hdrApplied) != "0"
+	case http.StatusPreconditionFailed:
+	default:
+		return WriteResult{}, peerError(owner, status, body)
 	}
-	it := Item{Key: key, Owner: owner, Source: SourcePeer}
-	it.Version, _ = strconv.ParseUint(h.Get(hdrVersion), 10, 64)
-	return it, nil
+	res.Existed = h.Get(hdrExisted) == "1"
+	res.Version, _ = strconv.ParseUint(h.Get(hdrVersion), 10, 64)
+	return res, nil
 }
 
 // peerHandoff reads key from a previous owner's shard (no routing there).
@@ -324,26 +349,23 @@ func (n *Node) handlePeerKey(w http.ResponseWriter, r *http.Request) {
 		}
 		writeItem(w, it)
 	case http.MethodPut, http.MethodDelete:
-		del := r.Method == http.MethodDelete
-		var value []byte
-		var ttl time.Duration
-		if !del {
-			var e *Error
-			if ttl, e = parseTTL(r.URL.Query()); e != nil {
-				writeError(w, e)
-				return
-			}
-			if value, e = n.readValue(w, r); e != nil {
-				writeError(w, e)
-				return
-			}
-		}
-		it, e := n.write(r.Context(), key, value, ttl, del, true)
+		m, e := parseMutation(r.URL.Query(), r.Method == http.MethodDelete, true)
 		if e != nil {
 			writeError(w, e)
 			return
 		}
-		writeWriteOK(w, it)
+		if !m.Delete && !m.Expire {
+			if m.Value, e = n.readValue(w, r); e != nil {
+				writeError(w, e)
+				return
+			}
+		}
+		res, e := n.write(r.Context(), key, m, true)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		writeWriteResult(w, m, res)
 	default:
 		methodNotAllowed(w, "GET, PUT, DELETE")
 	}
