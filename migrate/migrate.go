@@ -439,9 +439,14 @@ func (m *Migrator) Run(ctx context.Context, p Placement, reason string) (Result,
 		"moved", res.Moved, "copied", res.Copied, "stale", res.Stale, "dropped", res.Dropped, "failed", res.Failed,
 		"bytes", res.Bytes, "duration", res.Duration, "keys_per_sec", int64(rate(res.Moved+res.Stale, res.Duration)),
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, context.Canceled):
+		// Cancelled by the caller: a newer ring replaced this run, or the
+		// node is stopping. Not a failure.
+		log.Info("migration cancelled", append(attrs, "err", err)...)
+	case err != nil:
 		log.Warn("migration stopped", append(attrs, "err", err)...)
-	} else {
+	default:
 		log.Info("migration finished", attrs...)
 	}
 	return res, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/peercache/peercache/ring"
@@ -502,21 +503,32 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteRes
 // the value this write replaced. Owners that already know the new ring
 // refuse the import, which is fine: they forward reads instead. Failures are
 // ignored: they only widen the stale-read window, never lose the write.
+//
+// Only members whose gossiped ring checksum differs from this node's get the
+// copy: one that announces the same ring already forwards reads of the key.
+// In a settled cluster that is nobody, so writes pay nothing.
 func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
 	v := n.view.Load()
+	var wg sync.WaitGroup
 	for _, p := range n.previousOwners(v, e.Key) {
-		if _, ok := v.members[p]; !ok {
+		m, ok := v.members[p]
+		if !ok || m.Meta.Extra[metaRing] == v.checksum {
 			continue
 		}
-		res, err := peerTransport{n}.send(ctx, p, []store.Entry{e})
-		switch {
-		case err != nil:
-			n.metrics.writeThrough.WithLabelValues("error").Inc()
-			n.log.Debug("write-through to previous owner failed", "peer", p, "key", e.Key, "err", err)
-		case res[0].IsAcked():
-			n.metrics.writeThrough.WithLabelValues("applied").Inc()
-		default:
-			n.metrics.writeThrough.WithLabelValues("refused").Inc()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := peerTransport{n}.send(ctx, p, []store.Entry{e})
+			switch {
+			case err != nil:
+				n.metrics.writeThrough.WithLabelValues("error").Inc()
+				n.log.Debug("write-through to previous owner failed", "peer", p, "key", e.Key, "err", err)
+			case res[0].IsAcked():
+				n.metrics.writeThrough.WithLabelValues("applied").Inc()
+			default:
+				n.metrics.writeThrough.WithLabelValues("refused").Inc()
+			}
+		}()
 	}
+	wg.Wait()
 }

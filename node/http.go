@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/peercache/peercache/migrate"
+	"github.com/peercache/peercache/ring"
 )
 
 // maxTTL keeps expiry times far from int64 overflow (about 100 years).
@@ -361,7 +362,7 @@ func (n *Node) Cluster() ClusterInfo {
 		State: state,
 		Ready: n.Ready(),
 		Ring: RingInfo{Version: v.version, Members: rm, VNodes: vn,
-			Checksum: fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(rm, "\x00")+"\x00"+strconv.Itoa(vn)))},
+			Checksum: v.checksum},
 		Members:     []MemberInfo{},
 		Handoff:     n.handoffActive(v),
 		Migration:   n.mig.Status(),
@@ -416,4 +417,12 @@ func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
 	n.log.Info("leave requested over HTTP", "remote", r.RemoteAddr)
 	go n.Stop(context.Background())
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving", "drain_timeout": n.cfg.DrainTimeout.String()})
+}
+
+// ringChecksum identifies a ring by its members and vnodes setting.
+func ringChecksum(r *ring.Ring, vnodes int) string {
+	if vnodes == 0 {
+		vnodes = ring.DefaultVNodes
+	}
+	return fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(r.Members(), "\x00")+"\x00"+strconv.Itoa(vnodes)))
 }

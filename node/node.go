@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -38,7 +39,14 @@ type view struct {
 	// boots maps each member to the boot id it gossips: a member that
 	// restarted under the same name has a new one (and an empty shard).
 	boots map[string]string
+	// checksum identifies the ring (members and options); members gossip
+	// the checksum of the ring they have applied (Meta.Extra[metaRing]).
+	checksum string
 }
+
+// metaRing is the Meta.Extra field holding the checksum of the ring a
+// member has applied.
+const metaRing = "ring"
 
 // metaBoot is the Meta.Extra field holding a random id chosen at each start.
 const metaBoot = "boot"
@@ -380,7 +388,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	}
 	r := ring.New(active, n.ringOptions())
 	if r.Equal(old.ring) {
-		nv.version, nv.ring, nv.prev, nv.changedAt = old.version, old.ring, old.prev, old.changedAt
+		nv.version, nv.ring, nv.prev, nv.changedAt, nv.checksum = old.version, old.ring, old.prev, old.changedAt, old.checksum
 		n.view.Store(nv)
 		if restarted := n.restartedMembers(old, nv); len(restarted) > 0 {
 			// Same ring, but these members came back empty: give them
@@ -395,6 +403,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	}
 	nv.version = old.version + 1
 	nv.ring = r
+	nv.checksum = ringChecksum(r, n.cfg.VNodes)
 	nv.changedAt = time.Now()
 	prev := old.ring
 	if !old.ring.Has(n.cfg.Name) && r.Has(n.cfg.Name) && old.ring.Len() == 0 {
@@ -455,12 +464,20 @@ func (n *Node) migrationLoop(ctx context.Context) {
 		rctx, c := context.WithCancel(ctx)
 		d := make(chan struct{})
 		cancel, done = c, d
-		p := n.placement(n.view.Load())
+		v := n.view.Load()
+		p := n.placement(v)
 		announce := reason == "ring-change"
 		go func() {
 			defer close(d)
 			if announce {
-				n.setMeta(func(m *membership.Meta) { m.Migrating = true })
+				n.setMeta(func(m *membership.Meta) {
+					m.Migrating = true
+					m.Extra = maps.Clone(m.Extra)
+					if m.Extra == nil {
+						m.Extra = map[string]string{}
+					}
+					m.Extra[metaRing] = v.checksum
+				})
 			}
 			res, err := n.mig.Run(rctx, p, reason)
 			n.metrics.observeMigration(res)
@@ -583,6 +600,7 @@ func (n *Node) excludeSelf() {
 	nv := *old
 	nv.version = old.version + 1
 	nv.ring = old.ring.Without(n.cfg.Name)
+	nv.checksum = ringChecksum(nv.ring, n.cfg.VNodes)
 	nv.changedAt = time.Now()
 	nv.prev = append([]*ring.Ring{old.ring}, old.prev...)
 	if len(nv.prev) > maxPrevRings {
