@@ -52,6 +52,21 @@ func run(ctx context.Context, timeout time.Duration, env []string, stdin []byte,
 	return out.String(), nil
 }
 
+// runCombined is run with stderr folded into the output (docker logs,
+// cachenode --help print to stderr).
+func runCombined(ctx context.Context, timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return out.String(), nil
+}
+
 func docker(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
 	return run(ctx, timeout, nil, nil, "docker", args...)
 }

@@ -94,7 +94,7 @@ func TestE2E(t *testing.T) {
 		t.Logf("offline image built in %.1fs:\n%s", time.Since(start).Seconds(), strings.TrimSpace(out))
 	}
 	// cachenode prints its flags to stderr.
-	help, err := run(ctx, quickCmd, nil, nil, "sh", "-c", "docker run --rm --network none "+image+" --help 2>&1")
+	help, err := runCombined(ctx, quickCmd, "docker", "run", "--rm", "--network", "none", image, "--help")
 	if err != nil || !strings.Contains(help, "-redis-server") {
 		t.Fatalf("the image does not run cachenode with --redis-server: %v\n%s", err, help)
 	}
@@ -143,6 +143,7 @@ func TestE2E(t *testing.T) {
 		// A fresh context: the suite's may have expired.
 		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
+		t.Logf("SUMMARY (%s, rf=%d)\n%s", tool, s.rf, strings.Join(s.summary, "\n"))
 		if t.Failed() {
 			s.dumpLogs(cctx)
 		}
@@ -162,8 +163,6 @@ func TestE2E(t *testing.T) {
 	t.Run("4_replicas2_kill9", s.scenario4)
 	t.Run("5_partition", s.scenario5)
 	t.Run("6_redis_restart", s.scenario6)
-
-	t.Logf("SUMMARY (%s)\n%s", tool, strings.Join(s.summary, "\n"))
 }
 
 // dumpLogs shows the end of every container's log.
@@ -174,7 +173,7 @@ func (s *suite) dumpLogs(ctx context.Context) {
 		return
 	}
 	for _, c := range cs {
-		out, err := run(ctx, quickCmd, nil, nil, "sh", "-c", "docker logs --tail 60 "+c.ID+" 2>&1")
+		out, err := runCombined(ctx, quickCmd, "docker", "logs", "--tail", "60", c.ID)
 		s.t.Logf("--- logs of %s (%s, %s, exit %d) %v:\n%s", c.Name, c.Hostname, c.Status, c.ExitCode, err, out)
 	}
 }
@@ -263,6 +262,7 @@ func (s *suite) scenario1(t *testing.T) {
 	rstart := time.Now()
 	v := check(s.ctx, s.c, s.m, nodes, keys, 1, workers)
 	rdur := time.Since(rstart)
+	defer s.m.accept(v)
 	s.report(t, "1 up 3, write 50k", fmt.Sprintf("%s | write %.0f/s, read-back %.0f/s | %s | seconds_to_converge=%.1f total=%.1fs",
 		&f, float64(len(keys))/wdur.Seconds(), float64(len(keys))/rdur.Seconds(), v, conv.Seconds(), time.Since(start).Seconds()))
 	s.requireClean(t, v, &f)
@@ -303,8 +303,11 @@ func (s *suite) scenario2(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	stop()
 	v := check(s.ctx, s.c, s.m, nodes, s.m.allKeys(), 2, workers)
-	s.report(t, "2 scale 3->5", fmt.Sprintf("%s | %s | seconds_to_converge=%.1f", &w.f, v, conv.Seconds()))
+	cp := s.copiesReport(t, nodes, v, false)
+	s.report(t, "2 scale 3->5", fmt.Sprintf("%s | %s | %s | seconds_to_converge=%.1f", &w.f, v, cp, conv.Seconds()))
 	s.requireClean(t, v, &w.f)
+	s.explain(t, nodes, v.lostKeys)
+	s.m.accept(v)
 }
 
 // Scenario 3: scale 5 -> 2 under load: the removed nodes drain (graceful
@@ -384,9 +387,12 @@ func (s *suite) scenario3(t *testing.T) {
 		t.Errorf("%d containers removed, want 3", removed)
 	}
 	v := check(s.ctx, s.c, s.m, after, s.m.allKeys(), 3, workers)
-	s.report(t, "3 scale 5->2", fmt.Sprintf("%s | %s | scale_down=%.1fs seconds_to_converge=%.1f | %s",
-		&w.f, v, scaleDur.Seconds(), conv.Seconds(), strings.Join(exits, "; ")))
+	cp := s.copiesReport(t, after, v, false)
+	s.report(t, "3 scale 5->2", fmt.Sprintf("%s | %s | %s | scale_down=%.1fs seconds_to_converge=%.1f | %s",
+		&w.f, v, cp, scaleDur.Seconds(), conv.Seconds(), strings.Join(exits, "; ")))
 	s.requireClean(t, v, &w.f)
+	s.explain(t, after, v.lostKeys)
+	s.m.accept(v)
 }
 
 // Scenario 4: replication factor 2; SIGKILL of one node loses nothing, and
@@ -406,39 +412,89 @@ func (s *suite) scenario4(t *testing.T) {
 		t.Skip(msg)
 	}
 	nodes, _ := s.scaleTo(t, 4)
-	tg := &targets{}
-	tg.set(nodes)
-	w := &workload{c: s.c, m: s.m, nodes: tg, workers: workers, budget: 150000, maxDur: 4 * time.Minute}
-	stop := w.start(s.ctx, scenarioKeys("s4", 3000, 4))
-	defer stop()
+	var f figures
 	var lines []string
 	for round, victim := range []container{nodes[len(nodes)-1], nodes[len(nodes)-2]} {
+		tg := &targets{}
+		tg.set(nodes)
+		w := &workload{c: s.c, m: s.m, nodes: tg, workers: workers, budget: 100000, maxDur: 3 * time.Minute}
+		stop := w.start(s.ctx, scenarioKeys(fmt.Sprintf("s4r%d", round), 2000, 4+round))
 		time.Sleep(2 * time.Second)
 		t0 := time.Now()
 		if _, err := docker(s.ctx, quickCmd, "kill", "--signal", "KILL", victim.ID); err != nil {
+			stop()
 			t.Fatal(err)
 		}
-		rest := slices.DeleteFunc(slices.Clone(tg.get()), func(c container) bool { return c.ID == victim.ID })
-		tg.set(rest)
-		_, err := s.c.waitConverged(s.ctx, rest, 2*time.Minute)
+		nodes = slices.DeleteFunc(slices.Clone(nodes), func(c container) bool { return c.ID == victim.ID })
+		tg.set(nodes)
+		_, err := s.c.waitConverged(s.ctx, nodes, 2*time.Minute)
 		conv := time.Since(t0)
 		if err != nil {
 			t.Error(err)
 		}
 		time.Sleep(3 * time.Second)
-		if round == 1 {
-			stop()
-		}
-		v := check(s.ctx, s.c, s.m, rest, s.m.allKeys(), 4, workers)
-		lines = append(lines, fmt.Sprintf("kill %d (%s): %s seconds_to_converge=%.1f", round+1, victim.Hostname, v, conv.Seconds()))
-		s.requireClean(t, v, nil)
+		stop()
+		v := check(s.ctx, s.c, s.m, nodes, s.m.allKeys(), 4, workers)
+		cp := s.copiesReport(t, nodes, v, true) // the copies the dead node held are rebuilt
+		lines = append(lines, fmt.Sprintf("kill %d (%s): %s | %s | %s seconds_to_converge=%.1f", round+1, victim.Hostname, &w.f, v, cp, conv.Seconds()))
+		s.requireClean(t, v, &w.f)
+		s.explain(t, nodes, v.lostKeys)
+		s.m.accept(v)
+		f.wrong.Add(w.f.wrong.Load())
 	}
-	s.report(t, fmt.Sprintf("4 replicas=%d, kill -9", s.rf), fmt.Sprintf("%s | %s", &w.f, strings.Join(lines, " | ")))
-	if w.f.wrong.Load() > 0 {
-		t.Errorf("%d wrong reads", w.f.wrong.Load())
-	}
+	s.report(t, fmt.Sprintf("4 replicas=%d, kill -9", s.rf), strings.Join(lines, " || "))
 	// Make room for the next scenarios: the killed containers go.
 	s.removeExited(t)
+}
+
+// explain shows, for the first few keys, the record each node's Redis holds
+// (version, value or tombstone), read with redis-cli inside the containers.
+func (s *suite) explain(t *testing.T, nodes []container, keys []string) {
+	t.Helper()
+	if len(keys) > 5 {
+		keys = keys[:5]
+	}
+	if len(keys) == 0 {
+		return
+	}
+	recs := map[string]map[string]record{}
+	for _, n := range nodes {
+		r, err := shardRecords(s.ctx, n, keys)
+		if err != nil {
+			t.Logf("   reading shards: %v", err)
+			return
+		}
+		recs[n.Hostname] = r
+	}
+	r := ring.New(names(nodes), ring.Options{VNodes: vnodes})
+	for _, key := range keys {
+		var parts []string
+		for _, n := range nodes {
+			parts = append(parts, n.Hostname+": "+recs[n.Hostname][key].String())
+		}
+		t.Logf("   shards for %s (owners %v, last known %q): %s", key, r.Owners(key, s.rf), s.m.state(key).value, strings.Join(parts, "; "))
+	}
+}
+
+// copiesReport checks the owners' copies (see checkCopies) and returns its
+// figures; with fatal, missing or divergent copies fail the test.
+func (s *suite) copiesReport(t *testing.T, nodes []container, v *verdict, fatal bool) string {
+	t.Helper()
+	if s.rf < 2 {
+		return "copies: rf=1"
+	}
+	c, err := s.checkCopies(nodes, v)
+	if err != nil {
+		t.Errorf("checking copies: %v", err)
+		return "copies: " + err.Error()
+	}
+	for _, smp := range c.samples {
+		t.Log("   copies:", smp)
+	}
+	if fatal && (c.missing > 0 || c.divergent > 0) {
+		t.Errorf("%s", c)
+	}
+	return c.String()
 }
 
 // removeExited removes the project's stopped containers (killed ones), so
@@ -500,9 +556,11 @@ func (s *suite) scenario5(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Partition keys: p-0000..p-0999 written by the majority side,
-	// p-0500..p-1499 by the cut-off node: 500 keys on both sides. All exist
-	// before the cut.
+	// Partition keys, all written before the cut. The majority side writes
+	// p-0000..p-0999 until the cut-off node has written p-0500..p-1499 once
+	// (about half-way), then only p-0000..p-0749. So p-0500..p-0749 are
+	// written last by the majority, p-0750..p-0999 by the cut-off node, and
+	// last writer wins decides both ways.
 	const nPart = 1500
 	pkey := func(i int) string { return fmt.Sprintf("p-%04d", i) }
 	var pre figures
@@ -560,8 +618,9 @@ func (s *suite) scenario5(t *testing.T) {
 	stop := w.start(s.ctx, majKeys)
 	defer stop()
 
-	// While cut: base keys owned by the cut-off node are not available on
-	// the majority side (rf=1). Sample them once the majority has dropped it.
+	// While cut: base keys the cut-off node owned are unavailable on the
+	// majority side with rf=1; with rf>=2 a replica answers. Sample them once
+	// the majority has dropped the node.
 	_, err := s.c.waitConverged(s.ctx, majority, 45*time.Second)
 	detect := time.Since(t0)
 	if err != nil {
@@ -591,18 +650,23 @@ func (s *suite) scenario5(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+	stop() // the majority's first phase ends before the cut-off node writes
 	minStart := time.Since(t0)
 	rs, err := s.insideOps(victim, minOps)
 	if err != nil {
 		t.Errorf("writes on the cut-off node: %v", err)
 	}
 	minDur := time.Since(t0) - minStart
+	w2 := &workload{c: s.c, m: s.m, nodes: tg, workers: workers, budget: 100000,
+		maxDur: max(partitionOn-time.Since(t0), time.Second), side: "majority", writeOnly: true}
+	stop2 := w2.start(s.ctx, majKeys[:750])
+	defer stop2()
 
 	// Heal after 30 s.
 	if d := partitionOn - time.Since(t0); d > 0 {
 		time.Sleep(d)
 	}
-	stop()
+	stop2()
 	var minAcked, minFailed int
 	minStatus := map[string]int{}
 	for i, op := range minOps {
@@ -646,12 +710,26 @@ func (s *suite) scenario5(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	v := check(s.ctx, s.c, s.m, nodes, s.m.allKeys(), 5, workers)
 	s.report(t, "5 partition 30s", fmt.Sprintf(
-		"majority side: %s | minority side (%.1fs-%.1fs): ops=%d acknowledged=%d failed=%d %v | while cut: base-key sample via majority found=%d missing=%d errors=%d | majority dropped the node after %.1fs, node alone after %.1fs | after heal: %s | LWW: keys=%d both_sides=%d majority_won=%d minority_won=%d acked_writes_overwritten_by_other_side=%d violations=%d | seconds_to_converge(re-merge)=%.1f",
-		&w.f, minStart.Seconds(), (minStart+minDur).Seconds(), len(minOps), minAcked, minFailed, minStatus, sampleFound, sampleMissing, sampleErr,
+		"majority side: %s, then %s | minority side (%.1fs-%.1fs): ops=%d acknowledged=%d failed=%d %v | while cut: base-key sample via majority found=%d missing=%d errors=%d | majority dropped the node after %.1fs, node alone after %.1fs | after heal: %s | LWW: keys=%d both_sides=%d majority_won=%d minority_won=%d acked_writes_overwritten_by_other_side=%d violations=%d | seconds_to_converge(re-merge)=%.1f",
+		&w.f, &w2.f, minStart.Seconds(), (minStart+minDur).Seconds(), len(minOps), minAcked, minFailed, minStatus, sampleFound, sampleMissing, sampleErr,
 		detect.Seconds(), minorityAlone.Seconds(), v,
 		v.lww.keys, v.lww.bothSides, v.lww.majorityWon, v.lww.minorityWon, v.lww.overwrittenAcks, v.lww.violations,
 		merge.Seconds()))
 	s.requireClean(t, v, &w.f)
+	s.explain(t, nodes, v.lostKeys)
+	s.m.accept(v)
+
+	// Once the handoff window (30 s) after the re-merge has passed, the
+	// partition keys must still read the same: nothing may come back later
+	// from a copy left on the wrong side.
+	if d := 35*time.Second - time.Since(t1); d > 0 {
+		time.Sleep(d)
+	}
+	late := check(s.ctx, s.c, s.m, nodes, all, 1, workers)
+	s.report(t, "5 partition, +35s recheck", late.String()+" | "+s.copiesReport(t, nodes, v, false))
+	s.requireClean(t, late, nil)
+	s.explain(t, nodes, late.lostKeys)
+	s.m.accept(late)
 }
 
 func firstWords(s string, n int) string {
@@ -728,6 +806,7 @@ func (s *suite) scenario6(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	stop()
 	v := check(s.ctx, s.c, s.m, nodes, s.m.allKeys(), 6, workers)
+	cp := s.copiesReport(t, nodes, v, false)
 	// Which node owns each lost key: the ring the nodes use (same package,
 	// same options).
 	r := ring.New(names(nodes), ring.Options{VNodes: vnodes})
@@ -745,14 +824,15 @@ func (s *suite) scenario6(t *testing.T) {
 	if !unreadyAt.IsZero() && !readyAgainAt.IsZero() {
 		unready = fmt.Sprintf("%.1fs after the kill, for %.1fs", unreadyAt.Sub(t0).Seconds(), readyAgainAt.Sub(unreadyAt).Seconds())
 	}
-	s.report(t, "6 redis restart", fmt.Sprintf("%s | %s | lost_on_restarted_node=%d lost_elsewhere=%d | unready %s | seconds_to_converge=%.1f",
-		&w.f, v, lostOnVictim, lostElsewhere, unready, conv.Seconds()))
+	s.report(t, "6 redis restart", fmt.Sprintf("%s | %s | %s | lost_on_restarted_node=%d lost_elsewhere=%d | unready %s | seconds_to_converge=%.1f",
+		&w.f, v, cp, lostOnVictim, lostElsewhere, unready, conv.Seconds()))
 	for _, smp := range elsewhere {
 		t.Log("   lost, not owned by the restarted node:", smp)
 	}
 	for _, a := range w.f.anomalies {
 		t.Log("   workload:", a)
 	}
+	s.explain(t, nodes, v.lostKeys)
 	// With rf=1 the restarted Redis's keys are gone; anything else is not.
 	if lostElsewhere > 0 || v.resurrected > 0 || v.wrong > 0 || v.unavailable > 0 || w.f.wrong.Load() > 0 {
 		t.Errorf("read-back: %s, lost on other nodes %d, wrong reads %d", v, lostElsewhere, w.f.wrong.Load())

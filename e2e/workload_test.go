@@ -362,8 +362,10 @@ func bulkWrite(ctx context.Context, c *client, m *model, f *figures, nodes []con
 // verdict is the read-back of every key at the end of a scenario.
 type verdict struct {
 	checked, ok, lost, resurrected, wrong, unavailable, uncertain int
-	lostKeys                                                      []string
+	lostKeys                                                      []string // lost, resurrected, wrong
 	samples                                                       []string
+	observed                                                      map[string]observation
+	sources                                                       map[string]int // X-Peercache-Source of the reads that found a value
 	// Partition keys (tracked), judged by version: the acknowledged write
 	// with the highest version must be what is read.
 	lww struct {
@@ -372,8 +374,8 @@ type verdict struct {
 }
 
 func (v *verdict) String() string {
-	return fmt.Sprintf("checked=%d ok=%d lost=%d resurrected=%d wrong=%d unavailable=%d uncertain_keys=%d",
-		v.checked, v.ok, v.lost, v.resurrected, v.wrong, v.unavailable, v.uncertain)
+	return fmt.Sprintf("checked=%d ok=%d lost=%d resurrected=%d wrong=%d unavailable=%d uncertain_keys=%d sources=%v",
+		v.checked, v.ok, v.lost, v.resurrected, v.wrong, v.unavailable, v.uncertain, v.sources)
 }
 
 func (v *verdict) sample(format string, args ...any) {
@@ -385,7 +387,7 @@ func (v *verdict) sample(format string, args ...any) {
 // check reads every key back (key i through node (i+offset)%len(nodes),
 // so through another node than the one that wrote it) and judges it.
 func check(ctx context.Context, c *client, m *model, nodes []container, keys []string, offset, workers int) *verdict {
-	v := &verdict{}
+	v := &verdict{observed: map[string]observation{}, sources: map[string]int{}}
 	var mu sync.Mutex
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -433,7 +435,9 @@ func judge(v *verdict, k *keyState, key string, r reply) {
 	found := r.Status == http.StatusOK
 	if found {
 		k.owner = r.Owner
+		v.sources[r.Source]++
 	}
+	v.observed[key] = observation{found: found, value: r.Body, version: r.Version}
 	if k.track {
 		judgeLWW(v, k, key, found, r.Body)
 		return
@@ -449,6 +453,7 @@ func judge(v *verdict, k *keyState, key string, r reply) {
 		v.ok++
 	case !k.written[r.Body]:
 		v.wrong++
+		v.lostKeys = append(v.lostKeys, key)
 		v.sample("%s: wrong value %q (never written to this key)", key, r.Body)
 	case k.present:
 		v.lost++
@@ -456,6 +461,7 @@ func judge(v *verdict, k *keyState, key string, r reply) {
 		v.sample("%s: lost: want %q, got the older %q", key, k.value, r.Body)
 	default:
 		v.resurrected++
+		v.lostKeys = append(v.lostKeys, key)
 		v.sample("%s: resurrected: deleted, got %q", key, r.Body)
 	}
 }
@@ -502,6 +508,7 @@ func judgeLWW(v *verdict, k *keyState, key string, found bool, body string) {
 		v.ok++
 	case found && !k.written[body]:
 		v.wrong++
+		v.lostKeys = append(v.lostKeys, key)
 		v.sample("%s: wrong value %q", key, body)
 	default:
 		v.lww.violations++
@@ -516,5 +523,29 @@ func judgeLWW(v *verdict, k *keyState, key string, found bool, body string) {
 			got = fmt.Sprintf("%q", body)
 		}
 		v.sample("%s: last writer lost: want %s, got %s; acknowledged: %v", key, want, got, k.acks)
+	}
+}
+
+// observation is what the read-back found for a key.
+type observation struct {
+	found   bool
+	value   string
+	version uint64
+}
+
+// accept makes what the read-back found the known state of every key it
+// read, once a scenario has reported: a later scenario then counts only
+// its own losses, and keys judged by version (partition) return to the
+// ordinary judgement.
+func (m *model) accept(v *verdict) {
+	for key, o := range v.observed {
+		k := m.state(key)
+		k.acked = true
+		k.present, k.value, k.version = o.found, o.value, o.version
+		if !o.found {
+			k.value = ""
+		}
+		k.maybe, k.maybeDel = nil, false
+		k.track, k.acks = false, nil
 	}
 }

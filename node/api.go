@@ -59,6 +59,8 @@ type Item struct {
 	ExpireAt time.Time // zero: no expiry
 	Owner    string
 	Source   Source
+
+	nearTTL time.Duration // forwarded reads: how long the owner lets this node keep a copy (nearcache.go)
 }
 
 // TTL returns the time the item has left (0 with ok=false for no expiry).
@@ -130,6 +132,8 @@ type Mutation struct {
 	KeepTTL bool
 	// IfAbsent / IfPresent make the mutation conditional (Redis NX / XX).
 	IfAbsent, IfPresent bool
+
+	loaded bool // a read-through load of an absent key: no near copy can exist (loader.go)
 }
 
 // needsCurrent reports whether the owner must read the key first.
@@ -167,8 +171,14 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 	if err := n.checkKey(key); err != nil {
 		return Item{}, err
 	}
+	ep := n.tierEpoch() // before the view (tier.go)
 	v := n.view.Load()
 	owner := v.ring.Owner(key)
+	if !forwarded && owner != "" && owner != n.cfg.Name {
+		if it, ok := n.nearGet(key, owner); ok { // near cache (nearcache.go)
+			return it, nil
+		}
+	}
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
@@ -181,7 +191,7 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 			return Item{}, &Error{Status: http.StatusMisdirectedRequest, Owner: owner, Retryable: true,
 				Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
 		}
-		it, err := n.peerGet(ctx, v, owner, key)
+		it, err := n.forwardGet(ctx, v, owner, key, ep) // peerGet, collapsed, near-cached (nearcache.go)
 		var e *Error
 		if !errors.As(err, &e) || !retryMore(ctx, start) {
 			return it, err
@@ -274,6 +284,12 @@ func (n *Node) awaitNewOwner(ctx context.Context, v *view, failed, key string) (
 }
 
 func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) {
+	return n.tieredOwnerGet(ctx, v, key) // local tier, singleflight, loader (tier.go)
+}
+
+// shardGet reads key from this node's shard (and, during a migration,
+// from its previous owner).
+func (n *Node) shardGet(ctx context.Context, v *view, key string) (Item, error) {
 	e, found, err := n.st.Get(ctx, key)
 	if err != nil {
 		return Item{}, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
@@ -403,6 +419,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 				Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
 		}
 		it, err := n.peerWrite(ctx, v, owner, key, m)
+		n.tierInvalidate(key) // this node's near copy goes before the write is acknowledged (tier.go)
 		if err == nil || !retryMore(ctx, start) {
 			return it, err
 		}
@@ -467,13 +484,21 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteRes
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		e.Version = n.clock.Now()
+		g := n.ownerGuard(key)
 		out, err := n.st.Put(ctx, []store.Entry{e})
 		if err != nil {
+			n.tierInvalidate(key) // the write may have landed
 			return WriteResult{}, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
 		}
 		if out[0] != store.Stale {
+			if out[0] == store.Applied {
+				n.ownerPublish(key, e, g) // the local tier, under the key's lock (tier.go)
+			}
 			unlock()
 			if out[0] == store.Applied {
+				if !m.loaded {
+					n.invalidateFetchers(ctx, key, true) // near copies on other nodes (nearcache.go)
+				}
 				v := n.view.Load()
 				if n.handoffActive(v) {
 					n.writeThroughPrevious(ctx, e)

@@ -14,6 +14,7 @@ import (
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
+	"github.com/peercache/peercache/tier"
 )
 
 // Defaults for Config fields left zero.
@@ -102,6 +103,35 @@ type Config struct {
 	// Migrate tunes key migration.
 	Migrate migrate.Options
 
+	// LocalTierBytes is the byte budget of the node's in-process tier, which
+	// holds copies of its own keys (local) and of values fetched from other
+	// owners (near cache). 0: 64 MiB; negative: no local tier.
+	LocalTierBytes int64
+	// LocalTierPolicy is the tier's eviction policy: "tinylfu" (the
+	// default), "lru" or "fifo".
+	LocalTierPolicy string
+	// NearCacheTTL is the longest a node keeps a copy of a value another
+	// node owns (0: 1s; negative: no near cache, and this node lets no
+	// other node keep copies of its keys).
+	NearCacheTTL time.Duration
+	// NearTrackMaxKeys bounds how many keys an owner tracks for near-cache
+	// invalidation (0: 262,144); beyond it, readers get no copy permission.
+	NearTrackMaxKeys int
+	// InvalidationWait is how long a write waits for the nodes holding
+	// near copies of the key to acknowledge their invalidation before it
+	// is acknowledged itself (0: 5ms; negative: do not wait).
+	InvalidationWait time.Duration
+	// Getter, when set, loads keys that are in no shard (read-through);
+	// see Getter.
+	Getter Getter
+	// LoaderNegativeTTL is how long an owner remembers that the Getter
+	// did not find a key (0: 5s; negative: not at all).
+	LoaderNegativeTTL time.Duration
+	// TTLJitter shortens the TTLs of loaded values (and negative entries)
+	// by a random fraction up to this (0 to 1), so that keys loaded
+	// together do not expire together.
+	TTLJitter float64
+
 	// Logger receives the node's logs (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -143,6 +173,21 @@ func (c *Config) setDefaults() {
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
+	if c.LocalTierBytes == 0 {
+		c.LocalTierBytes = DefaultLocalTierBytes
+	}
+	if c.NearCacheTTL == 0 {
+		c.NearCacheTTL = DefaultNearCacheTTL
+	}
+	if c.NearTrackMaxKeys == 0 {
+		c.NearTrackMaxKeys = DefaultNearTrackMaxKeys
+	}
+	if c.InvalidationWait == 0 {
+		c.InvalidationWait = DefaultInvalidationWait
+	}
+	if c.LoaderNegativeTTL == 0 {
+		c.LoaderNegativeTTL = DefaultLoaderNegTTL
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -183,6 +228,15 @@ func (c *Config) validate() error {
 	}
 	if c.TombstoneTTL < 0 || c.HandoffWindow < 0 || c.DrainTimeout < 0 || c.PeerTimeout < 0 || c.MaxTTL < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if _, err := tier.ParsePolicy(c.LocalTierPolicy); err != nil {
+		errs = append(errs, fmt.Errorf("local-tier-policy: %q: want lru, fifo or tinylfu", c.LocalTierPolicy))
+	}
+	if c.TTLJitter < 0 || c.TTLJitter >= 1 {
+		errs = append(errs, fmt.Errorf("ttl-jitter: %v, want 0 to less than 1", c.TTLJitter))
+	}
+	if c.NearTrackMaxKeys < 0 {
+		errs = append(errs, fmt.Errorf("near-track-max-keys: %d is negative", c.NearTrackMaxKeys))
 	}
 	return errors.Join(errs...)
 }

@@ -61,6 +61,8 @@ func newMetrics(n *Node) *metrics {
 		Help: "Key and value bytes moved by finished migration runs."})
 	f(m.migratedBytes)
 	f(newOpsCollector(n)) // members by state, memberlist health, running migration, shard size, modes (opsmetrics.go)
+	// local tier, near cache, invalidations, loads (tiermetrics.go)
+	f(newTierCollector(n))
 	m.replication = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_replica_writes_total",
 		Help: "Copies of writes sent by a primary to replicas, by result."}, []string{"result"})
 	m.replicaReads = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_replica_reads_total",

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/membership"
@@ -80,6 +81,13 @@ type Node struct {
 	selfState atomic.Value // membership.State: this node's own state, authoritative locally
 
 	lastMembers []membership.Member // guarded by viewMu
+
+	// Local tier, near cache, singleflight, read-through (tier.go).
+	tier    *localTier
+	tracker *fetchTracker
+	inval   *invalidator
+	flights singleflight.Group
+	loads   [3]atomic.Uint64 // Getter results: loaded, not found, failed
 
 	baseMu    sync.Mutex
 	baseRing  *ring.Ring        // ring of the last completed ring-change run
@@ -197,6 +205,12 @@ func New(cfg Config) (*Node, error) {
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
 	n.view.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
+	if err := n.initTier(); err != nil { // local tier, near cache (tier.go)
+		ml.Shutdown()
+		ln.Close()
+		n.closeStore()
+		return nil, fmt.Errorf("node: local tier: %w", err)
+	}
 	return n, nil
 }
 
@@ -391,6 +405,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		nv.version, nv.ring, nv.prev, nv.changedAt, nv.checksum = old.version, old.ring, old.prev, old.changedAt, old.checksum
 		n.view.Store(nv)
 		if restarted := n.restartedMembers(old, nv); len(restarted) > 0 {
+			n.tierViewChanged() // near copies from a restarted owner: it forgot who holds them
 			// Same ring, but these members came back empty: give them
 			// their copies again.
 			n.log.Info("members restarted under the same name; re-replicating", "members", restarted)
@@ -416,6 +431,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		nv.prev = nv.prev[:maxPrevRings]
 	}
 	n.view.Store(nv)
+	n.tierViewChanged() // after the store: see localTier
 	n.metrics.ringChanges.Inc()
 	n.log.Info("ring changed", "ring_version", nv.version, "members", r.Members(), "previous", old.ring.Members())
 	select {
@@ -528,6 +544,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.cancel()
 		n.ml.Shutdown()
 		n.ln.Close()
+		n.closeTier()
 		n.closeStore()
 		close(n.done)
 		return nil
@@ -607,6 +624,7 @@ func (n *Node) excludeSelf() {
 		nv.prev = nv.prev[:maxPrevRings]
 	}
 	n.view.Store(&nv)
+	n.tierViewChanged()
 	n.metrics.ringChanges.Inc()
 }
 
@@ -639,6 +657,7 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) {
 	}
 	n.migWG.Wait()
 	n.wg.Wait()
+	n.closeTier()
 	n.client.CloseIdleConnections()
 	n.closeStore()
 	n.log.Info("node stopped", "graceful", graceful)

@@ -40,7 +40,8 @@ func scrape(t *testing.T, n *testNode) map[string]float64 {
 // memberlist health, store latency and errors, shard size, migration and
 // read-only gauges.
 func TestOperatorMetrics(t *testing.T) {
-	nodes := startCluster(t, 3, false)
+	// No local tier: the reads below are to reach the store.
+	nodes := startCluster(t, 3, false, func(c *Config) { c.LocalTierBytes = -1 })
 	n := nodes[0]
 	before := scrape(t, n)
 	for _, s := range []string{

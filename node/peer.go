@@ -109,6 +109,7 @@ func keyPath(prefix, key string) string {
 
 func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, error) {
 	n.metrics.forwarded.WithLabelValues("get").Inc()
+	sent := time.Now() // the owner's remaining TTL is counted from here: never later than the owner's expiry
 	status, h, body, perr := n.peerDo(ctx, v, owner, http.MethodGet, keyPath("/internal/v1/keys/", key), nil, int64(n.cfg.MaxValueBytes))
 	if perr != nil {
 		return Item{}, perr
@@ -118,7 +119,10 @@ func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, e
 		it := Item{Key: key, Value: body, Owner: owner, Source: SourcePeer}
 		it.Version, _ = strconv.ParseUint(h.Get(hdrVersion), 10, 64)
 		if ms, err := strconv.ParseInt(h.Get(hdrTTLMs), 10, 64); err == nil && ms > 0 {
-			it.ExpireAt = time.Now().Add(time.Duration(ms) * time.Millisecond)
+			it.ExpireAt = sent.Add(time.Duration(ms) * time.Millisecond)
+		}
+		if ms, err := strconv.ParseInt(h.Get(hdrNearTTL), 10, 64); err == nil && ms > 0 {
+			it.nearTTL = time.Duration(ms) * time.Millisecond
 		}
 		return it, nil
 	case http.StatusNotFound:
@@ -338,14 +342,19 @@ func (n *Node) handlePeerKey(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		var it Item
 		var err error
+		var nearTTL time.Duration
 		if r.Header.Get(hdrReplicaRead) == "1" {
 			it, err = n.replicaGet(r.Context(), n.view.Load(), key)
 		} else {
+			nearTTL = n.trackFetch(key, r.Header.Get(hdrFrom)) // before the read (nearcache.go)
 			it, err = n.get(r.Context(), key, true)
 		}
 		if err != nil {
 			writeErr(w, err)
 			return
+		}
+		if nearTTL > 0 {
+			w.Header().Set(hdrNearTTL, strconv.FormatInt(nearTTL.Milliseconds(), 10))
 		}
 		writeItem(w, it)
 	case http.MethodPut, http.MethodDelete:
@@ -451,6 +460,7 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 		for j, o := range outs {
 			switch o {
 			case store.Applied:
+				n.importApplied(owned[j].Key) // local and near copies (tier.go)
 				res[idx[j]] = wire.ResultAcked
 			case store.Stale:
 				res[idx[j]] = wire.ResultStale

@@ -73,7 +73,7 @@ func crash(t testing.TB, n *testNode) {
 // runKillScenario runs the workload on a cluster, crashes victims one at a
 // time, and checks that nothing acknowledged was lost.
 func runKillScenario(t *testing.T, size, rf int, acks string, kills int) {
-	nodes := startCluster(t, size, true, withReplicas(rf, acks))
+	nodes := startCluster(t, size, true, withReplicas(rf, acks), withoutNearCache) // see TestScaleUnderLoad
 	w := newWorkload(t, 3000, 12, nodes)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -77,6 +77,7 @@ func (n *Node) Status(ctx context.Context) NodeStatus {
 		RequestRate:   n.ops.keyRequests.rate(now, n.ops.started),
 		Requests:      n.ops.keyRequests.total.Load(),
 		Migration:     n.mig.Status(),
+		HitRatio:      n.hitRatio(),
 		StartedAt:     n.ops.started.UTC(),
 		UptimeSeconds: now.Sub(n.ops.started).Seconds(),
 	}

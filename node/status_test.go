@@ -54,7 +54,7 @@ func TestStatusClusterRingDashboard(t *testing.T) {
 		t.Fatalf("/v1/status: %s", r)
 	}
 	if st.Name != "n1" || st.State != "active" || !st.Ready || st.Mode != ModeReadWrite || st.Keys == 0 ||
-		st.MemoryBytes == 0 || st.RingShare <= 0 || st.UptimeSeconds <= 0 || st.HitRatio != nil || st.HTTPAddr == "" {
+		st.MemoryBytes == 0 || st.RingShare <= 0 || st.UptimeSeconds <= 0 || st.HitRatio == nil || st.HTTPAddr == "" {
 		t.Errorf("/v1/status: %+v", st)
 	}
 	if st.Requests < 30 || st.RequestRate <= 0 {

@@ -75,8 +75,10 @@ echo "image-offline: docker build -t $IMAGE (FROM scratch, $(du -sh "$root" | cu
 # FROM scratch. Its output (a deprecation notice, the image id) is shown only
 # on failure.
 if ! DOCKER_BUILDKIT=0 docker build --label "org.opencontainers.image.version=$VERSION" \
-	-t "$IMAGE" "$work" >"$work/build.log" 2>&1; then
+	--label peercache.offline=1 -t "$IMAGE" "$work" >"$work/build.log" 2>&1; then
 	cat "$work/build.log" >&2
 	die "docker build of $IMAGE failed"
 fi
+# The image this build replaced under the tag is left untagged: remove it.
+docker image prune -f --filter label=peercache.offline=1 >/dev/null 2>&1 || true
 echo "image-offline: built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE" | cut -c1-19), $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1/1e6}'))"

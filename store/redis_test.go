@@ -41,6 +41,12 @@ func TestRedisConformance(t *testing.T) {
 			return newRedis(t, store.RedisOptions{Addr: srv.Addr(), Prefix: fmt.Sprintf("t%d:{x}*?[", n.Add(1))})
 		})
 	})
+	t.Run("Coalesced", func(t *testing.T) {
+		var n atomic.Int64
+		storetest.Run(t, func(t *testing.T) store.Store {
+			return newRedis(t, store.RedisOptions{Addr: srv.Addr(), Prefix: fmt.Sprintf("c%d:", n.Add(1)), Coalesce: true})
+		})
+	})
 	t.Run("OwnDB", func(t *testing.T) {
 		var n atomic.Int64
 		storetest.Run(t, func(t *testing.T) store.Store {

@@ -50,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "serve":
 			args = args[1:]
+		case "bench": // load generator (bench.go)
+			return runBench(args[1:], stdout, stderr)
+		case "bench-baseline": // hidden: the HTTP baselines bench/run.sh measures against (bench.go)
+			return runBaseline(args[1:], stderr)
 		case "get", "put", "del", "delete", "cluster", "mode": // client subcommands (cli.go)
 			return runCLI(args[0], args[1:], os.Stdin, stdout, stderr, os.Getenv)
 		}
@@ -84,8 +88,10 @@ type options struct {
 	migrateRate                                                        float64
 	replicas                                                           int
 	writeAcks                                                          string
+	respAddr                                                           string
 
 	redisProc redisProcOptions // --redis-server, --redis-port, --redis-dir (redisproc.go)
+	tier      tierOptions      // --local-tier-*, --near-cache-ttl, --origin* (tierflags.go)
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -120,7 +126,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "migration rate limit in keys/s (0: unlimited)")
 	fs.IntVar(&o.replicas, "replicas", 1, "copies of each key (the primary plus replicas), 1 to 16")
 	fs.StringVar(&o.writeAcks, "write-acks", node.WriteAcksAll, "copies a write waits for: all (every owner), quorum (a majority) or one (the primary)")
+	fs.StringVar(&o.respAddr, "resp-addr", "", "Redis protocol (RESP2) listen address host:port, e.g. :6380 (empty: off)")
 	addRedisProcFlags(fs, &o.redisProc)
+	addTierFlags(fs, &o.tier)
 	return fs
 }
 
@@ -214,6 +222,12 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, log) // --resp-addr (respfront.go)
+	if err != nil {
+		n.Abort()
+		return err
+	}
+	defer rf.close() // after the node has left: it serves, forwarding, while it drains
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -221,6 +235,7 @@ func serve(args []string, stderr io.Writer) error {
 		n.Abort()
 		return err
 	}
+	rf.serve()
 	select {
 	case <-ctx.Done():
 	case <-n.Done(): // a leave asked for over HTTP (POST /v1/leave)
@@ -292,6 +307,9 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 			return cfg, fmt.Errorf("%s %q: want host:port (e.g. :8080)", a.flag, a.v)
 		}
 	}
+	if err := o.tier.apply(&cfg, o.maxValueBytes); err != nil {
+		return cfg, err
+	}
 	if o.gossipKeyFile != "" {
 		k, err := readGossipKey(o.gossipKeyFile)
 		if err != nil {
@@ -303,7 +321,8 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 		if _, _, err := net.SplitHostPort(o.redisAddr); err != nil {
 			return cfg, fmt.Errorf("--redis-addr %q: want host:port", o.redisAddr)
 		}
-		rs, err := store.NewRedis(store.RedisOptions{Addr: o.redisAddr, Prefix: o.redisPrefix, Password: o.redisPassword})
+		rs, err := store.NewRedis(store.RedisOptions{Addr: o.redisAddr, Prefix: o.redisPrefix, Password: o.redisPassword,
+			Coalesce: true}) // concurrent shard calls share round trips (store/rediscoalesce.go)
 		if err != nil {
 			return cfg, fmt.Errorf("--redis-addr: %w", err)
 		}

@@ -185,7 +185,7 @@ func (p *redisProc) supervise(first chan<- error) {
 
 // spawn starts one redis-server; exited receives Wait's result.
 func (p *redisProc) spawn() (*exec.Cmd, <-chan error, *redisLogWriter, error) {
-	cmd := exec.Command(p.path,
+	args := []string{
 		"--port", strconv.Itoa(p.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -193,12 +193,17 @@ func (p *redisProc) spawn() (*exec.Cmd, <-chan error, *redisLogWriter, error) {
 		"--dir", p.dir,
 		"--daemonize", "no",
 		"--logfile", "",
-	)
-	if p.password != "" {
-		cmd.Args = append(cmd.Args, "--requirepass", p.password)
 	}
+	var stdin io.Reader
+	if p.password != "" {
+		// "-" reads more configuration from stdin: the password stays out of
+		// the process list.
+		args = append([]string{"-"}, args...)
+		stdin = strings.NewReader("requirepass " + redisQuote(p.password) + "\n")
+	}
+	cmd := exec.Command(p.path, args...)
 	cmd.Dir = p.dir
-	cmd.Stdin = nil
+	cmd.Stdin = stdin
 	lw := &redisLogWriter{log: p.log}
 	cmd.Stdout = lw
 	cmd.Stderr = lw
@@ -314,6 +319,23 @@ func pingRedis(addr, password string, timeout time.Duration) error {
 		return fmt.Errorf("PING answered %q", got)
 	}
 	return nil
+}
+
+// redisQuote quotes s for a Redis configuration line: printable ASCII as
+// is, everything else (and the quote and backslash) as \xHH.
+func redisQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func exitDescription(err error) string {

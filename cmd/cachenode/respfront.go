@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/resp"
+)
+
+// respFront is the Redis protocol listener (--resp-addr) that runs next to
+// the node: bound before the node starts (a taken port fails at once),
+// serving once the node is active, closed before the node leaves. A nil
+// *respFront (no --resp-addr) does nothing.
+type respFront struct {
+	srv *resp.Server
+	log *slog.Logger
+}
+
+func listenRESP(addr string, n *node.Node, peerTimeout time.Duration, log *slog.Logger) (*respFront, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	// A command may wait for one peer call (--peer-timeout) and for the
+	// node's re-targeting while views of the ring differ (at most 2 s).
+	timeout := max(resp.DefaultCommandTimeout, peerTimeout+3*time.Second)
+	srv, err := resp.Listen(n, resp.Options{Addr: addr, CommandTimeout: timeout, Version: version, Logger: log.With("component", "resp")})
+	if err != nil {
+		return nil, fmt.Errorf("--resp-addr: %w", err)
+	}
+	return &respFront{srv: srv, log: log}, nil
+}
+
+func (f *respFront) serve() {
+	if f == nil {
+		return
+	}
+	f.srv.Start()
+	f.log.Info("redis protocol listener serving", "resp", f.srv.Addr().String())
+}
+
+// close stops listening and closes client connections (idempotent).
+func (f *respFront) close() {
+	if f == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.srv.Close(ctx); err != nil {
+		f.log.Warn("closing the redis protocol listener", "err", err)
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/tier"
+)
+
+// tierOptions are the local tier, near cache and read-through flags.
+type tierOptions struct {
+	localTierBytes    int64
+	localTierPolicy   string
+	nearCacheTTL      time.Duration
+	invalidationWait  time.Duration
+	origin            string
+	originTTL         time.Duration
+	originNegativeTTL time.Duration
+	originTimeout     time.Duration
+	ttlJitter         float64
+}
+
+func addTierFlags(fs *flag.FlagSet, o *tierOptions) {
+	fs.Int64Var(&o.localTierBytes, "local-tier-bytes", node.DefaultLocalTierBytes, "byte budget of the in-process local tier (own keys and near-cache copies); 0 disables it")
+	fs.StringVar(&o.localTierPolicy, "local-tier-policy", string(tier.DefaultPolicy), "local tier eviction policy: tinylfu, lru or fifo")
+	fs.DurationVar(&o.nearCacheTTL, "near-cache-ttl", node.DefaultNearCacheTTL, "longest a node keeps a copy of a value another node owns (owners invalidate copies on writes); 0 disables the near cache")
+	fs.DurationVar(&o.invalidationWait, "invalidation-wait", node.DefaultInvalidationWait, "how long a write waits for near copies on other nodes to be invalidated before it is acknowledged; 0: do not wait")
+	fs.StringVar(&o.origin, "origin", "", "read-through origin URL template, e.g. http://origin/items/{key}: the owner of a missing key GETs it (200: cached with --origin-ttl, 404: remembered as absent for --origin-negative-ttl, else 502)")
+	fs.DurationVar(&o.originTTL, "origin-ttl", 5*time.Minute, "TTL of values loaded from --origin (0: no expiry)")
+	fs.DurationVar(&o.originNegativeTTL, "origin-negative-ttl", node.DefaultLoaderNegTTL, "how long a key the origin answered 404 for is answered 404 without asking again (0: not remembered)")
+	fs.DurationVar(&o.originTimeout, "origin-timeout", 10*time.Second, "timeout of each request to --origin")
+	fs.Float64Var(&o.ttlJitter, "ttl-jitter", 0, "shorten TTLs of loaded values by a random fraction up to this (0 to <1), so keys loaded together do not expire together")
+}
+
+// apply sets the tier fields of cfg; flag value 0 means off where the
+// Config field uses negative for off.
+func (o tierOptions) apply(cfg *node.Config, maxValueBytes int) error {
+	if o.localTierBytes < 0 {
+		return fmt.Errorf("--local-tier-bytes %d: must not be negative (0 disables)", o.localTierBytes)
+	}
+	cfg.LocalTierBytes = o.localTierBytes
+	if o.localTierBytes == 0 {
+		cfg.LocalTierBytes = -1
+	}
+	p, err := tier.ParsePolicy(o.localTierPolicy)
+	if err != nil {
+		return fmt.Errorf("--local-tier-policy %q: want tinylfu, lru or fifo", o.localTierPolicy)
+	}
+	cfg.LocalTierPolicy = string(p)
+	if o.nearCacheTTL < 0 || o.invalidationWait < 0 || o.originTTL < 0 || o.originNegativeTTL < 0 || o.originTimeout < 0 {
+		return fmt.Errorf("--near-cache-ttl, --invalidation-wait, --origin-ttl, --origin-negative-ttl and --origin-timeout must not be negative")
+	}
+	cfg.NearCacheTTL = offIfZero(o.nearCacheTTL)
+	cfg.InvalidationWait = offIfZero(o.invalidationWait)
+	cfg.LoaderNegativeTTL = offIfZero(o.originNegativeTTL)
+	if o.ttlJitter < 0 || o.ttlJitter >= 1 {
+		return fmt.Errorf("--ttl-jitter %v: want 0 to less than 1", o.ttlJitter)
+	}
+	cfg.TTLJitter = o.ttlJitter
+	if o.origin != "" {
+		g, err := node.OriginGetter(o.origin, o.originTTL, &http.Client{Timeout: o.originTimeout}, maxValueBytes)
+		if err != nil {
+			return fmt.Errorf("--origin: %w", err)
+		}
+		cfg.Getter = g
+	}
+	return nil
+}
+
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

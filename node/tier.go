@@ -1,0 +1,378 @@
+package node
+
+import (
+	"context"
+	"hash/maphash"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/peercache/peercache/store"
+	"github.com/peercache/peercache/tier"
+)
+
+// More read sources (see Source), reported in X-Peercache-Source.
+const (
+	SourceLocal  Source = "local"  // this node's local tier (it owns the key)
+	SourceNear   Source = "near"   // this node's near cache (a copy of another owner's value)
+	SourceOrigin Source = "origin" // loaded by the owner through Config.Getter / --origin
+)
+
+// Defaults of the local tier and the near cache.
+const (
+	DefaultLocalTierBytes   = 64 << 20
+	DefaultNearCacheTTL     = time.Second
+	DefaultLoaderNegTTL     = 5 * time.Second
+	DefaultNearTrackMaxKeys = 1 << 18
+	DefaultInvalidationWait = 5 * time.Millisecond
+)
+
+// The local tier is one tier.Cache per node holding two kinds of entries,
+// told apart by the entry's tag:
+//
+//   - local: a copy of a record of this node's own shard, served only while
+//     this node owns the key;
+//   - near: a copy of a value fetched from the key's owner, served only
+//     while another node owns it, for at most NearCacheTTL; the owner
+//     remembers who fetched it and sends an invalidation when it changes.
+//
+// Two mechanisms keep copies from outliving the value they copy:
+//
+//   - Epochs. Every entry carries the tier epoch current when the read that
+//     produced it began; the epoch moves on every ring change (after the new
+//     view is stored), and entries of an older epoch are never served. A
+//     ring change therefore drops every copy at once, whatever moved.
+//   - Guards. Keys hash to one of guardStripes counters. Whatever changes a
+//     key's value (an owner write, an import, an invalidation from the
+//     owner, a write forwarded from here) bumps the key's counter and then
+//     deletes or replaces the entry; a read that fills the tier loads the
+//     counter before it reads its source and stores only if the counter has
+//     not moved (checked under the cache's per-key lock, tier.Cache.SetIf).
+//     A fill can thus never put back a value that a change has replaced.
+//     The counter also keys singleflight, so a read never joins a read that
+//     began before a change it must see.
+type localTier struct {
+	c       tier.Cache
+	seed    maphash.Seed
+	epoch   atomic.Uint64
+	guards  [guardStripes]atomic.Uint64
+	nearTTL time.Duration // 0: no near cache
+
+	purging atomic.Bool
+
+	hits, misses [2]stripedCounter // by tierLocal, tierNear
+	collapsed    [2]atomic.Uint64  // singleflight followers: owner reads, forwards
+	forwards     atomic.Uint64     // forwarded reads sent (singleflight leaders)
+	ownerReads   atomic.Uint64     // shard reads behind the local tier (leaders)
+}
+
+const guardStripes = 4096
+
+// Entry tags: epoch << 2 | flags.
+const (
+	tagNear     = 1
+	tagNegative = 2
+)
+
+const (
+	tierLocal = 0
+	tierNear  = 1
+)
+
+// stripedCounter is a counter written from many goroutines without all of
+// them hitting one cache line.
+type stripedCounter struct {
+	s [8]struct {
+		n atomic.Uint64
+		_ [56]byte
+	}
+}
+
+func (c *stripedCounter) inc() { c.s[rand.Uint32()&7].n.Add(1) }
+
+func (c *stripedCounter) load() uint64 {
+	var t uint64
+	for i := range c.s {
+		t += c.s[i].n.Load()
+	}
+	return t
+}
+
+func newLocalTier(cfg Config) (*localTier, error) {
+	if cfg.LocalTierBytes < 0 {
+		return nil, nil
+	}
+	c, err := tier.New(tier.Options{MaxBytes: cfg.LocalTierBytes, Policy: tier.Policy(cfg.LocalTierPolicy)})
+	if err != nil {
+		return nil, err
+	}
+	t := &localTier{c: c, seed: maphash.MakeSeed()}
+	if cfg.NearCacheTTL > 0 {
+		t.nearTTL = cfg.NearCacheTTL
+	}
+	return t, nil
+}
+
+func (t *localTier) guard(key string) *atomic.Uint64 {
+	return &t.guards[maphash.String(t.seed, key)&(guardStripes-1)]
+}
+
+// invalidate drops key: its value changed, or may have.
+func (t *localTier) invalidate(key string) {
+	t.guard(key).Add(1)
+	t.c.Delete(key)
+}
+
+// fill stores e (read while the key's guard was g) unless a change came in
+// between; an entry of the same epoch and kind is replaced only by a newer
+// version.
+func (t *localTier) fill(key string, e tier.Entry, g uint64) bool {
+	gd := t.guard(key)
+	return t.c.SetIf(key, e, func(old tier.Entry, found bool) bool {
+		return gd.Load() == g && (!found || old.Tag != e.Tag || e.Version > old.Version)
+	})
+}
+
+// get returns key's entry if it is of the current epoch and of the kind
+// wanted (near or not).
+func (t *localTier) get(key string, near bool) (tier.Entry, bool) {
+	e, ok := t.c.Get(key)
+	if !ok || e.Tag>>2 != t.epoch.Load() || (e.Tag&tagNear != 0) != near {
+		return tier.Entry{}, false
+	}
+	return e, true
+}
+
+func tagOf(epoch uint64, flags uint64) uint64 { return epoch<<2 | flags }
+
+// tierEpoch returns the current tier epoch (0 without a tier). Load it
+// before the view a read routes by.
+func (n *Node) tierEpoch() uint64 {
+	if n.tier == nil {
+		return 0
+	}
+	return n.tier.epoch.Load()
+}
+
+// tierViewChanged is called after a new view with a different ring (or
+// with members that restarted) was stored: every copy made before is
+// dropped (lazily: entries of older epochs are never served; a background
+// pass frees their memory).
+func (n *Node) tierViewChanged() {
+	t := n.tier
+	if t == nil {
+		return
+	}
+	ep := t.epoch.Add(1)
+	if !t.purging.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer t.purging.Store(false)
+		start := time.Now()
+		removed := t.c.DeleteFunc(func(_ string, e tier.Entry) bool { return e.Tag>>2 < ep })
+		n.log.Debug("local tier: dropped copies of the previous ring", "entries", removed, "took", time.Since(start))
+	}()
+}
+
+// tierInvalidate drops key's local copy (a write forwarded from here, an
+// import, an invalidation from the owner).
+func (n *Node) tierInvalidate(key string) {
+	if n.tier != nil {
+		n.tier.invalidate(key)
+	}
+}
+
+// ownerRead is one collapsed read of the owner's shard (or load).
+type ownerRead struct {
+	it  Item
+	err error
+}
+
+// tieredOwnerGet answers a read of a key this node owns: from the local
+// tier, else from the shard (one read for concurrent misses, which then
+// fills the tier), else from Config.Getter (one load, written through the
+// ordinary owner write path).
+func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, error) {
+	t := n.tier
+	var g uint64
+	if t != nil {
+		if e, ok := t.get(key, false); ok {
+			t.hits[tierLocal].inc()
+			if e.Tag&tagNegative != 0 {
+				return Item{}, ErrNotFound
+			}
+			return Item{Key: key, Value: e.Value, Version: e.Version, ExpireAt: e.Expires, Owner: n.cfg.Name, Source: SourceLocal}, nil
+		}
+		t.misses[tierLocal].inc()
+		g = t.guard(key).Load()
+	}
+	ep := n.tierEpoch()
+	flight := func() (any, error) {
+		// Shared by every caller that joins: not bound to the first one's
+		// cancellation.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*n.cfg.PeerTimeout)
+		defer cancel()
+		if t != nil {
+			t.ownerReads.Add(1)
+		}
+		it, err := n.shardGet(ctx, v, key)
+		if err == nil {
+			if t != nil {
+				t.fill(key, tier.Entry{Value: it.Value, Version: it.Version, Expires: it.ExpireAt, Tag: tagOf(ep, 0)}, g)
+			}
+			return ownerRead{it: it}, nil
+		}
+		if err != ErrNotFound || n.cfg.Getter == nil {
+			return ownerRead{err: err}, nil
+		}
+		it, err = n.load(ctx, v, key, g, ep)
+		return ownerRead{it: it, err: err}, nil
+	}
+	fkey := "l\x00" + key
+	if t != nil {
+		// The guard value keys the flight: a read joins only a flight that
+		// began after every change this read must see.
+		fkey = "o\x00" + strconv.FormatUint(g, 36) + "\x00" + key
+	} else if n.cfg.Getter == nil {
+		return n.shardGet(ctx, v, key)
+	}
+	ch := n.flights.DoChan(fkey, flight)
+	select {
+	case r := <-ch:
+		if r.Shared && t != nil {
+			t.collapsed[tierLocal].Add(1)
+		}
+		res := r.Val.(ownerRead)
+		return res.it, res.err
+	case <-ctx.Done():
+		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", ctx.Err())
+	}
+}
+
+// ownerPublish brings the local tier in line with a write the owner just
+// applied to its shard (called with the key's write lock held). g is the
+// key's guard before the write. A later change, or a read that began
+// before this write, can then never leave an older value behind.
+func (n *Node) ownerPublish(key string, e store.Entry, g uint64) {
+	t := n.tier
+	if t == nil {
+		return
+	}
+	gd := t.guard(key)
+	if gd.Add(1) != g+1 || e.Tombstone {
+		// Another change of this stripe came in between (or a delete):
+		// drop rather than reason about the order.
+		t.c.Delete(key)
+		return
+	}
+	te := tier.Entry{Value: e.Value, Version: e.Version, Tag: tagOf(t.epoch.Load(), 0)}
+	if e.ExpireAt != 0 {
+		te.Expires = time.UnixMilli(e.ExpireAt)
+	}
+	if !t.fill(key, te, g+1) {
+		if old, ok := t.c.Get(key); !ok || old.Version < e.Version || old.Tag != te.Tag {
+			t.c.Delete(key)
+		}
+	}
+}
+
+// ownerGuard returns key's guard before an owner write (0 without a tier).
+func (n *Node) ownerGuard(key string) uint64 {
+	if n.tier == nil {
+		return 0
+	}
+	return n.tier.guard(key).Load()
+}
+
+// importApplied is called for every entry an import wrote to the shard
+// (migration, replication copy, write-through from a new owner): the local
+// copy goes, and so do near copies other nodes fetched from here.
+func (n *Node) importApplied(key string) {
+	n.tierInvalidate(key)
+	n.invalidateFetchers(context.Background(), key, false)
+}
+
+// tierStats are the local tier's counters (metrics, status, tests).
+type tierStats struct {
+	Hits, Misses             [2]uint64
+	Collapsed                [2]uint64
+	Forwards                 uint64
+	OwnerReads               uint64
+	Cache                    tier.Stats
+	InvalidationsOut         uint64
+	InvalidationBatches      uint64
+	InvalidationsIn          uint64
+	InvalidationDrop         uint64
+	InvalidationFailed       uint64
+	InvalidationWaitTimeouts uint64
+	NearRefused              uint64
+	Loads                    [3]uint64 // loaded, not found, failed
+}
+
+func (n *Node) tierStats() tierStats {
+	var s tierStats
+	if t := n.tier; t != nil {
+		for i := 0; i < 2; i++ {
+			s.Hits[i], s.Misses[i], s.Collapsed[i] = t.hits[i].load(), t.misses[i].load(), t.collapsed[i].Load()
+		}
+		s.Forwards, s.OwnerReads = t.forwards.Load(), t.ownerReads.Load()
+		s.Cache = t.c.Stats()
+	}
+	if inv := n.inval; inv != nil {
+		s.InvalidationsOut, s.InvalidationBatches, s.InvalidationsIn = inv.sent.Load(), inv.batches.Load(), inv.received.Load()
+		s.InvalidationDrop, s.InvalidationFailed, s.InvalidationWaitTimeouts = inv.dropped.Load(), inv.failed.Load(), inv.waitTimeouts.Load()
+	}
+	if tr := n.tracker; tr != nil {
+		s.NearRefused = tr.refused.Load()
+	}
+	for i := range s.Loads {
+		s.Loads[i] = n.loads[i].Load()
+	}
+	return s
+}
+
+// hitRatio is the local tier's hit ratio over both kinds of entries (nil
+// without a tier; 0 before its first lookup).
+func (n *Node) hitRatio() *float64 {
+	if n.tier == nil {
+		return nil
+	}
+	s := n.tierStats()
+	h, m := s.Hits[0]+s.Hits[1], s.Misses[0]+s.Misses[1]
+	r := 0.0
+	if h+m > 0 {
+		r = float64(h) / float64(h+m)
+	}
+	return &r
+}
+
+// closeTier stops the tier's background work.
+func (n *Node) closeTier() {
+	if n.tier != nil {
+		n.tier.c.Close()
+	}
+	if n.inval != nil {
+		n.inval.stop()
+	}
+	if n.tracker != nil {
+		n.tracker.stop()
+	}
+}
+
+// initTier sets up the local tier, the near-cache tracker and the
+// invalidation sender from the config (called by New).
+func (n *Node) initTier() error {
+	t, err := newLocalTier(n.cfg)
+	if err != nil {
+		return err
+	}
+	n.tier = t
+	if n.cfg.NearCacheTTL > 0 {
+		n.tracker = newFetchTracker(n.cfg.NearCacheTTL, n.cfg.NearTrackMaxKeys)
+		n.inval = newInvalidator(n)
+	}
+	return nil
+}

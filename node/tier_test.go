@@ -1,0 +1,601 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/peercache/peercache/store"
+)
+
+// withoutNearCache turns the near cache off (the local tier stays on).
+func withoutNearCache(c *Config) { c.NearCacheTTL = -1 }
+
+// keyOwnedBy returns a key that node owner owns in n's view.
+func keyOwnedBy(n *testNode, owner, prefix string) string {
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		if n.view.Load().ring.Owner(k) == owner {
+			return k
+		}
+	}
+}
+
+// Acceptance (tiers 1): 1,000 concurrent GETs of one cold key through 3
+// nodes cause one origin load and at most one forward per non-owner node.
+func TestColdKeyLoadsOnce(t *testing.T) {
+	var loads atomic.Int64
+	getter := func(ctx context.Context, key string) ([]byte, time.Duration, error) {
+		loads.Add(1)
+		time.Sleep(50 * time.Millisecond) // a slow origin: the GETs pile up meanwhile
+		return []byte("origin:" + key), time.Minute, nil
+	}
+	nodes := startCluster(t, 3, false, func(c *Config) { c.Getter = getter })
+	const key = "cold-key"
+	owner := nodes[0].view.Load().ring.Owner(key)
+
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	var badMsg atomic.Value
+	sources := sync.Map{}
+	start := make(chan struct{})
+	for i := 0; i < 1000; i++ {
+		wg.Add(1)
+		go func(n *testNode) {
+			defer wg.Done()
+			<-start
+			r := n.get(t, key)
+			if r.status != http.StatusOK || string(r.body) != "origin:"+key {
+				bad.Add(1)
+				badMsg.Store(r.String())
+				return
+			}
+			c, _ := sources.LoadOrStore(n.Name()+"/"+r.header.Get(hdrSource), new(atomic.Int64))
+			c.(*atomic.Int64).Add(1)
+		}(nodes[i%3])
+	}
+	close(start)
+	wg.Wait()
+	if bad.Load() > 0 {
+		t.Fatalf("%d GETs failed, e.g. %v", bad.Load(), badMsg.Load())
+	}
+	counts := map[string]int64{}
+	sources.Range(func(k, v any) bool { counts[k.(string)] = v.(*atomic.Int64).Load(); return true })
+	t.Logf("owner %s; answers by node/source: %v", owner, counts)
+	if l := loads.Load(); l != 1 {
+		t.Errorf("%d origin loads, want 1", l)
+	}
+	for _, n := range nodes {
+		st := n.tierStats()
+		t.Logf("%s: forwards %d, collapsed forwards %d, shard reads %d, collapsed owner reads %d, hits %v, loads %v",
+			n.Name(), st.Forwards, st.Collapsed[tierNear], st.OwnerReads, st.Collapsed[tierLocal], st.Hits, st.Loads)
+		if n.Name() != owner && st.Forwards > 1 {
+			t.Errorf("%s forwarded %d reads to the owner, want at most 1", n.Name(), st.Forwards)
+		}
+		if n.Name() == owner && st.OwnerReads > 1 {
+			t.Errorf("owner read its shard %d times, want 1", st.OwnerReads)
+		}
+	}
+	// The loaded value went through the owner write path: it is in the
+	// owner's shard with a version and the origin TTL.
+	for _, n := range nodes {
+		e, found, err := n.Store().Get(context.Background(), key)
+		if (n.Name() == owner) != (found && err == nil) {
+			t.Fatalf("%s's shard holds the key: %v (err %v), owner %s", n.Name(), found, err, owner)
+		}
+		if found && (e.Version == 0 || e.ExpireAt == 0) {
+			t.Fatalf("loaded entry %+v lacks a version or expiry", e)
+		}
+	}
+}
+
+// The --origin loader: 200 is cached with the TTL, 404 is a negative entry
+// for LoaderNegativeTTL (the origin is not asked again meanwhile), other
+// answers are a 502 to the client; writes replace negative entries.
+func TestOriginGetter(t *testing.T) {
+	var hits sync.Map
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := hits.LoadOrStore(r.URL.EscapedPath(), new(atomic.Int64))
+		c.(*atomic.Int64).Add(1)
+		switch r.URL.EscapedPath() {
+		case "/items/present", "/items/a%2Fb":
+			w.Write([]byte("from origin"))
+		case "/items/broken":
+			http.Error(w, "boom", http.StatusInternalServerError)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer origin.Close()
+	hitCount := func(p string) int64 {
+		if c, ok := hits.Load(p); ok {
+			return c.(*atomic.Int64).Load()
+		}
+		return 0
+	}
+	if _, err := OriginGetter("http://x/items", time.Minute, nil, 0); err == nil {
+		t.Fatal("a template without {key} was accepted")
+	}
+	getter, err := OriginGetter(origin.URL+"/items/{key}", 30*time.Second, nil, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := startCluster(t, 2, false, func(c *Config) {
+		c.Getter, c.LoaderNegativeTTL, c.TTLJitter = getter, 300*time.Millisecond, 0.1
+	})
+	a := nodes[0]
+	r := a.get(t, "present")
+	if r.status != http.StatusOK || string(r.body) != "from origin" {
+		t.Fatalf("present: %s", r)
+	}
+	if ms, _ := strconv.Atoi(r.header.Get(hdrTTLMs)); ms <= 26_000 || ms > 30_000 {
+		t.Fatalf("loaded TTL %d ms, want 27-30 s (30 s less at most 10%% jitter)", ms)
+	}
+	if src := r.header.Get(hdrSource); src != string(SourceOrigin) && src != string(SourcePeer) {
+		t.Fatalf("first read source %q", src)
+	}
+	for i := 0; i < 5; i++ {
+		for _, n := range nodes {
+			if r := n.get(t, "present"); r.status != http.StatusOK {
+				t.Fatalf("present again: %s", r)
+			}
+		}
+	}
+	if c := hitCount("/items/present"); c != 1 {
+		t.Fatalf("origin asked %d times for a cached key", c)
+	}
+	if r := a.get(t, "a/b"); r.status != http.StatusOK {
+		t.Fatalf("escaped key: %s", r)
+	}
+	// 404: negative entry.
+	for i := 0; i < 10; i++ {
+		if r := nodes[i%2].get(t, "absent"); r.status != http.StatusNotFound {
+			t.Fatalf("absent: %s", r)
+		}
+	}
+	if c := hitCount("/items/absent"); c != 1 {
+		t.Fatalf("origin asked %d times for an absent key within the negative TTL", c)
+	}
+	// A write replaces the negative entry at once.
+	if r := a.put(t, "absent", "written"); r.status != http.StatusNoContent {
+		t.Fatalf("put: %s", r)
+	}
+	for _, n := range nodes {
+		if r := n.get(t, "absent"); r.status != http.StatusOK || string(r.body) != "written" {
+			t.Fatalf("after a write, via %s: %s", n.Name(), r)
+		}
+	}
+	// After the negative TTL the origin is asked again.
+	if r := a.get(t, "gone"); r.status != http.StatusNotFound {
+		t.Fatalf("gone: %s", r)
+	}
+	time.Sleep(350 * time.Millisecond)
+	if r := a.get(t, "gone"); r.status != http.StatusNotFound {
+		t.Fatalf("gone: %s", r)
+	}
+	if c := hitCount("/items/gone"); c != 2 {
+		t.Fatalf("origin asked %d times for gone, want 2 (before and after the negative TTL)", c)
+	}
+	// Errors: 502 with a message, nothing cached.
+	for i := 0; i < 2; i++ {
+		r := a.get(t, "broken")
+		if r.status != http.StatusBadGateway {
+			t.Fatalf("broken: %s", r)
+		}
+	}
+	if c := hitCount("/items/broken"); c != 2 {
+		t.Fatalf("origin asked %d times for a failing key, want 2 (errors are not cached)", c)
+	}
+}
+
+// staleness measures how long after an acknowledged write some node still
+// serves the value it replaced. Writers write increasing numbers to keys
+// through random nodes; readers on every node read them continuously. A
+// read that began after the ack of write w and returned a smaller number
+// is stale; w's staleness is the latest end of such a read minus the ack.
+type staleness struct {
+	perWrite      []time.Duration // one per write, 0 when never stale
+	reads         int64
+	staleReads    int64
+	byWriterOrOwn int64 // stale reads through the writing node or the owner
+}
+
+func (s staleness) quantile(q float64) time.Duration {
+	v := slices.Clone(s.perWrite)
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	return v[min(len(v)-1, int(q*float64(len(v))))]
+}
+
+func measureStaleness(t testing.TB, nodes []*testNode, keys, writesPerKey, readersPerNode int, pace time.Duration) staleness {
+	t.Helper()
+	ctx := context.Background()
+	type ack struct {
+		at    time.Time
+		seq   int
+		via   string
+		owner string
+	}
+	type read struct {
+		start, end time.Time
+		seq        int
+		via        string
+	}
+	names := make([]string, keys)
+	acks := make([][]ack, keys)
+	reads := make([][]read, keys)
+	var readMu sync.Mutex
+	for k := range names {
+		names[k] = fmt.Sprintf("stale-%d", k)
+		if err := nodes[0].Set(ctx, names[k], []byte("0"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var rwg sync.WaitGroup
+	for _, n := range nodes {
+		for r := 0; r < readersPerNode; r++ {
+			rwg.Add(1)
+			go func(n *testNode, r int) {
+				defer rwg.Done()
+				var local [][]read = make([][]read, keys)
+				for i := r; ; i++ {
+					select {
+					case <-stop:
+						readMu.Lock()
+						for k := range local {
+							reads[k] = append(reads[k], local[k]...)
+						}
+						readMu.Unlock()
+						return
+					default:
+					}
+					k := i % keys
+					start := time.Now()
+					it, err := n.Get(ctx, names[k])
+					end := time.Now()
+					if err != nil {
+						continue
+					}
+					seq, _ := strconv.Atoi(string(it.Value))
+					local[k] = append(local[k], read{start, end, seq, n.Name()})
+					if pace > 0 {
+						time.Sleep(pace)
+					}
+				}
+			}(n, r)
+		}
+	}
+	var wwg sync.WaitGroup
+	var failures atomic.Int64
+	for k := 0; k < keys; k++ {
+		wwg.Add(1)
+		go func(k int) {
+			defer wwg.Done()
+			for s := 1; s <= writesPerKey; s++ {
+				n := nodes[(k+s)%len(nodes)]
+				if err := n.Set(ctx, names[k], []byte(strconv.Itoa(s)), 0); err != nil {
+					failures.Add(1)
+					continue
+				}
+				at := time.Now()
+				acks[k] = append(acks[k], ack{at, s, n.Name(), n.view.Load().ring.Owner(names[k])})
+				time.Sleep(time.Duration(1+s%3) * time.Millisecond) // let readers fetch the new value
+			}
+		}(k)
+	}
+	wwg.Wait()
+	close(stop)
+	rwg.Wait()
+	if failures.Load() > 0 {
+		t.Fatalf("%d writes failed", failures.Load())
+	}
+	var res staleness
+	for k := 0; k < keys; k++ {
+		rs := reads[k]
+		res.reads += int64(len(rs))
+		slices.SortFunc(rs, func(a, b read) int { return a.start.Compare(b.start) })
+		for _, a := range acks[k] {
+			var worst time.Duration
+			// Reads that began after the ack.
+			i, _ := slices.BinarySearchFunc(rs, a.at, func(r read, t time.Time) int { return r.start.Compare(t) })
+			for _, r := range rs[i:] {
+				if r.seq < a.seq {
+					res.staleReads++
+					if r.via == a.via || r.via == a.owner {
+						res.byWriterOrOwn++
+						t.Errorf("stale read through %s (the writing node or the owner %s): %d after write %d was acknowledged %s earlier",
+							r.via, a.owner, r.seq, a.seq, r.start.Sub(a.at))
+					}
+					worst = max(worst, r.end.Sub(a.at))
+				}
+			}
+			res.perWrite = append(res.perWrite, worst)
+		}
+	}
+	return res
+}
+
+// Acceptance (tiers 2): a write through node A is never served stale by A
+// or by the owner, and no node serves the old value longer than the
+// measured staleness bound, which stays below the near-cache TTL (p99
+// over 1,000 writes with readers on all nodes). Both with writes waiting
+// (InvalidationWait, the default) and without.
+func TestNearCacheStaleness(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wait time.Duration
+	}{{"wait", 0}, {"async", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := startCluster(t, 3, false, func(c *Config) { c.InvalidationWait = tc.wait })
+			res := measureStaleness(t, nodes, 4, 250, 2, 20*time.Microsecond)
+			reportStaleness(t, nodes, res)
+			if len(res.perWrite) < 1000 {
+				t.Fatalf("only %d writes measured", len(res.perWrite))
+			}
+			if p99 := res.quantile(0.99); p99 >= DefaultNearCacheTTL {
+				t.Fatalf("staleness p99 %s, want below the near-cache TTL %s", p99, DefaultNearCacheTTL)
+			}
+		})
+	}
+}
+
+func reportStaleness(t testing.TB, nodes []*testNode, res staleness) {
+	var hits, near, timeouts uint64
+	for _, n := range nodes {
+		st := n.tierStats()
+		hits += st.Hits[tierLocal] + st.Hits[tierNear]
+		near += st.Hits[tierNear]
+		timeouts += st.InvalidationWaitTimeouts
+	}
+	t.Logf("%d writes, %d reads (%d tier hits, %d near), %d stale reads; staleness p50 %s, p99 %s, max %s; %d writes stopped waiting for invalidations",
+		len(res.perWrite), res.reads, hits, near, res.staleReads, res.quantile(0.5), res.quantile(0.99), res.quantile(1), timeouts)
+	if near == 0 {
+		t.Fatal("no read was answered by a near cache: the test measured nothing")
+	}
+}
+
+// BenchmarkNearCacheStaleness measures the staleness bound while 4 writers
+// write through random nodes, with readers on every node: "paced" (2 per
+// node, each pausing about 20µs between reads) and "saturated" (2 per node
+// reading flat out, which keeps both cores busy and starves the
+// invalidation path of CPU). It reports p50, p99 and max staleness in µs
+// and the fraction of reads that were stale, with writes waiting for
+// invalidations (the default) and without.
+//
+//	go test -run '^$' -bench BenchmarkNearCacheStaleness -benchtime 1x ./node/
+func BenchmarkNearCacheStaleness(b *testing.B) {
+	for _, load := range []struct {
+		name   string
+		pace   time.Duration
+		writes int
+	}{{"paced", 20 * time.Microsecond, 250}, {"saturated", 0, 100}} {
+		for _, tc := range []struct {
+			name string
+			wait time.Duration
+		}{{"wait=5ms", 0}, {"async", -1}} {
+			b.Run(load.name+"/"+tc.name, func(b *testing.B) {
+				var all staleness
+				for i := 0; i < b.N; i++ {
+					nodes := startCluster(b, 3, false, func(c *Config) { c.InvalidationWait = tc.wait })
+					res := measureStaleness(b, nodes, 4, load.writes, 2, load.pace)
+					reportStaleness(b, nodes, res)
+					all.perWrite = append(all.perWrite, res.perWrite...)
+					all.reads += res.reads
+					all.staleReads += res.staleReads
+					for _, n := range nodes {
+						n.Abort()
+					}
+				}
+				b.ReportMetric(float64(all.quantile(0.5).Microseconds()), "p50-µs")
+				b.ReportMetric(float64(all.quantile(0.99).Microseconds()), "p99-µs")
+				b.ReportMetric(float64(all.quantile(1).Microseconds()), "max-µs")
+				b.ReportMetric(float64(all.staleReads)/float64(max(all.reads, 1)), "stale-read-fraction")
+			})
+		}
+	}
+}
+
+// Acceptance (tiers 4): a hot key read through all nodes under load
+// reaches its owner a handful of times per near-cache lifetime.
+func TestHotKeyNearCache(t *testing.T) {
+	const ttl = 250 * time.Millisecond
+	nodes := startCluster(t, 3, false, func(c *Config) { c.NearCacheTTL = ttl })
+	const key = "hot"
+	owner := nodes[0].view.Load().ring.Owner(key)
+	if err := nodes[0].Set(context.Background(), key, []byte("hot value"), 0); err != nil {
+		t.Fatal(err)
+	}
+	const dur = 1500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	var wg sync.WaitGroup
+	var reads, failed atomic.Int64
+	for _, n := range nodes {
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func(n *testNode) {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					if _, err := n.Get(context.Background(), key); err != nil {
+						failed.Add(1)
+					}
+					reads.Add(1)
+				}
+			}(n)
+		}
+	}
+	wg.Wait()
+	lifetimes := int64(dur/ttl) + 1
+	for _, n := range nodes {
+		st := n.tierStats()
+		t.Logf("%s: forwards %d, near hits %d, local hits %d over %d lifetimes (%d reads in all)", n.Name(), st.Forwards, st.Hits[tierNear], st.Hits[tierLocal], lifetimes, reads.Load())
+		if n.Name() != owner && uint64(st.Forwards) > uint64(3*lifetimes) {
+			t.Errorf("%s reached the owner %d times in %d near-cache lifetimes", n.Name(), st.Forwards, lifetimes)
+		}
+	}
+	if failed.Load() > 0 {
+		t.Fatalf("%d reads failed", failed.Load())
+	}
+}
+
+// Entries never outlive the shard copy: a key with a TTL is answered by
+// no tier after it expires, and while it lives every node reports a TTL
+// no longer than what is left.
+func TestTierExpiry(t *testing.T) {
+	nodes := startCluster(t, 3, false)
+	const key = "ttl-key"
+	if r := nodes[1].put(t, key, "short-lived", "ttl=400ms"); r.status != http.StatusNoContent {
+		t.Fatalf("put: %s", r)
+	}
+	expires := time.Now().Add(400 * time.Millisecond)
+	sources := map[string]bool{}
+	for {
+		for _, n := range nodes {
+			before := time.Now()
+			r := n.get(t, key)
+			if r.status == http.StatusOK {
+				if !before.Before(expires) {
+					t.Fatalf("served by %s (%s) %s after it expired", n.Name(), r.header.Get(hdrSource), before.Sub(expires))
+				}
+				ms, _ := strconv.Atoi(r.header.Get(hdrTTLMs))
+				if left := time.Until(expires) + 5*time.Millisecond; time.Duration(ms)*time.Millisecond > left+time.Millisecond {
+					t.Fatalf("%s reports %d ms left, at most %s remain", n.Name(), ms, left)
+				}
+				sources[r.header.Get(hdrSource)] = true
+			}
+		}
+		if time.Now().After(expires.Add(100 * time.Millisecond)) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !sources["local"] || !sources["near"] {
+		t.Fatalf("sources seen %v: want local and near answers before expiry", sources)
+	}
+}
+
+// A ring change drops every copy: near copies and local ones.
+func TestRingChangeDropsCopies(t *testing.T) {
+	nodes := startCluster(t, 2, false)
+	a, b := nodes[0], nodes[1]
+	var keys []string
+	for i := 0; i < 200; i++ {
+		k := fmt.Sprintf("rc%d", i)
+		keys = append(keys, k)
+		if r := a.put(t, k, "v1"); r.status != http.StatusNoContent {
+			t.Fatal(r)
+		}
+		a.get(t, k)
+		b.get(t, k)
+	}
+	if st := a.tierStats(); st.Cache.Entries < 200 {
+		t.Fatalf("a's tier holds %d entries", st.Cache.Entries)
+	}
+	c := startNode(t, "n2", []string{a.GossipAddr()}, false)
+	nodes = append(nodes, c)
+	waitRing(t, nodes, 3)
+	waitMigrations(t, nodes, 30*time.Second)
+	for _, n := range nodes[:2] {
+		for _, k := range keys {
+			if _, ok := n.tier.get(k, true); ok {
+				t.Fatalf("%s still serves a near copy of %s after the ring changed", n.Name(), k)
+			}
+			if _, ok := n.tier.get(k, false); ok && n.view.Load().ring.Owner(k) != n.Name() {
+				t.Fatalf("%s holds a local copy of %s it no longer owns", n.Name(), k)
+			}
+		}
+	}
+	// Writes to keys that moved are read back everywhere.
+	for _, k := range keys {
+		if r := c.put(t, k, "v2"); r.status != http.StatusNoContent {
+			t.Fatal(r)
+		}
+	}
+	for _, n := range nodes {
+		for _, k := range keys {
+			if r := n.get(t, k); r.status != http.StatusOK || string(r.body) != "v2" {
+				t.Fatalf("%s via %s after the change: %s", k, n.Name(), r)
+			}
+		}
+	}
+	waitFor(t, 5*time.Second, "old-epoch entries are purged", func() bool {
+		return a.tierStats().Cache.Entries <= int64(len(keys))
+	})
+}
+
+// Imports (migration, replication copies) replace what the local tier
+// holds: a newer version imported into the owner's shard is served at once.
+func TestImportInvalidatesTier(t *testing.T) {
+	nodes := startCluster(t, 2, false)
+	a, b := nodes[0], nodes[1]
+	key := keyOwnedBy(a, a.Name(), "imp")
+	if r := a.put(t, key, "old"); r.status != http.StatusNoContent {
+		t.Fatal(r)
+	}
+	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourceLocal) {
+		t.Fatalf("second read not from the local tier: %s %s", r, r.header.Get(hdrSource))
+	}
+	e, _, _ := a.Store().Get(context.Background(), key)
+	e.Value, e.Version = []byte("imported"), e.Version+1000
+	res, err := peerTransport{b.Node}.Import(context.Background(), a.Name(), []store.Entry{e})
+	if err != nil || !res[0].IsAcked() {
+		t.Fatalf("import: %v %v", res, err)
+	}
+	if r := a.get(t, key); string(r.body) != "imported" {
+		t.Fatalf("after an import the owner serves %s", r)
+	}
+}
+
+func TestInvalidateEndpoint(t *testing.T) {
+	nodes := startCluster(t, 2, false)
+	a, b := nodes[0], nodes[1]
+	key := keyOwnedBy(a, b.Name(), "inv")
+	if r := a.put(t, key, "v"); r.status != http.StatusNoContent {
+		t.Fatal(r)
+	}
+	a.get(t, key)
+	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourceNear) {
+		t.Fatalf("not a near hit: %s", r.header.Get(hdrSource))
+	}
+	body := func(keys ...string) []byte {
+		var b []byte
+		b = append(b, byte(len(keys)))
+		for _, k := range keys {
+			b = append(b, byte(len(k)))
+			b = append(b, k...)
+		}
+		return b
+	}
+	u := a.base + "/internal/v1/invalidate"
+	if r := do(t, http.MethodPost, u, body(key), hdrFrom, "stranger", hdrCluster, ""); r.status != http.StatusForbidden {
+		t.Fatalf("non-member: %s", r)
+	}
+	if r := do(t, http.MethodPost, u, []byte{5, 1}, hdrFrom, b.Name(), hdrCluster, ""); r.status != http.StatusBadRequest {
+		t.Fatalf("malformed: %s", r)
+	}
+	if r := do(t, http.MethodGet, u, nil, hdrFrom, b.Name(), hdrCluster, ""); r.status != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %s", r)
+	}
+	if r := do(t, http.MethodPost, u, body(key), hdrFrom, b.Name(), hdrCluster, ""); r.status != http.StatusNoContent {
+		t.Fatalf("invalidate: %s", r)
+	}
+	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourcePeer) {
+		t.Fatalf("after an invalidation: source %s", r.header.Get(hdrSource))
+	}
+	// Library-mode config errors.
+	for _, c := range []Config{{Name: "x", LocalTierPolicy: "arc"}, {Name: "x", TTLJitter: 1.5}} {
+		if _, err := New(c); err == nil {
+			t.Errorf("config %+v accepted", c)
+		}
+	}
+}

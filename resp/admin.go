@@ -1,0 +1,568 @@
+package resp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// redisVersion is the Redis version the server claims (INFO, HELLO): the
+// command set and replies follow Redis 7.0.
+const redisVersion = "7.0.0"
+
+// ---- connection ----
+
+func cmdPing(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	switch len(args) {
+	case 1:
+		c.WriteString("PONG")
+	case 2:
+		c.WriteBulk(args[1])
+	default:
+		s.writeErr(c, "ERR wrong number of arguments for 'ping' command")
+	}
+}
+
+func cmdEcho(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	c.WriteBulk(args[1])
+}
+
+func cmdQuit(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	c.WriteString("OK")
+	c.Close() // flushes the reply first
+}
+
+func cmdSelect(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	db, ok := parseInt(args[1])
+	switch {
+	case !ok:
+		s.writeErr(c, errNotInteger)
+	case db != 0:
+		s.writeErr(c, "ERR DB index is out of range")
+	default:
+		c.WriteString("OK")
+	}
+}
+
+func cmdAuth(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	switch len(args) {
+	case 2:
+		s.writeErr(c, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	case 3:
+		// The only user is "default", without a password: Redis accepts
+		// any password for such a user.
+		if string(args[1]) != "default" {
+			s.writeErr(c, "WRONGPASS invalid username-password pair or user is disabled.")
+			return
+		}
+		c.WriteString("OK")
+	default:
+		s.writeErr(c, errSyntax)
+	}
+}
+
+// cmdHello is HELLO [protover [AUTH username password] [SETNAME name]].
+// Only RESP2 is spoken: HELLO 3 answers NOPROTO, and clients fall back.
+func cmdHello(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	if len(args) >= 2 {
+		v, ok := parseInt(args[1])
+		if !ok {
+			s.writeErr(c, "ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if v != 2 {
+			s.writeErr(c, "NOPROTO unsupported protocol version")
+			return
+		}
+	}
+	var setName []byte
+	hasName := false
+	for i := 2; i < len(args); i++ {
+		switch {
+		case isOpt(args[i], "AUTH") && i+2 < len(args):
+			if string(args[i+1]) != "default" {
+				s.writeErr(c, "WRONGPASS invalid username-password pair or user is disabled.")
+				return
+			}
+			i += 2
+		case isOpt(args[i], "SETNAME") && i+1 < len(args):
+			setName, hasName = args[i+1], true
+			i++
+		default:
+			s.writeErr(c, "ERR Syntax error in HELLO option '"+string(args[i])+"'")
+			return
+		}
+	}
+	if hasName {
+		if !validClientName(setName) {
+			s.writeErr(c, errClientName)
+			return
+		}
+		s.mu.Lock()
+		cl.name = string(setName)
+		s.mu.Unlock()
+	}
+	c.WriteArray(14)
+	c.WriteBulkString("server")
+	c.WriteBulkString("redis")
+	c.WriteBulkString("version")
+	c.WriteBulkString(redisVersion)
+	c.WriteBulkString("proto")
+	c.WriteInt(2)
+	c.WriteBulkString("id")
+	c.WriteInt64(cl.id)
+	c.WriteBulkString("mode")
+	c.WriteBulkString("standalone")
+	c.WriteBulkString("role")
+	c.WriteBulkString("master")
+	c.WriteBulkString("modules")
+	c.WriteArray(0)
+}
+
+const errClientName = "ERR Client names cannot contain spaces, newlines or special characters."
+
+func validClientName(b []byte) bool {
+	for _, ch := range b {
+		if ch < '!' || ch > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func cmdClient(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	sub := args[1]
+	wrongArgs := func() {
+		s.writeErr(c, "ERR wrong number of arguments for 'client|"+strings.ToLower(string(sub))+"' command")
+	}
+	switch {
+	case isOpt(sub, "ID"):
+		if len(args) != 2 {
+			wrongArgs()
+			return
+		}
+		c.WriteInt64(cl.id)
+	case isOpt(sub, "SETNAME"):
+		if len(args) != 3 {
+			wrongArgs()
+			return
+		}
+		if !validClientName(args[2]) {
+			s.writeErr(c, errClientName)
+			return
+		}
+		s.mu.Lock()
+		cl.name = string(args[2])
+		s.mu.Unlock()
+		c.WriteString("OK")
+	case isOpt(sub, "GETNAME"):
+		if len(args) != 2 {
+			wrongArgs()
+			return
+		}
+		s.mu.Lock()
+		name := cl.name
+		s.mu.Unlock()
+		if name == "" {
+			c.WriteNull()
+		} else {
+			c.WriteBulkString(name)
+		}
+	case isOpt(sub, "SETINFO"):
+		if len(args) != 4 {
+			wrongArgs()
+			return
+		}
+		v := string(args[3])
+		if !validClientName(args[3]) {
+			s.writeErr(c, "ERR "+string(args[2])+" cannot contain spaces, newlines or special characters.")
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch {
+		case isOpt(args[2], "LIB-NAME"):
+			cl.libName = v
+		case isOpt(args[2], "LIB-VER"):
+			cl.libVer = v
+		default:
+			s.writeErr(c, "ERR Unrecognized option '"+string(args[2])+"'")
+			return
+		}
+		c.WriteString("OK")
+	case isOpt(sub, "INFO"):
+		if len(args) != 2 {
+			wrongArgs()
+			return
+		}
+		s.mu.Lock()
+		line := s.clientLine(cl, time.Now())
+		s.mu.Unlock()
+		c.WriteBulkString(line + "\n")
+	case isOpt(sub, "LIST"):
+		now := time.Now()
+		s.mu.Lock()
+		cls := make([]*client, 0, len(s.clients))
+		for k := range s.clients {
+			cls = append(cls, k)
+		}
+		sort.Slice(cls, func(i, j int) bool { return cls[i].id < cls[j].id })
+		var b strings.Builder
+		for _, k := range cls {
+			b.WriteString(s.clientLine(k, now))
+			b.WriteByte('\n')
+		}
+		s.mu.Unlock()
+		c.WriteBulkString(b.String())
+	case isOpt(sub, "HELP"):
+		lines := []string{
+			"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"ID", "    Return the ID of the current connection.",
+			"GETNAME", "    Return the name of the current connection.",
+			"SETNAME <name>", "    Assign the name <name> to the current connection.",
+			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
+			"INFO", "    Return information about the current client connection.",
+			"LIST", "    Return information about client connections.",
+			"HELP", "    Print this help.",
+		}
+		c.WriteArray(len(lines))
+		for _, l := range lines {
+			c.WriteString(l)
+		}
+	default:
+		s.writeErr(c, "ERR unknown subcommand '"+string(sub)+"'. Try CLIENT HELP.")
+	}
+}
+
+// clientLine formats one client as CLIENT LIST does (the fields that mean
+// something here). Callers hold s.mu.
+func (s *Server) clientLine(cl *client, now time.Time) string {
+	cmd := "NULL"
+	if sp := cl.cmd.Load(); sp != nil {
+		cmd = sp.name
+	}
+	idle := 0.0
+	if l := cl.last.Load(); l != 0 {
+		idle = now.Sub(time.Unix(0, l)).Seconds()
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=N db=0 cmd=%s user=default resp=2 lib-name=%s lib-ver=%s",
+		cl.id, cl.addr, cl.laddr, cl.name, int(now.Sub(cl.created).Seconds()), int(idle), cmd, cl.libName, cl.libVer)
+}
+
+// ---- server ----
+
+func sortedCommands() []*cmdSpec {
+	out := make([]*cmdSpec, 0, len(commands))
+	for _, c := range commands {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// writeCommandInfo writes one command in COMMAND's Redis 7 format: name,
+// arity, flags, first key, last key, step, ACL categories, tips, key specs,
+// subcommands.
+func writeCommandInfo(c redcon.Conn, sp *cmdSpec) {
+	c.WriteArray(10)
+	c.WriteBulkString(sp.name)
+	c.WriteInt(sp.arity)
+	c.WriteArray(len(sp.flags))
+	for _, f := range sp.flags {
+		c.WriteString(f)
+	}
+	c.WriteInt(sp.firstKey)
+	c.WriteInt(sp.lastKey)
+	c.WriteInt(sp.step)
+	c.WriteArray(len(sp.categories))
+	for _, f := range sp.categories {
+		c.WriteString(f)
+	}
+	c.WriteArray(0) // tips
+	c.WriteArray(0) // key specs
+	c.WriteArray(0) // subcommands
+}
+
+func writeCommandDocs(c redcon.Conn, sp *cmdSpec) {
+	c.WriteBulkString(sp.name)
+	c.WriteArray(6)
+	c.WriteBulkString("summary")
+	c.WriteBulkString(sp.summary)
+	c.WriteBulkString("since")
+	c.WriteBulkString(sp.since)
+	c.WriteBulkString("group")
+	c.WriteBulkString(sp.group)
+}
+
+func cmdCommand(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	if len(args) == 1 {
+		all := sortedCommands()
+		c.WriteArray(len(all))
+		for _, sp := range all {
+			writeCommandInfo(c, sp)
+		}
+		return
+	}
+	sub := args[1]
+	switch {
+	case isOpt(sub, "COUNT"):
+		c.WriteInt(len(commands))
+	case isOpt(sub, "LIST"):
+		all := sortedCommands()
+		c.WriteArray(len(all))
+		for _, sp := range all {
+			c.WriteBulkString(sp.name)
+		}
+	case isOpt(sub, "INFO"):
+		if len(args) == 2 {
+			all := sortedCommands()
+			c.WriteArray(len(all))
+			for _, sp := range all {
+				writeCommandInfo(c, sp)
+			}
+			return
+		}
+		c.WriteArray(len(args) - 2)
+		for _, a := range args[2:] {
+			if sp := lookup(cl, a); sp != nil {
+				writeCommandInfo(c, sp)
+			} else {
+				c.WriteNull()
+			}
+		}
+	case isOpt(sub, "DOCS"):
+		if len(args) == 2 {
+			all := sortedCommands()
+			c.WriteArray(2 * len(all))
+			for _, sp := range all {
+				writeCommandDocs(c, sp)
+			}
+			return
+		}
+		var found []*cmdSpec
+		for _, a := range args[2:] {
+			if sp := lookup(cl, a); sp != nil {
+				found = append(found, sp)
+			}
+		}
+		c.WriteArray(2 * len(found))
+		for _, sp := range found {
+			writeCommandDocs(c, sp)
+		}
+	case isOpt(sub, "HELP"):
+		lines := []string{
+			"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"(no subcommand)", "    Return details about all commands.",
+			"COUNT", "    Return the total number of commands.",
+			"DOCS [<command-name> ...]", "    Return documentary information about commands.",
+			"INFO [<command-name> ...]", "    Return details about the given commands.",
+			"LIST", "    Return a list of all commands.",
+			"HELP", "    Print this help.",
+		}
+		c.WriteArray(len(lines))
+		for _, l := range lines {
+			c.WriteString(l)
+		}
+	default:
+		s.writeErr(c, "ERR unknown subcommand '"+string(sub)+"'. Try COMMAND HELP.")
+	}
+}
+
+// configValues is what CONFIG GET reports: enough for tools that look
+// (redis-benchmark asks for save and appendonly).
+var configValues = [][2]string{
+	{"appendonly", "no"},
+	{"databases", "1"},
+	{"maxclients", ""}, // filled from Options
+	{"save", ""},
+	{"timeout", "0"},
+}
+
+func cmdConfig(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	sub := args[1]
+	switch {
+	case isOpt(sub, "GET"):
+		if len(args) < 3 {
+			s.writeErr(c, "ERR wrong number of arguments for 'config|get' command")
+			return
+		}
+		var out []string
+		seen := map[string]bool{}
+		for _, a := range args[2:] {
+			pat := strings.ToLower(string(a))
+			for _, kv := range configValues {
+				if ok, _ := path.Match(pat, kv[0]); ok && !seen[kv[0]] {
+					seen[kv[0]] = true
+					v := kv[1]
+					switch kv[0] {
+					case "maxclients":
+						v = strconv.Itoa(s.opts.MaxClients)
+					case "timeout":
+						v = strconv.Itoa(int(s.opts.IdleTimeout / time.Second))
+					}
+					out = append(out, kv[0], v)
+				}
+			}
+		}
+		c.WriteArray(len(out))
+		for _, v := range out {
+			c.WriteBulkString(v)
+		}
+	case isOpt(sub, "RESETSTAT"):
+		for _, p := range []*paddedCounter{&s.stats.commands, &s.stats.connections, &s.stats.rejected, &s.stats.hits, &s.stats.misses, &s.stats.errors} {
+			p.Store(0)
+		}
+		c.WriteString("OK")
+	case isOpt(sub, "SET"), isOpt(sub, "REWRITE"):
+		s.writeErr(c, "ERR CONFIG "+strings.ToUpper(string(sub))+" is not supported: configure peercache with its flags")
+	default:
+		s.writeErr(c, "ERR unknown subcommand '"+string(sub)+"'. Try CONFIG HELP.")
+	}
+}
+
+func cmdTime(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	now := time.Now()
+	c.WriteArray(2)
+	c.WriteBulkString(strconv.FormatInt(now.Unix(), 10))
+	c.WriteBulkString(strconv.Itoa(now.Nanosecond() / 1000))
+}
+
+// infoSections are INFO's sections in order; "default" and "all" list
+// them all.
+var infoSections = []string{"server", "clients", "memory", "stats", "replication", "cluster", "keyspace"}
+
+func cmdInfo(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		sec := strings.ToLower(string(a))
+		if sec == "all" || sec == "default" || sec == "everything" {
+			for _, x := range infoSections {
+				want[x] = true
+			}
+			continue
+		}
+		want[sec] = true
+	}
+	if len(args) == 1 {
+		for _, x := range infoSections {
+			want[x] = true
+		}
+	}
+	c.WriteBulkString(s.info(want))
+}
+
+// info renders the INFO text for the wanted sections.
+func (s *Server) info(want map[string]bool) string {
+	now := time.Now()
+	var b strings.Builder
+	section := func(name string) bool {
+		if !want[strings.ToLower(name)] {
+			return false
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + name + "\r\n")
+		return true
+	}
+	kv := func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) }
+
+	needStatus := want["memory"] || want["keyspace"] || want["cluster"] || want["server"]
+	ctx, cancel := context.WithTimeout(s.base, time.Second)
+	defer cancel()
+	var st struct {
+		name, mode       string
+		keys, mem        int64
+		ready            bool
+		share            float64
+		ringVer          uint64
+		storeErr, nstate string
+	}
+	if needStatus {
+		ns := s.b.Status(ctx)
+		st.name, st.mode, st.keys, st.mem = ns.Name, string(ns.Mode), ns.Keys, ns.MemoryBytes
+		st.ready, st.share, st.ringVer, st.storeErr, st.nstate = ns.Ready, ns.RingShare, ns.RingVersion, ns.StoreError, ns.State
+	}
+	if section("Server") {
+		_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+		up := now.Sub(s.started)
+		kv("redis_version", redisVersion)
+		kv("redis_mode", "standalone")
+		kv("peercache_version", s.opts.Version)
+		kv("peercache_node", st.name)
+		kv("os", runtime.GOOS+" "+runtime.GOARCH)
+		kv("arch_bits", strconv.IntSize)
+		kv("go_version", runtime.Version())
+		kv("process_id", os.Getpid())
+		kv("tcp_port", port)
+		kv("uptime_in_seconds", int64(up.Seconds()))
+		kv("uptime_in_days", int64(up.Hours()/24))
+	}
+	if section("Clients") {
+		s.mu.Lock()
+		n := len(s.clients)
+		s.mu.Unlock()
+		kv("connected_clients", n)
+		kv("maxclients", s.opts.MaxClients)
+		kv("blocked_clients", 0)
+	}
+	if section("Memory") {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		kv("used_memory", st.mem)
+		kv("used_memory_human", humanBytes(st.mem))
+		kv("peercache_process_heap_bytes", ms.HeapAlloc)
+		kv("peercache_process_sys_bytes", ms.Sys)
+	}
+	if section("Stats") {
+		hits, misses := s.stats.hits.Load(), s.stats.misses.Load()
+		kv("total_connections_received", s.stats.connections.Load())
+		kv("total_commands_processed", s.stats.commands.Load())
+		kv("rejected_connections", s.stats.rejected.Load())
+		kv("keyspace_hits", hits)
+		kv("keyspace_misses", misses)
+		kv("total_error_replies", s.stats.errors.Load())
+	}
+	if section("Replication") {
+		kv("role", "master")
+		kv("connected_slaves", 0)
+	}
+	if section("Cluster") {
+		kv("cluster_enabled", 0) // not Redis Cluster: any node serves any key
+		kv("peercache_node_state", st.nstate)
+		kv("peercache_ready", boolInt(st.ready))
+		kv("peercache_mode", st.mode)
+		kv("peercache_ring_version", st.ringVer)
+		kv("peercache_ring_share", strconv.FormatFloat(st.share, 'f', 4, 64))
+	}
+	if section("Keyspace") {
+		// This node's shard (the keys it owns, tombstones included).
+		if st.storeErr == "" {
+			kv("db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", st.keys))
+		}
+	}
+	return b.String()
+}
+
+func humanBytes(n int64) string {
+	f := float64(n)
+	for _, u := range []string{"B", "K", "M", "G"} {
+		if f < 1024 || u == "G" {
+			if u == "B" {
+				return strconv.FormatInt(n, 10) + "B"
+			}
+			return strconv.FormatFloat(f, 'f', 2, 64) + u
+		}
+		f /= 1024
+	}
+	return ""
+}

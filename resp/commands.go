@@ -1,0 +1,780 @@
+package resp
+
+import (
+	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/peercache/peercache/node"
+)
+
+// maxCommandName bounds command names looked up (longer ones are unknown).
+const maxCommandName = 32
+
+// maxTTL is the longest expiry accepted (as the HTTP API: about 100 years;
+// longer ones would overflow a time.Duration not far beyond).
+const maxTTL = 100 * 365 * 24 * time.Hour
+
+// cmdSpec describes one command: what COMMAND reports, and its handler.
+type cmdSpec struct {
+	name       string // lower case, as Redis reports it
+	arity      int    // Redis convention: n exact, -n at least n (the name counts)
+	flags      []string
+	firstKey   int
+	lastKey    int
+	step       int
+	categories []string
+	group      string
+	since      string
+	summary    string
+	run        func(s *Server, c redcon.Conn, cl *client, args [][]byte)
+}
+
+func (c *cmdSpec) arityOK(n int) bool {
+	if c.arity >= 0 {
+		return n == c.arity
+	}
+	return n >= -c.arity
+}
+
+// commands is the command table, by lower-case name. Built once at init
+// (handlers refer back to the table); read-only afterwards.
+var commands map[string]*cmdSpec
+
+func init() {
+	commands = buildCommands()
+	specGet, specSet = commands["get"], commands["set"]
+}
+
+func buildCommands() map[string]*cmdSpec {
+	rd := []string{"readonly", "fast"}
+	wr := []string{"write", "denyoom"}
+	wf := []string{"write", "fast"}
+	conn := []string{"noscript", "loading", "stale", "fast"}
+	str, ks, gen, cn, srv := "string", "keyspace", "generic", "connection", "server"
+	list := []*cmdSpec{
+		{name: "get", arity: 2, flags: rd, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Get the value of a key", run: cmdGet},
+		{name: "set", arity: -3, flags: wr, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Set the string value of a key (EX, PX, EXAT, PXAT, NX, XX, KEEPTTL, GET)", run: cmdSet},
+		{name: "setnx", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Set the value of a key, only if the key does not exist", run: cmdSetNX},
+		{name: "setex", arity: 4, flags: wr, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.0.0", summary: "Set the value and expiration of a key", run: cmdSetEX},
+		{name: "psetex", arity: 4, flags: wr, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.6.0", summary: "Set the value and expiration in milliseconds of a key", run: cmdPSetEX},
+		{name: "mget", arity: -2, flags: rd, firstKey: 1, lastKey: -1, step: 1, group: str, since: "1.0.0", summary: "Get the values of all the given keys (read from their owners in parallel)", run: cmdMGet},
+		{name: "mset", arity: -3, flags: wr, firstKey: 1, lastKey: -1, step: 2, group: str, since: "1.0.1", summary: "Set multiple keys to multiple values (each key atomically, not the whole set)", run: cmdMSet},
+		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, group: ks, since: "1.0.0", summary: "Delete keys", run: cmdDel},
+		{name: "unlink", arity: -2, flags: wf, firstKey: 1, lastKey: -1, step: 1, group: ks, since: "4.0.0", summary: "Delete keys (same as DEL)", run: cmdDel},
+		{name: "exists", arity: -2, flags: rd, firstKey: 1, lastKey: -1, step: 1, group: ks, since: "1.0.0", summary: "Determine how many of the keys exist", run: cmdExists},
+		{name: "expire", arity: -3, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: gen, since: "1.0.0", summary: "Set a key's time to live in seconds", run: cmdExpire},
+		{name: "pexpire", arity: -3, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: gen, since: "2.6.0", summary: "Set a key's time to live in milliseconds", run: cmdExpire},
+		{name: "expireat", arity: -3, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: gen, since: "1.2.0", summary: "Set the expiration for a key as a UNIX timestamp", run: cmdExpire},
+		{name: "pexpireat", arity: -3, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: gen, since: "2.6.0", summary: "Set the expiration for a key as a UNIX timestamp in milliseconds", run: cmdExpire},
+		{name: "ttl", arity: 2, flags: rd, firstKey: 1, lastKey: 1, step: 1, group: gen, since: "1.0.0", summary: "Get the time to live for a key in seconds", run: cmdTTL},
+		{name: "pttl", arity: 2, flags: rd, firstKey: 1, lastKey: 1, step: 1, group: gen, since: "2.6.0", summary: "Get the time to live for a key in milliseconds", run: cmdTTL},
+		{name: "persist", arity: 2, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: gen, since: "2.2.0", summary: "Remove the expiration from a key", run: cmdPersist},
+		{name: "ping", arity: -1, flags: []string{"fast"}, group: cn, since: "1.0.0", summary: "Ping the server", run: cmdPing},
+		{name: "echo", arity: 2, flags: []string{"fast"}, group: cn, since: "1.0.0", summary: "Echo the given string", run: cmdEcho},
+		{name: "quit", arity: -1, flags: []string{"allow_busy", "noscript", "loading", "stale", "fast", "no_auth"}, group: cn, since: "1.0.0", summary: "Close the connection", run: cmdQuit},
+		{name: "select", arity: 2, flags: conn, group: cn, since: "1.0.0", summary: "Select the logical database (only 0 exists)", run: cmdSelect},
+		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"}, group: cn, since: "1.0.0", summary: "Authenticate to the server (peercache has no password)", run: cmdAuth},
+		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"}, group: cn, since: "6.0.0", summary: "Handshake (RESP2 only)", run: cmdHello},
+		{name: "client", arity: -2, flags: []string{"sentinel"}, group: cn, since: "2.4.0", summary: "ID, SETNAME, GETNAME, SETINFO, INFO, LIST", run: cmdClient},
+		{name: "command", arity: -1, flags: []string{"loading", "stale"}, group: srv, since: "2.8.13", summary: "Get details about commands: COUNT, INFO, DOCS, LIST", run: cmdCommand},
+		{name: "info", arity: -1, flags: []string{"loading", "stale"}, group: srv, since: "1.0.0", summary: "Server, clients, stats, keyspace and cluster figures", run: cmdInfo},
+		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, group: srv, since: "2.0.0", summary: "CONFIG GET (read-only view) and RESETSTAT", run: cmdConfig},
+		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, group: srv, since: "2.6.0", summary: "Return the server time", run: cmdTime},
+	}
+	m := make(map[string]*cmdSpec, len(list))
+	for _, c := range list {
+		c.categories = categoriesOf(c)
+		m[c.name] = c
+	}
+	return m
+}
+
+func categoriesOf(c *cmdSpec) []string {
+	var out []string
+	for _, f := range c.flags {
+		switch f {
+		case "write":
+			out = append(out, "@write")
+		case "readonly":
+			out = append(out, "@read")
+		case "fast":
+			out = append(out, "@fast")
+		case "admin":
+			out = append(out, "@admin", "@dangerous")
+		}
+	}
+	if len(out) == 0 || out[len(out)-1] != "@fast" {
+		out = append(out, "@slow")
+	}
+	return append(out, "@"+c.group)
+}
+
+// Hot commands, looked up without the map (set with commands).
+var specGet, specSet *cmdSpec
+
+// lookup finds a command by name, case-insensitively, without allocating.
+func lookup(cl *client, name []byte) *cmdSpec {
+	if len(name) == 3 {
+		switch {
+		case isOpt(name, "GET"):
+			return specGet
+		case isOpt(name, "SET"):
+			return specSet
+		}
+	}
+	if len(name) > maxCommandName {
+		return nil
+	}
+	b := cl.nameBuf[:len(name)]
+	for i, ch := range name {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		b[i] = ch
+	}
+	return commands[string(b)]
+}
+
+// isOpt reports whether arg equals the upper-case option opt, ignoring case.
+func isOpt(arg []byte, opt string) bool {
+	if len(arg) != len(opt) {
+		return false
+	}
+	for i := 0; i < len(arg); i++ {
+		ch := arg[i]
+		if 'a' <= ch && ch <= 'z' {
+			ch -= 'a' - 'A'
+		}
+		if ch != opt[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseInt parses a decimal int64 as Redis does (optional '-', no spaces,
+// no '+', no leading zeros other than "0").
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	neg := false
+	if b[0] == '-' {
+		neg, b = true, b[1:]
+		if len(b) == 0 {
+			return 0, false
+		}
+	}
+	if len(b) > 1 && b[0] == '0' {
+		return 0, false
+	}
+	var n uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		d := uint64(ch - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	if neg {
+		if n > 1<<63 {
+			return 0, false
+		}
+		return -int64(n), true
+	}
+	if n > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+const (
+	errNotInteger = "ERR value is not an integer or out of range"
+	errSyntax     = "ERR syntax error"
+)
+
+func errInvalidExpire(cmd string) string {
+	return "ERR invalid expire time in '" + cmd + "' command"
+}
+
+// ttlOf converts an expiry argument to a time to live. unit is the
+// argument's unit; absolute arguments are Unix times. ok is false when the
+// value is out of range (Redis: invalid expire time); a zero or negative ttl
+// means "already expired".
+func ttlOf(v int64, unit time.Duration, absolute bool, now time.Time) (time.Duration, bool) {
+	maxUnits := int64(maxTTL / unit)
+	if absolute {
+		nowUnits := now.UnixMilli() * int64(time.Millisecond) / int64(unit)
+		if v > nowUnits+maxUnits {
+			return 0, false
+		}
+		if v < 0 {
+			return -1, true
+		}
+		return time.Unix(0, 0).Add(time.Duration(v) * unit).Sub(now), true
+	}
+	if v > maxUnits {
+		return 0, false
+	}
+	if v < -maxUnits {
+		return -1, true
+	}
+	return time.Duration(v) * unit, true
+}
+
+// ---- strings ----
+
+func cmdGet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	ctx := s.cmdCtx()
+	pending := len(c.PeekPipeline())
+	if pending == 0 || pending < cl.fastBatch {
+		// Nothing pipelined behind this GET, or an earlier GET of the same
+		// batch was fast: answer it alone.
+		if pending == 0 {
+			cl.fastBatch = 0
+		}
+		it, err := s.b.Get(ctx, string(args[1]))
+		s.writeGet(c, it, err)
+		return
+	}
+	// The first GET of a pipelined batch: if it is slow (the key lives on
+	// another node, or in Redis), answer the rest of the batch through
+	// runPipeline, which reads runs of GETs in parallel.
+	start := time.Now()
+	it, err := s.b.Get(ctx, string(args[1]))
+	s.writeGet(c, it, err)
+	if time.Since(start) > slowRead {
+		s.runPipeline(c, cl, c.ReadPipeline())
+		return
+	}
+	cl.fastBatch = pending
+}
+
+// slowRead is how long a GET must take before the GETs pipelined behind it
+// are read in parallel (an in-memory read takes about a microsecond; a
+// forwarded one or a Redis round trip tens of microseconds).
+const slowRead = 20 * time.Microsecond
+
+func (s *Server) writeGet(c redcon.Conn, it node.Item, err error) {
+	switch {
+	case err == nil:
+		s.stats.hits.Add(1)
+		c.WriteBulk(it.Value)
+	case errors.Is(err, node.ErrNotFound):
+		s.stats.misses.Add(1)
+		c.WriteNull()
+	default:
+		s.writeNodeErr(c, err)
+	}
+}
+
+// runPipeline answers commands taken from the connection's pipeline, in
+// order; runs of consecutive GETs are read in parallel (reads of different
+// keys do not depend on each other), everything else one by one.
+func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
+	for i := 0; i < len(cmds); {
+		j := i
+		for j < len(cmds) && len(cmds[j].Args) == 2 && isOpt(cmds[j].Args[0], "GET") {
+			j++
+		}
+		if j-i < 2 {
+			s.dispatch(c, cl, cmds[i].Args)
+			i++
+			continue
+		}
+		run := cmds[i:j]
+		items := make([]node.Item, len(run))
+		errs := make([]error, len(run))
+		ctx := s.cmdCtx()
+		s.each(len(run), func(k int) {
+			items[k], errs[k] = s.b.Get(ctx, string(run[k].Args[1]))
+		})
+		for k := range run {
+			s.stats.commands.Add(1)
+			s.writeGet(c, items[k], errs[k])
+		}
+		i = j
+	}
+}
+
+// maxFanout bounds the goroutines one multi-key command or pipeline uses.
+const maxFanout = 16
+
+// each calls fn(0..n-1). It starts sequentially and, once the calls so far
+// took longer than slowRead, runs the rest on up to maxFanout goroutines:
+// in-memory calls stay cheap, remote ones overlap.
+func (s *Server) each(n int, fn func(i int)) {
+	start := time.Now()
+	i := 0
+	for i < n {
+		fn(i)
+		i++
+		if time.Since(start) > slowRead {
+			break
+		}
+	}
+	if i >= n {
+		return
+	}
+	var next atomic.Int64
+	next.Store(int64(i))
+	var wg sync.WaitGroup
+	for w := min(n-i, maxFanout); w > 0; w-- {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= n {
+					return
+				}
+				fn(k)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// setOpts is a parsed SET.
+type setOpts struct {
+	m       node.Mutation
+	get     bool
+	expired bool // EXAT/PXAT in the past: the key ends up absent
+}
+
+func parseSet(args [][]byte) (setOpts, string) {
+	var o setOpts
+	// Arguments may be kept by the node (they are never modified): redcon
+	// copies every command into a buffer of its own, never reused.
+	o.m.Value = args[2]
+	expiry := false
+	for i := 3; i < len(args); i++ {
+		a := args[i]
+		var unit time.Duration
+		abs := false
+		switch {
+		case isOpt(a, "NX") && !o.m.IfPresent:
+			o.m.IfAbsent = true
+			continue
+		case isOpt(a, "XX") && !o.m.IfAbsent:
+			o.m.IfPresent = true
+			continue
+		case isOpt(a, "GET"):
+			o.get = true
+			continue
+		case isOpt(a, "KEEPTTL") && !expiry:
+			o.m.KeepTTL, expiry = true, true
+			continue
+		case isOpt(a, "EX") && !expiry:
+			unit = time.Second
+		case isOpt(a, "PX") && !expiry:
+			unit = time.Millisecond
+		case isOpt(a, "EXAT") && !expiry:
+			unit, abs = time.Second, true
+		case isOpt(a, "PXAT") && !expiry:
+			unit, abs = time.Millisecond, true
+		default:
+			return o, errSyntax
+		}
+		if i+1 >= len(args) {
+			return o, errSyntax
+		}
+		i++
+		v, ok := parseInt(args[i])
+		if !ok {
+			return o, errNotInteger
+		}
+		if v <= 0 {
+			return o, errInvalidExpire("set")
+		}
+		var now time.Time
+		if abs {
+			now = time.Now()
+		}
+		ttl, ok := ttlOf(v, unit, abs, now)
+		if !ok {
+			return o, errInvalidExpire("set")
+		}
+		expiry = true
+		if ttl < time.Millisecond {
+			o.expired = true
+		}
+		o.m.TTL = ttl
+	}
+	return o, ""
+}
+
+func cmdSet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	o, msg := parseSet(args)
+	if msg != "" {
+		s.writeErr(c, msg)
+		return
+	}
+	key := string(args[1])
+	ctx := s.cmdCtx()
+	var old node.Item
+	hadOld := false
+	if o.get || o.expired {
+		// SET ... GET answers the value it replaces: read it first (this is
+		// not atomic with the write, unlike in Redis).
+		it, err := s.b.Get(ctx, key)
+		switch {
+		case err == nil:
+			old, hadOld = it, true
+		case !errors.Is(err, node.ErrNotFound):
+			s.writeNodeErr(c, err)
+			return
+		}
+	}
+	applied := false
+	if o.expired {
+		// An absolute expiry in the past: Redis sets the key and it expires
+		// at once; the net effect is a delete if the condition holds.
+		if (o.m.IfAbsent && hadOld) || (o.m.IfPresent && !hadOld) {
+			applied = false
+		} else {
+			if hadOld {
+				if _, err := s.b.Write(ctx, key, node.Mutation{Delete: true}); err != nil {
+					s.writeNodeErr(c, err)
+					return
+				}
+			}
+			applied = true
+		}
+	} else {
+		res, err := s.b.Write(ctx, key, o.m)
+		if err != nil {
+			s.writeNodeErr(c, err)
+			return
+		}
+		applied = res.Applied
+	}
+	switch {
+	case o.get && hadOld:
+		c.WriteBulk(old.Value)
+	case o.get:
+		c.WriteNull()
+	case applied:
+		c.WriteString("OK")
+	default:
+		c.WriteNull()
+	}
+}
+
+func cmdSetNX(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	ctx := s.cmdCtx()
+	res, err := s.b.Write(ctx, string(args[1]), node.Mutation{Value: args[2], IfAbsent: true})
+	if err != nil {
+		s.writeNodeErr(c, err)
+		return
+	}
+	c.WriteInt(boolInt(res.Applied))
+}
+
+func cmdSetEX(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	setWithTTL(s, c, args, time.Second, "setex")
+}
+
+func cmdPSetEX(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	setWithTTL(s, c, args, time.Millisecond, "psetex")
+}
+
+func setWithTTL(s *Server, c redcon.Conn, args [][]byte, unit time.Duration, name string) {
+	v, ok := parseInt(args[2])
+	if !ok {
+		s.writeErr(c, errNotInteger)
+		return
+	}
+	ttl, ok := ttlOf(v, unit, false, time.Time{})
+	if !ok || v <= 0 {
+		s.writeErr(c, errInvalidExpire(name))
+		return
+	}
+	ctx := s.cmdCtx()
+	if _, err := s.b.Write(ctx, string(args[1]), node.Mutation{Value: args[3], TTL: ttl}); err != nil {
+		s.writeNodeErr(c, err)
+		return
+	}
+	c.WriteString("OK")
+}
+
+// uniqueKeys returns the distinct keys of args and, for each arg, the index
+// of its key in the result.
+func uniqueKeys(args [][]byte) ([]string, []int) {
+	keys := make([]string, 0, len(args))
+	idx := make([]int, len(args))
+	var seen map[string]int
+	if len(args) > 8 {
+		seen = make(map[string]int, len(args))
+	}
+outer:
+	for i, a := range args {
+		if seen != nil {
+			if j, ok := seen[string(a)]; ok {
+				idx[i] = j
+				continue
+			}
+		} else {
+			for j, k := range keys {
+				if k == string(a) {
+					idx[i] = j
+					continue outer
+				}
+			}
+		}
+		idx[i] = len(keys)
+		k := string(a)
+		keys = append(keys, k)
+		if seen != nil {
+			seen[k] = idx[i]
+		}
+	}
+	return keys, idx
+}
+
+func cmdMGet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	keys, idx := uniqueKeys(args[1:])
+	items := make([]node.Item, len(keys))
+	errs := make([]error, len(keys))
+	ctx := s.cmdCtx()
+	s.each(len(keys), func(i int) { items[i], errs[i] = s.b.Get(ctx, keys[i]) })
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, node.ErrNotFound) {
+			s.writeNodeErr(c, err)
+			return
+		}
+	}
+	c.WriteArray(len(idx))
+	for _, j := range idx {
+		if errs[j] != nil {
+			s.stats.misses.Add(1)
+			c.WriteNull()
+		} else {
+			s.stats.hits.Add(1)
+			c.WriteBulk(items[j].Value)
+		}
+	}
+}
+
+func cmdMSet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	if len(args)%2 != 1 {
+		s.writeErr(c, "ERR wrong number of arguments for 'mset' command")
+		return
+	}
+	// The last value of a key given twice wins, as in Redis.
+	last := make(map[string]int, (len(args)-1)/2)
+	keys := make([]string, 0, (len(args)-1)/2)
+	for i := 1; i < len(args); i += 2 {
+		k := string(args[i])
+		if _, ok := last[k]; !ok {
+			keys = append(keys, k)
+		}
+		last[k] = i + 1
+	}
+	errs := make([]error, len(keys))
+	ctx := s.cmdCtx()
+	s.each(len(keys), func(i int) {
+		_, errs[i] = s.b.Write(ctx, keys[i], node.Mutation{Value: args[last[keys[i]]]})
+	})
+	if err := errors.Join(errs...); err != nil {
+		for _, e := range errs {
+			if e != nil {
+				s.writeNodeErr(c, e)
+				return
+			}
+		}
+	}
+	c.WriteString("OK")
+}
+
+// ---- keyspace ----
+
+func cmdDel(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	keys, _ := uniqueKeys(args[1:])
+	existed := make([]bool, len(keys))
+	errs := make([]error, len(keys))
+	ctx := s.cmdCtx()
+	s.each(len(keys), func(i int) {
+		var res node.WriteResult
+		res, errs[i] = s.b.Write(ctx, keys[i], node.Mutation{Delete: true})
+		existed[i] = res.Existed
+	})
+	n := 0
+	for i, err := range errs {
+		if err != nil {
+			s.writeNodeErr(c, err)
+			return
+		}
+		n += boolInt(existed[i])
+	}
+	c.WriteInt(n)
+}
+
+func cmdExists(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	keys, idx := uniqueKeys(args[1:])
+	errs := make([]error, len(keys))
+	ctx := s.cmdCtx()
+	s.each(len(keys), func(i int) { _, errs[i] = s.b.Get(ctx, keys[i]) })
+	n := 0
+	for _, j := range idx {
+		switch err := errs[j]; {
+		case err == nil:
+			n++
+			s.stats.hits.Add(1)
+		case errors.Is(err, node.ErrNotFound):
+			s.stats.misses.Add(1)
+		default:
+			s.writeNodeErr(c, err)
+			return
+		}
+	}
+	c.WriteInt(n)
+}
+
+// cmdExpire is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT, with NX, XX, GT, LT.
+func cmdExpire(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	spec := cl.cmd.Load()
+	name := spec.name
+	unit, abs := time.Second, false
+	switch name {
+	case "pexpire":
+		unit = time.Millisecond
+	case "expireat":
+		abs = true
+	case "pexpireat":
+		unit, abs = time.Millisecond, true
+	}
+	var nx, xx, gt, lt bool
+	for _, a := range args[3:] {
+		switch {
+		case isOpt(a, "NX"):
+			nx = true
+		case isOpt(a, "XX"):
+			xx = true
+		case isOpt(a, "GT"):
+			gt = true
+		case isOpt(a, "LT"):
+			lt = true
+		default:
+			s.writeErr(c, "ERR Unsupported option "+string(a))
+			return
+		}
+	}
+	if nx && (xx || gt || lt) {
+		s.writeErr(c, "ERR NX and XX, GT or LT options at the same time are not compatible")
+		return
+	}
+	if gt && lt {
+		s.writeErr(c, "ERR GT and LT options at the same time are not compatible")
+		return
+	}
+	v, ok := parseInt(args[2])
+	if !ok {
+		s.writeErr(c, errNotInteger)
+		return
+	}
+	now := time.Now()
+	ttl, ok := ttlOf(v, unit, abs, now)
+	if !ok {
+		s.writeErr(c, errInvalidExpire(name))
+		return
+	}
+	key := string(args[1])
+	ctx := s.cmdCtx()
+	if nx || xx || gt || lt {
+		// Conditions on the current expiry: read it first (not atomic with
+		// the change, unlike in Redis).
+		it, err := s.b.Get(ctx, key)
+		if errors.Is(err, node.ErrNotFound) {
+			c.WriteInt(0)
+			return
+		}
+		if err != nil {
+			s.writeNodeErr(c, err)
+			return
+		}
+		cur, has := it.TTL()
+		if (nx && has) || (xx && !has) || (gt && (!has || ttl <= cur)) || (lt && has && ttl >= cur) {
+			c.WriteInt(0)
+			return
+		}
+	}
+	if ttl < time.Millisecond {
+		// A time to live of zero or less deletes the key, as in Redis.
+		res, err := s.b.Write(ctx, key, node.Mutation{Delete: true})
+		if err != nil {
+			s.writeNodeErr(c, err)
+			return
+		}
+		c.WriteInt(boolInt(res.Existed))
+		return
+	}
+	res, err := s.b.Write(ctx, key, node.Mutation{Expire: true, TTL: ttl})
+	if err != nil {
+		s.writeNodeErr(c, err)
+		return
+	}
+	c.WriteInt(boolInt(res.Applied))
+}
+
+func cmdTTL(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	ms := cl.cmd.Load().name == "pttl"
+	ctx := s.cmdCtx()
+	it, err := s.b.Get(ctx, string(args[1]))
+	switch {
+	case errors.Is(err, node.ErrNotFound):
+		s.stats.misses.Add(1)
+		c.WriteInt(-2)
+		return
+	case err != nil:
+		s.writeNodeErr(c, err)
+		return
+	}
+	s.stats.hits.Add(1)
+	if it.ExpireAt.IsZero() {
+		c.WriteInt(-1)
+		return
+	}
+	left := max(time.Until(it.ExpireAt).Milliseconds(), 0)
+	if ms {
+		c.WriteInt64(left)
+	} else {
+		c.WriteInt64((left + 500) / 1000)
+	}
+}
+
+func cmdPersist(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	key := string(args[1])
+	ctx := s.cmdCtx()
+	it, err := s.b.Get(ctx, key)
+	switch {
+	case errors.Is(err, node.ErrNotFound):
+		c.WriteInt(0)
+		return
+	case err != nil:
+		s.writeNodeErr(c, err)
+		return
+	case it.ExpireAt.IsZero():
+		c.WriteInt(0)
+		return
+	}
+	res, err := s.b.Write(ctx, key, node.Mutation{Expire: true, TTL: 0})
+	if err != nil {
+		s.writeNodeErr(c, err)
+		return
+	}
+	c.WriteInt(boolInt(res.Applied))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

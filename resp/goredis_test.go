@@ -1,0 +1,278 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/peercache/peercache/node"
+)
+
+// newClient returns a go-redis client with its defaults (protocol 3 first:
+// the server answers NOPROTO and the client falls back to RESP2).
+func newClient(t *testing.T, addr string, opts ...func(*redis.Options)) *redis.Client {
+	t.Helper()
+	o := &redis.Options{Addr: addr, DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}
+	for _, f := range opts {
+		f(o)
+	}
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestGoRedis(t *testing.T) {
+	nodes := startCluster(t, 2)
+	ctx := context.Background()
+	a, b := newClient(t, nodes[0].addr), newClient(t, nodes[1].addr)
+
+	t.Run("set get across nodes", func(t *testing.T) {
+		for i := 0; i < 50; i++ {
+			k := fmt.Sprintf("x%d", i)
+			if err := a.Set(ctx, k, "v"+k, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := b.Get(ctx, k).Result(); err != nil || v != "v"+k {
+				t.Fatalf("GET %s via n1 = %q, %v", k, v, err)
+			}
+		}
+		checkShares(t, nodes)
+		if _, err := b.Get(ctx, "nope").Result(); !errors.Is(err, redis.Nil) {
+			t.Fatalf("GET missing: %v", err)
+		}
+	})
+
+	t.Run("pipeline", func(t *testing.T) {
+		p := a.Pipeline()
+		for i := 0; i < 100; i++ {
+			p.Set(ctx, fmt.Sprintf("p%d", i), i, time.Minute)
+		}
+		gets := make([]*redis.StringCmd, 100)
+		for i := range gets {
+			gets[i] = p.Get(ctx, fmt.Sprintf("p%d", i))
+		}
+		missing := p.Get(ctx, "p-missing")
+		del := p.Del(ctx, "p0", "p1", "p-missing")
+		after := p.Get(ctx, "p0")
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		for i, g := range gets {
+			if g.Val() != fmt.Sprint(i) {
+				t.Fatalf("pipelined GET p%d = %q, %v", i, g.Val(), g.Err())
+			}
+		}
+		if !errors.Is(missing.Err(), redis.Nil) || del.Val() != 2 || !errors.Is(after.Err(), redis.Nil) {
+			t.Fatalf("missing=%v del=%d after=%v", missing.Err(), del.Val(), after.Err())
+		}
+		// A pipeline of GETs only, through the other node (forwarded half
+		// the time: the server reads such runs in parallel).
+		p = b.Pipeline()
+		for i := range gets {
+			gets[i] = p.Get(ctx, fmt.Sprintf("p%d", i))
+		}
+		p.Exec(ctx)
+		for i, g := range gets {
+			if i < 2 {
+				if !errors.Is(g.Err(), redis.Nil) {
+					t.Fatalf("p%d after DEL: %v", i, g.Err())
+				}
+				continue
+			}
+			if g.Val() != fmt.Sprint(i) {
+				t.Fatalf("pipelined GET p%d via n1 = %q, %v", i, g.Val(), g.Err())
+			}
+		}
+	})
+
+	t.Run("nx xx", func(t *testing.T) {
+		if ok, err := a.SetNX(ctx, "c1", "1", 0).Result(); !ok || err != nil {
+			t.Fatalf("SETNX new: %v %v", ok, err)
+		}
+		if ok, err := b.SetNX(ctx, "c1", "2", 0).Result(); ok || err != nil {
+			t.Fatalf("SETNX existing: %v %v", ok, err)
+		}
+		if ok, err := b.SetXX(ctx, "c1", "3", time.Minute).Result(); !ok || err != nil {
+			t.Fatalf("SET XX existing: %v %v", ok, err)
+		}
+		if ok, err := a.SetXX(ctx, "c2", "3", 0).Result(); ok || err != nil {
+			t.Fatalf("SET XX missing: %v %v", ok, err)
+		}
+		if v := a.Get(ctx, "c1").Val(); v != "3" {
+			t.Fatalf("c1 = %q", v)
+		}
+		if ttl := a.TTL(ctx, "c1").Val(); ttl <= 0 || ttl > time.Minute {
+			t.Fatalf("TTL c1 = %v", ttl)
+		}
+		old, err := a.SetArgs(ctx, "c1", "4", redis.SetArgs{Get: true, KeepTTL: true}).Result()
+		if err != nil || old != "3" {
+			t.Fatalf("SET GET KEEPTTL: %q %v", old, err)
+		}
+		if ttl := b.TTL(ctx, "c1").Val(); ttl <= 0 {
+			t.Fatalf("KEEPTTL lost the TTL: %v", ttl)
+		}
+	})
+
+	t.Run("mset mget across nodes", func(t *testing.T) {
+		var kv []any
+		var keys []string
+		for i := 0; i < 40; i++ {
+			k := fmt.Sprintf("m%d", i)
+			keys = append(keys, k)
+			kv = append(kv, k, "val"+k)
+		}
+		if err := a.MSet(ctx, kv...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		vals, err := b.MGet(ctx, append(keys, "m-missing")...).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, k := range keys {
+			if vals[i] != "val"+k {
+				t.Fatalf("MGET %s = %v", k, vals[i])
+			}
+		}
+		if vals[len(keys)] != nil {
+			t.Fatalf("MGET missing = %v", vals[len(keys)])
+		}
+		if n := a.Exists(ctx, "m1", "m2", "m-missing", "m1").Val(); n != 3 {
+			t.Fatalf("EXISTS = %d", n)
+		}
+		if n := b.Del(ctx, keys...).Val(); n != int64(len(keys)) {
+			t.Fatalf("DEL = %d", n)
+		}
+	})
+
+	t.Run("expire", func(t *testing.T) {
+		a.Set(ctx, "e1", "v", 0)
+		if ok := b.Expire(ctx, "e1", time.Hour).Val(); !ok {
+			t.Fatal("EXPIRE existing = false")
+		}
+		if ttl := a.PTTL(ctx, "e1").Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+			t.Fatalf("PTTL = %v", ttl)
+		}
+		if ok := a.Persist(ctx, "e1").Val(); !ok {
+			t.Fatal("PERSIST = false")
+		}
+		if ttl := a.TTL(ctx, "e1").Val(); ttl != -1 {
+			t.Fatalf("TTL after PERSIST = %v", ttl)
+		}
+		a.PExpire(ctx, "e1", 50*time.Millisecond)
+		time.Sleep(120 * time.Millisecond)
+		if err := b.Get(ctx, "e1").Err(); !errors.Is(err, redis.Nil) {
+			t.Fatalf("GET after expiry: %v", err)
+		}
+		if ttl := b.TTL(ctx, "e1").Val(); ttl != -2 {
+			t.Fatalf("TTL of an expired key = %v", ttl)
+		}
+	})
+
+	t.Run("unknown command keeps the connection", func(t *testing.T) {
+		c := newClient(t, nodes[0].addr, func(o *redis.Options) { o.PoolSize = 1 })
+		id := c.ClientID(ctx).Val()
+		err := c.Do(ctx, "FROBNICATE", "a", "b").Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "ERR unknown command 'FROBNICATE', with args beginning with: 'a' 'b'") {
+			t.Fatalf("unknown command: %v", err)
+		}
+		if err := c.Do(ctx, "GET").Err(); err == nil || !strings.Contains(err.Error(), "wrong number of arguments for 'get'") {
+			t.Fatalf("wrong arity: %v", err)
+		}
+		if c.Ping(ctx).Val() != "PONG" || c.ClientID(ctx).Val() != id {
+			t.Fatal("the connection did not survive the errors")
+		}
+		if err := c.Do(ctx, "SELECT", "1").Err(); err == nil {
+			t.Fatal("SELECT 1 accepted")
+		}
+		if err := c.Do(ctx, "HELLO", "3").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPROTO") {
+			t.Fatalf("HELLO 3: %v", err)
+		}
+		if c.ClientID(ctx).Val() != id {
+			t.Fatal("reconnected")
+		}
+	})
+
+	t.Run("client and info", func(t *testing.T) {
+		c := newClient(t, nodes[1].addr, func(o *redis.Options) { o.PoolSize = 1; o.ClientName = "bench-1" })
+		if n := c.ClientGetName(ctx).Val(); n != "bench-1" {
+			t.Fatalf("CLIENT GETNAME = %q", n)
+		}
+		if err := c.Do(ctx, "CLIENT", "SETNAME", "a b").Err(); err == nil {
+			t.Fatal("a name with a space was accepted")
+		}
+		list := c.ClientList(ctx).Val()
+		if !strings.Contains(list, "name=bench-1") || !strings.Contains(list, "lib-name=go-redis") {
+			t.Fatalf("CLIENT LIST: %s", list)
+		}
+		info := c.Info(ctx).Val()
+		for _, want := range []string{"# Server", "redis_version:", "# Clients", "connected_clients:", "# Stats",
+			"total_commands_processed:", "keyspace_hits:", "keyspace_misses:", "# Keyspace", "db0:keys=", "peercache_node:n1"} {
+			if !strings.Contains(info, want) {
+				t.Fatalf("INFO lacks %q:\n%s", want, info)
+			}
+		}
+		if got := c.Info(ctx, "keyspace").Val(); strings.Contains(got, "# Server") || !strings.Contains(got, "db0:keys=") {
+			t.Fatalf("INFO keyspace: %s", got)
+		}
+		if n := c.Do(ctx, "COMMAND", "COUNT").Val(); n.(int64) < 20 {
+			t.Fatalf("COMMAND COUNT = %v", n)
+		}
+		docs, err := c.Do(ctx, "COMMAND", "DOCS", "get").Slice()
+		if err != nil || len(docs) != 2 || docs[0] != "get" {
+			t.Fatalf("COMMAND DOCS get = %v, %v", docs, err)
+		}
+	})
+
+	t.Run("read-only mode", func(t *testing.T) {
+		if err := nodes[0].SetMode(node.ModeReadOnly, node.ScopeNode); err != nil {
+			t.Fatal(err)
+		}
+		defer nodes[0].SetMode(node.ModeReadWrite, node.ScopeNode)
+		err := a.Set(ctx, "ro", "v", 0).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "READONLY ") {
+			t.Fatalf("SET on a read-only node: %v", err)
+		}
+		if err := a.Get(ctx, "x1").Err(); err != nil {
+			t.Fatalf("GET on a read-only node: %v", err)
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		err := a.Set(ctx, strings.Repeat("k", 2000), "v", 0).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "ERR key is 2000 bytes") {
+			t.Fatalf("long key: %v", err)
+		}
+		err = a.Set(ctx, "big", strings.Repeat("v", 2<<20), 0).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "ERR value is") {
+			t.Fatalf("big value: %v", err)
+		}
+	})
+}
+
+func TestCloseDisconnectsClients(t *testing.T) {
+	n := startNode(t, "solo", nil)
+	ctx := context.Background()
+	c := newClient(t, n.addr, func(o *redis.Options) { o.MaxRetries = -1 })
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := n.resp.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.resp.Close(cctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := c.Get(ctx, "k").Err(); err == nil {
+		t.Fatal("a command succeeded after Close")
+	}
+	if _, err := redis.NewClient(&redis.Options{Addr: n.addr, MaxRetries: -1}).Ping(ctx).Result(); err == nil {
+		t.Fatal("a new connection was served after Close")
+	}
+}

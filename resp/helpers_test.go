@@ -1,0 +1,120 @@
+package resp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/node"
+)
+
+// testNode is an in-process node (in-memory store) with a RESP server.
+type testNode struct {
+	*node.Node
+	resp *Server
+	addr string // RESP host:port
+	port string
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("PEERCACHE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Config)) *testNode {
+	t.Helper()
+	cfg := node.Config{
+		Name:          name,
+		HTTPAddr:      "127.0.0.1:0",
+		GossipAddr:    "127.0.0.1:0",
+		AdvertiseAddr: "127.0.0.1",
+		Seeds:         seeds,
+		Timing:        membership.TimingFast,
+		Logger:        testLogger(),
+		SweepInterval: -1,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("node %s: %v", name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		n.Abort()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(n.Abort)
+	s, err := Listen(n, Options{Addr: "127.0.0.1:0", Logger: testLogger()})
+	if err != nil {
+		t.Fatalf("resp listen: %v", err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("resp close: %v", err)
+		}
+	})
+	tn := &testNode{Node: n, resp: s, addr: s.Addr().String()}
+	_, tn.port, _ = splitPort(tn.addr)
+	return tn
+}
+
+func splitPort(addr string) (string, string, error) {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[:i], addr[i+1:], nil
+		}
+	}
+	return "", "", fmt.Errorf("no port in %q", addr)
+}
+
+// startCluster starts size nodes seeded with the first and waits until
+// every one has all of them in its ring.
+func startCluster(t testing.TB, size int) []*testNode {
+	t.Helper()
+	nodes := []*testNode{startNode(t, "n0", nil)}
+	for i := 1; i < size; i++ {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), []string{nodes[0].GossipAddr()}))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		for _, n := range nodes {
+			if len(n.Cluster().Ring.Members) != size {
+				ok = false
+			}
+		}
+		if ok {
+			return nodes
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ring did not reach %d members", size)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// needTool fails the test when a Redis tool is missing: these tests claim
+// behaviour against the real redis-cli/redis-benchmark (scripts/deps.sh
+// installs them with Debian's redis-tools).
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found (install redis-tools: scripts/deps.sh): %v", name, err)
+	}
+	return p
+}

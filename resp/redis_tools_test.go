@@ -1,0 +1,213 @@
+package resp
+
+import (
+	"context"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/peercache/peercache/internal/testredis"
+)
+
+// scriptA is run through one node, scriptB through the other (and both
+// through one plain redis-server); redis-cli's output must be the same.
+// Keys land on both nodes, so half the commands are forwarded.
+const scriptA = `PING
+PING hello
+ECHO "hi there"
+SET k1 v1
+GET k1
+SET k2 v2 EX 100
+TTL k2
+GET missing
+MSET m1 a m2 b m3 c m4 d m5 e m6 f
+MGET m1 m2 missing m3 m4 m1
+EXISTS m1 m2 missing m1
+DEL m1 missing m2 m1
+EXISTS m1 m2
+SET nx 1 NX
+SET nx 2 NX
+GET nx
+SET xx 1 XX
+GET xx
+SET nx 3 XX GET
+GET nx
+SET nx 4 NX GET
+GET nx
+EXPIRE k1 100
+TTL k1
+PERSIST k1
+TTL k1
+PERSIST k1
+TTL missing
+PTTL missing
+EXPIRE missing 10
+PERSIST missing
+SET k4 v EX 100
+SET k4 w KEEPTTL
+TTL k4
+GET k4
+SET k4 z
+TTL k4
+EXPIRE k4 0
+EXISTS k4
+SET k6 v
+EXPIRE k6 -5
+GET k6
+PEXPIRE k2 50000
+TTL k2
+EXPIRE k2 100 NX
+EXPIRE k2 200 XX
+TTL k2
+EXPIRE k2 50 GT
+EXPIRE k2 300 GT
+TTL k2
+SETNX sn 1
+SETNX sn 2
+GET sn
+SETEX se 100 v
+TTL se
+PSETEX pse 100000 v
+TTL pse
+SET px v PX 100000
+TTL px
+UNLINK px pse
+SET k5 v EX 0
+SET k5 v EX abc
+SET k5 v NX XX
+SET k5 v EX 10 PX 100
+SET k5 v KEEPTTL EX 10
+SET k5 v BOGUS
+SET k5
+GET
+GET a b
+FOO bar baz
+select 0
+SELECT 1
+SELECT x
+MSET a
+EXPIRE k2 abc
+EXPIRE k2 10 NX XX
+EXPIRE k2 10 GT LT
+EXPIRE k2 10 BOGUS
+EXISTS
+`
+
+const scriptB = `GET k1
+GET k2
+MGET m1 m2 m3 m4 m5 m6 nx xx sn
+EXISTS m3 m4 m5 m6 nx
+TTL k1
+TTL k2
+TTL se
+GET nx
+SET nx 5 GET
+DEL nx xx k1 k2 k4 k6 sn se m3 m4 m5 m6 missing
+MGET k1 k2 nx
+EXISTS k1 k2 nx
+`
+
+// TestRedisCLIMatchesRedis drives the real redis-cli against a 2-node
+// cluster and against a real redis-server, and compares what it prints.
+func TestRedisCLIMatchesRedis(t *testing.T) {
+	cli := needTool(t, "redis-cli")
+	nodes := startCluster(t, 2)
+	rs := testredis.Start(t, testredis.WithArgs("--databases", "1")) // peercache has only db 0
+	_, redisPort, _ := splitPort(rs.Addr())
+
+	run := func(port, script string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cli, "-h", "127.0.0.1", "-p", port)
+		cmd.Stdin = strings.NewReader(script)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("redis-cli -p %s: %v\n%s", port, err, out)
+		}
+		return string(out)
+	}
+	want := run(redisPort, scriptA) + run(redisPort, scriptB)
+	got := run(nodes[0].port, scriptA) + run(nodes[1].port, scriptB)
+	if got != want {
+		wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+		cmds := strings.Split(scriptA+scriptB, "\n")
+		for i := 0; i < max(len(wl), len(gl)); i++ {
+			var w, g string
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if w != g {
+				t.Errorf("output line %d differs (near command %q):\n redis:     %q\n peercache: %q", i+1, cmdNear(cmds, i), w, g)
+			}
+		}
+		t.Fatalf("redis-cli output differs\n--- redis ---\n%s\n--- peercache ---\n%s", want, got)
+	}
+
+	// Both nodes hold a share of the keys written above (forwarding was
+	// exercised), and the cluster's answers went through the node API.
+	checkShares(t, nodes)
+
+	// PTTL of a key set with PX: within (0, 100000].
+	out := run(nodes[1].port, "SET p v PX 100000\nPTTL p\n")
+	ms, err := strconv.Atoi(strings.TrimSpace(strings.Split(out, "\n")[1]))
+	if err != nil || ms <= 0 || ms > 100000 {
+		t.Fatalf("PTTL after PX 100000: %q", out)
+	}
+}
+
+// cmdNear names the command an output line most likely belongs to (one
+// line per command for most replies).
+func cmdNear(cmds []string, line int) string {
+	if line < len(cmds) {
+		return cmds[line]
+	}
+	return "?"
+}
+
+func checkShares(t *testing.T, nodes []*testNode) {
+	t.Helper()
+	for _, n := range nodes {
+		st, err := n.Store().Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Keys == 0 {
+			t.Errorf("node %s holds no keys: nothing was forwarded to it", n.Name())
+		}
+	}
+}
+
+// TestRedisBenchmarkRuns runs redis-benchmark against a node: it must
+// finish without errors (it also asks CONFIG GET at start).
+func TestRedisBenchmarkRuns(t *testing.T) {
+	rb := needTool(t, "redis-benchmark")
+	nodes := startCluster(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, extra := range [][]string{nil, {"-P", "16", "-r", "1000"}} {
+		args := append([]string{"-h", "127.0.0.1", "-p", nodes[0].port, "-t", "get,set", "-n", "2000", "-q"}, extra...)
+		out, err := exec.CommandContext(ctx, rb, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("redis-benchmark %v: %v\n%s", args, err, out)
+		}
+		s := string(out)
+		for _, bad := range []string{"ERR", "rror", "WARN"} {
+			if strings.Contains(s, bad) {
+				t.Fatalf("redis-benchmark %v printed %q:\n%s", args, bad, s)
+			}
+		}
+		for _, want := range []string{"SET:", "GET:"} {
+			if !strings.Contains(s, want) {
+				t.Fatalf("redis-benchmark %v: no %s line:\n%s", args, want, s)
+			}
+		}
+	}
+	// redis-benchmark's keys went through the node: "key:__rand_int__".
+	checkShares(t, nodes)
+}

@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Coalescing (RedisOptions.Coalesce) turns concurrent single-key calls into
+// batched round trips: Gets that wait at the same time become one MGET, and
+// single-entry Puts one call of the conditional-write script with many keys.
+//
+// A fixed set of workers per kind takes the first waiting call and whatever
+// else is already queued (up to coalesceMaxBatch), makes one round trip and
+// answers each caller. Nothing waits for a batch to fill: at low load every
+// call goes alone, as without coalescing; under load, calls that arrive while
+// the workers are busy share the next round trip. Per-key semantics do not
+// change (each key is still read or conditionally written atomically); a
+// node's writes of one key are serialised before they reach the store, so a
+// batch never holds two writes of a key that depend on each other's order.
+const (
+	// coalesceWorkers bounds the batches in flight per kind (each holds one
+	// connection of the pool while it runs).
+	coalesceWorkers = 8
+	// coalesceMaxBatch bounds the keys of one batch.
+	coalesceMaxBatch = 128
+)
+
+type coalescer struct {
+	r    *Redis
+	gets chan *getCall
+	puts chan *putCall
+	stop chan struct{}
+	wg   sync.WaitGroup
+	// timeout bounds one batched round trip (the callers' contexts do not
+	// apply to a batch shared by several of them).
+	timeout time.Duration
+
+	getPool, putPool sync.Pool
+}
+
+type getCall struct {
+	key   string
+	e     Entry
+	found bool
+	err   error
+	done  chan struct{}
+}
+
+type putCall struct {
+	e    Entry
+	out  Outcome
+	err  error
+	done chan struct{}
+}
+
+func newCoalescer(r *Redis, timeout time.Duration) *coalescer {
+	c := &coalescer{
+		r:       r,
+		gets:    make(chan *getCall, coalesceMaxBatch*coalesceWorkers),
+		puts:    make(chan *putCall, coalesceMaxBatch*coalesceWorkers),
+		stop:    make(chan struct{}),
+		timeout: timeout,
+	}
+	c.getPool.New = func() any { return &getCall{done: make(chan struct{}, 1)} }
+	c.putPool.New = func() any { return &putCall{done: make(chan struct{}, 1)} }
+	for i := 0; i < coalesceWorkers; i++ {
+		c.wg.Add(2)
+		go func() { defer c.wg.Done(); c.getLoop() }()
+		go func() { defer c.wg.Done(); c.putLoop() }()
+	}
+	return c
+}
+
+func (c *coalescer) close() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
+// get reads key through the next Get batch.
+func (c *coalescer) get(ctx context.Context, key string) (Entry, bool, error) {
+	call := c.getPool.Get().(*getCall)
+	call.key = key
+	select {
+	case c.gets <- call:
+	case <-ctx.Done():
+		c.getPool.Put(call)
+		return Entry{}, false, fmt.Errorf("store: redis get: %w", ctx.Err())
+	case <-c.stop:
+		c.getPool.Put(call)
+		return Entry{}, false, fmt.Errorf("store: redis get: %w", ErrClosed)
+	}
+	select {
+	case <-call.done:
+		e, found, err := call.e, call.found, call.err
+		*call = getCall{done: call.done}
+		c.getPool.Put(call)
+		return e, found, err
+	case <-ctx.Done():
+		// The worker still owns call: leave it to the garbage collector.
+		return Entry{}, false, fmt.Errorf("store: redis get: %w", ctx.Err())
+	case <-c.stop:
+		return Entry{}, false, fmt.Errorf("store: redis get: %w", ErrClosed)
+	}
+}
+
+// put writes one (validated) entry through the next Put batch.
+func (c *coalescer) put(ctx context.Context, e Entry) (Outcome, error) {
+	call := c.putPool.Get().(*putCall)
+	call.e = e
+	select {
+	case c.puts <- call:
+	case <-ctx.Done():
+		c.putPool.Put(call)
+		return 0, fmt.Errorf("store: redis put: %w", ctx.Err())
+	case <-c.stop:
+		c.putPool.Put(call)
+		return 0, fmt.Errorf("store: redis put: %w", ErrClosed)
+	}
+	select {
+	case <-call.done:
+		out, err := call.out, call.err
+		*call = putCall{done: call.done}
+		c.putPool.Put(call)
+		return out, err
+	case <-ctx.Done():
+		// The write may still land, as an uncoalesced one whose context
+		// ends while the script runs may.
+		return 0, fmt.Errorf("store: redis put: %w", ctx.Err())
+	case <-c.stop:
+		return 0, fmt.Errorf("store: redis put: %w", ErrClosed)
+	}
+}
+
+func (c *coalescer) getLoop() {
+	batch := make([]*getCall, 0, coalesceMaxBatch)
+	keys := make([]string, 0, coalesceMaxBatch)
+	for {
+		select {
+		case call := <-c.gets:
+			batch = append(batch[:0], call)
+		case <-c.stop:
+			return
+		}
+	fill:
+		for len(batch) < coalesceMaxBatch {
+			select {
+			case call := <-c.gets:
+				batch = append(batch, call)
+			default:
+				break fill
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		if len(batch) == 1 {
+			b := batch[0]
+			b.e, b.found, b.err = c.r.getOne(ctx, b.key)
+			b.done <- struct{}{}
+		} else {
+			keys = keys[:0]
+			for _, b := range batch {
+				keys = append(keys, b.key)
+			}
+			es, found, err := c.r.getMany(ctx, keys)
+			for i, b := range batch {
+				if err != nil {
+					b.err = fmt.Errorf("store: redis get: %w", err)
+				} else {
+					b.e, b.found = es[i], found[i]
+				}
+				b.done <- struct{}{}
+			}
+		}
+		cancel()
+		clear(batch)
+	}
+}
+
+func (c *coalescer) putLoop() {
+	batch := make([]*putCall, 0, coalesceMaxBatch)
+	entries := make([]Entry, 0, coalesceMaxBatch)
+	for {
+		select {
+		case call := <-c.puts:
+			batch = append(batch[:0], call)
+		case <-c.stop:
+			return
+		}
+	fill:
+		for len(batch) < coalesceMaxBatch {
+			select {
+			case call := <-c.puts:
+				batch = append(batch, call)
+			default:
+				break fill
+			}
+		}
+		entries = entries[:0]
+		for _, b := range batch {
+			entries = append(entries, b.e)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		outs, err := c.r.putValidated(ctx, entries)
+		cancel()
+		for i, b := range batch {
+			if err != nil {
+				b.err = err
+			} else {
+				b.out = outs[i]
+			}
+			b.done <- struct{}{}
+		}
+		clear(batch)
+		clear(entries)
+	}
+}
