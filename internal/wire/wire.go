@@ -1,10 +1,13 @@
 // Package wire is the binary encoding of entry batches exchanged between
 // peers: migration imports, handoff reads and their per-entry results.
 //
-// Expiry travels as the remaining lifetime in milliseconds, not as an absolute
-// time, so that a receiver whose clock differs from the sender's still keeps
-// the key for as long as it had left. Decoding is strict: every length is
-// bounded by Limits and a malformed batch is rejected whole.
+// Expiry travels both as the remaining lifetime in milliseconds and as the
+// sender's absolute expiry time; the receiver keeps the earlier of "now +
+// remaining" and the absolute time. With synchronised clocks that is exactly
+// the original expiry (time in transit does not extend it); with skewed
+// clocks the key never gains more than the skew or the transit time, whichever
+// is smaller. Decoding is strict: every length is bounded by Limits and a
+// malformed batch is rejected whole.
 package wire
 
 import (
@@ -60,6 +63,7 @@ func AppendEntries(dst []byte, entries []store.Entry, now time.Time) []byte {
 				left = 1
 			}
 			dst = binary.AppendUvarint(dst, uint64(left))
+			dst = binary.AppendUvarint(dst, uint64(max(e.ExpireAt, 1)))
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(e.Value)))
 		dst = append(dst, e.Value...)
@@ -115,7 +119,12 @@ func DecodeEntries(b []byte, lim Limits, now time.Time) ([]store.Entry, error) {
 				return nil, fmt.Errorf("%w: entry %d: bad ttl", ErrMalformed, i)
 			}
 			b = b[k:]
-			e.ExpireAt = nowMs + int64(ttl)
+			abs, k := binary.Uvarint(b)
+			if k <= 0 || abs == 0 || abs > 1<<62 {
+				return nil, fmt.Errorf("%w: entry %d: bad expiry time", ErrMalformed, i)
+			}
+			b = b[k:]
+			e.ExpireAt = min(nowMs+int64(ttl), int64(abs))
 		}
 		vl, k := binary.Uvarint(b)
 		if k <= 0 || vl > uint64(len(b)-k) {

@@ -20,7 +20,7 @@ func TestRoundTrip(t *testing.T) {
 		{Key: "d", Value: []byte{}, Version: 3, ExpireAt: now.UnixMilli() - 10}, // expired: 1 ms left
 	}
 	b := AppendEntries(nil, in, now)
-	later := now.Add(2 * time.Second) // receiver clock ahead: keeps the time left
+	later := now.Add(2 * time.Second) // receiver clock ahead (or 2 s in transit)
 	out, err := DecodeEntries(b, lim, later)
 	if err != nil {
 		t.Fatal(err)
@@ -35,12 +35,36 @@ func TestRoundTrip(t *testing.T) {
 			if left < 1 {
 				left = 1
 			}
-			want.ExpireAt = later.UnixMilli() + left
+			// Never later than the original expiry.
+			want.ExpireAt = min(later.UnixMilli()+left, max(want.ExpireAt, 1))
 		}
 		got := out[i]
 		if got.Key != want.Key || !bytes.Equal(got.Value, want.Value) || got.Version != want.Version ||
 			got.ExpireAt != want.ExpireAt || got.Tombstone != want.Tombstone {
 			t.Errorf("entry %d: got %+v want %+v", i, got, want)
+		}
+	}
+}
+
+// A receiver whose clock is behind keeps "now + remaining" (the absolute
+// time would add the skew); one whose clock is ahead, or a batch that spent
+// time in transit, keeps the absolute time (never extending the lifetime).
+func TestExpiryNeverExtended(t *testing.T) {
+	sent := time.UnixMilli(1_700_000_000_000)
+	e := store.Entry{Key: "k", Value: []byte("v"), Version: 1, ExpireAt: sent.UnixMilli() + 60_000}
+	b := AppendEntries(nil, []store.Entry{e}, sent)
+	for _, tc := range []struct {
+		name string
+		recv time.Time
+		want int64
+	}{
+		{"same clock, instant", sent, e.ExpireAt},
+		{"3 s in transit", sent.Add(3 * time.Second), e.ExpireAt},
+		{"receiver 5 s behind", sent.Add(-5 * time.Second), sent.UnixMilli() - 5_000 + 60_000},
+	} {
+		out, err := DecodeEntries(b, lim, tc.recv)
+		if err != nil || out[0].ExpireAt != tc.want {
+			t.Errorf("%s: expiry %d (err %v), want %d", tc.name, out[0].ExpireAt, err, tc.want)
 		}
 	}
 }
