@@ -11,6 +11,11 @@
 //	make e2e
 //	go test -tags e2e -count=1 -v -timeout 20m ./e2e/
 //
+// Environment: PEERCACHE_E2E_NO_BUILD=1 reuses the image already tagged
+// peercache/cachenode:latest; PEERCACHE_REPLICAS sets the replication factor
+// (docker-compose.yml's default: 2); PEERCACHE_E2E_PARTITION_STRICT=0 reports
+// last-writer-wins violations after the partition instead of failing on them.
+//
 // All traffic from the host goes to 127.0.0.1 (the published ports); traffic
 // between nodes stays on the compose network. The project is torn down
 // (docker compose down -v) whatever the outcome.

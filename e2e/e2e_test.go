@@ -715,7 +715,14 @@ func (s *suite) scenario5(t *testing.T) {
 		detect.Seconds(), minorityAlone.Seconds(), v,
 		v.lww.keys, v.lww.bothSides, v.lww.majorityWon, v.lww.minorityWon, v.lww.overwrittenAcks, v.lww.violations,
 		merge.Seconds()))
-	s.requireClean(t, v, &w.f)
+	if v.lww.violations > 0 && os.Getenv("PEERCACHE_E2E_PARTITION_STRICT") == "0" {
+		t.Logf("NOT FAILING on %d last-writer-wins violations: PEERCACHE_E2E_PARTITION_STRICT=0", v.lww.violations)
+		relaxed := *v
+		relaxed.lost -= v.lww.violations
+		s.requireClean(t, &relaxed, &w.f)
+	} else {
+		s.requireClean(t, v, &w.f)
+	}
 	s.explain(t, nodes, v.lostKeys)
 	s.m.accept(v)
 

@@ -324,6 +324,9 @@ func itemOf(e store.Entry, owner string, src Source) Item {
 // handoffActive reports whether a key this node owns may still sit on its
 // previous owner: shortly after a ring change, or while any member migrates.
 func (n *Node) handoffActive(v *view) bool {
+	if r := n.resetAt.Load(); r != 0 && time.Since(time.Unix(0, r)) < n.cfg.HandoffWindow {
+		return true // the shard came back after an outage, maybe empty
+	}
 	return len(v.prev) > 0 && (v.migrating || time.Since(v.changedAt) < n.cfg.HandoffWindow)
 }
 
@@ -462,6 +465,12 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteRes
 	}
 	if (m.IfAbsent && exists) || (m.IfPresent && !exists) || (m.Expire && !exists) {
 		return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		// A forwarded write that arrives after its sender gave up must not
+		// be applied: the client was told it failed and may have written
+		// again since.
+		return WriteResult{}, retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %v", err)
 	}
 	e := store.Entry{Key: key, Value: m.Value}
 	now := time.Now()

@@ -267,6 +267,10 @@ func (n *Node) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *Error
 }
 
 func (n *Node) handleKey(w http.ResponseWriter, r *http.Request) {
+	if n.left.Load() {
+		writeError(w, retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node"))
+		return
+	}
 	key := r.PathValue("key")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:

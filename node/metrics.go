@@ -27,6 +27,7 @@ type metrics struct {
 	writeThrough    *prometheus.CounterVec
 	replication     *prometheus.CounterVec
 	replicaReads    prometheus.Counter
+	expiredWrites   prometheus.Counter
 	migratedBytes   prometheus.Counter
 }
 
@@ -67,7 +68,9 @@ func newMetrics(n *Node) *metrics {
 		Help: "Copies of writes sent by a primary to replicas, by result."}, []string{"result"})
 	m.replicaReads = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_replica_reads_total",
 		Help: "Reads answered by a replica because the primary was unreachable."})
-	for _, c := range []prometheus.Collector{m.replication, m.replicaReads, m.writeThrough, m.requests, m.latency, m.forwarded, m.misdirected, m.peerErrors,
+	m.expiredWrites = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_expired_forwarded_writes_total",
+		Help: "Forwarded writes refused because they arrived after their sender's deadline."})
+	for _, c := range []prometheus.Collector{m.expiredWrites, m.replication, m.replicaReads, m.writeThrough, m.requests, m.latency, m.forwarded, m.misdirected, m.peerErrors,
 		m.handoff, m.ringChanges, m.importsSent, m.importsReceived, m.migrated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

@@ -93,16 +93,19 @@ type Node struct {
 	baseRing  *ring.Ring        // ring of the last completed ring-change run
 	baseBoots map[string]string // boot ids at that run
 
-	ctx     context.Context // lives until Stop/Abort
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	migWG   sync.WaitGroup // the migration loop (stopped before drain)
-	migStop context.CancelFunc
-	started atomic.Bool
-	stopped atomic.Bool
-	stopMu  sync.Mutex
-	done    chan struct{} // closed once the node has stopped
-	stopErr error         // what Stop returned, readable after done
+	ctx       context.Context // lives until Stop/Abort
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	migWG     sync.WaitGroup // the migration loop (stopped before drain)
+	migStop   context.CancelFunc
+	started   atomic.Bool
+	stopped   atomic.Bool
+	left      atomic.Bool  // memberlist Leave done: answer clients 503
+	storeLost atomic.Bool  // the store stopped answering since it was last ready
+	resetAt   atomic.Int64 // Unix ns when the store came back after an outage
+	stopMu    sync.Mutex
+	done      chan struct{} // closed once the node has stopped
+	stopErr   error         // what Stop returned, readable after done
 }
 
 // New validates cfg, opens the HTTP listener and the gossip socket, and
@@ -183,7 +186,7 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	n.client = &http.Client{Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dialNoLinger(&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}),
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
@@ -212,6 +215,22 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: local tier: %w", err)
 	}
 	return n, nil
+}
+
+// dialNoLinger dials peer connections with SO_LINGER 0: when a request
+// times out and its connection is closed, unsent bytes are dropped (RST)
+// instead of being retransmitted, so a forwarded write cannot reach the
+// owner long after its sender gave up (say, when a partition heals).
+func dialNoLinger(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+		}
+		return c, err
+	}
 }
 
 // newBootID returns a short random id that tells restarts apart.
@@ -349,8 +368,12 @@ func (n *Node) readinessLoop() {
 		was := n.ready.Swap(err == nil)
 		if was && err != nil {
 			n.log.Warn("store unreachable: node unready", "err", err)
+			n.storeLost.Store(true)
 		} else if !was && err == nil {
 			n.log.Info("store reachable: node ready")
+			if n.storeLost.Swap(false) {
+				n.storeBack()
+			}
 		}
 		select {
 		case <-n.ctx.Done():
@@ -578,6 +601,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		n.log.Warn("memberlist leave", "err", err)
 	}
+	n.left.Store(true)
 	// Keep answering (421 with the new owner, handoff reads) a little longer
 	// for members whose view still lags.
 	select {
@@ -668,4 +692,21 @@ func (n *Node) closeStore() {
 	if n.ownStore {
 		n.st.Close()
 	}
+}
+
+// storeBack handles a store that answers again after an outage: it may have
+// come back empty (a Redis restart without persistence). The node takes a
+// new boot id, so that the other members treat it as restarted and send it
+// copies of the keys it owns again (with replicas), and for a handoff window
+// it asks the key's other owners on a local miss.
+func (n *Node) storeBack() {
+	n.resetAt.Store(time.Now().UnixNano())
+	n.log.Warn("store answers again after an outage; it may have lost its data: asking peers for copies")
+	n.setMeta(func(m *membership.Meta) {
+		m.Extra = maps.Clone(m.Extra)
+		if m.Extra == nil {
+			m.Extra = map[string]string{}
+		}
+		m.Extra[metaBoot] = newBootID()
+	})
 }

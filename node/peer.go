@@ -27,7 +27,10 @@ const (
 	hdrVersion = "X-Peercache-Version"
 	hdrTTLMs   = "X-Peercache-Ttl-Ms"
 	hdrApplied = "X-Peercache-Applied"
-	hdrExisted = "X-Peercache-Existed"
+	// hdrDeadline carries the sender's deadline (Unix ms): a forwarded write
+	// that arrives, or would be applied, after it is refused.
+	hdrDeadline = "X-Peercache-Deadline"
+	hdrExisted  = "X-Peercache-Existed"
 	// hdrReplicaRead asks a replica to answer from its own shard because
 	// the primary could not be reached.
 	hdrReplicaRead = "X-Peercache-Replica-Read"
@@ -53,6 +56,9 @@ func (n *Node) newPeerRequest(ctx context.Context, method, addr, path string, bo
 	}
 	req.Header.Set(hdrFrom, n.cfg.Name)
 	req.Header.Set(hdrCluster, n.cfg.ClusterLabel)
+	if dl, ok := ctx.Deadline(); ok {
+		req.Header.Set(hdrDeadline, strconv.FormatInt(dl.UnixMilli(), 10))
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}
@@ -86,6 +92,10 @@ func (n *Node) peerDo(ctx context.Context, v *view, name, method, path string, b
 	}
 	if int64(len(b)) > limit {
 		return 0, nil, nil, errorf(http.StatusBadGateway, "answer from %s exceeds %d bytes", name, limit)
+	}
+	if resp.StatusCode == http.StatusForbidden && (n.left.Load() || n.leaving.Load()) {
+		// This node has left: members no longer take its calls.
+		return 0, nil, nil, retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node")
 	}
 	return resp.StatusCode, resp.Header, b, nil
 }
@@ -358,6 +368,17 @@ func (n *Node) handlePeerKey(w http.ResponseWriter, r *http.Request) {
 		}
 		writeItem(w, it)
 	case http.MethodPut, http.MethodDelete:
+		ctx := r.Context()
+		if dl, err := strconv.ParseInt(r.Header.Get(hdrDeadline), 10, 64); err == nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(dl))
+			defer cancel()
+			if ctx.Err() != nil {
+				n.metrics.expiredWrites.Inc()
+				writeError(w, retryable(http.StatusServiceUnavailable, "forwarded write arrived after its deadline; not applied"))
+				return
+			}
+		}
 		m, e := parseMutation(r.URL.Query(), r.Method == http.MethodDelete, true)
 		if e != nil {
 			writeError(w, e)
@@ -369,7 +390,7 @@ func (n *Node) handlePeerKey(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		res, e := n.write(r.Context(), key, m, true)
+		res, e := n.write(ctx, key, m, true)
 		if e != nil {
 			writeError(w, e)
 			return

@@ -80,6 +80,10 @@ func (c *coalescer) close() {
 
 // get reads key through the next Get batch.
 func (c *coalescer) get(ctx context.Context, key string) (Entry, bool, error) {
+	if err := ctx.Err(); err != nil {
+		// Checked first: select below picks at random among ready cases.
+		return Entry{}, false, fmt.Errorf("store: redis get: %w", err)
+	}
 	call := c.getPool.Get().(*getCall)
 	call.key = key
 	select {
@@ -107,6 +111,11 @@ func (c *coalescer) get(ctx context.Context, key string) (Entry, bool, error) {
 
 // put writes one (validated) entry through the next Put batch.
 func (c *coalescer) put(ctx context.Context, e Entry) (Outcome, error) {
+	if err := ctx.Err(); err != nil {
+		// A call whose context has ended writes nothing (select below
+		// picks at random among ready cases).
+		return 0, fmt.Errorf("store: redis put: %w", err)
+	}
 	call := c.putPool.Get().(*putCall)
 	call.e = e
 	select {
