@@ -37,9 +37,9 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("/readyz", n.handleReadyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
 	mux.HandleFunc("/internal/v1/keys/{key...}", n.instrument("peer_key", n.handlePeerKey))
-	mux.HandleFunc("/internal/v1/handoff/{key...}", n.instrument("peer_handoff", n.handlePeerHandoff))
-	mux.HandleFunc("/internal/v1/import", n.instrument("peer_import", n.handleImport))
-	mux.HandleFunc("/internal/v1/invalidate", n.instrument("peer_invalidate", n.handleInvalidate))
+	mux.HandleFunc("/internal/v1/handoff/{key...}", n.instrument("peer_handoff", n.peerRoute(http.MethodGet, n.handlePeerHandoff)))
+	mux.HandleFunc("/internal/v1/import", n.instrument("peer_import", n.peerRoute(http.MethodPost, n.handleImport)))
+	mux.HandleFunc("/internal/v1/invalidate", n.instrument("peer_invalidate", n.peerRoute(http.MethodPost, n.handleInvalidate)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
 	})

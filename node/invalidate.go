@@ -212,15 +212,8 @@ func decodeInvalidation(b []byte, maxKeyBytes int) ([]string, error) {
 }
 
 // handleInvalidate drops this node's copies of the keys an owner changed.
+// It is served through peerRoute (members only, POST).
 func (n *Node) handleInvalidate(w http.ResponseWriter, r *http.Request) {
-	if e := n.checkPeer(r); e != nil {
-		writeError(w, e)
-		return
-	}
-	if r.Method != http.MethodPost {
-		methodNotAllowed(w, "POST")
-		return
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, invalidateBodyMax))
 	if err != nil {
 		writeError(w, errorf(http.StatusRequestEntityTooLarge, "invalidation batch: %v", err))

@@ -449,3 +449,32 @@ func TestImportRefusesKeysNotOwned(t *testing.T) {
 		t.Fatalf("refused import wrote %d keys", n)
 	}
 }
+
+// Stopping every node at once (docker compose down) does not wait for the
+// drain timeout: a node with no other active member to hand keys to stops
+// at once, and one whose targets start leaving re-plans.
+func TestWholeClusterStops(t *testing.T) {
+	nodes := startCluster(t, 3, false, func(c *Config) { c.DrainTimeout = 30 * time.Second })
+	for i := 0; i < 300; i++ {
+		if r := nodes[i%3].put(t, fmt.Sprintf("k%d", i), "v"); r.status != http.StatusNoContent {
+			t.Fatalf("put: %s", r)
+		}
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.Stop(context.Background()); err != nil {
+				t.Errorf("stop %s: %v", n.Name(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 15*time.Second {
+		t.Fatalf("stopping the whole cluster took %s", took)
+	} else {
+		t.Logf("whole cluster stopped in %s", took.Round(time.Millisecond))
+	}
+}

@@ -581,22 +581,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.migWG.Wait()
 	n.excludeSelf()
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
-	v := n.view.Load()
-	target := v.ring.Without(n.cfg.Name)
-	if target.Len() == 0 {
-		n.log.Warn("leaving: no other member to hand keys to; they are left in the shard")
-	} else {
-		// Every key goes to all its owners on the ring without this node.
-		p := replicaPlacement{self: n.cfg.Name, rf: n.cfg.Replicas, ring: target, boots: v.boots}
-		res, err := n.mig.Run(dctx, p, "drain")
-		n.metrics.observeMigration(res)
-		if err != nil || res.Failed > 0 {
-			drainErr = fmt.Errorf("node: drain incomplete: %d keys not handed off: %w", res.Failed, errors.Join(err, dctx.Err()))
-			n.log.Error("leaving: drain incomplete", "not_handed_off", res.Failed, "moved", res.Moved, "err", err)
-		} else {
-			n.log.Info("leaving: drain complete", "moved", res.Moved, "stale", res.Stale, "dropped", res.Dropped, "duration", res.Duration)
-		}
-	}
+	drainErr = n.drain(dctx)
 	cancel()
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		n.log.Warn("memberlist leave", "err", err)
@@ -624,6 +609,61 @@ func (n *Node) Err() error {
 	case <-n.done:
 		return n.stopErr
 	default:
+		return nil
+	}
+}
+
+// drain hands every key to its owners on the ring without this node. When
+// the ring changes meanwhile (another member leaves or joins) it re-plans
+// against the new ring; when no other active member is left (the whole
+// cluster is shutting down) it stops at once and says how many keys stay.
+func (n *Node) drain(ctx context.Context) error {
+	for {
+		v := n.view.Load()
+		target := v.ring.Without(n.cfg.Name)
+		if target.Len() == 0 {
+			// The last member (or the whole cluster is stopping): nothing
+			// to hand off to; that is the operator's choice, not a failure.
+			st, _ := n.st.Stats(context.WithoutCancel(ctx))
+			n.log.Warn("leaving: no other active member to hand keys to; they stay in this shard", "keys", st.Keys)
+			return nil
+		}
+		rctx, rcancel := context.WithCancel(ctx)
+		changed := make(chan struct{})
+		go func() { // re-plan when the ring changes
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case <-t.C:
+					if n.view.Load().version != v.version {
+						close(changed)
+						rcancel()
+						return
+					}
+				}
+			}
+		}()
+		// Every key goes to all its owners on the ring without this node.
+		p := replicaPlacement{self: n.cfg.Name, rf: n.cfg.Replicas, ring: target, boots: v.boots}
+		res, err := n.mig.Run(rctx, p, "drain")
+		rcancel()
+		n.metrics.observeMigration(res)
+		select {
+		case <-changed:
+			if ctx.Err() == nil {
+				n.log.Info("leaving: the ring changed during the drain; re-planning", "moved_so_far", res.Moved)
+				continue
+			}
+		default:
+		}
+		if err != nil || res.Failed > 0 {
+			n.log.Error("leaving: drain incomplete", "not_handed_off", res.Failed, "moved", res.Moved, "err", err)
+			return fmt.Errorf("node: drain incomplete: %d keys not handed off: %w", res.Failed, errors.Join(err, ctx.Err()))
+		}
+		n.log.Info("leaving: drain complete", "moved", res.Moved, "stale", res.Stale, "dropped", res.Dropped, "duration", res.Duration)
 		return nil
 	}
 }

@@ -322,6 +322,22 @@ func (t peerTransport) send(ctx context.Context, peer string, entries []store.En
 
 // ---- server side of the peer API ----
 
+// peerRoute serves h to members of this cluster only (checkPeer), for one
+// method.
+func (n *Node) peerRoute(method string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if e := n.checkPeer(r); e != nil {
+			writeError(w, e)
+			return
+		}
+		if r.Method != method {
+			methodNotAllowed(w, method)
+			return
+		}
+		h(w, r)
+	}
+}
+
 // checkPeer admits only requests from current members of this cluster.
 func (n *Node) checkPeer(r *http.Request) *Error {
 	if r.Header.Get(hdrCluster) != n.cfg.ClusterLabel {
@@ -401,15 +417,9 @@ func (n *Node) handlePeerKey(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handlePeerHandoff serves a previous owner's copy of a key from this
+// node's shard. It is served through peerRoute (members only, GET).
 func (n *Node) handlePeerHandoff(w http.ResponseWriter, r *http.Request) {
-	if e := n.checkPeer(r); e != nil {
-		writeError(w, e)
-		return
-	}
-	if r.Method != http.MethodGet {
-		methodNotAllowed(w, "GET")
-		return
-	}
 	key := r.PathValue("key")
 	if e := n.checkKey(key); e != nil {
 		writeError(w, e)
@@ -428,15 +438,9 @@ func (n *Node) handlePeerHandoff(w http.ResponseWriter, r *http.Request) {
 	w.Write(wire.AppendEntries(nil, []store.Entry{e}, time.Now()))
 }
 
+// handleImport writes migrated and replicated entries (only if newer, only
+// keys this node owns). It is served through peerRoute (members only, POST).
 func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
-	if e := n.checkPeer(r); e != nil {
-		writeError(w, e)
-		return
-	}
-	if r.Method != http.MethodPost {
-		methodNotAllowed(w, "POST")
-		return
-	}
 	if r.ContentLength > maxImportBody {
 		writeError(w, errorf(http.StatusRequestEntityTooLarge, "import batch of %d bytes exceeds the limit of %d", r.ContentLength, maxImportBody))
 		return
