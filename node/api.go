@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cespare/xxhash/v2"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
 
@@ -182,7 +182,7 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
-			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming) %s v%d %d", n.cfg.Name, v.version, v.ring.Len())
+			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
 		}
 		if owner == n.cfg.Name {
 			return n.ownerGet(ctx, v, key)
@@ -239,23 +239,8 @@ func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string,
 		}
 	}
 	wait := min(time.Duration(25<<attempt)*time.Millisecond, 400*time.Millisecond)
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		nv := n.view.Load()
-		if nv.version != v.version {
-			return nv, nv.ring.Owner(key)
-		}
-		select {
-		case <-ctx.Done():
-			return nv, nv.ring.Owner(key)
-		case <-deadline.C:
-			return nv, nv.ring.Owner(key)
-		case <-tick.C:
-		}
-	}
+	nv, _ := n.waitView(ctx, wait, func(nv *view) bool { return nv.version != v.version })
+	return nv, nv.ring.Owner(key)
 }
 
 // awaitNewOwner waits briefly, after the owner could not be reached, for
@@ -263,21 +248,32 @@ func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string,
 // declared dead). It is safe to retry a write there: the first attempt got
 // no answer, and versions order the two if both landed.
 func (n *Node) awaitNewOwner(ctx context.Context, v *view, failed, key string) (*view, string, bool) {
-	deadline := time.NewTimer(500 * time.Millisecond)
+	nv, ok := n.waitView(ctx, 500*time.Millisecond, func(nv *view) bool {
+		return nv.version != v.version && nv.ring.Owner(key) != failed
+	})
+	if !ok {
+		return v, failed, false
+	}
+	return nv, nv.ring.Owner(key), true
+}
+
+// waitView polls this node's view until done accepts it, for at most d (or
+// until ctx ends). It returns the last view seen and whether done accepted it.
+func (n *Node) waitView(ctx context.Context, d time.Duration, done func(*view) bool) (*view, bool) {
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if nv := n.view.Load(); nv.version != v.version {
-			if o := nv.ring.Owner(key); o != failed {
-				return nv, o, true
-			}
+		nv := n.view.Load()
+		if done(nv) {
+			return nv, true
 		}
 		select {
 		case <-ctx.Done():
-			return v, failed, false
+			return nv, false
 		case <-deadline.C:
-			return v, failed, false
+			return nv, false
 		case <-tick.C:
 		}
 	}
@@ -443,7 +439,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteResult, *Error) {
 	// One owner write of a key at a time: conditions and read-modify-write
 	// mutations must see the write before them.
-	mu := &n.keyLocks[ring.XXHash([]byte(key))%uint64(len(n.keyLocks))]
+	mu := &n.keyLocks[xxhash.Sum64String(key)%uint64(len(n.keyLocks))]
 	mu.Lock()
 	locked := true
 	unlock := func() {

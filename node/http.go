@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,11 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/peercache/peercache/migrate"
-	"github.com/peercache/peercache/ring"
 )
 
 // maxTTL keeps expiry times far from int64 overflow (about 100 years).
@@ -357,16 +354,11 @@ func (n *Node) Cluster() ClusterInfo {
 	n.metaMu.Lock()
 	state := string(n.meta.State)
 	n.metaMu.Unlock()
-	rm := v.ring.Members()
-	vn := n.cfg.VNodes
-	if vn == 0 {
-		vn = 128
-	}
 	ci := ClusterInfo{
 		Self:  n.cfg.Name,
 		State: state,
 		Ready: n.Ready(),
-		Ring: RingInfo{Version: v.version, Members: rm, VNodes: vn,
+		Ring: RingInfo{Version: v.version, Members: v.ring.Members(), VNodes: v.ring.Options().VNodes,
 			Checksum: v.checksum},
 		Members:     []MemberInfo{},
 		Handoff:     n.handoffActive(v),
@@ -422,12 +414,4 @@ func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
 	n.log.Info("leave requested over HTTP", "remote", r.RemoteAddr)
 	go n.Stop(context.Background())
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving", "drain_timeout": n.cfg.DrainTimeout.String()})
-}
-
-// ringChecksum identifies a ring by its members and vnodes setting.
-func ringChecksum(r *ring.Ring, vnodes int) string {
-	if vnodes == 0 {
-		vnodes = ring.DefaultVNodes
-	}
-	return fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(r.Members(), "\x00")+"\x00"+strconv.Itoa(vnodes)))
 }

@@ -202,24 +202,28 @@ func (n *Node) SetMode(mode Mode, scope Scope) error {
 // gossiped metadata. The map is replaced, never changed in place: earlier
 // copies of the metadata may still be read elsewhere.
 func (n *Node) setExtra(key, value string) {
-	n.setMeta(func(m *membership.Meta) {
-		if m.Extra[key] == value {
-			return
-		}
-		x := maps.Clone(m.Extra)
-		if x == nil {
-			x = map[string]string{}
-		}
-		if value == "" {
-			delete(x, key)
-		} else {
-			x[key] = value
-		}
-		if len(x) == 0 {
-			x = nil
-		}
-		m.Extra = x
-	})
+	n.setMeta(func(m *membership.Meta) { setExtraField(m, key, value) })
+}
+
+// setExtraField sets (or, with value "", removes) one Meta.Extra field on a
+// copy of the map, so that Meta values already handed out stay unchanged.
+func setExtraField(m *membership.Meta, key, value string) {
+	if m.Extra[key] == value {
+		return
+	}
+	x := maps.Clone(m.Extra)
+	if x == nil {
+		x = map[string]string{}
+	}
+	if value == "" {
+		delete(x, key)
+	} else {
+		x[key] = value
+	}
+	if len(x) == 0 {
+		x = nil
+	}
+	m.Extra = x
 }
 
 // adoptClusterMode takes the newest cluster mode found among members, and

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -28,6 +27,12 @@ import (
 // maxPrevRings is how many earlier ring snapshots a node remembers for
 // handoff reads (a key may have moved more than once in quick succession).
 const maxPrevRings = 3
+
+// pushPrev returns the earlier rings with r in front, at most maxPrevRings.
+func pushPrev(r *ring.Ring, prev []*ring.Ring) []*ring.Ring {
+	out := append([]*ring.Ring{r}, prev...)
+	return out[:min(len(out), maxPrevRings)]
+}
 
 // view is one immutable snapshot of what a node knows about the cluster.
 type view struct {
@@ -441,7 +446,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	}
 	nv.version = old.version + 1
 	nv.ring = r
-	nv.checksum = ringChecksum(r, n.cfg.VNodes)
+	nv.checksum = r.Checksum()
 	nv.changedAt = time.Now()
 	prev := old.ring
 	if !old.ring.Has(n.cfg.Name) && r.Has(n.cfg.Name) && old.ring.Len() == 0 {
@@ -449,10 +454,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		// members before it joined, so that is where handoff reads go.
 		prev = r.Without(n.cfg.Name)
 	}
-	nv.prev = append([]*ring.Ring{prev}, old.prev...)
-	if len(nv.prev) > maxPrevRings {
-		nv.prev = nv.prev[:maxPrevRings]
-	}
+	nv.prev = pushPrev(prev, old.prev)
 	n.view.Store(nv)
 	n.tierViewChanged() // after the store: see localTier
 	n.metrics.ringChanges.Inc()
@@ -511,11 +513,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 			if announce {
 				n.setMeta(func(m *membership.Meta) {
 					m.Migrating = true
-					m.Extra = maps.Clone(m.Extra)
-					if m.Extra == nil {
-						m.Extra = map[string]string{}
-					}
-					m.Extra[metaRing] = v.checksum
+					setExtraField(m, metaRing, v.checksum)
 				})
 			}
 			res, err := n.mig.Run(rctx, p, reason)
@@ -631,19 +629,9 @@ func (n *Node) drain(ctx context.Context) error {
 		rctx, rcancel := context.WithCancel(ctx)
 		changed := make(chan struct{})
 		go func() { // re-plan when the ring changes
-			t := time.NewTicker(100 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-rctx.Done():
-					return
-				case <-t.C:
-					if n.view.Load().version != v.version {
-						close(changed)
-						rcancel()
-						return
-					}
-				}
+			if _, ok := n.waitView(rctx, n.cfg.DrainTimeout, func(nv *view) bool { return nv.version != v.version }); ok {
+				close(changed)
+				rcancel()
 			}
 		}()
 		// Every key goes to all its owners on the ring without this node.
@@ -681,12 +669,9 @@ func (n *Node) excludeSelf() {
 	nv := *old
 	nv.version = old.version + 1
 	nv.ring = old.ring.Without(n.cfg.Name)
-	nv.checksum = ringChecksum(nv.ring, n.cfg.VNodes)
+	nv.checksum = nv.ring.Checksum()
 	nv.changedAt = time.Now()
-	nv.prev = append([]*ring.Ring{old.ring}, old.prev...)
-	if len(nv.prev) > maxPrevRings {
-		nv.prev = nv.prev[:maxPrevRings]
-	}
+	nv.prev = pushPrev(old.ring, old.prev)
 	n.view.Store(&nv)
 	n.tierViewChanged()
 	n.metrics.ringChanges.Inc()
@@ -742,11 +727,5 @@ func (n *Node) closeStore() {
 func (n *Node) storeBack() {
 	n.resetAt.Store(time.Now().UnixNano())
 	n.log.Warn("store answers again after an outage; it may have lost its data: asking peers for copies")
-	n.setMeta(func(m *membership.Meta) {
-		m.Extra = maps.Clone(m.Extra)
-		if m.Extra == nil {
-			m.Extra = map[string]string{}
-		}
-		m.Extra[metaBoot] = newBootID()
-	})
+	n.setExtra(metaBoot, newBootID())
 }

@@ -66,8 +66,8 @@ func (n *Node) newPeerRequest(ctx context.Context, method, addr, path string, bo
 }
 
 // peerDo sends a request to member name and returns status, headers and body
-// (read up to limit bytes).
-func (n *Node) peerDo(ctx context.Context, v *view, name, method, path string, body []byte, limit int64) (int, http.Header, []byte, *Error) {
+// (read up to limit bytes). hdr holds extra header name/value pairs.
+func (n *Node) peerDo(ctx context.Context, v *view, name, method, path string, body []byte, limit int64, hdr ...string) (int, http.Header, []byte, *Error) {
 	m, ok := v.members[name]
 	if !ok || m.Meta.HTTPAddr == "" {
 		return 0, nil, nil, retryable(http.StatusServiceUnavailable, "owner %s is not a known member", name)
@@ -77,6 +77,9 @@ func (n *Node) peerDo(ctx context.Context, v *view, name, method, path string, b
 		return 0, nil, nil, errorf(http.StatusInternalServerError, "building peer request: %v", err)
 	}
 	defer cancel()
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := n.client.Do(req)
 	if err != nil {
 		n.metrics.peerErrors.Inc()
@@ -119,14 +122,24 @@ func keyPath(prefix, key string) string {
 
 func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, error) {
 	n.metrics.forwarded.WithLabelValues("get").Inc()
+	return n.peerRead(ctx, v, owner, key, SourcePeer)
+}
+
+// peerReplicaGet reads key from replica's shard (the primary is unreachable).
+func (n *Node) peerReplicaGet(ctx context.Context, v *view, replica, key string) (Item, error) {
+	return n.peerRead(ctx, v, replica, key, SourceReplica, hdrReplicaRead, "1")
+}
+
+// peerRead GETs key from member name over the peer API.
+func (n *Node) peerRead(ctx context.Context, v *view, name, key string, src Source, hdr ...string) (Item, error) {
 	sent := time.Now() // the owner's remaining TTL is counted from here: never later than the owner's expiry
-	status, h, body, perr := n.peerDo(ctx, v, owner, http.MethodGet, keyPath("/internal/v1/keys/", key), nil, int64(n.cfg.MaxValueBytes))
+	status, h, body, perr := n.peerDo(ctx, v, name, http.MethodGet, keyPath("/internal/v1/keys/", key), nil, int64(n.cfg.MaxValueBytes), hdr...)
 	if perr != nil {
 		return Item{}, perr
 	}
 	switch status {
 	case http.StatusOK:
-		it := Item{Key: key, Value: body, Owner: owner, Source: SourcePeer}
+		it := Item{Key: key, Value: body, Owner: name, Source: src}
 		it.Version, _ = strconv.ParseUint(h.Get(hdrVersion), 10, 64)
 		if ms, err := strconv.ParseInt(h.Get(hdrTTLMs), 10, 64); err == nil && ms > 0 {
 			it.ExpireAt = sent.Add(time.Duration(ms) * time.Millisecond)
@@ -138,43 +151,7 @@ func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, e
 	case http.StatusNotFound:
 		return Item{}, ErrNotFound
 	default:
-		return Item{}, peerError(owner, status, body)
-	}
-}
-
-// peerReplicaGet reads key from replica's shard (the primary is unreachable).
-func (n *Node) peerReplicaGet(ctx context.Context, v *view, replica, key string) (Item, error) {
-	m, ok := v.members[replica]
-	if !ok {
-		return Item{}, retryable(http.StatusServiceUnavailable, "replica %s is not a known member", replica)
-	}
-	req, cancel, err := n.newPeerRequest(ctx, http.MethodGet, m.Meta.HTTPAddr, keyPath("/internal/v1/keys/", key), nil)
-	if err != nil {
-		return Item{}, err
-	}
-	defer cancel()
-	req.Header.Set(hdrReplicaRead, "1")
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return Item{}, retryable(http.StatusServiceUnavailable, "replica %s unreachable: %v", replica, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(n.cfg.MaxValueBytes)+1))
-	if err != nil {
-		return Item{}, retryable(http.StatusServiceUnavailable, "reading answer from %s: %v", replica, err)
-	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		it := Item{Key: key, Value: body, Owner: replica, Source: SourceReplica}
-		it.Version, _ = strconv.ParseUint(resp.Header.Get(hdrVersion), 10, 64)
-		if ms, err := strconv.ParseInt(resp.Header.Get(hdrTTLMs), 10, 64); err == nil && ms > 0 {
-			it.ExpireAt = time.Now().Add(time.Duration(ms) * time.Millisecond)
-		}
-		return it, nil
-	case http.StatusNotFound:
-		return Item{}, ErrNotFound
-	default:
-		return Item{}, peerError(replica, resp.StatusCode, body)
+		return Item{}, peerError(name, status, body)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/tidwall/redcon"
+
+	"github.com/peercache/peercache/node"
 )
 
 // redisVersion is the Redis version the server claims (INFO, HELLO): the
@@ -224,7 +226,7 @@ func cmdClient(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		s.mu.Unlock()
 		c.WriteBulkString(b.String())
 	case isOpt(sub, "HELP"):
-		lines := []string{
+		writeHelp(c,
 			"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"ID", "    Return the ID of the current connection.",
 			"GETNAME", "    Return the name of the current connection.",
@@ -233,14 +235,23 @@ func cmdClient(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 			"INFO", "    Return information about the current client connection.",
 			"LIST", "    Return information about client connections.",
 			"HELP", "    Print this help.",
-		}
-		c.WriteArray(len(lines))
-		for _, l := range lines {
-			c.WriteString(l)
-		}
+		)
 	default:
-		s.writeErr(c, "ERR unknown subcommand '"+string(sub)+"'. Try CLIENT HELP.")
+		s.unknownSubcommand(c, "CLIENT", sub)
 	}
+}
+
+// writeHelp answers a HELP subcommand: lines as an array of simple strings.
+func writeHelp(c redcon.Conn, lines ...string) {
+	c.WriteArray(len(lines))
+	for _, l := range lines {
+		c.WriteString(l)
+	}
+}
+
+// unknownSubcommand answers Redis' error for an unknown subcommand of cmd.
+func (s *Server) unknownSubcommand(c redcon.Conn, cmd string, sub []byte) {
+	s.writeErr(c, "ERR unknown subcommand '"+string(sub)+"'. Try "+cmd+" HELP.")
 }
 
 // clientLine formats one client as CLIENT LIST does (the fields that mean
@@ -292,6 +303,15 @@ func writeCommandInfo(c redcon.Conn, sp *cmdSpec) {
 	c.WriteArray(0) // subcommands
 }
 
+// writeAllCommandInfo answers COMMAND (and COMMAND INFO without names).
+func writeAllCommandInfo(c redcon.Conn) {
+	all := sortedCommands()
+	c.WriteArray(len(all))
+	for _, sp := range all {
+		writeCommandInfo(c, sp)
+	}
+}
+
 func writeCommandDocs(c redcon.Conn, sp *cmdSpec) {
 	c.WriteBulkString(sp.name)
 	c.WriteArray(6)
@@ -305,11 +325,7 @@ func writeCommandDocs(c redcon.Conn, sp *cmdSpec) {
 
 func cmdCommand(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	if len(args) == 1 {
-		all := sortedCommands()
-		c.WriteArray(len(all))
-		for _, sp := range all {
-			writeCommandInfo(c, sp)
-		}
+		writeAllCommandInfo(c)
 		return
 	}
 	sub := args[1]
@@ -324,11 +340,7 @@ func cmdCommand(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		}
 	case isOpt(sub, "INFO"):
 		if len(args) == 2 {
-			all := sortedCommands()
-			c.WriteArray(len(all))
-			for _, sp := range all {
-				writeCommandInfo(c, sp)
-			}
+			writeAllCommandInfo(c)
 			return
 		}
 		c.WriteArray(len(args) - 2)
@@ -359,7 +371,7 @@ func cmdCommand(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 			writeCommandDocs(c, sp)
 		}
 	case isOpt(sub, "HELP"):
-		lines := []string{
+		writeHelp(c,
 			"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"(no subcommand)", "    Return details about all commands.",
 			"COUNT", "    Return the total number of commands.",
@@ -367,13 +379,9 @@ func cmdCommand(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 			"INFO [<command-name> ...]", "    Return details about the given commands.",
 			"LIST", "    Return a list of all commands.",
 			"HELP", "    Print this help.",
-		}
-		c.WriteArray(len(lines))
-		for _, l := range lines {
-			c.WriteString(l)
-		}
+		)
 	default:
-		s.writeErr(c, "ERR unknown subcommand '"+string(sub)+"'. Try COMMAND HELP.")
+		s.unknownSubcommand(c, "COMMAND", sub)
 	}
 }
 
@@ -425,7 +433,7 @@ func cmdConfig(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	case isOpt(sub, "SET"), isOpt(sub, "REWRITE"):
 		s.writeErr(c, "ERR CONFIG "+strings.ToUpper(string(sub))+" is not supported: configure peercache with its flags")
 	default:
-		s.writeErr(c, "ERR unknown subcommand '"+string(sub)+"'. Try CONFIG HELP.")
+		s.unknownSubcommand(c, "CONFIG", sub)
 	}
 }
 
@@ -476,21 +484,11 @@ func (s *Server) info(want map[string]bool) string {
 	}
 	kv := func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) }
 
-	needStatus := want["memory"] || want["keyspace"] || want["cluster"] || want["server"]
-	ctx, cancel := context.WithTimeout(s.base, time.Second)
-	defer cancel()
-	var st struct {
-		name, mode       string
-		keys, mem        int64
-		ready            bool
-		share            float64
-		ringVer          uint64
-		storeErr, nstate string
-	}
-	if needStatus {
-		ns := s.b.Status(ctx)
-		st.name, st.mode, st.keys, st.mem = ns.Name, string(ns.Mode), ns.Keys, ns.MemoryBytes
-		st.ready, st.share, st.ringVer, st.storeErr, st.nstate = ns.Ready, ns.RingShare, ns.RingVersion, ns.StoreError, ns.State
+	var st node.NodeStatus // zero unless a section below needs it
+	if want["memory"] || want["keyspace"] || want["cluster"] || want["server"] {
+		ctx, cancel := context.WithTimeout(s.base, time.Second)
+		st = s.b.Status(ctx)
+		cancel()
 	}
 	if section("Server") {
 		_, port, _ := net.SplitHostPort(s.ln.Addr().String())
@@ -498,7 +496,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("redis_version", redisVersion)
 		kv("redis_mode", "standalone")
 		kv("peercache_version", s.opts.Version)
-		kv("peercache_node", st.name)
+		kv("peercache_node", st.Name)
 		kv("os", runtime.GOOS+" "+runtime.GOARCH)
 		kv("arch_bits", strconv.IntSize)
 		kv("go_version", runtime.Version())
@@ -518,8 +516,8 @@ func (s *Server) info(want map[string]bool) string {
 	if section("Memory") {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		kv("used_memory", st.mem)
-		kv("used_memory_human", humanBytes(st.mem))
+		kv("used_memory", st.MemoryBytes)
+		kv("used_memory_human", humanBytes(st.MemoryBytes))
 		kv("peercache_process_heap_bytes", ms.HeapAlloc)
 		kv("peercache_process_sys_bytes", ms.Sys)
 	}
@@ -538,16 +536,16 @@ func (s *Server) info(want map[string]bool) string {
 	}
 	if section("Cluster") {
 		kv("cluster_enabled", 0) // not Redis Cluster: any node serves any key
-		kv("peercache_node_state", st.nstate)
-		kv("peercache_ready", boolInt(st.ready))
-		kv("peercache_mode", st.mode)
-		kv("peercache_ring_version", st.ringVer)
-		kv("peercache_ring_share", strconv.FormatFloat(st.share, 'f', 4, 64))
+		kv("peercache_node_state", st.State)
+		kv("peercache_ready", boolInt(st.Ready))
+		kv("peercache_mode", st.Mode)
+		kv("peercache_ring_version", st.RingVersion)
+		kv("peercache_ring_share", strconv.FormatFloat(st.RingShare, 'f', 4, 64))
 	}
 	if section("Keyspace") {
 		// This node's shard (the keys it owns, tombstones included).
-		if st.storeErr == "" {
-			kv("db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", st.keys))
+		if st.StoreError == "" {
+			kv("db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", st.Keys))
 		}
 	}
 	return b.String()

@@ -432,20 +432,16 @@ func cmdSet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 			return
 		}
 	}
-	applied := false
+	var applied bool
 	if o.expired {
 		// An absolute expiry in the past: Redis sets the key and it expires
 		// at once; the net effect is a delete if the condition holds.
-		if (o.m.IfAbsent && hadOld) || (o.m.IfPresent && !hadOld) {
-			applied = false
-		} else {
-			if hadOld {
-				if _, err := s.b.Write(ctx, key, node.Mutation{Delete: true}); err != nil {
-					s.writeNodeErr(c, err)
-					return
-				}
+		applied = !(o.m.IfAbsent && hadOld) && !(o.m.IfPresent && !hadOld)
+		if applied && hadOld {
+			if _, err := s.b.Write(ctx, key, node.Mutation{Delete: true}); err != nil {
+				s.writeNodeErr(c, err)
+				return
 			}
-			applied = true
 		}
 	} else {
 		res, err := s.b.Write(ctx, key, o.m)
@@ -582,12 +578,10 @@ func cmdMSet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	s.each(len(keys), func(i int) {
 		_, errs[i] = s.b.Write(ctx, keys[i], node.Mutation{Value: args[last[keys[i]]]})
 	})
-	if err := errors.Join(errs...); err != nil {
-		for _, e := range errs {
-			if e != nil {
-				s.writeNodeErr(c, e)
-				return
-			}
+	for _, err := range errs {
+		if err != nil {
+			s.writeNodeErr(c, err)
+			return
 		}
 	}
 	c.WriteString("OK")

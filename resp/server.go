@@ -86,7 +86,7 @@ type Server struct {
 	clock    atomic.Int64                // Unix ns, renewed every deadlineTick
 
 	mu      sync.Mutex
-	clients map[*client]redcon.Conn
+	clients map[*client]struct{}
 	serving bool           // Serve was called
 	closing bool           // Close was called
 	conns   sync.WaitGroup // connection handlers still running
@@ -157,7 +157,7 @@ func Listen(b Backend, opts Options) (*Server, error) {
 		log:       opts.Logger,
 		ln:        ln,
 		started:   time.Now(),
-		clients:   map[*client]redcon.Conn{},
+		clients:   map[*client]struct{}{},
 		serveDone: make(chan struct{}),
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
@@ -237,7 +237,7 @@ func (s *Server) accept(c redcon.Conn) bool {
 	if nc := c.NetConn(); nc != nil {
 		cl.laddr = nc.LocalAddr().String()
 	}
-	s.clients[cl] = c
+	s.clients[cl] = struct{}{}
 	s.conns.Add(1)
 	s.mu.Unlock()
 	c.SetContext(cl)

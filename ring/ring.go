@@ -37,11 +37,14 @@
 package ring
 
 import (
+	"fmt"
 	"hash/crc32"
 	"math"
 	"math/bits"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -473,4 +476,16 @@ func Diff(old, next *Ring) []Range {
 		out = out[1:]
 	}
 	return out
+}
+
+// Checksum identifies the ring: a hex digest of its members and its VNodes
+// setting, equal on every node that built the same ring. Nodes compare it to
+// tell whether they agree on placement.
+func (r *Ring) Checksum() string {
+	o := r.Options()
+	var members []string
+	if r != nil {
+		members = r.members
+	}
+	return fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(members, "\x00")+"\x00"+strconv.Itoa(o.VNodes)))
 }

@@ -142,24 +142,34 @@ func (c *coalescer) put(ctx context.Context, e Entry) (Outcome, error) {
 	}
 }
 
+// nextBatch waits for the first call on ch, then takes whatever else is
+// already queued, up to coalesceMaxBatch; it reuses batch's array. ok is
+// false once stop is closed.
+func nextBatch[T any](ch <-chan T, stop <-chan struct{}, batch []T) ([]T, bool) {
+	select {
+	case call := <-ch:
+		batch = append(batch[:0], call)
+	case <-stop:
+		return batch, false
+	}
+	for len(batch) < coalesceMaxBatch {
+		select {
+		case call := <-ch:
+			batch = append(batch, call)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
 func (c *coalescer) getLoop() {
 	batch := make([]*getCall, 0, coalesceMaxBatch)
 	keys := make([]string, 0, coalesceMaxBatch)
 	for {
-		select {
-		case call := <-c.gets:
-			batch = append(batch[:0], call)
-		case <-c.stop:
+		var ok bool
+		if batch, ok = nextBatch(c.gets, c.stop, batch); !ok {
 			return
-		}
-	fill:
-		for len(batch) < coalesceMaxBatch {
-			select {
-			case call := <-c.gets:
-				batch = append(batch, call)
-			default:
-				break fill
-			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		if len(batch) == 1 {
@@ -190,20 +200,9 @@ func (c *coalescer) putLoop() {
 	batch := make([]*putCall, 0, coalesceMaxBatch)
 	entries := make([]Entry, 0, coalesceMaxBatch)
 	for {
-		select {
-		case call := <-c.puts:
-			batch = append(batch[:0], call)
-		case <-c.stop:
+		var ok bool
+		if batch, ok = nextBatch(c.puts, c.stop, batch); !ok {
 			return
-		}
-	fill:
-		for len(batch) < coalesceMaxBatch {
-			select {
-			case call := <-c.puts:
-				batch = append(batch, call)
-			default:
-				break fill
-			}
 		}
 		entries = entries[:0]
 		for _, b := range batch {

@@ -160,22 +160,7 @@ func printErrors(w io.Writer, p *load.Phase) {
 }
 
 // group formats a number with thousands separators, no decimals.
-func group(f float64) string {
-	s := fmt.Sprintf("%.0f", f)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, ch := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(ch)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func group(f float64) string { return groupDecimal(fmt.Sprintf("%.0f", f)) }
 
 // runBaseline serves one of the HTTP baselines until SIGINT/SIGTERM:
 //

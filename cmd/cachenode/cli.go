@@ -369,8 +369,11 @@ func migrationSummary(s migrate.Status) string {
 }
 
 // groupDigits formats n with thousands separators.
-func groupDigits(n int64) string {
-	s := strconv.FormatInt(n, 10)
+func groupDigits(n int64) string { return groupDecimal(strconv.FormatInt(n, 10)) }
+
+// groupDecimal inserts thousands separators into s, a decimal integer with
+// an optional leading '-'.
+func groupDecimal(s string) string {
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
 	var b strings.Builder
