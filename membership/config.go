@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -97,8 +98,11 @@ type Config struct {
 	// Membership.BindPort reports afterwards.
 	BindPort int
 	// AdvertiseAddr is the host or IP other members use to reach this node.
-	// If empty: BindAddr when it is a specific IP, else the first non-loopback
-	// IPv4 address the host name (os.Hostname) resolves to, else New fails.
+	// If empty: BindAddr when it is a specific IP; else the local address of
+	// the route to the first seed; else the first non-loopback IPv4 address
+	// the host name (os.Hostname) resolves to; else, for a node without
+	// seeds, 127.0.0.1 (logged at INFO); else New fails with an error
+	// wrapping ErrNoAdvertiseAddr.
 	AdvertiseAddr string
 	// AdvertisePort is the advertised gossip port; 0 means the bound port.
 	// It cannot be set together with BindPort 0.
@@ -138,6 +142,9 @@ type Config struct {
 	// Resolver resolves seed and advertise host names; nil means
 	// net.DefaultResolver.
 	Resolver Resolver
+
+	// route replaces localRoute in this package's tests.
+	route func(netip.AddrPort) (netip.Addr, error)
 }
 
 // settings is a validated, normalized Config plus derived values.
@@ -149,6 +156,13 @@ type settings struct {
 	seeds    []seedAddr
 	resolver Resolver
 	localIPs map[netip.Addr]struct{} // only when bindIP is unspecified
+	// advNote, when set, is logged at INFO by New: how the advertised
+	// address was chosen when nothing better was found (loopback).
+	advNote string
+	// hostname and route are os.Hostname and localRoute (Config.route in
+	// tests).
+	hostname func() (string, error)
+	route    func(netip.AddrPort) (netip.Addr, error)
 }
 
 // validate checks c and fills in defaults. The errors name the bad option.
@@ -164,6 +178,10 @@ func (c Config) validate() (*settings, error) {
 	s.resolver = cfg.Resolver
 	if s.resolver == nil {
 		s.resolver = net.DefaultResolver
+	}
+	s.hostname, s.route = os.Hostname, localRoute
+	if cfg.route != nil {
+		s.route = cfg.route
 	}
 
 	if cfg.BindAddr == "" {
@@ -239,8 +257,33 @@ func (c Config) validate() (*settings, error) {
 	return s, nil
 }
 
+// ErrNoAdvertiseAddr is wrapped by New's error when AdvertiseAddr is empty,
+// the bind address is unspecified, and no address other members could use
+// can be found (the seeds cannot be routed to, and the host name resolves
+// only to loopback). The caller should ask the user to set AdvertiseAddr.
+var ErrNoAdvertiseAddr = errors.New("no address to advertise to other members")
+
+// AdvertiseError is the error New returns (wrapped) when it finds no
+// address to advertise; it matches ErrNoAdvertiseAddr with errors.Is.
+type AdvertiseError struct {
+	// Reasons says what was tried and why each failed.
+	Reasons []string
+}
+
+func (e *AdvertiseError) Error() string {
+	return ErrNoAdvertiseAddr.Error() + ": " + strings.Join(e.Reasons, "; ")
+}
+
+// Unwrap makes errors.Is(err, ErrNoAdvertiseAddr) hold.
+func (e *AdvertiseError) Unwrap() error { return ErrNoAdvertiseAddr }
+
 // advertiseIP determines the address other members use, never guessing
-// silently (memberlist would pick some private IP on its own).
+// silently (memberlist would pick some private IP on its own). With
+// AdvertiseAddr empty and an unspecified bind address it tries, in order:
+// the local address of the route to the first seed (the interface the
+// cluster is reached through), the host name's first non-loopback IPv4
+// address, and, for a node with no seeds only (a cluster of its own),
+// loopback, which s.advNote then reports.
 func (s *settings) advertiseIP() (netip.Addr, error) {
 	cfg := &s.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
@@ -268,18 +311,73 @@ func (s *settings) advertiseIP() (netip.Addr, error) {
 	if !s.bindIP.IsUnspecified() {
 		return s.bindIP, nil
 	}
-	host, err := os.Hostname()
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("AdvertiseAddr: empty and BindAddr %s is unspecified, and the host name is unknown: %w", cfg.BindAddr, err)
+	var why []string
+	if len(s.seeds) > 0 {
+		ip, err := s.routeToSeed(ctx, s.seeds[0])
+		if err == nil {
+			return ip, nil
+		}
+		why = append(why, err.Error())
 	}
-	ips, err := s.resolver.LookupNetIP(ctx, "ip", host)
+	host, err := s.hostname()
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("AdvertiseAddr: empty and BindAddr %s is unspecified, and host name %q does not resolve: %w", cfg.BindAddr, host, err)
-	}
-	if ip, ok := pickAdvertise(ips, true); ok {
+		why = append(why, fmt.Sprintf("the host name is unknown: %v", err))
+	} else if ips, err := s.resolver.LookupNetIP(ctx, "ip", host); err != nil {
+		why = append(why, fmt.Sprintf("host name %q does not resolve: %v", host, err))
+	} else if ip, ok := pickAdvertise(ips, true); ok {
 		return ip, nil
+	} else {
+		shown := make([]string, len(ips))
+		for i, ip := range ips {
+			shown[i] = ip.Unmap().String()
+		}
+		why = append(why, fmt.Sprintf("host name %q resolves only to %s", host, strings.Join(shown, ", ")))
 	}
-	return netip.Addr{}, fmt.Errorf("AdvertiseAddr: empty and BindAddr %s is unspecified, and host name %q resolves to no non-loopback IPv4 address (%v); set AdvertiseAddr", cfg.BindAddr, host, ips)
+	if len(s.seeds) == 0 {
+		lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		s.advNote = fmt.Sprintf("advertising loopback %s: no seeds, and %s; only nodes on this host can join this one (set AdvertiseAddr to be reachable from elsewhere)",
+			lo, strings.Join(why, "; "))
+		return lo, nil
+	}
+	return netip.Addr{}, &AdvertiseError{Reasons: why}
+}
+
+// routeToSeed returns the local address of the route to seed: the address
+// of the interface this host reaches the cluster through. It only asks the
+// kernel (a UDP "connect" sends nothing).
+func (s *settings) routeToSeed(ctx context.Context, seed seedAddr) (netip.Addr, error) {
+	ip := seed.ip
+	if !ip.IsValid() {
+		ips, err := s.resolver.LookupNetIP(ctx, "ip", seed.host)
+		if err != nil || len(ips) == 0 {
+			return netip.Addr{}, fmt.Errorf("the first seed %q does not resolve: %v", seed.raw, err)
+		}
+		ip = ips[0].Unmap()
+		for _, c := range ips { // prefer IPv4, as the rest of the package does
+			if c.Unmap().Is4() {
+				ip = c.Unmap()
+				break
+			}
+		}
+	}
+	local, err := s.route(netip.AddrPortFrom(ip, seed.port))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("no route to the first seed %q (%s): %v", seed.raw, ip, err)
+	}
+	if local.IsUnspecified() {
+		return netip.Addr{}, fmt.Errorf("no local address routes to the first seed %q (%s)", seed.raw, ip)
+	}
+	return local, nil
+}
+
+// localRoute asks the kernel which local address reaches dst.
+func localRoute(dst netip.AddrPort) (netip.Addr, error) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }
 
 // pickAdvertise returns the first non-loopback, specified address in ips,

@@ -81,7 +81,7 @@ type Membership struct {
 func New(cfg Config) (*Membership, error) {
 	s, err := cfg.validate()
 	if err != nil {
-		return nil, fmt.Errorf("membership: config: %w", err)
+		return nil, fmt.Errorf("membership: %w", err)
 	}
 	lg := s.cfg.Logger.With("component", "membership", "node", s.cfg.Name)
 	m := &Membership{
@@ -107,6 +107,9 @@ func New(cfg Config) (*Membership, error) {
 	m.bindPort = mc.BindPort
 	m.advAddr = netip.AddrPortFrom(s.advIP, uint16(mc.AdvertisePort))
 	m.localAddr = m.advAddr.String()
+	if s.advNote != "" {
+		lg.Info(s.advNote)
+	}
 	lg.Info("membership created", "gossip_addr", m.localAddr, "bind_port", m.bindPort,
 		"label", s.cfg.ClusterLabel, "encrypted", len(s.cfg.SecretKey) > 0, "timing", s.cfg.Timing.String())
 	return m, nil

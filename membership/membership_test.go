@@ -848,3 +848,81 @@ func TestMemberlistLogsRoutedToSlog(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// loopbackOnly resolves every host name to 127.0.0.1, as on a machine
+// whose /etc/hosts maps its own name to loopback only.
+type loopbackOnly struct{}
+
+func (loopbackOnly) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+}
+
+// With AdvertiseAddr empty and an unspecified bind address: a node without
+// seeds whose host name resolves only to loopback advertises loopback (and
+// says so); with seeds it advertises the address of the route to the first
+// seed; when that route cannot be found either, New fails with
+// ErrNoAdvertiseAddr in plain words.
+func TestAdvertiseAddrChoice(t *testing.T) {
+	t.Parallel()
+	base := func(name string, seeds ...string) Config {
+		cfg := testConfig(t, name, seeds...)
+		cfg.BindAddr = "0.0.0.0"
+		cfg.Resolver = loopbackOnly{}
+		return cfg
+	}
+
+	lone := base("lone")
+	var logs strings.Builder
+	sw := &syncWriter{w: &logs}
+	lone.Logger = slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	m := newNode(t, lone)
+	if !strings.HasPrefix(m.LocalAddr(), "127.0.0.1:") {
+		t.Errorf("lone node: LocalAddr = %q, want loopback", m.LocalAddr())
+	}
+	sw.mu.Lock()
+	logged := logs.String()
+	sw.mu.Unlock()
+	if !strings.Contains(logged, "advertising loopback") {
+		t.Errorf("lone node: no INFO line about advertising loopback in:\n%s", logged)
+	}
+
+	routed := base("routed", "10.9.8.7:7946")
+	routed.route = func(dst netip.AddrPort) (netip.Addr, error) {
+		if dst != netip.MustParseAddrPort("10.9.8.7:7946") {
+			t.Errorf("route asked for %s, want the first seed", dst)
+		}
+		return netip.MustParseAddr("10.9.8.1"), nil
+	}
+	m = newNode(t, routed)
+	if !strings.HasPrefix(m.LocalAddr(), "10.9.8.1:") {
+		t.Errorf("node with seeds: LocalAddr = %q, want the address routing to the seed", m.LocalAddr())
+	}
+
+	named := base("named", "cachenode:7946")
+	named.Resolver = fakeResolver{"cachenode": {netip.MustParseAddr("fd00::9"), netip.MustParseAddr("172.20.0.9")}}
+	named.route = func(dst netip.AddrPort) (netip.Addr, error) {
+		if dst.Addr() != netip.MustParseAddr("172.20.0.9") {
+			t.Errorf("route asked for %s, want the seed name's IPv4 address", dst)
+		}
+		return netip.MustParseAddr("172.20.0.5"), nil
+	}
+	m = newNode(t, named)
+	if !strings.HasPrefix(m.LocalAddr(), "172.20.0.5:") {
+		t.Errorf("node with a seed name: LocalAddr = %q", m.LocalAddr())
+	}
+
+	stuck := base("stuck", "10.9.8.7:7946")
+	stuck.route = func(netip.AddrPort) (netip.Addr, error) { return netip.Addr{}, errors.New("network is unreachable") }
+	_, err := New(stuck)
+	if !errors.Is(err, ErrNoAdvertiseAddr) {
+		t.Fatalf("New without any usable address = %v, want ErrNoAdvertiseAddr", err)
+	}
+	for _, want := range []string{"10.9.8.7:7946", "network is unreachable", "resolves only to"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if strings.Count(err.Error(), "membership:") > 1 {
+		t.Errorf("error %q repeats its prefix", err)
+	}
+}

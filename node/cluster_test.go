@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/peercache/peercache/internal/wire"
+	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/store"
 )
 
@@ -255,5 +257,42 @@ func TestForwardedRequestNotReforwarded(t *testing.T) {
 	r := do(t, "GET", a.base+"/internal/v1/keys/"+key, nil, hdrFrom, b.Name(), hdrCluster, "")
 	if r.status != http.StatusMisdirectedRequest || !strings.Contains(string(r.body), `"owner": "`+b.Name()+`"`) {
 		t.Fatalf("got %s, want 421 naming %s", r, b.Name())
+	}
+}
+
+// loopbackResolver resolves every name to 127.0.0.1, as on a machine whose
+// host name maps to loopback only (/etc/hosts: "127.0.0.1 vm").
+type loopbackResolver struct{}
+
+func (loopbackResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+}
+
+// A node started as `cachenode` with no flags (gossip bound to every
+// address, nothing to advertise given, no seeds) on a machine whose host
+// name resolves only to loopback becomes ready and serves: it advertises
+// loopback.
+func TestDefaultsOnLoopbackOnlyHost(t *testing.T) {
+	n, err := New(Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{},
+		Timing: membership.TimingFast, Logger: testLogger("vm")})
+	if err != nil {
+		t.Fatalf("New with default addresses: %v", err)
+	}
+	defer n.Abort()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	tn := &testNode{Node: n, t: t, base: "http://" + n.HTTPAddr()}
+	waitFor(t, 10*time.Second, "the node is ready", n.Ready)
+	if !strings.HasPrefix(n.GossipAddr(), "127.0.0.1:") {
+		t.Errorf("advertised gossip address %s, want loopback", n.GossipAddr())
+	}
+	if r := tn.put(t, "greeting", "hello", "ttl=60s"); r.status != http.StatusNoContent {
+		t.Fatalf("PUT greeting: %s", r)
+	}
+	if r := tn.get(t, "greeting"); r.status != http.StatusOK || string(r.body) != "hello" {
+		t.Fatalf("GET greeting: %s", r)
 	}
 }

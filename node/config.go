@@ -55,6 +55,9 @@ type Config struct {
 	GossipKey []byte
 	// Timing selects memberlist timeouts (LAN by default; Fast for tests).
 	Timing membership.Timing
+	// Resolver resolves seed and advertise host names (nil: the system
+	// resolver).
+	Resolver membership.Resolver
 
 	// Store is the node's shard. Nil: an in-memory store that the node owns
 	// and closes. A caller-provided store is not closed by the node.

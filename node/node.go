@@ -168,11 +168,12 @@ func New(cfg Config) (*Node, error) {
 		Meta:          n.meta, // HTTPAddr filled below, once known
 		Timing:        cfg.Timing,
 		Logger:        n.log,
+		Resolver:      cfg.Resolver,
 	})
 	if err != nil {
 		ln.Close()
 		n.closeStore()
-		return nil, fmt.Errorf("node: membership: %w", err)
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.ml = ml
 

@@ -219,6 +219,10 @@ func serve(args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	n, err := node.New(cfg)
+	if ae := (*membership.AdvertiseError)(nil); errors.As(err, &ae) {
+		return usageError{fmt.Errorf("cannot tell which address other members should use to reach this node (%s); "+
+			"set --advertise-addr (env CACHENODE_ADVERTISE_ADDR) to this host's IP address", strings.Join(ae.Reasons, "; "))}
+	}
 	if err != nil {
 		return usageError{err}
 	}
