@@ -39,10 +39,11 @@ image-offline: deps
 	./scripts/image-offline.sh
 
 ## e2e: the end-to-end fault suite in Docker (builds the offline image, runs
-## docker-compose.yml under a project of its own, tears it down)
+## docker-compose.yml under a project of its own, tears it down, also when
+## interrupted or timed out: scripts/e2e.sh)
 E2EFLAGS ?= -count=1 -v -timeout 20m
 e2e: deps
-	$(GO) test -tags e2e $(E2EFLAGS) ./e2e/
+	GO=$(GO) ./scripts/e2e.sh $(E2EFLAGS)
 
 clean:
 	rm -rf bin

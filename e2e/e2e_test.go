@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,8 +132,12 @@ func TestE2E(t *testing.T) {
 		}
 	}
 	removeStaleProjects(ctx, "pce2e", t.Logf)
+	name := os.Getenv("PEERCACHE_E2E_PROJECT") // chosen by scripts/e2e.sh, which removes it whatever happens
+	if name == "" {
+		name = "pce2e" + randomSuffix()
+	}
 	s.p = &project{
-		name:    "pce2e" + randomSuffix(),
+		name:    name,
 		tool:    tool,
 		files:   []string{filepath.Join(root, "docker-compose.yml"), override},
 		env:     []string{"PEERCACHE_PORTS=" + ports},
@@ -139,6 +145,28 @@ func TestE2E(t *testing.T) {
 	}
 	t.Logf("compose: %s, project %s, host ports 127.0.0.1:%s, network %s, replication: --replicas %v, rf=%d",
 		tool, s.p.name, ports, subnet, s.replicas, s.rf)
+	// Ctrl-C or SIGTERM: tear the project down before exiting (the
+	// cleanup below would not run).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	stopSigs := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(os.Stderr, "e2e: %s: tearing down %s\n", sig, s.p.name)
+			cctx, cancel := context.WithTimeout(context.Background(), downCmd)
+			if err := s.p.down(cctx); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: tearing down %s: %v\n", s.p.name, err)
+			}
+			cancel()
+			os.Exit(1)
+		case <-stopSigs:
+		}
+	}()
+	t.Cleanup(func() {
+		signal.Stop(sigs)
+		close(stopSigs)
+	})
 	t.Cleanup(func() {
 		// A fresh context: the suite's may have expired.
 		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -334,6 +334,12 @@ type ReplicationInfo struct {
 	// UnderReplicated estimates the keys this node holds whose copies on
 	// other owners are not yet confirmed (during a re-replication run).
 	UnderReplicated int64 `json:"under_replicated"`
+	// RepairPending is the number of keys whose copies failed (an owner
+	// did not answer) and that the repair path copies again as soon as
+	// their owners answer.
+	RepairPending int `json:"repair_pending"`
+	// Repaired counts the keys the repair path copied since the start.
+	Repaired uint64 `json:"repaired"`
 }
 
 // ClusterInfo is the /v1/cluster document: this node's view of the cluster.
@@ -366,6 +372,8 @@ func (n *Node) Cluster() ClusterInfo {
 		Replication: ReplicationInfo{Factor: n.cfg.Replicas, WriteAcks: n.cfg.WriteAcks},
 	}
 	ci.Replication.UnderReplicated = n.underReplicated()
+	rs := n.repair.stats()
+	ci.Replication.RepairPending, ci.Replication.Repaired = rs.Pending, rs.Repaired
 	for _, name := range sortedNames(v.members) {
 		m := v.members[name]
 		ci.Members = append(ci.Members, MemberInfo{

@@ -29,6 +29,7 @@ type metrics struct {
 	replicaReads    prometheus.Counter
 	expiredWrites   prometheus.Counter
 	migratedBytes   prometheus.Counter
+	repaired        prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -75,6 +76,11 @@ func newMetrics(n *Node) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	m.repaired = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_repaired_keys_total",
+		Help: "Keys whose failed replica copies the repair path made again."})
+	f(m.repaired)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_repair_pending_keys",
+		Help: "Keys whose replica copies failed and wait for the repair path to copy them again."}, func() float64 { return float64(n.repair.pending()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_under_replicated_keys",
 		Help: "Keys held here whose copies on other owners are not confirmed yet (estimate)."}, func() float64 { return float64(n.underReplicated()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ring_members",

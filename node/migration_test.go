@@ -179,6 +179,11 @@ type workload struct {
 	mu      sync.Mutex
 	targets []*testNode
 
+	// gate is held shared by every operation in flight; pause takes it
+	// exclusively, so that a check sees a quiesced cluster.
+	gate   sync.RWMutex
+	paused atomic.Bool
+
 	// per key: the values it may hold ("" = absent). An acknowledged op
 	// resets it to one value; an op that failed adds its value.
 	state []map[string]bool
@@ -199,6 +204,18 @@ func (w *workload) setTargets(ts []*testNode) {
 	w.mu.Lock()
 	w.targets = append([]*testNode(nil), ts...)
 	w.mu.Unlock()
+}
+
+// pause stops the workers before their next operation and returns once
+// every operation in flight has been answered; resume lets them go on.
+// Checks of where copies live run in between, so that a write still being
+// copied is not mistaken for a missing copy.
+func (w *workload) pause() { w.gate.Lock(); w.paused.Store(true) }
+
+func (w *workload) resume() {
+	if w.paused.CompareAndSwap(true, false) {
+		w.gate.Unlock()
+	}
 }
 
 func (w *workload) pick(r *rand.Rand) *testNode {
@@ -222,57 +239,67 @@ func (w *workload) run(ctx context.Context) {
 			r := rand.New(rand.NewPCG(uint64(g), 99))
 			seq := 0
 			for ctx.Err() == nil {
-				k := g + w.workers*r.IntN(w.keys/w.workers)
-				key := fmt.Sprintf("w:%d", k)
-				n := w.pick(r)
-				w.ops.Add(1)
-				switch p := r.IntN(10); {
-				case p < 4: // write
-					seq++
-					val := fmt.Sprintf("%d-%d", g, seq)
-					req, _ := http.NewRequest("PUT", n.keyURL(key), bytes.NewReader([]byte(val)))
-					code, body, err := send(client, req)
-					if err == nil && code == http.StatusNoContent {
-						w.acked.Add(1)
-						w.state[k] = map[string]bool{val: true}
-					} else {
-						w.failed.Add(1)
-						w.noteErr(fmt.Sprintf("put: %d %v %s", code, err, errText(body)))
-						w.state[k][val] = true
-					}
-				case p < 5: // delete
-					req, _ := http.NewRequest("DELETE", n.keyURL(key), nil)
-					code, body, err := send(client, req)
-					if err == nil && code == http.StatusNoContent {
-						w.acked.Add(1)
-						w.state[k] = map[string]bool{"": true}
-					} else {
-						w.failed.Add(1)
-						w.noteErr(fmt.Sprintf("delete: %d %v %s", code, err, errText(body)))
-						w.state[k][""] = true
-					}
-				default: // read
-					req, _ := http.NewRequest("GET", n.keyURL(key), nil)
-					code, body, err := send(client, req)
-					w.reads.Add(1)
-					switch {
-					case err != nil || (code != 200 && code != 404):
-						w.failed.Add(1)
-						w.noteErr(fmt.Sprintf("get: %d %v %s", code, err, errText(body)))
-					case code == 404 && !w.state[k][""]:
-						w.misses.Add(1) // the key should exist
-						if w.misses.Load() <= 5 {
-							w.noteErr(fmt.Sprintf("miss of %s via %s at %s: %s", key, n.Name(), time.Now().Format("15:04:05.000"), errText(body)))
-						}
-					case code == 200 && !w.state[k][string(body)]:
-						w.stale.Add(1)
-						w.noteErr(fmt.Sprintf("stale read of %s via %s: %q, want one of %v", key, n.Name(), body, w.state[k]))
-					}
-				}
+				w.gate.RLock()
+				w.op(ctx, client, r, g, &seq)
+				w.gate.RUnlock()
 			}
 		}(g)
 	}
 	wg.Wait()
+}
+
+// op runs one random operation of worker g and records its outcome.
+func (w *workload) op(ctx context.Context, client *http.Client, r *rand.Rand, g int, seq *int) {
+	if ctx.Err() != nil {
+		return
+	}
+	k := g + w.workers*r.IntN(w.keys/w.workers)
+	key := fmt.Sprintf("w:%d", k)
+	n := w.pick(r)
+	w.ops.Add(1)
+	switch p := r.IntN(10); {
+	case p < 4: // write
+		*seq++
+		val := fmt.Sprintf("%d-%d", g, *seq)
+		req, _ := http.NewRequest("PUT", n.keyURL(key), bytes.NewReader([]byte(val)))
+		code, body, err := send(client, req)
+		if err == nil && code == http.StatusNoContent {
+			w.acked.Add(1)
+			w.state[k] = map[string]bool{val: true}
+		} else {
+			w.failed.Add(1)
+			w.noteErr(fmt.Sprintf("put: %d %v %s", code, err, errText(body)))
+			w.state[k][val] = true
+		}
+	case p < 5: // delete
+		req, _ := http.NewRequest("DELETE", n.keyURL(key), nil)
+		code, body, err := send(client, req)
+		if err == nil && code == http.StatusNoContent {
+			w.acked.Add(1)
+			w.state[k] = map[string]bool{"": true}
+		} else {
+			w.failed.Add(1)
+			w.noteErr(fmt.Sprintf("delete: %d %v %s", code, err, errText(body)))
+			w.state[k][""] = true
+		}
+	default: // read
+		req, _ := http.NewRequest("GET", n.keyURL(key), nil)
+		code, body, err := send(client, req)
+		w.reads.Add(1)
+		switch {
+		case err != nil || (code != 200 && code != 404):
+			w.failed.Add(1)
+			w.noteErr(fmt.Sprintf("get: %d %v %s", code, err, errText(body)))
+		case code == 404 && !w.state[k][""]:
+			w.misses.Add(1) // the key should exist
+			if w.misses.Load() <= 5 {
+				w.noteErr(fmt.Sprintf("miss of %s via %s at %s: %s", key, n.Name(), time.Now().Format("15:04:05.000"), errText(body)))
+			}
+		case code == 200 && !w.state[k][string(body)]:
+			w.stale.Add(1)
+			w.noteErr(fmt.Sprintf("stale read of %s via %s: %q, want one of %v", key, n.Name(), body, w.state[k]))
+		}
+	}
 }
 
 // errText shortens an error body for the report, dropping addresses and

@@ -94,9 +94,18 @@ type Node struct {
 	flights singleflight.Group
 	loads   [3]atomic.Uint64 // Getter results: loaded, not found, failed
 
-	baseMu    sync.Mutex
-	baseRing  *ring.Ring        // ring of the last completed ring-change run
-	baseBoots map[string]string // boot ids at that run
+	baseMu     sync.Mutex
+	baseRing   *ring.Ring        // ring of the last completed ring-change run
+	baseBoots  map[string]string // boot ids at that run
+	fullWanted uint64            // full re-replication runs asked for (repair.go)
+	fullDone   uint64            // the latest of them a completed run served
+
+	repair *repairer // keys whose replica copies failed (repair.go)
+
+	// peerRefuse makes the peer API answer every request with 503 (fault
+	// injection for tests: a member whose peer traffic fails while its
+	// gossip goes on).
+	peerRefuse atomic.Bool
 
 	ctx       context.Context // lives until Stop/Abort
 	cancel    context.CancelFunc
@@ -130,6 +139,7 @@ func New(cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
 	n.ops = newOperator()
+	n.repair = newRepairer(n)
 	n.selfState.Store(membership.StateJoining)
 
 	if cfg.Store != nil {
@@ -325,6 +335,10 @@ func (n *Node) Start(ctx context.Context) error {
 	go func() { defer n.migWG.Done(); n.migrationLoop(mctx) }()
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.readinessLoop() }()
+	if n.cfg.Replicas > 1 {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.repair.run(n.ctx) }()
+	}
 
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateActive })
 	// Return once this node's own ring includes it, so that a caller that

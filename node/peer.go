@@ -317,6 +317,9 @@ func (n *Node) peerRoute(method string, h http.HandlerFunc) http.HandlerFunc {
 
 // checkPeer admits only requests from current members of this cluster.
 func (n *Node) checkPeer(r *http.Request) *Error {
+	if n.peerRefuse.Load() {
+		return retryable(http.StatusServiceUnavailable, "peer API unavailable (fault injection)")
+	}
 	if r.Header.Get(hdrCluster) != n.cfg.ClusterLabel {
 		return errorf(http.StatusForbidden, "peer request for cluster %q refused: this node is in cluster %q", r.Header.Get(hdrCluster), n.cfg.ClusterLabel)
 	}

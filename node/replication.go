@@ -79,6 +79,7 @@ func (n *Node) replicate(ctx context.Context, v *view, e store.Entry) *Error {
 			}
 			if err != nil {
 				n.metrics.replication.WithLabelValues("error").Inc()
+				n.repair.add(e.Key) // copied again as soon as the replica answers (repair.go)
 			} else {
 				n.metrics.replication.WithLabelValues("acked").Inc()
 			}
@@ -158,9 +159,10 @@ type replicaPlacement struct {
 	self      string
 	rf        int
 	ring      *ring.Ring
-	base      *ring.Ring        // ring of the last completed run (nil: none)
+	base      *ring.Ring        // ring of the last completed run (nil: none, or a full copy is wanted)
 	baseBoots map[string]string // member -> boot id at that run
 	boots     map[string]string // member -> boot id now
+	fullGen   uint64            // the full-copy request this run serves (0: none)
 }
 
 func (p replicaPlacement) Owner(key string) string { return p.ring.Owner(key) }
@@ -195,12 +197,18 @@ func (p replicaPlacement) Targets(key string) ([]string, bool) {
 	return to, true
 }
 
-// placement returns the migration target for the current view.
+// placement returns the migration target for the current view. While a
+// full copy is wanted (requestFullReplication) it has no base ring: every
+// key is copied to all its owners.
 func (n *Node) placement(v *view) replicaPlacement {
 	n.baseMu.Lock()
 	defer n.baseMu.Unlock()
-	return replicaPlacement{self: n.cfg.Name, rf: n.cfg.Replicas, ring: v.ring,
+	p := replicaPlacement{self: n.cfg.Name, rf: n.cfg.Replicas, ring: v.ring,
 		base: n.baseRing, baseBoots: n.baseBoots, boots: v.boots}
+	if n.fullWanted > n.fullDone {
+		p.base, p.baseBoots, p.fullGen = nil, nil, n.fullWanted
+	}
+	return p
 }
 
 // completed records that a ring-change run finished for p: every key this
@@ -208,6 +216,7 @@ func (n *Node) placement(v *view) replicaPlacement {
 func (n *Node) completed(p replicaPlacement) {
 	n.baseMu.Lock()
 	n.baseRing, n.baseBoots = p.ring, p.boots
+	n.fullDone = max(n.fullDone, p.fullGen)
 	n.baseMu.Unlock()
 }
 
