@@ -11,7 +11,7 @@
 # runs in a session of its own: on a signal the whole tree (go test, the
 # test binary, docker-compose) is asked to stop (SIGTERM: the suite tears its
 # project down), then killed after 60 s, and then whatever is left of the
-# project is removed.
+# project is removed. The same happens when the parent (make) dies.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +53,16 @@ stop() {
 }
 trap stop INT TERM
 
+# Wait for go test, and stop it if whoever started this script goes away
+# (make killed by a signal sent to it alone leaves its children running).
+parent=$PPID
+while kill -0 "$pid" 2>/dev/null; do
+	if [ "$(ps -o ppid= -p $$ | tr -d ' ')" != "$parent" ]; then
+		echo "e2e: the parent process ($parent) is gone" >&2
+		stop
+	fi
+	sleep 1
+done
 wait "$pid"
 rc=$?
 # A test binary stopped by -timeout leaves its docker-compose children
