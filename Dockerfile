@@ -24,7 +24,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends redis-server redis-tools \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 cachenode \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --shell /usr/sbin/nologin cachenode
+    && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --shell /usr/sbin/nologin cachenode \
+    && mkdir -p /var/lib/peercache && chown 10001:10001 /var/lib/peercache
 COPY --from=build /out/cachenode /usr/local/bin/cachenode
 ENV CACHENODE_REDIS_SERVER=/usr/bin/redis-server \
     CACHENODE_HTTP_ADDR=:8080 \
@@ -32,7 +33,9 @@ ENV CACHENODE_REDIS_SERVER=/usr/bin/redis-server \
     TMPDIR=/tmp
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 8080/tcp 7946/tcp 7946/udp
+# 8080: HTTP (clients); 7946 tcp+udp: gossip and 7947: peer protocol
+# (members only). /var/lib/peercache holds the cluster secret (a volume).
+EXPOSE 8080/tcp 7946/tcp 7946/udp 7947/tcp
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
     CMD ["/usr/local/bin/cachenode", "health"]
 # SIGTERM: the node hands its keys to the others and leaves, then stops its

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // memberlistLogWriter receives memberlist's log lines ("[LEVEL] memberlist:
@@ -14,11 +15,40 @@ import (
 type memberlistLogWriter struct {
 	log    *slog.Logger
 	closed atomic.Bool
+	// lastRefused (Unix ns) rate-limits the WARN lines about refused
+	// gossip: a stranger could otherwise flood the log.
+	lastRefused atomic.Int64
+}
+
+// refusedGossip recognises memberlist's lines about traffic it dropped
+// because it was not encrypted with this cluster's key (or carried another
+// cluster's label): a node without the cluster secret trying to join.
+func refusedGossip(msg string) bool {
+	if !strings.HasPrefix(msg, "[ERR]") {
+		return false
+	}
+	for _, s := range []string{"Decrypt packet failed", "unacceptable label", "could decrypt", "not encrypted", "Received invalid msgType", "remove the stream label"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Write implements io.Writer; the standard log.Logger serializes calls.
 func (w *memberlistLogWriter) Write(p []byte) (int, error) {
-	if w.closed.Load() || !w.log.Enabled(context.Background(), slog.LevelDebug) {
+	if w.closed.Load() {
+		return len(p), nil
+	}
+	if refusedGossip(string(p)) {
+		now, last := time.Now().UnixNano(), w.lastRefused.Load()
+		if now-last >= int64(time.Second) && w.lastRefused.CompareAndSwap(last, now) {
+			w.log.Warn("gossip refused: a node without this cluster's secret (or of another cluster) tried to talk to this one",
+				"detail", strings.TrimSpace(strings.TrimPrefix(strings.TrimRight(string(p), "\r\n"), "[ERR] memberlist: ")))
+		}
+		return len(p), nil
+	}
+	if !w.log.Enabled(context.Background(), slog.LevelDebug) {
 		return len(p), nil
 	}
 	msg := strings.TrimRight(string(p), "\r\n")

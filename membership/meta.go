@@ -25,7 +25,7 @@ const (
 
 // ProtocolVersion is the version of peercache's peer protocol a node speaks;
 // it is announced in Meta.Proto.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // MaxMetaSize is the largest encoded Meta memberlist can gossip.
 const MaxMetaSize = memberlist.MetaMaxSize
@@ -33,9 +33,12 @@ const MaxMetaSize = memberlist.MetaMaxSize
 // Meta is the metadata gossiped with every member. Its encoding (compact JSON
 // with one-letter keys) must fit in MaxMetaSize bytes.
 type Meta struct {
-	// HTTPAddr is the host:port where the member's HTTP API (public and peer
-	// endpoints) is reachable by other members.
+	// HTTPAddr is the host:port where the member's HTTP API is reachable
+	// by other members (status pages).
 	HTTPAddr string
+	// PeerAddr is the host:port of the member's peer protocol listener
+	// (forwarded requests, imports, handoff, invalidations).
+	PeerAddr string
 	// State is the member's lifecycle state.
 	State State
 	// Proto is the peer protocol version the member speaks (ProtocolVersion).
@@ -54,7 +57,7 @@ func (m Meta) Clone() Meta {
 
 // Equal reports whether m and o carry the same values.
 func (m Meta) Equal(o Meta) bool {
-	return m.HTTPAddr == o.HTTPAddr && m.State == o.State && m.Proto == o.Proto &&
+	return m.HTTPAddr == o.HTTPAddr && m.PeerAddr == o.PeerAddr && m.State == o.State && m.Proto == o.Proto &&
 		m.Migrating == o.Migrating && maps.Equal(m.Extra, o.Extra)
 }
 
@@ -62,6 +65,7 @@ func (m Meta) Equal(o Meta) bool {
 // decoding so that later versions can add fields.
 type wireMeta struct {
 	H string            `json:"h,omitempty"`
+	R string            `json:"r,omitempty"`
 	S State             `json:"s,omitempty"`
 	P int               `json:"p,omitempty"`
 	M bool              `json:"m,omitempty"`
@@ -71,7 +75,7 @@ type wireMeta struct {
 // EncodeMeta returns the wire encoding of m, or an error if it does not fit
 // in MaxMetaSize bytes.
 func EncodeMeta(m Meta) ([]byte, error) {
-	b, err := json.Marshal(wireMeta{H: m.HTTPAddr, S: m.State, P: m.Proto, M: m.Migrating, X: m.Extra})
+	b, err := json.Marshal(wireMeta{H: m.HTTPAddr, R: m.PeerAddr, S: m.State, P: m.Proto, M: m.Migrating, X: m.Extra})
 	if err != nil {
 		return nil, fmt.Errorf("encode meta: %w", err)
 	}
@@ -93,7 +97,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 	if len(w.X) == 0 {
 		w.X = nil
 	}
-	return Meta{HTTPAddr: w.H, State: w.S, Proto: w.P, Migrating: w.M, Extra: w.X}, nil
+	return Meta{HTTPAddr: w.H, PeerAddr: w.R, State: w.S, Proto: w.P, Migrating: w.M, Extra: w.X}, nil
 }
 
 // validateMeta checks m and returns its encoding. field names the option in
@@ -105,9 +109,11 @@ func validateMeta(field string, m Meta) ([]byte, error) {
 		return nil, fmt.Errorf("%s.State: unknown state %q (want %q, %q or %q)",
 			field, m.State, StateJoining, StateActive, StateLeaving)
 	}
-	if m.HTTPAddr != "" {
-		if _, _, err := net.SplitHostPort(m.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("%s.HTTPAddr %q: want host:port: %w", field, m.HTTPAddr, err)
+	for _, a := range []struct{ name, v string }{{"HTTPAddr", m.HTTPAddr}, {"PeerAddr", m.PeerAddr}} {
+		if a.v != "" {
+			if _, _, err := net.SplitHostPort(a.v); err != nil {
+				return nil, fmt.Errorf("%s.%s %q: want host:port: %w", field, a.name, a.v, err)
+			}
 		}
 	}
 	if m.Proto < 0 {

@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/store"
 )
 
@@ -105,46 +106,18 @@ type Transport interface {
 	Import(ctx context.Context, peer string, entries []store.Entry) ([]ImportResult, error)
 }
 
-// ImportResult is the receiver's answer for one imported entry. The zero
-// value is not an acknowledgement: an entry is deleted locally only after an
-// explicit ack.
-type ImportResult uint8
+// ImportResult is the receiver's answer for one imported entry (see
+// kv.ImportResult). The zero value is not an acknowledgement: an entry is
+// deleted locally only after an explicit ack.
+type ImportResult = kv.ImportResult
 
+// Import results (kv's).
 const (
-	// Acked means the receiver wrote the entry (store.Applied).
-	Acked ImportResult = iota + 1
-	// AckedStale means the receiver already holds this version or a newer
-	// one (store.Stale); the local copy is deleted, not sent again.
-	AckedStale
-	// AckedExpired means the entry had expired when it arrived
-	// (store.Expired); nothing was written and the local copy is deleted.
-	AckedExpired
-	// Refused means the receiver does not own the key in its current view
-	// (its ring is not updated yet); the entry is retried later.
-	Refused
+	Acked        = kv.Acked
+	AckedStale   = kv.AckedStale
+	AckedExpired = kv.AckedExpired
+	Refused      = kv.Refused
 )
-
-// String returns the result's name.
-func (r ImportResult) String() string {
-	switch r {
-	case Acked:
-		return "acked"
-	case AckedStale:
-		return "acked-stale"
-	case AckedExpired:
-		return "acked-expired"
-	case Refused:
-		return "refused"
-	default:
-		return "unknown"
-	}
-}
-
-// IsAcked reports whether the receiver holds this version or a newer one (or
-// the entry expired), so the sender may delete its copy.
-func (r ImportResult) IsAcked() bool {
-	return r == Acked || r == AckedStale || r == AckedExpired
-}
 
 // FromOutcome converts the receiver's store.Put outcome into the result it
 // sends back. Unknown outcomes map to Refused, so they are retried.

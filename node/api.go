@@ -10,25 +10,38 @@ import (
 	"sync"
 	"time"
 
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/store"
 )
 
-// Error is a request failure with the HTTP status it maps to. Library calls
-// (Get, Set, Delete) return it; the HTTP API renders it as JSON
-// {"error": Message} (plus "owner" when a peer names the owner it believes in).
-type Error struct {
-	Status    int
-	Message   string
-	Owner     string // for 421: the owner in the answering node's view
-	Retryable bool   // the same request may succeed shortly (ring changing, owner unreachable)
-
-	unreachable bool // the owner could not be reached (no answer at all)
-}
-
-func (e *Error) Error() string { return e.Message }
+// The request and response types live in package kv (shared with the peer
+// protocol and the client doors); these aliases keep them at hand here.
+type (
+	// Error is a request failure with the HTTP status it maps to (kv.Error).
+	Error = kv.Error
+	// Item is a value read from the cache (kv.Item).
+	Item = kv.Item
+	// Mutation is one write of a key (kv.Mutation).
+	Mutation = kv.Mutation
+	// WriteResult tells what a mutation did (kv.WriteResult).
+	WriteResult = kv.WriteResult
+	// Source says which tier answered a read (kv.Source).
+	Source = kv.Source
+)
 
 // ErrNotFound is returned by Get for a key that is absent, expired or deleted.
-var ErrNotFound = errors.New("node: key not found")
+var ErrNotFound = kv.ErrNotFound
+
+// Read sources, reported in the X-Peercache-Source header.
+const (
+	SourceLocal   = kv.SourceLocal
+	SourceShard   = kv.SourceShard
+	SourceNear    = kv.SourceNear
+	SourcePeer    = kv.SourcePeer
+	SourceOrigin  = kv.SourceOrigin
+	SourceHandoff = kv.SourceHandoff
+	SourceReplica = kv.SourceReplica
+)
 
 func errorf(status int, format string, args ...any) *Error {
 	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
@@ -38,37 +51,6 @@ func retryable(status int, format string, args ...any) *Error {
 	e := errorf(status, format, args...)
 	e.Retryable = true
 	return e
-}
-
-// Source says which tier answered a read.
-type Source string
-
-// Read sources, reported in the X-Peercache-Source header.
-const (
-	SourceShard   Source = "shard"   // this node's shard (it owns the key)
-	SourcePeer    Source = "peer"    // forwarded to the owner
-	SourceHandoff Source = "handoff" // the previous owner, while the key migrates
-	SourceReplica Source = "replica" // a replica, while the primary is unreachable
-)
-
-// Item is a value read from the cache.
-type Item struct {
-	Key      string
-	Value    []byte
-	Version  uint64
-	ExpireAt time.Time // zero: no expiry
-	Owner    string
-	Source   Source
-
-	nearTTL time.Duration // forwarded reads: how long the owner lets this node keep a copy (nearcache.go)
-}
-
-// TTL returns the time the item has left (0 with ok=false for no expiry).
-func (it Item) TTL() (time.Duration, bool) {
-	if it.ExpireAt.IsZero() {
-		return 0, false
-	}
-	return time.Until(it.ExpireAt), true
 }
 
 func (n *Node) checkKey(key string) *Error {
@@ -114,41 +96,6 @@ func (n *Node) Set(ctx context.Context, key string, value []byte, ttl time.Durat
 func (n *Node) Delete(ctx context.Context, key string) error {
 	_, err := n.write(ctx, key, Mutation{Delete: true}, false)
 	return errOrNil(err)
-}
-
-// Mutation is one write of a key, carried out atomically by the key's owner:
-// a set (Value, TTL, KeepTTL), a delete, or an expiry change, each optionally
-// conditional on the key being absent or present.
-type Mutation struct {
-	Value []byte
-	// TTL is the new lifetime for sets and expiry changes; 0 means none.
-	TTL time.Duration
-	// Delete removes the key (it leaves a tombstone).
-	Delete bool
-	// Expire changes only the expiry of an existing key to TTL (0: remove
-	// the expiry, as Redis PERSIST does).
-	Expire bool
-	// KeepTTL makes a set keep the key's current expiry.
-	KeepTTL bool
-	// IfAbsent / IfPresent make the mutation conditional (Redis NX / XX).
-	IfAbsent, IfPresent bool
-
-	loaded bool // a read-through load of an absent key: no near copy can exist (loader.go)
-}
-
-// needsCurrent reports whether the owner must read the key first.
-func (m Mutation) needsCurrent() bool {
-	return m.IfAbsent || m.IfPresent || m.Expire || m.KeepTTL || m.Delete
-}
-
-// WriteResult tells what a mutation did.
-type WriteResult struct {
-	Item
-	// Applied is false when a condition did not hold (or an expiry change
-	// found no key); nothing was written then.
-	Applied bool
-	// Existed tells whether the key was live before the mutation.
-	Existed bool
 }
 
 // Write applies m to key through its owner. A mutation whose condition does
@@ -199,7 +146,7 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 		switch {
 		case e.Status == http.StatusMisdirectedRequest:
 			v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
-		case e.unreachable:
+		case e.Unreachable:
 			if n.cfg.Replicas > 1 {
 				if rit, rerr, ok := n.readFromReplicas(ctx, v, owner, key); ok {
 					return rit, rerr
@@ -358,11 +305,10 @@ func (n *Node) previousOwners(v *view, key string) []string {
 // copy and imports it into this node's shard (only if newer).
 func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry, bool) {
 	for _, prev := range n.previousOwners(v, key) {
-		m, ok := v.members[prev]
-		if !ok {
+		if _, ok := v.members[prev]; !ok {
 			continue // gone: nothing to ask
 		}
-		e, found, err := n.peerHandoff(ctx, m.Meta.HTTPAddr, key)
+		e, found, err := n.peerHandoff(ctx, v, prev, key)
 		if err != nil {
 			n.metrics.handoff.WithLabelValues("error").Inc()
 			n.log.Debug("handoff read failed", "peer", prev, "key", key, "err", err)
@@ -373,6 +319,10 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 			continue
 		}
 		n.metrics.handoff.WithLabelValues("hit").Inc()
+		if e.Version > n.versionLimit() {
+			n.futureVersions(prev, 1, []store.Entry{e})
+			continue
+		}
 		n.clock.Observe(e.Version)
 		if _, err := n.st.Put(ctx, []store.Entry{e}); err != nil {
 			n.log.Warn("storing a handed-off key failed", "key", key, "err", err)
@@ -411,7 +361,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 			return WriteResult{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
 		}
 		if owner == n.cfg.Name {
-			return n.ownerWrite(ctx, key, m)
+			return n.ownerWrite(ctx, key, m, false)
 		}
 		if forwarded {
 			return WriteResult{}, &Error{Status: http.StatusMisdirectedRequest, Owner: owner, Retryable: true,
@@ -425,7 +375,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 		switch {
 		case err.Status == http.StatusMisdirectedRequest:
 			v, owner = n.retarget(ctx, v, owner, err.Owner, key, attempt)
-		case err.unreachable:
+		case err.Unreachable:
 			var ok bool
 			if v, owner, ok = n.awaitNewOwner(ctx, v, owner, key); !ok {
 				return it, err
@@ -436,7 +386,10 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 	}
 }
 
-func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteResult, *Error) {
+// ownerWrite applies m as the key's owner. loaded marks a read-through load
+// of an absent key: no node can hold a near copy of it, so none is
+// invalidated.
+func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation, loaded bool) (WriteResult, *Error) {
 	// One owner write of a key at a time: conditions and read-modify-write
 	// mutations must see the write before them.
 	mu := &n.keyLocks[xxhash.Sum64String(key)%uint64(len(n.keyLocks))]
@@ -452,7 +405,7 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteRes
 
 	var cur store.Entry
 	exists := false
-	if m.needsCurrent() {
+	if m.NeedsCurrent() {
 		c, found, err := n.st.Get(ctx, key)
 		if err != nil {
 			return WriteResult{}, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
@@ -501,7 +454,7 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteRes
 			}
 			unlock()
 			if out[0] == store.Applied {
-				if !m.loaded {
+				if !loaded {
 					n.invalidateFetchers(ctx, key, true) // near copies on other nodes (nearcache.go)
 				}
 				v := n.view.Load()
@@ -518,7 +471,7 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteRes
 		}
 		// The shard holds a newer version (stamped by another node's clock,
 		// e.g. imported during a migration): move past it and retry.
-		if c, found, err := n.st.Get(ctx, key); err == nil && found {
+		if c, found, err := n.st.Get(ctx, key); err == nil && found && c.Version <= n.versionLimit() {
 			n.clock.Observe(c.Version)
 		}
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -11,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peercache/peercache/internal/wire"
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
 
@@ -181,8 +183,6 @@ func TestBadRequests(t *testing.T) {
 
 	longKey := strings.Repeat("k", 65)
 	bigValue := bytes.Repeat([]byte("v"), 1025)
-	goodBatch := wire.AppendEntries(nil, []store.Entry{{Key: "seed-1", Value: []byte("evil"), Version: 1 << 62}}, time.Now())
-	peerHdr := []string{hdrFrom, a.Name(), hdrCluster, ""}
 	cases := []struct {
 		name   string
 		method string
@@ -209,12 +209,8 @@ func TestBadRequests(t *testing.T) {
 		{"wrong method on key", "POST", a.keyURL("seed-1"), []byte("x"), nil, 405, "method not allowed"},
 		{"wrong method on cluster", "DELETE", a.base + "/v1/cluster", nil, nil, 405, "method not allowed"},
 		{"missing key", "GET", a.keyURL("nope"), nil, nil, 404, "key not found"},
-		{"peer call from non-member", "POST", a.base + "/internal/v1/import", goodBatch, []string{hdrFrom, "mallory", hdrCluster, ""}, 403, "not a member"},
-		{"peer call without name", "PUT", a.base + "/internal/v1/keys/seed-1", []byte("x"), nil, 403, "refused"},
-		{"peer call wrong cluster", "POST", a.base + "/internal/v1/import", goodBatch, []string{hdrFrom, b.Name(), hdrCluster, "other"}, 403, "cluster"},
-		{"malformed import batch", "POST", a.base + "/internal/v1/import", []byte("PCB1\x00\x00\x00\x05garbage"), peerHdr, 400, "malformed"},
-		{"import batch with trailing bytes", "POST", a.base + "/internal/v1/import", append(append([]byte{}, goodBatch...), 1, 2), peerHdr, 400, "trailing"},
-		{"import too large", "POST", a.base + "/internal/v1/import", make([]byte, maxImportBody+1), peerHdr, 413, "exceeds the limit"},
+		{"peer route on the public port", "POST", a.base + "/internal/v1/import", []byte("PCB1"), []string{"X-Peercache-From", b.Name()}, 404, "no route"},
+		{"peer key route on the public port", "PUT", a.base + "/internal/v1/keys/seed-1", []byte("x"), nil, 404, "no route"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,6 +225,28 @@ func TestBadRequests(t *testing.T) {
 				t.Fatalf("body %s, want an error mentioning %q", r.body, tc.msg)
 			}
 		})
+	}
+	// The peer protocol (its own port) refuses bad batches per entry: a
+	// version from the future, a key the receiver does not own, and a
+	// caller that is no member at all.
+	ctx := context.Background()
+	asB := peerAs(t, b.Name(), peer.Auth{})
+	var notA string
+	for i := 0; ; i++ {
+		if notA = fmt.Sprintf("seed-%d", i); a.view.Load().ring.Owner(notA) != a.Name() {
+			break
+		}
+	}
+	mineA := keyOwnedBy(a, a.Name(), "seed-")
+	res, err := asB.Import(ctx, a.peerAdvertised, []store.Entry{
+		{Key: mineA, Value: []byte("evil"), Version: ^uint64(0)},
+		{Key: notA, Value: []byte("evil"), Version: 1},
+	})
+	if err != nil || res[0] != kv.Refused || res[1] != kv.Refused {
+		t.Fatalf("import of a future version and of a key not owned: %v %v", res, err)
+	}
+	if _, err := peerAs(t, "mallory", peer.Auth{}).Import(ctx, a.peerAdvertised, []store.Entry{{Key: mineA, Value: []byte("evil"), Version: 1}}); !errors.Is(err, peer.ErrRefused) {
+		t.Fatalf("import from a non-member: %v", err)
 	}
 	after := snapshot()
 	if len(before) != len(after) {
@@ -253,10 +271,11 @@ func TestForwardedRequestNotReforwarded(t *testing.T) {
 			break
 		}
 	}
-	// Ask a, as a peer, for a key it does not own.
-	r := do(t, "GET", a.base+"/internal/v1/keys/"+key, nil, hdrFrom, b.Name(), hdrCluster, "")
-	if r.status != http.StatusMisdirectedRequest || !strings.Contains(string(r.body), `"owner": "`+b.Name()+`"`) {
-		t.Fatalf("got %s, want 421 naming %s", r, b.Name())
+	// Ask a, as b over the peer protocol, for a key it does not own.
+	_, _, err := peerAs(t, b.Name(), peer.Auth{}).Get(context.Background(), a.peerAdvertised, key, false)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusMisdirectedRequest || e.Owner != b.Name() {
+		t.Fatalf("got %v, want 421 naming %s", err, b.Name())
 	}
 }
 
@@ -268,13 +287,20 @@ func (loopbackResolver) LookupNetIP(context.Context, string, string) ([]netip.Ad
 	return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 }
 
-// A node started as `cachenode` with no flags (gossip bound to every
-// address, nothing to advertise given, no seeds) on a machine whose host
-// name resolves only to loopback becomes ready and serves: it advertises
-// loopback.
+// A node with gossip bound to every address, nothing to advertise given
+// and no seeds, on a machine whose host name resolves only to loopback,
+// becomes ready and serves: it advertises loopback. (Binding every address
+// takes a cluster secret; without one the default binds loopback, and an
+// address beyond it is refused.)
 func TestDefaultsOnLoopbackOnlyHost(t *testing.T) {
+	_, err := New(Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{}})
+	var ie *InsecureError
+	if !errors.As(err, &ie) || ie.Field != "GossipAddr" {
+		t.Fatalf("gossip on every address without a secret: %v, want an InsecureError for GossipAddr", err)
+	}
 	n, err := New(Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{},
-		Timing: membership.TimingFast, Logger: testLogger("vm")})
+		ClusterSecret: []byte("0123456789abcdef0123456789abcdef"),
+		Timing:        membership.TimingFast, Logger: testLogger("vm")})
 	if err != nil {
 		t.Fatalf("New with default addresses: %v", err)
 	}

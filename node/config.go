@@ -1,17 +1,21 @@
 package node
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
+	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 	"github.com/peercache/peercache/tier"
@@ -19,16 +23,20 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultHTTPAddr       = ":8080"
-	DefaultGossipAddr     = ":7946"
-	DefaultMaxKeyBytes    = 1 << 10
-	DefaultMaxValueBytes  = 1 << 20
-	DefaultTombstoneTTL   = 5 * time.Minute
-	DefaultHandoffWindow  = 30 * time.Second
-	DefaultDrainTimeout   = 60 * time.Second
-	DefaultPeerTimeout    = 5 * time.Second
-	DefaultSweepInterval  = 2 * time.Minute
-	DefaultMaxImportBatch = 10000
+	DefaultHTTPAddr = ":8080"
+	// DefaultGossipAddr is the gossip bind address with a cluster secret;
+	// without one it is DefaultLoopbackGossipAddr.
+	DefaultGossipAddr         = ":7946"
+	DefaultLoopbackGossipAddr = "127.0.0.1:7946"
+	DefaultMaxClockSkew       = time.Minute
+	DefaultMaxKeyBytes        = 1 << 10
+	DefaultMaxValueBytes      = 1 << 20
+	DefaultTombstoneTTL       = 5 * time.Minute
+	DefaultHandoffWindow      = 30 * time.Second
+	DefaultDrainTimeout       = 60 * time.Second
+	DefaultPeerTimeout        = 5 * time.Second
+	DefaultSweepInterval      = 2 * time.Minute
+	DefaultMaxImportBatch     = 10000
 )
 
 // Config describes one node. Zero values take the defaults above.
@@ -42,7 +50,16 @@ type Config struct {
 	// actual HTTP port.
 	AdvertiseHTTP string
 	// GossipAddr is the memberlist bind host:port (port 0 picks one).
+	// Empty: DefaultGossipAddr with a cluster secret (or Insecure), else
+	// DefaultLoopbackGossipAddr.
 	GossipAddr string
+	// PeerAddr is where the peer protocol listens (forwarded requests,
+	// imports, handoff, invalidations). Empty: the gossip bind host with
+	// the gossip port + 1 (port 0 when the gossip port is 0).
+	PeerAddr string
+	// AdvertisePeer is the host:port other members use for the peer
+	// protocol. Empty: the advertise host with the actual peer port.
+	AdvertisePeer string
 	// AdvertiseAddr is the host or host:port announced for gossip. Empty:
 	// the bind host when it is a specific IP, else the host's first
 	// non-loopback address.
@@ -51,8 +68,25 @@ type Config struct {
 	Seeds []string
 	// ClusterLabel keeps clusters sharing a network apart.
 	ClusterLabel string
-	// GossipKey, when set, encrypts gossip (16, 24 or 32 bytes).
+	// ClusterSecret authenticates members to each other: it keys gossip
+	// encryption (unless GossipKey is set) and the peer protocol's mutual
+	// TLS (see peer.Auth). Without it (and without PeerCertificate), gossip
+	// and peer listeners must stay on loopback unless Insecure is set.
+	ClusterSecret []byte
+	// PeerCertificate and PeerCAs, when both set, authenticate the peer
+	// protocol with the operator's certificates instead of the secret.
+	PeerCertificate *tls.Certificate
+	PeerCAs         *x509.CertPool
+	// Insecure allows gossip and peer listeners beyond loopback without
+	// any authentication (a network the operator trusts).
+	Insecure bool
+	// GossipKey, when set, encrypts gossip (16, 24 or 32 bytes) instead of
+	// the key derived from ClusterSecret.
 	GossipKey []byte
+	// MaxClockSkew is how far ahead of this node's clock a version from
+	// another member may lie (0: 1 minute); entries with later versions are
+	// refused, since they would win over every later write of their key.
+	MaxClockSkew time.Duration
 	// Timing selects memberlist timeouts (LAN by default; Fast for tests).
 	Timing membership.Timing
 	// Resolver resolves seed and advertise host names (nil: the system
@@ -139,12 +173,31 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// peerAuth is the peer protocol's authentication for this config.
+func (c *Config) peerAuth() peer.Auth {
+	return peer.Auth{Secret: c.ClusterSecret, Certificate: c.PeerCertificate, CAs: c.PeerCAs}
+}
+
 func (c *Config) setDefaults() {
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = DefaultHTTPAddr
 	}
 	if c.GossipAddr == "" {
-		c.GossipAddr = DefaultGossipAddr
+		c.GossipAddr = DefaultLoopbackGossipAddr
+		if c.peerAuth().Enabled() || c.Insecure {
+			c.GossipAddr = DefaultGossipAddr
+		}
+	}
+	if c.PeerAddr == "" {
+		if h, p, err := splitHostPort(c.GossipAddr); err == nil {
+			if p != 0 {
+				p++
+			}
+			c.PeerAddr = net.JoinHostPort(h, strconv.Itoa(p))
+		}
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -207,6 +260,23 @@ func (c *Config) validate() error {
 	if _, _, err := splitHostPort(c.GossipAddr); err != nil {
 		errs = append(errs, fmt.Errorf("gossip-addr %q: %w", c.GossipAddr, err))
 	}
+	if _, _, err := splitHostPort(c.PeerAddr); err != nil {
+		errs = append(errs, fmt.Errorf("peer-addr %q: %w", c.PeerAddr, err))
+	}
+	if c.AdvertisePeer != "" {
+		if h, p, err := splitHostPort(c.AdvertisePeer); err != nil || h == "" || p == 0 {
+			errs = append(errs, fmt.Errorf("advertise-peer %q: want host:port", c.AdvertisePeer))
+		}
+	}
+	if n := len(c.ClusterSecret); n != 0 && n < peer.MinSecretBytes {
+		errs = append(errs, fmt.Errorf("cluster secret: %d bytes, want at least %d", n, peer.MinSecretBytes))
+	}
+	if (c.PeerCertificate == nil) != (c.PeerCAs == nil) {
+		errs = append(errs, errors.New("peer TLS: a certificate and a CA pool go together"))
+	}
+	if c.MaxClockSkew < 0 {
+		errs = append(errs, errors.New("max-clock-skew must not be negative"))
+	}
 	if c.AdvertiseHTTP != "" {
 		if h, p, err := splitHostPort(c.AdvertiseHTTP); err != nil || h == "" || p == 0 {
 			errs = append(errs, fmt.Errorf("advertise-http %q: want host:port", c.AdvertiseHTTP))
@@ -242,6 +312,35 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("near-track-max-keys: %d is negative", c.NearTrackMaxKeys))
 	}
 	return errors.Join(errs...)
+}
+
+// InsecureError is returned by New when an address other hosts could reach
+// would carry gossip or the peer protocol without authentication (no
+// cluster secret, no peer certificates, and Insecure not set).
+type InsecureError struct {
+	// Field is the Config field holding the address (GossipAddr, PeerAddr,
+	// AdvertiseAddr, AdvertisePeer).
+	Field string
+	Addr  string
+}
+
+func (e *InsecureError) Error() string {
+	return fmt.Sprintf("%s %s reaches beyond loopback, and no cluster secret is set: anyone who can reach it could join the cluster and read or change any key", e.Field, e.Addr)
+}
+
+// checkLoopback refuses a non-loopback address when nothing authenticates
+// members. host may be a name (resolved by the caller) or an IP.
+func (c *Config) checkLoopback(field, addr, host string) error {
+	if c.peerAuth().Enabled() || c.Insecure {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	return &InsecureError{Field: field, Addr: addr}
 }
 
 // splitHostPort parses host:port where the port is numeric.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/peercache/peercache/internal/testredis"
 	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
 
@@ -212,4 +213,16 @@ func shardSnapshot(t testing.TB, st store.Store) map[string]store.Entry {
 // startNodeRedis starts a bare redis-server and returns a client for it.
 func startNodeRedis(t testing.TB) *goredis.Client {
 	return testredis.Start(t).Client()
+}
+
+// peerAs returns a peer protocol client that calls itself name (a real
+// member's name, or a stranger's).
+func peerAs(t testing.TB, name string, auth peer.Auth) *peer.Client {
+	t.Helper()
+	c, err := peer.NewClient(peer.ClientConfig{Name: name, Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

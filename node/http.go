@@ -17,6 +17,16 @@ import (
 	"github.com/peercache/peercache/migrate"
 )
 
+// Response headers of the key API.
+const (
+	hdrOwner   = "X-Peercache-Owner"
+	hdrSource  = "X-Peercache-Source"
+	hdrVersion = "X-Peercache-Version"
+	hdrTTLMs   = "X-Peercache-Ttl-Ms"
+	hdrApplied = "X-Peercache-Applied"
+	hdrExisted = "X-Peercache-Existed"
+)
+
 // maxTTL keeps expiry times far from int64 overflow (about 100 years).
 const maxTTL = 100 * 365 * 24 * time.Hour
 
@@ -33,10 +43,6 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("/livez", n.handleLivez)
 	mux.HandleFunc("/readyz", n.handleReadyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
-	mux.HandleFunc("/internal/v1/keys/{key...}", n.instrument("peer_key", n.handlePeerKey))
-	mux.HandleFunc("/internal/v1/handoff/{key...}", n.instrument("peer_handoff", n.peerRoute(http.MethodGet, n.handlePeerHandoff)))
-	mux.HandleFunc("/internal/v1/import", n.instrument("peer_import", n.peerRoute(http.MethodPost, n.handleImport)))
-	mux.HandleFunc("/internal/v1/invalidate", n.instrument("peer_invalidate", n.peerRoute(http.MethodPost, n.handleInvalidate)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
 	})

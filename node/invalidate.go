@@ -2,25 +2,19 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"sync"
 	"sync/atomic"
 )
 
-// Invalidations travel over the peer API, not gossip (memberlist carries
-// about one 1.4 KB packet per gossip interval, far too little for a write
-// stream): POST /internal/v1/invalidate with a batch of keys. Each peer has
+// Invalidations travel over the peer protocol, not gossip (memberlist
+// carries about one 1.4 KB packet per gossip interval, far too little for a
+// write stream): one invalidate request with a batch of keys. Each peer has
 // a bounded queue and one sender: a batch leaves as soon as the previous one
 // was answered (at once when idle), so under load keys batch up by
 // themselves ("group commit") without a timer adding latency when idle.
 const (
 	invalidateBatchMax = 1024  // keys per message
 	invalidateQueueMax = 65536 // keys waiting per peer; more are dropped (the near-cache TTL still bounds them)
-	invalidateBodyMax  = 4 << 20
 )
 
 type invalidator struct {
@@ -167,68 +161,5 @@ func (q *invalQueue) release(upto uint64) {
 }
 
 func (iv *invalidator) send(peer string, keys []string) error {
-	size := binary.MaxVarintLen64
-	for _, k := range keys {
-		size += binary.MaxVarintLen64 + len(k)
-	}
-	body := binary.AppendUvarint(make([]byte, 0, size), uint64(len(keys)))
-	for _, k := range keys {
-		body = binary.AppendUvarint(body, uint64(len(k)))
-		body = append(body, k...)
-	}
-	status, _, b, perr := iv.n.peerDo(iv.ctx, iv.n.view.Load(), peer, http.MethodPost, "/internal/v1/invalidate", body, 64<<10)
-	if perr != nil {
-		return perr
-	}
-	if status != http.StatusNoContent {
-		return peerError(peer, status, b)
-	}
-	return nil
-}
-
-// decodeInvalidation parses a batch of keys.
-func decodeInvalidation(b []byte, maxKeyBytes int) ([]string, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return nil, errors.New("bad key count")
-	}
-	if n > invalidateBatchMax*4 {
-		return nil, fmt.Errorf("%d keys exceed the limit of %d", n, invalidateBatchMax*4)
-	}
-	b = b[k:]
-	keys := make([]string, 0, n)
-	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l == 0 || l > uint64(maxKeyBytes) || uint64(len(b)-k) < l {
-			return nil, fmt.Errorf("key %d: bad length", i)
-		}
-		keys = append(keys, string(b[k:k+int(l)]))
-		b = b[k+int(l):]
-	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%d bytes after the last key", len(b))
-	}
-	return keys, nil
-}
-
-// handleInvalidate drops this node's copies of the keys an owner changed.
-// It is served through peerRoute (members only, POST).
-func (n *Node) handleInvalidate(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, invalidateBodyMax))
-	if err != nil {
-		writeError(w, errorf(http.StatusRequestEntityTooLarge, "invalidation batch: %v", err))
-		return
-	}
-	keys, err := decodeInvalidation(body, n.cfg.MaxKeyBytes)
-	if err != nil {
-		writeError(w, errorf(http.StatusBadRequest, "invalidation batch refused: %v", err))
-		return
-	}
-	for _, k := range keys {
-		n.tierInvalidate(k)
-	}
-	if n.inval != nil {
-		n.inval.received.Add(uint64(len(keys)))
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return iv.n.peerInvalidate(iv.ctx, peer, keys)
 }

@@ -58,7 +58,7 @@ func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Ite
 	// The key is absent, so no node holds a copy to invalidate; the nodes
 	// that asked keep their fetch records for later writes, and get this
 	// very value.
-	res, werr := n.ownerWrite(ctx, key, Mutation{Value: val, TTL: ttl, IfAbsent: true, loaded: true})
+	res, werr := n.ownerWrite(ctx, key, Mutation{Value: val, TTL: ttl, IfAbsent: true}, true)
 	if werr != nil {
 		return Item{}, werr
 	}

@@ -30,6 +30,7 @@ type metrics struct {
 	expiredWrites   prometheus.Counter
 	migratedBytes   prometheus.Counter
 	repaired        prometheus.Counter
+	futureVersions  prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -76,6 +77,9 @@ func newMetrics(n *Node) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	m.futureVersions = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_future_versions_refused_total",
+		Help: "Entries from other members refused because their versions lay more than --max-clock-skew ahead of this node's clock."})
+	f(m.futureVersions)
 	m.repaired = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_repaired_keys_total",
 		Help: "Keys whose failed replica copies the repair path made again."})
 	f(m.repaired)

@@ -12,12 +12,6 @@ import (
 	"github.com/peercache/peercache/tier"
 )
 
-// hdrNearTTL on an owner's answer to a forwarded read lets the reader keep
-// a near copy for at most that many milliseconds: the owner has recorded
-// the reader and will send it an invalidation when the key changes. No
-// header: no copy.
-const hdrNearTTL = "X-Peercache-Near-Ttl-Ms"
-
 // nearGet looks key up in this node's near cache (another node owns it).
 func (n *Node) nearGet(key, owner string) (Item, bool) {
 	t := n.tier
@@ -30,11 +24,16 @@ func (n *Node) nearGet(key, owner string) (Item, bool) {
 		return Item{}, false
 	}
 	t.hits[tierNear].inc()
+	return nearItem(key, owner, e), true
+}
+
+// nearItem is the item a near-cache entry holds.
+func nearItem(key, owner string, e tier.Entry) Item {
 	it := Item{Key: key, Value: e.Value, Version: e.Version, Owner: owner, Source: SourceNear}
 	if e.Aux != 0 {
 		it.ExpireAt = time.UnixMilli(e.Aux)
 	}
-	return it, true
+	return it
 }
 
 // forwardGet reads key from its owner: one request for all concurrent
@@ -50,15 +49,25 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 		g = t.guard(key).Load()
 		fkey = "f\x00" + strconv.FormatUint(g, 36) + "\x00" + owner + "\x00" + key
 	}
-	flight := func() (any, error) {
-		ctx := context.WithoutCancel(ctx) // peerDo bounds it by PeerTimeout
+	flight := func() (ownerRead, error) {
+		ctx := context.WithoutCancel(ctx) // peerRead bounds it by PeerTimeout
+		if t != nil && t.nearTTL > 0 {
+			// A flight that ended just before this one began may have
+			// filled the near cache after this read looked: use that copy
+			// rather than asking the owner again.
+			if e, ok := t.get(key, true); ok {
+				return ownerRead{it: nearItem(key, owner, e)}, nil
+			}
+		}
 		if t != nil {
 			t.forwards.Add(1)
 		}
 		sent := time.Now()
-		it, err := n.peerGet(ctx, v, owner, key)
-		if err == nil && t != nil && t.nearTTL > 0 && it.nearTTL > 0 {
-			exp := sent.Add(min(it.nearTTL, t.nearTTL))
+		// nearTTL: how long the owner lets this node keep a copy (it has
+		// recorded this node and will invalidate the copy on a change).
+		it, nearTTL, err := n.peerGet(ctx, v, owner, key)
+		if err == nil && t != nil && t.nearTTL > 0 && nearTTL > 0 {
+			exp := sent.Add(min(nearTTL, t.nearTTL))
 			e := tier.Entry{Value: it.Value, Version: it.Version, Tag: tagOf(ep, tagNear)}
 			if !it.ExpireAt.IsZero() {
 				// peerGet counts the owner's remaining TTL from before the
@@ -73,17 +82,14 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 		}
 		return ownerRead{it: it, err: err}, nil
 	}
-	ch := n.flights.DoChan(fkey, flight)
-	select {
-	case r := <-ch:
-		if r.Shared && t != nil {
-			t.collapsed[tierNear].Add(1)
-		}
-		res := r.Val.(ownerRead)
-		return res.it, res.err
-	case <-ctx.Done():
-		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", ctx.Err())
+	res, shared, err := n.flights.Do(ctx, fkey, flight)
+	if shared && t != nil {
+		t.collapsed[tierNear].Add(1)
 	}
+	if err != nil { // this caller's ctx ended while it waited
+		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
+	}
+	return res.it, res.err
 }
 
 // fetchTracker is the owner's memory of which nodes fetched which keys

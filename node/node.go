@@ -15,11 +15,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
+	"github.com/peercache/peercache/internal/flight"
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
+	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
@@ -68,11 +69,17 @@ type Node struct {
 	mig      *migrate.Migrator
 	ln       net.Listener
 	srv      *http.Server
-	client   *http.Client
+	httpc    *http.Client // other members' status pages
 	metrics  *metrics
 	ops      *operator
 	httpAddr string // advertised host:port of the HTTP API
 	mux      http.Handler
+
+	peers          *peer.Client // requests to other members (peer.go)
+	peerSrv        *peer.Server // their requests to this node
+	peerMetrics    *peer.Metrics
+	peerAdvertised string     // host:port other members use for the peer protocol
+	futureLog      logLimiter // WARN lines about versions from the future
 
 	keyLocks    [256]sync.Mutex // owner writes of one key are serialised
 	view        atomic.Pointer[view]
@@ -91,7 +98,7 @@ type Node struct {
 	tier    *localTier
 	tracker *fetchTracker
 	inval   *invalidator
-	flights singleflight.Group
+	flights flight.Group[ownerRead]
 	loads   [3]atomic.Uint64 // Getter results: loaded, not found, failed
 
 	baseMu     sync.Mutex
@@ -150,20 +157,48 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.st = instrumentStore(n.st, n.metrics.reg)
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
+	// What New opened so far, closed in reverse if a later step fails.
+	var undo []func()
+	fail := func(err error) (*Node, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
 		n.closeStore()
-		return nil, fmt.Errorf("node: http-addr %s: %w", cfg.HTTPAddr, err)
+		return nil, err
 	}
-	n.ln = ln
 
 	gHost, gPort, _ := splitHostPort(cfg.GossipAddr)
+	pHost, _, _ := splitHostPort(cfg.PeerAddr)
 	advHost, advPort, err := splitAdvertise(cfg.AdvertiseAddr)
 	if err != nil {
-		ln.Close()
-		n.closeStore()
-		return nil, fmt.Errorf("node: advertise-addr %q: %w", cfg.AdvertiseAddr, err)
+		return fail(fmt.Errorf("node: advertise-addr %q: %w", cfg.AdvertiseAddr, err))
 	}
+	for _, c := range []struct{ field, addr, host string }{
+		{"GossipAddr", cfg.GossipAddr, gHost}, {"PeerAddr", cfg.PeerAddr, pHost},
+	} {
+		if err := cfg.checkLoopback(c.field, c.addr, c.host); err != nil {
+			return fail(fmt.Errorf("node: %w", err))
+		}
+	}
+	gossipKey := cfg.GossipKey
+	if len(gossipKey) == 0 && len(cfg.ClusterSecret) > 0 {
+		if gossipKey, err = peer.DeriveKey(cfg.ClusterSecret, "gossip encryption", 32); err != nil {
+			return fail(fmt.Errorf("node: %w", err))
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fail(fmt.Errorf("node: http-addr %s: %w", cfg.HTTPAddr, err))
+	}
+	n.ln = ln
+	undo = append(undo, func() { ln.Close() })
+	pln, err := net.Listen("tcp", cfg.PeerAddr)
+	if err != nil {
+		return fail(fmt.Errorf("node: peer-addr %s: %w", cfg.PeerAddr, err))
+	}
+	undo = append(undo, func() { pln.Close() })
+
 	n.meta = membership.Meta{State: membership.StateJoining, Proto: membership.ProtocolVersion,
 		Extra: map[string]string{metaBoot: newBootID()}}
 	ml, err := membership.New(membership.Config{
@@ -174,40 +209,58 @@ func New(cfg Config) (*Node, error) {
 		AdvertisePort: advPort,
 		Seeds:         cfg.Seeds,
 		ClusterLabel:  cfg.ClusterLabel,
-		SecretKey:     cfg.GossipKey,
-		Meta:          n.meta, // HTTPAddr filled below, once known
+		SecretKey:     gossipKey,
+		Meta:          n.meta, // HTTPAddr and PeerAddr filled below, once known
 		Timing:        cfg.Timing,
 		Logger:        n.log,
 		Resolver:      cfg.Resolver,
 	})
 	if err != nil {
-		ln.Close()
-		n.closeStore()
-		return nil, fmt.Errorf("node: %w", err)
+		return fail(fmt.Errorf("node: %w", err))
 	}
 	n.ml = ml
+	undo = append(undo, func() { ml.Shutdown() })
 
+	host, _, _ := net.SplitHostPort(ml.LocalAddr())
+	if err := cfg.checkLoopback("AdvertiseAddr", host, host); err != nil {
+		return fail(fmt.Errorf("node: %w", err))
+	}
 	n.httpAddr = cfg.AdvertiseHTTP
 	if n.httpAddr == "" {
-		host, _, _ := net.SplitHostPort(ml.LocalAddr())
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		n.httpAddr = net.JoinHostPort(host, port)
 	}
-	n.meta.HTTPAddr = n.httpAddr
+	n.peerAdvertised = cfg.AdvertisePeer
+	if n.peerAdvertised == "" {
+		_, port, _ := net.SplitHostPort(pln.Addr().String())
+		n.peerAdvertised = net.JoinHostPort(host, port)
+	}
+	ph, _, _ := net.SplitHostPort(n.peerAdvertised)
+	if err := cfg.checkLoopback("AdvertisePeer", n.peerAdvertised, ph); err != nil {
+		return fail(fmt.Errorf("node: %w", err))
+	}
+	n.meta.HTTPAddr, n.meta.PeerAddr = n.httpAddr, n.peerAdvertised
 	if err := ml.SetMeta(n.meta); err != nil {
-		ml.Shutdown()
-		ln.Close()
-		n.closeStore()
-		return nil, fmt.Errorf("node: membership meta: %w", err)
+		return fail(fmt.Errorf("node: membership meta: %w", err))
 	}
 
-	n.client = &http.Client{Transport: &http.Transport{
-		DialContext:         dialNoLinger(&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}),
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}}
+	// The peer protocol: a client for what this node asks, a server on
+	// its own port for what the others ask (peer.go).
+	pm := peer.NewMetrics(n.metrics.reg)
+	lim := peer.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, MaxBatchEntries: DefaultMaxImportBatch}
+	if n.peers, err = peer.NewClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.peerAuth(),
+		Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
+		return fail(fmt.Errorf("node: peer client: %w", err))
+	}
+	undo = append(undo, n.peers.Close)
+	if n.peerSrv, err = peer.NewServer(pln, peerHandler{n}, peer.ServerConfig{Name: cfg.Name, Label: cfg.ClusterLabel,
+		Auth: cfg.peerAuth(), Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
+		return fail(fmt.Errorf("node: peer server: %w", err))
+	}
+	n.peerMetrics = pm
+
+	// Status pages of other members (ClusterReport) are asked over HTTP.
+	n.httpc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
 	migOpts := cfg.Migrate
 	if migOpts.Logger == nil {
 		migOpts.Logger = n.log
@@ -225,28 +278,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.view.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
 	if err := n.initTier(); err != nil { // local tier, near cache (tier.go)
-		ml.Shutdown()
-		ln.Close()
-		n.closeStore()
-		return nil, fmt.Errorf("node: local tier: %w", err)
+		return fail(fmt.Errorf("node: local tier: %w", err))
 	}
 	return n, nil
-}
-
-// dialNoLinger dials peer connections with SO_LINGER 0: when a request
-// times out and its connection is closed, unsent bytes are dropped (RST)
-// instead of being retransmitted, so a forwarded write cannot reach the
-// owner long after its sender gave up (say, when a partition heals).
-func dialNoLinger(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
-		if err == nil {
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-		}
-		return c, err
-	}
 }
 
 // newBootID returns a short random id that tells restarts apart.
@@ -312,6 +346,13 @@ func (n *Node) Start(ctx context.Context) error {
 		defer n.wg.Done()
 		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.peerSrv.Serve(); err != nil {
+			n.log.Error("peer server stopped", "err", err)
 		}
 	}()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -580,6 +621,8 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.cancel()
 		n.ml.Shutdown()
 		n.ln.Close()
+		n.peerSrv.Close()
+		n.peers.Close()
 		n.closeTier()
 		n.closeStore()
 		close(n.done)
@@ -716,13 +759,15 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) {
 		n.srv.Close()
 	}
 	n.ln.Close()
+	n.peerSrv.Close() // cancels the requests it serves and waits for them
 	if n.migStop != nil {
 		n.migStop()
 	}
 	n.migWG.Wait()
 	n.wg.Wait()
 	n.closeTier()
-	n.client.CloseIdleConnections()
+	n.peers.Close()
+	n.httpc.CloseIdleConnections()
 	n.closeStore()
 	n.log.Info("node stopped", "graceful", graceful)
 	close(n.done)

@@ -180,7 +180,7 @@ func (n *Node) fetchStatus(ctx context.Context, addr string) (*NodeStatus, error
 	if err != nil {
 		return nil, err
 	}
-	resp, err := n.client.Do(req)
+	resp, err := n.httpc.Do(req)
 	if err != nil {
 		return nil, err
 	}

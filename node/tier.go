@@ -13,13 +13,6 @@ import (
 	"github.com/peercache/peercache/tier"
 )
 
-// More read sources (see Source), reported in X-Peercache-Source.
-const (
-	SourceLocal  Source = "local"  // this node's local tier (it owns the key)
-	SourceNear   Source = "near"   // this node's near cache (a copy of another owner's value)
-	SourceOrigin Source = "origin" // loaded by the owner through Config.Getter / --origin
-)
-
 // Defaults of the local tier and the near cache.
 const (
 	DefaultLocalTierBytes   = 64 << 20
@@ -210,7 +203,7 @@ func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, e
 		g = t.guard(key).Load()
 	}
 	ep := n.tierEpoch()
-	flight := func() (any, error) {
+	flight := func() (ownerRead, error) {
 		// Shared by every caller that joins: not bound to the first one's
 		// cancellation.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*n.cfg.PeerTimeout)
@@ -239,17 +232,14 @@ func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, e
 	} else if n.cfg.Getter == nil {
 		return n.shardGet(ctx, v, key)
 	}
-	ch := n.flights.DoChan(fkey, flight)
-	select {
-	case r := <-ch:
-		if r.Shared && t != nil {
-			t.collapsed[tierLocal].Add(1)
-		}
-		res := r.Val.(ownerRead)
-		return res.it, res.err
-	case <-ctx.Done():
-		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", ctx.Err())
+	res, shared, err := n.flights.Do(ctx, fkey, flight)
+	if shared && t != nil {
+		t.collapsed[tierLocal].Add(1)
 	}
+	if err != nil { // this caller's ctx ended while it waited
+		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
+	}
+	return res.it, res.err
 }
 
 // ownerPublish brings the local tier in line with a write the owner just

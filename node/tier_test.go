@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
 
@@ -567,27 +569,15 @@ func TestInvalidateEndpoint(t *testing.T) {
 	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourceNear) {
 		t.Fatalf("not a near hit: %s", r.header.Get(hdrSource))
 	}
-	body := func(keys ...string) []byte {
-		var b []byte
-		b = append(b, byte(len(keys)))
-		for _, k := range keys {
-			b = append(b, byte(len(k)))
-			b = append(b, k...)
-		}
-		return b
+	ctx := context.Background()
+	if err := peerAs(t, "stranger", peer.Auth{}).Invalidate(ctx, a.peerAdvertised, []string{key}); !errors.Is(err, peer.ErrRefused) {
+		t.Fatalf("non-member: %v", err)
 	}
-	u := a.base + "/internal/v1/invalidate"
-	if r := do(t, http.MethodPost, u, body(key), hdrFrom, "stranger", hdrCluster, ""); r.status != http.StatusForbidden {
-		t.Fatalf("non-member: %s", r)
+	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourceNear) {
+		t.Fatalf("a stranger's invalidation dropped the copy: source %s", r.header.Get(hdrSource))
 	}
-	if r := do(t, http.MethodPost, u, []byte{5, 1}, hdrFrom, b.Name(), hdrCluster, ""); r.status != http.StatusBadRequest {
-		t.Fatalf("malformed: %s", r)
-	}
-	if r := do(t, http.MethodGet, u, nil, hdrFrom, b.Name(), hdrCluster, ""); r.status != http.StatusMethodNotAllowed {
-		t.Fatalf("GET: %s", r)
-	}
-	if r := do(t, http.MethodPost, u, body(key), hdrFrom, b.Name(), hdrCluster, ""); r.status != http.StatusNoContent {
-		t.Fatalf("invalidate: %s", r)
+	if err := peerAs(t, b.Name(), peer.Auth{}).Invalidate(ctx, a.peerAdvertised, []string{key}); err != nil {
+		t.Fatalf("invalidate: %v", err)
 	}
 	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourcePeer) {
 		t.Fatalf("after an invalidation: source %s", r.header.Get(hdrSource))

@@ -1,21 +1,22 @@
-// Package wire is the binary encoding of entry batches exchanged between
-// peers: migration imports, handoff reads and their per-entry results.
+// Binary encoding of entry batches (migration imports, replica copies,
+// repairs, handoff reads) and of their per-entry results.
 //
 // Expiry travels both as the remaining lifetime in milliseconds and as the
 // sender's absolute expiry time; the receiver keeps the earlier of "now +
 // remaining" and the absolute time. With synchronised clocks that is exactly
 // the original expiry (time in transit does not extend it); with skewed
 // clocks the key never gains more than the skew or the transit time, whichever
-// is smaller. Decoding is strict: every length is bounded by Limits and a
+// is smaller. Decoding is strict: every length is bounded by EntryLimits and a
 // malformed batch is rejected whole.
-package wire
+
+package peer
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/store"
 )
 
@@ -28,11 +29,8 @@ const (
 	entryMinSize = 1 + 1 + 8 + 1 // keylen, flags, version, vallen (no ttl)
 )
 
-// ErrMalformed is wrapped by every decoding error.
-var ErrMalformed = errors.New("malformed batch")
-
-// Limits bound what a decoder accepts.
-type Limits struct {
+// EntryLimits bound what a decoder accepts.
+type EntryLimits struct {
 	MaxEntries    int // entries per batch
 	MaxKeyBytes   int // bytes per key
 	MaxValueBytes int // bytes per value
@@ -73,7 +71,7 @@ func AppendEntries(dst []byte, entries []store.Entry, now time.Time) []byte {
 
 // DecodeEntries parses a batch made by AppendEntries, turning remaining
 // lifetimes back into absolute expiry times relative to now. Values alias b.
-func DecodeEntries(b []byte, lim Limits, now time.Time) ([]store.Entry, error) {
+func DecodeEntries(b []byte, lim EntryLimits, now time.Time) ([]store.Entry, error) {
 	if len(b) < len(batchMagic)+4 || string(b[:len(batchMagic)]) != batchMagic {
 		return nil, fmt.Errorf("%w: missing header", ErrMalformed)
 	}
@@ -147,31 +145,19 @@ func DecodeEntries(b []byte, lim Limits, now time.Time) ([]store.Entry, error) {
 	return out, nil
 }
 
-// Result is the per-entry answer to an import.
-type Result = byte
-
-// Import results.
-const (
-	// ResultAcked: the receiver wrote the entry.
-	ResultAcked Result = 1
-	// ResultRefused: the receiver does not own the key in its view; the
-	// sender keeps its copy and retries later.
-	ResultRefused Result = 2
-	// ResultStale: the receiver already holds this version or a newer one.
-	ResultStale Result = 3
-	// ResultExpired: the entry had expired on arrival; nothing was written.
-	ResultExpired Result = 4
-)
-
-// AppendResults encodes per-entry results.
-func AppendResults(dst []byte, res []Result) []byte {
+// AppendResults encodes per-entry import results.
+func AppendResults(dst []byte, res []kv.ImportResult) []byte {
 	dst = append(dst, resultMagic...)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(res)))
-	return append(dst, res...)
+	for _, r := range res {
+		dst = append(dst, byte(r))
+	}
+	return dst
 }
 
-// DecodeResults parses AppendResults output and checks it answers want entries.
-func DecodeResults(b []byte, want int) ([]Result, error) {
+// DecodeResults parses AppendResults output and checks it answers want
+// entries.
+func DecodeResults(b []byte, want int) ([]kv.ImportResult, error) {
 	if len(b) < len(resultMagic)+4 || string(b[:len(resultMagic)]) != resultMagic {
 		return nil, fmt.Errorf("%w: missing result header", ErrMalformed)
 	}
@@ -180,10 +166,12 @@ func DecodeResults(b []byte, want int) ([]Result, error) {
 	if n != want || len(b) != n {
 		return nil, fmt.Errorf("%w: %d results for %d entries", ErrMalformed, len(b), want)
 	}
+	out := make([]kv.ImportResult, n)
 	for i, r := range b {
-		if r < ResultAcked || r > ResultExpired {
+		if kv.ImportResult(r) < kv.Acked || kv.ImportResult(r) > kv.Refused {
 			return nil, fmt.Errorf("%w: result %d: unknown code %d", ErrMalformed, i, r)
 		}
+		out[i] = kv.ImportResult(r)
 	}
-	return b, nil
+	return out, nil
 }

@@ -1,4 +1,4 @@
-package wire
+package peer
 
 import (
 	"bytes"
@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/store"
 )
 
-var lim = Limits{MaxEntries: 100, MaxKeyBytes: 64, MaxValueBytes: 1024}
+var lim = EntryLimits{MaxEntries: 100, MaxKeyBytes: 64, MaxValueBytes: 1024}
 
 func TestRoundTrip(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
@@ -97,15 +98,15 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestResults(t *testing.T) {
-	b := AppendResults(nil, []Result{ResultAcked, ResultRefused})
+	b := AppendResults(nil, []kv.ImportResult{kv.Acked, kv.Refused})
 	r, err := DecodeResults(b, 2)
-	if err != nil || len(r) != 2 || r[0] != ResultAcked || r[1] != ResultRefused {
+	if err != nil || len(r) != 2 || r[0] != kv.Acked || r[1] != kv.Refused {
 		t.Fatalf("got %v %v", r, err)
 	}
 	if _, err := DecodeResults(b, 3); err == nil {
 		t.Fatal("count mismatch accepted")
 	}
-	if _, err := DecodeResults(AppendResults(nil, []Result{9}), 1); err == nil {
+	if _, err := DecodeResults(AppendResults(nil, []kv.ImportResult{9}), 1); err == nil {
 		t.Fatal("unknown code accepted")
 	}
 }

@@ -233,35 +233,14 @@ func ttlOf(v int64, unit time.Duration, absolute bool, now time.Time) (time.Dura
 // ---- strings ----
 
 func cmdGet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
-	ctx := s.cmdCtx()
-	pending := len(c.PeekPipeline())
-	if pending == 0 || pending < cl.fastBatch {
-		// Nothing pipelined behind this GET, or an earlier GET of the same
-		// batch was fast: answer it alone.
-		if pending == 0 {
-			cl.fastBatch = 0
-		}
-		it, err := s.b.Get(ctx, string(args[1]))
-		s.writeGet(c, it, err)
-		return
-	}
-	// The first GET of a pipelined batch: if it is slow (the key lives on
-	// another node, or in Redis), answer the rest of the batch through
-	// runPipeline, which reads runs of GETs in parallel.
-	start := time.Now()
-	it, err := s.b.Get(ctx, string(args[1]))
+	it, err := s.b.Get(s.cmdCtx(), string(args[1]))
 	s.writeGet(c, it, err)
-	if time.Since(start) > slowRead {
-		s.runPipeline(c, cl, c.ReadPipeline())
-		return
-	}
-	cl.fastBatch = pending
 }
 
-// slowRead is how long a GET must take before the GETs pipelined behind it
-// are read in parallel (an in-memory read takes about a microsecond; a
-// forwarded one or a Redis round trip tens of microseconds).
-const slowRead = 20 * time.Microsecond
+// slowCommand is how long a command must take before the commands
+// pipelined behind it run in parallel (an in-memory read takes about a
+// microsecond; a forwarded one or a Redis round trip tens of microseconds).
+const slowCommand = 20 * time.Microsecond
 
 func (s *Server) writeGet(c redcon.Conn, it node.Item, err error) {
 	switch {
@@ -276,40 +255,94 @@ func (s *Server) writeGet(c redcon.Conn, it node.Item, err error) {
 	}
 }
 
+// singleKey returns the key of a command that touches exactly one key,
+// args[1] (GET, SET, EXPIRE, TTL, DEL k, ...), and whose reply depends on
+// nothing but that key: such commands on different keys may run in
+// parallel without anyone being able to tell.
+func singleKey(spec *cmdSpec, args [][]byte) (string, bool) {
+	if spec == nil || !spec.arityOK(len(args)) || len(args) < 2 {
+		return "", false
+	}
+	switch {
+	case spec.firstKey == 1 && spec.lastKey == 1:
+	case spec.firstKey == 1 && spec.lastKey == -1 && spec.step == 1 && len(args) == 2: // DEL k, EXISTS k
+	default:
+		return "", false
+	}
+	return string(args[1]), true
+}
+
 // runPipeline answers commands taken from the connection's pipeline, in
-// order; runs of consecutive GETs are read in parallel (reads of different
-// keys do not depend on each other), everything else one by one.
+// order. Runs of consecutive single-key commands on distinct keys execute
+// in parallel (a forwarded write does not wait for the reply to the one
+// before it; commands on the same key keep their order, since a repeated
+// key ends the run), each into a reply buffer of its own; the replies are
+// then sent in order. Everything else runs one by one.
 func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
+	type job struct {
+		spec *cmdSpec
+		args [][]byte
+		rec  replyBuf
+	}
 	for i := 0; i < len(cmds); {
-		j := i
-		for j < len(cmds) && len(cmds[j].Args) == 2 && isOpt(cmds[j].Args[0], "GET") {
-			j++
+		var run []*job
+		seen := map[string]bool{}
+		for j := i; j < len(cmds); j++ {
+			spec := lookup(cl, cmds[j].Args[0])
+			key, ok := singleKey(spec, cmds[j].Args)
+			if !ok || seen[key] {
+				break
+			}
+			seen[key] = true
+			run = append(run, &job{spec: spec, args: cmds[j].Args})
 		}
-		if j-i < 2 {
+		if len(run) < 2 {
 			s.dispatch(c, cl, cmds[i].Args)
 			i++
 			continue
 		}
-		run := cmds[i:j]
-		items := make([]node.Item, len(run))
-		errs := make([]error, len(run))
-		ctx := s.cmdCtx()
 		s.each(len(run), func(k int) {
-			items[k], errs[k] = s.b.Get(ctx, string(run[k].Args[1]))
-		})
-		for k := range run {
+			jb := run[k]
+			jb.rec.Conn = c
 			s.stats.commands.Add(1)
-			s.writeGet(c, items[k], errs[k])
+			jb.spec.run(s, &jb.rec, cl, jb.args)
+		})
+		cl.cmd.Store(run[len(run)-1].spec)
+		cl.last.Store(s.clock.Load())
+		for _, jb := range run {
+			c.WriteRaw(jb.rec.b)
 		}
-		i = j
+		i += len(run)
 	}
 }
+
+// replyBuf is a connection whose replies are kept in a buffer (a command
+// run in parallel with others of the same pipeline); everything else goes
+// to the real connection. It has no pipeline of its own.
+type replyBuf struct {
+	redcon.Conn
+	b []byte
+}
+
+func (r *replyBuf) WriteError(msg string)          { r.b = redcon.AppendError(r.b, msg) }
+func (r *replyBuf) WriteString(str string)         { r.b = redcon.AppendString(r.b, str) }
+func (r *replyBuf) WriteBulk(bulk []byte)          { r.b = redcon.AppendBulk(r.b, bulk) }
+func (r *replyBuf) WriteBulkString(bulk string)    { r.b = redcon.AppendBulkString(r.b, bulk) }
+func (r *replyBuf) WriteInt(num int)               { r.b = redcon.AppendInt(r.b, int64(num)) }
+func (r *replyBuf) WriteInt64(num int64)           { r.b = redcon.AppendInt(r.b, num) }
+func (r *replyBuf) WriteUint64(num uint64)         { r.b = redcon.AppendUint(r.b, num) }
+func (r *replyBuf) WriteArray(count int)           { r.b = redcon.AppendArray(r.b, count) }
+func (r *replyBuf) WriteNull()                     { r.b = redcon.AppendNull(r.b) }
+func (r *replyBuf) WriteRaw(data []byte)           { r.b = append(r.b, data...) }
+func (r *replyBuf) WriteAny(v any)                 { r.b = redcon.AppendAny(r.b, v) }
+func (r *replyBuf) ReadPipeline() []redcon.Command { return nil }
+func (r *replyBuf) PeekPipeline() []redcon.Command { return nil }
 
 // maxFanout bounds the goroutines one multi-key command or pipeline uses.
 const maxFanout = 16
 
 // each calls fn(0..n-1). It starts sequentially and, once the calls so far
-// took longer than slowRead, runs the rest on up to maxFanout goroutines:
+// took longer than slowCommand, runs the rest on up to maxFanout goroutines:
 // in-memory calls stay cheap, remote ones overlap.
 func (s *Server) each(n int, fn func(i int)) {
 	start := time.Now()
@@ -317,7 +350,7 @@ func (s *Server) each(n int, fn func(i int)) {
 	for i < n {
 		fn(i)
 		i++
-		if time.Since(start) > slowRead {
+		if time.Since(start) > slowCommand {
 			break
 		}
 	}

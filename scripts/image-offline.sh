@@ -69,6 +69,10 @@ nogroup:x:65534:
 GROUP
 echo "hosts: files dns" >"$root/etc/nsswitch.conf"
 
+# The cluster secret's directory (a volume in docker-compose.yml), owned by
+# the image's user so that keygen can write there.
+mkdir -p "$work/peercache"
+echo "cluster secret volume (docker-compose.yml)" >"$work/peercache/README"
 cp docker/offline.Dockerfile "$work/Dockerfile"
 echo "image-offline: docker build -t $IMAGE (FROM scratch, $(du -sh "$root" | cut -f1) rootfs)"
 # The classic builder: it needs no BuildKit/buildx and pulls nothing for

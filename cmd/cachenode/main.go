@@ -48,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "version":
 			fmt.Fprintln(stdout, "cachenode", version)
 			return 0
+		case "keygen": // a new cluster secret (keygen.go)
+			return keygen(args[1:], stdout, stderr)
 		case "serve":
 			args = args[1:]
 		case "bench": // load generator (bench.go)
@@ -89,6 +91,10 @@ type options struct {
 	replicas                                                           int
 	writeAcks                                                          string
 	respAddr                                                           string
+	peerAddr, peerAdvertise, secretFile, maxClockSkew                  string
+	peerCertFile, peerKeyFile, peerCAFile                              string
+	insecure                                                           bool
+	pprofAddr                                                          string
 
 	redisProc redisProcOptions // --redis-server, --redis-port, --redis-dir (redisproc.go)
 	tier      tierOptions      // --local-tier-*, --near-cache-ttl, --origin* (tierflags.go)
@@ -100,7 +106,15 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	host, _ := os.Hostname()
 	fs.StringVar(&o.name, "name", host, "unique node name in the cluster (default: the hostname)")
 	fs.StringVar(&o.httpAddr, "http-addr", node.DefaultHTTPAddr, "HTTP API listen address host:port")
-	fs.StringVar(&o.gossipAddr, "gossip-addr", node.DefaultGossipAddr, "gossip (memberlist) bind address host:port")
+	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "gossip (memberlist) bind address host:port (default: "+node.DefaultGossipAddr+" with a cluster secret, else "+node.DefaultLoopbackGossipAddr+")")
+	fs.StringVar(&o.peerAddr, "peer-addr", "", "peer protocol listen address host:port, for other members only (default: the gossip host, gossip port + 1)")
+	fs.StringVar(&o.peerAdvertise, "peer-advertise-addr", "", "host:port other members use for the peer protocol (default: the advertise host and the peer port)")
+	fs.StringVar(&o.secretFile, "cluster-secret-file", "", "file holding the cluster secret (make one with `cachenode keygen`): authenticates members and encrypts gossip and peer traffic; required to listen beyond loopback")
+	fs.BoolVar(&o.insecure, "insecure", false, "allow gossip and the peer protocol beyond loopback without a cluster secret (only on a network you trust)")
+	fs.StringVar(&o.maxClockSkew, "max-clock-skew", node.DefaultMaxClockSkew.String(), "how far ahead of this node's clock another member's version may lie; later ones are refused")
+	fs.StringVar(&o.peerCertFile, "peer-tls-cert-file", "", "peer mTLS certificate (PEM), instead of the identity derived from the cluster secret; needs --peer-tls-key-file and --peer-tls-ca-file")
+	fs.StringVar(&o.peerKeyFile, "peer-tls-key-file", "", "peer mTLS private key (PEM)")
+	fs.StringVar(&o.peerCAFile, "peer-tls-ca-file", "", "CA certificates (PEM) that sign every member's peer certificate")
 	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "host or host:port other members use for gossip and peer calls (default: the bind IP, or this host's first non-loopback IP)")
 	fs.StringVar(&o.advertiseHTTP, "advertise-http", "", "host:port other members use for the HTTP/peer API (default: advertise host + HTTP port)")
 	fs.StringVar(&o.seeds, "seeds", "", "comma-separated host:port or DNS names of members to join (a name resolving to several IPs joins them all)")
@@ -109,7 +123,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.redisPassword, "redis-password", "", "Redis password (prefer the env var CACHENODE_REDIS_PASSWORD)")
 	fs.IntVar(&o.vnodes, "vnodes", 128, "virtual nodes per member on the hash ring (same on every member)")
 	fs.StringVar(&o.clusterLabel, "cluster-label", "", "cluster label: nodes with different labels never talk")
-	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64)")
+	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file holding a gossip encryption key (16, 24 or 32 bytes, raw or base64) to use instead of the one derived from the cluster secret")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing: lan (production) or fast (tests, quick failure detection)")
@@ -126,6 +140,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "migration rate limit in keys/s (0: unlimited)")
 	fs.IntVar(&o.replicas, "replicas", 1, "copies of each key (the primary plus replicas), 1 to 16")
 	fs.StringVar(&o.writeAcks, "write-acks", node.WriteAcksAll, "copies a write waits for: all (every owner), quorum (a majority) or one (the primary)")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this loopback host:port, for diagnosis (empty: off)")
 	fs.StringVar(&o.respAddr, "resp-addr", "", "Redis protocol (RESP2) listen address host:port, e.g. :6380 (empty: off)")
 	addRedisProcFlags(fs, &o.redisProc)
 	addTierFlags(fs, &o.tier)
@@ -219,6 +234,10 @@ func serve(args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	n, err := node.New(cfg)
+	if ie := (*node.InsecureError)(nil); errors.As(err, &ie) {
+		return usageError{fmt.Errorf("%s %s reaches beyond loopback, but no cluster secret is set: anyone who can reach it could join the cluster and read or change any key; "+
+			"give --cluster-secret-file (make one with `cachenode keygen --out FILE`), or --insecure on a network you trust", configFlag(ie.Field), ie.Addr)}
+	}
 	if ae := (*membership.AdvertiseError)(nil); errors.As(err, &ae) {
 		return usageError{fmt.Errorf("cannot tell which address other members should use to reach this node (%s); "+
 			"set --advertise-addr (env CACHENODE_ADVERTISE_ADDR) to this host's IP address", strings.Join(ae.Reasons, "; "))}
@@ -232,7 +251,22 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer rf.close() // after the node has left: it serves, forwarding, while it drains
+	if cfg.ClusterSecret == nil && cfg.PeerCertificate == nil {
+		if cfg.Insecure {
+			log.Warn("auth: off: --insecure and no cluster secret: any host that reaches the gossip and peer ports can join the cluster and read or change any key")
+		} else {
+			log.Info("auth: off: no cluster secret; gossip and peer protocol stay on loopback (give --cluster-secret-file to reach other hosts)")
+		}
+	}
 
+	if o.pprofAddr != "" {
+		stopPprof, err := servePprof(o.pprofAddr, log)
+		if err != nil {
+			n.Abort()
+			return usageError{err}
+		}
+		defer stopPprof()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := n.Start(ctx); err != nil {
@@ -260,6 +294,9 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 		Name:           o.name,
 		HTTPAddr:       o.httpAddr,
 		GossipAddr:     o.gossipAddr,
+		PeerAddr:       o.peerAddr,
+		AdvertisePeer:  o.peerAdvertise,
+		Insecure:       o.insecure,
 		AdvertiseAddr:  o.advertiseAddr,
 		AdvertiseHTTP:  o.advertiseHTTP,
 		Seeds:          splitSeeds(o.seeds),
@@ -306,7 +343,11 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	default:
 		return cfg, fmt.Errorf("--gossip-profile %q: want lan or fast", o.gossipProfile)
 	}
-	for _, a := range []struct{ flag, v string }{{"--http-addr", o.httpAddr}, {"--gossip-addr", o.gossipAddr}} {
+	for _, a := range []struct{ flag, v string }{{"--http-addr", o.httpAddr}, {"--gossip-addr", o.gossipAddr},
+		{"--peer-addr", o.peerAddr}, {"--peer-advertise-addr", o.peerAdvertise}} {
+		if a.v == "" && a.flag != "--http-addr" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			return cfg, fmt.Errorf("%s %q: want host:port (e.g. :8080)", a.flag, a.v)
 		}
@@ -320,6 +361,9 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 			return cfg, err
 		}
 		cfg.GossipKey = k
+	}
+	if err := o.security(&cfg); err != nil { // --cluster-secret-file, --peer-tls-*, --insecure (keygen.go)
+		return cfg, err
 	}
 	if o.redisAddr != "" {
 		if _, _, err := net.SplitHostPort(o.redisAddr); err != nil {

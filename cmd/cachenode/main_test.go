@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,27 +45,55 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// syncBuffer is a bytes.Buffer safe for a process writing while the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 type proc struct {
 	cmd    *exec.Cmd
 	http   string
 	gossip string
-	out    *bytes.Buffer
+	peer   string
+	out    *syncBuffer
 	done   chan error
 }
 
 // startProc runs cachenode as the README's quick start does.
 func startProc(t *testing.T, name, seed string, env ...string) *proc {
+	return startProcArgs(t, name, seed, nil, env...)
+}
+
+// startProcArgs is startProc with extra flags.
+func startProcArgs(t *testing.T, name, seed string, extra []string, env ...string) *proc {
 	t.Helper()
 	p := &proc{
 		http:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		out:    &bytes.Buffer{},
+		peer:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		out:    &syncBuffer{},
 		done:   make(chan error, 1),
 	}
-	args := []string{"--name", name, "--http-addr", p.http, "--gossip-addr", p.gossip, "--gossip-profile", "fast"}
+	args := []string{"--name", name, "--http-addr", p.http, "--gossip-addr", p.gossip, "--gossip-profile", "fast",
+		"--peer-addr", p.peer}
 	if seed != "" {
 		args = append(args, "--seeds", seed)
 	}
+	args = append(args, extra...)
 	p.cmd = exec.Command(binPath, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout = p.out

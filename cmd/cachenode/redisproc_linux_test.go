@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,30 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// syncBuffer is a bytes.Buffer safe for a process writing while the test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func redisServerPath(t *testing.T) string {
 	t.Helper()
@@ -62,6 +41,7 @@ func startRedisNode(t *testing.T, env []string, extra ...string) *redisNode {
 	}
 	args := append([]string{"--name", "r1", "--http-addr", rn.http,
 		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--gossip-profile", "fast",
+		"--peer-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--log-level", "debug"}, extra...)
 	rn.cmd = exec.Command(binPath, args...)
 	rn.cmd.Env = append(os.Environ(), env...)

@@ -8,6 +8,7 @@
 package hlc
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -34,12 +35,17 @@ func (c *Clock) now() uint64 {
 }
 
 // Now returns a version larger than every version this clock has returned
-// or observed.
+// or observed. It saturates instead of wrapping: at the largest version it
+// keeps returning it (which the node never lets happen: it observes no
+// version beyond its wall clock plus the allowed skew).
 func (c *Clock) Now() uint64 {
 	for {
 		last := c.last.Load()
 		next := c.now()
 		if next <= last {
+			if last == math.MaxUint64 {
+				return last
+			}
 			next = last + 1
 		}
 		if c.last.CompareAndSwap(last, next) {

@@ -1,6 +1,7 @@
 package hlc
 
 import (
+	"math"
 	"sync"
 	"testing"
 )
@@ -50,5 +51,16 @@ func TestFollowsWallClock(t *testing.T) {
 	a := c.Now()
 	if Time(a).Year() < 2020 {
 		t.Fatalf("version %d does not follow the wall clock", a)
+	}
+}
+
+func TestSaturates(t *testing.T) {
+	c := New(func() int64 { return 1000 })
+	c.Observe(math.MaxUint64 - 1)
+	if v := c.Now(); v != math.MaxUint64 {
+		t.Fatalf("Now = %d, want the largest version", v)
+	}
+	if v := c.Now(); v != math.MaxUint64 {
+		t.Fatalf("Now wrapped to %d", v)
 	}
 }

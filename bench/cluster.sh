@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# bench/cluster.sh: a 3-node peercache cluster against a 3-node Redis Cluster
+# and a plain redis-server, in one run, on this machine (127.0.0.1), driven
+# by redis-benchmark with a fixed number of requests. Reports ops/s, p99 and
+# the server CPU per operation (utime+stime of every server process, from
+# /proc, divided by the requests): the figure that survives a shared
+# machine. Prints a markdown table (and writes it to BENCH_OUT if set).
+#
+#   bench/cluster.sh
+#   BENCH_OUT=/tmp/cluster.md BENCH_BASELINE_REV=354f5f6 bench/cluster.sh
+#
+# Targets:
+#   redis          one redis-server
+#   rediscluster   3 redis-server in cluster mode, redis-benchmark --cluster
+#   peercache      3 cachenodes (in-memory shards, --near-cache-ttl 0: every
+#                  GET of a key another node owns crosses to its owner),
+#                  redis-benchmark against node 1 (2/3 of the keys forwarded)
+#   peercache-rf2  the same with --replicas 2 (SET only)
+#   baseline*      the same two clusters built from BENCH_BASELINE_REV (the
+#                  tree before the peer protocol: one HTTP/1.1 request per
+#                  forwarded operation), when that revision exists
+#
+# Knobs: BENCH_N (requests per run, 200000), BENCH_C (clients, 50),
+# BENCH_KEYSPACE (-r, 1000), BENCH_PORT (first port, 17300; 60 are used),
+# BENCH_TARGETS (space-separated subset), BENCH_BASELINE_REV (354f5f6;
+# empty: none), BENCH_NODE_FLAGS (extra flags for every cachenode).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+N=${BENCH_N:-200000}
+C=${BENCH_C:-50}
+KEYSPACE=${BENCH_KEYSPACE:-1000}
+PORT=${BENCH_PORT:-17300}
+VALUE=32
+BASELINE_REV=${BENCH_BASELINE_REV-354f5f6}
+TARGETS=${BENCH_TARGETS:-redis rediscluster peercache peercache-rf2 baseline baseline-rf2}
+
+for tool in redis-server redis-benchmark redis-cli go python3; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool not found (scripts/deps.sh installs the Redis tools)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d -t peercache-cluster.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+	"$ROOT/bench/redis-cluster.sh" stop "$((PORT + 50))" "$WORK/rc" >/dev/null 2>&1 || true
+	if [ -d "$WORK/baseline-src" ]; then git -C "$ROOT" worktree remove --force "$WORK/baseline-src" >/dev/null 2>&1 || true; fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+log "building cachenode"
+CGO_ENABLED=0 go build -trimpath -o "$WORK/cachenode" ./cmd/cachenode
+BASEBIN=""
+if [ -n "$BASELINE_REV" ] && git -C "$ROOT" rev-parse --verify -q "$BASELINE_REV^{commit}" >/dev/null; then
+	log "building the baseline cachenode from $BASELINE_REV"
+	git -C "$ROOT" worktree add --detach -f "$WORK/baseline-src" "$BASELINE_REV" >/dev/null 2>&1
+	(cd "$WORK/baseline-src" && CGO_ENABLED=0 go build -trimpath -o "$WORK/cachenode-baseline" ./cmd/cachenode)
+	BASEBIN=$WORK/cachenode-baseline
+fi
+
+ticks() { # PID... -> utime+stime in clock ticks
+	local t=0 p
+	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+	echo "$t"
+}
+
+# node BIN NAME INDEX SEED [flags...]: start a cachenode on ports
+# PORT+4*INDEX .. +3 (http, gossip, peer, resp); its pid is in LAST_PID.
+node() {
+	local bin=$1 name=$2 i=$3 seed=$4
+	shift 4
+	local base=$((PORT + 4 * i)) extra=()
+	[ -n "$seed" ] && extra+=(--seeds "$seed")
+	# The baseline has no --peer-addr (its peer API is on the HTTP port).
+	if [ "$bin" = "$WORK/cachenode" ]; then extra+=(--peer-addr "127.0.0.1:$((base + 2))"); fi
+	# shellcheck disable=SC2086 # BENCH_NODE_FLAGS is a list of flags
+	"$bin" --name "$name" --http-addr "127.0.0.1:$base" --gossip-addr "127.0.0.1:$((base + 1))" \
+		--resp-addr "127.0.0.1:$((base + 3))" --log-level warn --near-cache-ttl 0 "${extra[@]}" ${BENCH_NODE_FLAGS:-} "$@" \
+		>"$WORK/$name.log" 2>&1 &
+	LAST_PID=$!
+	PIDS+=("$LAST_PID")
+}
+
+wait_ring() { # HTTP-PORT... : every node has all of them in its ring
+	local want=$# h n
+	for _ in $(seq 300); do
+		local ok=1
+		for h in "$@"; do
+			n=$("$WORK/cachenode" cluster --addr "127.0.0.1:$h" --json 2>/dev/null | grep -c '"in_ring": true' || true)
+			[ "$n" = "$want" ] || ok=0
+		done
+		[ $ok = 1 ] && return 0
+		sleep 0.1
+	done
+	echo "bench: the cluster did not form; logs:" >&2
+	tail -n 20 "$WORK"/*.log >&2
+	exit 1
+}
+
+# cluster3 BIN PREFIX FIRST-INDEX [flags...]: three nodes; their pids are
+# in CLUSTER_PIDS.
+cluster3() {
+	local bin=$1 pre=$2 i=$3
+	shift 3
+	local seed="127.0.0.1:$((PORT + 4 * i + 1))"
+	CLUSTER_PIDS=()
+	node "$bin" "${pre}1" "$i" "" "$@"
+	CLUSTER_PIDS+=("$LAST_PID")
+	node "$bin" "${pre}2" $((i + 1)) "$seed" "$@"
+	CLUSTER_PIDS+=("$LAST_PID")
+	node "$bin" "${pre}3" $((i + 2)) "$seed" "$@"
+	CLUSTER_PIDS+=("$LAST_PID")
+	wait_ring "$((PORT + 4 * i))" "$((PORT + 4 * (i + 1)))" "$((PORT + 4 * (i + 2)))"
+}
+
+# rb TARGET TEST PIPE PORT CLUSTERFLAG PIDS...: one redis-benchmark run;
+# appends "target test pipe rps p99 cpu_us_per_op" to results.
+rb() {
+	local target=$1 test=$2 pipe=$3 port=$4 cflag=$5
+	shift 5
+	log "$target $test -P $pipe"
+	local a b
+	a=$(ticks "$@")
+	# shellcheck disable=SC2086 # cflag is empty or --cluster
+	redis-benchmark -h 127.0.0.1 -p "$port" $cflag -t "$test" -n "$N" -c "$C" -r "$KEYSPACE" -d "$VALUE" -P "$pipe" --csv \
+		>"$WORK/rb.csv" 2>"$WORK/rb.err" || { cat "$WORK/rb.err" >&2; return 1; }
+	b=$(ticks "$@")
+	python3 - "$target" "$test" "$pipe" "$((b - a))" "$(getconf CLK_TCK)" "$N" "$WORK/rb.csv" >>"$WORK/results" <<'EOF'
+import csv, sys
+target, test, pipe, dt, tck, n, path = sys.argv[1:]
+# redis-benchmark --cluster prints the cluster layout before the CSV.
+lines = open(path).read().splitlines()
+start = next(i for i, l in enumerate(lines) if l.startswith('"test"'))
+rows = list(csv.DictReader(lines[start:]))
+r = rows[0]
+print(target, test, pipe, r["rps"], r.get("p99_latency_ms", "0"), "%.1f" % (int(dt) / int(tck) * 1e6 / int(n)))
+EOF
+}
+
+has() { case " $TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
+# run_all TARGET PORT CLUSTERFLAG TESTS PIDS...
+run_all() {
+	local target=$1 port=$2 cflag=$3 tests=$4
+	shift 4
+	for test in $tests; do
+		for pipe in 1 16; do rb "$target" "$test" "$pipe" "$port" "$cflag" "$@"; done
+	done
+}
+stop_pids() { local p; for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+
+: >"$WORK/results"
+if has redis; then
+	redis-server --bind 127.0.0.1 --port "$((PORT + 49))" --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+	rpid=$!
+	PIDS+=("$rpid")
+	for _ in $(seq 100); do redis-cli -p "$((PORT + 49))" ping >/dev/null 2>&1 && break; sleep 0.05; done
+	run_all redis "$((PORT + 49))" "" "set get" "$rpid"
+	stop_pids "$rpid"
+fi
+if has rediscluster; then
+	"$ROOT/bench/redis-cluster.sh" start "$((PORT + 50))" "$WORK/rc" >/dev/null
+	# shellcheck disable=SC2046
+	run_all rediscluster "$((PORT + 50))" --cluster "set get" $("$ROOT/bench/redis-cluster.sh" pids "$((PORT + 50))" "$WORK/rc")
+	"$ROOT/bench/redis-cluster.sh" stop "$((PORT + 50))" "$WORK/rc" >/dev/null
+fi
+if has peercache; then
+	cluster3 "$WORK/cachenode" pc 0
+	run_all peercache "$((PORT + 3))" "" "set get" "${CLUSTER_PIDS[@]}"
+	stop_pids "${CLUSTER_PIDS[@]}"
+fi
+if has peercache-rf2; then
+	cluster3 "$WORK/cachenode" pr 3 --replicas 2
+	run_all peercache-rf2 "$((PORT + 15))" "" "set" "${CLUSTER_PIDS[@]}"
+	stop_pids "${CLUSTER_PIDS[@]}"
+fi
+if [ -n "$BASEBIN" ] && has baseline; then
+	cluster3 "$BASEBIN" ba 6
+	run_all "baseline-$BASELINE_REV" "$((PORT + 27))" "" "set get" "${CLUSTER_PIDS[@]}"
+	stop_pids "${CLUSTER_PIDS[@]}"
+fi
+if [ -n "$BASEBIN" ] && has baseline-rf2; then
+	cluster3 "$BASEBIN" bb 9 --replicas 2
+	run_all "baseline-$BASELINE_REV-rf2" "$((PORT + 39))" "" "set" "${CLUSTER_PIDS[@]}"
+	stop_pids "${CLUSTER_PIDS[@]}"
+fi
+
+python3 - "$WORK/results" "$N" "$C" "$KEYSPACE" <<'EOF' | tee "${BENCH_OUT:-/dev/null}"
+import sys, collections
+path, n, c, r = sys.argv[1:]
+rows = [l.split() for l in open(path) if l.strip()]
+res = collections.OrderedDict()
+for t, test, pipe, rps, p99, cpu in rows:
+    res[(t, test, pipe)] = (float(rps), float(p99), float(cpu))
+targets = list(dict.fromkeys(t for t, _, _ in res))
+rc = {k[1:]: v for k, v in res.items() if k[0] == "rediscluster"}
+print(f"`redis-benchmark -t set|get -n {n} -c {c} -r {r} -d 32 [-P 16]`; Redis Cluster with `--cluster`; peercache through node 1 of 3 (`--near-cache-ttl 0`). CPU: all server processes, µs per request. Ratios against the Redis Cluster run of the same test.\n")
+print("| target | test | ops/s | p99 ms | server CPU µs/op | ops/s vs Redis Cluster | CPU/op vs Redis Cluster |")
+print("|---|---|---|---|---|---|---|")
+for (t, test, pipe), (rps, p99, cpu) in res.items():
+    name = f"{test.upper()}" + (f" -P {pipe}" if pipe != "1" else "")
+    base = rc.get((test, pipe))
+    ratio = f"{rps / base[0]:.2f}x" if base and t != "rediscluster" else "-"
+    cratio = f"{cpu / base[2]:.2f}x" if base and t != "rediscluster" and base[2] > 0 else "-"
+    print(f"| {t} | {name} | {rps:,.0f} | {p99:.2f} | {cpu:.1f} | {ratio} | {cratio} |")
+EOF

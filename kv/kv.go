@@ -1,0 +1,143 @@
+// Package kv holds the values every layer of peercache exchanges about one
+// key: what a read returns (Item), what a write asks for (Mutation) and
+// what it did (WriteResult), the result of importing a copy (ImportResult),
+// and the request error (Error, ErrNotFound). It is a leaf: node, peer,
+// migrate and the client doors share these types without importing each
+// other.
+package kv
+
+import (
+	"errors"
+	"time"
+)
+
+// Source says which tier answered a read.
+type Source string
+
+// Read sources, reported in the X-Peercache-Source header.
+const (
+	SourceLocal   Source = "local"   // the owner's local tier
+	SourceShard   Source = "shard"   // the owner's shard
+	SourceNear    Source = "near"    // this node's near cache (a copy of another owner's value)
+	SourcePeer    Source = "peer"    // forwarded to the owner
+	SourceOrigin  Source = "origin"  // loaded by the owner through its read-through origin
+	SourceHandoff Source = "handoff" // the previous owner, while the key migrates
+	SourceReplica Source = "replica" // a replica, while the primary is unreachable
+)
+
+// Item is a value read from the cache.
+type Item struct {
+	Key      string
+	Value    []byte
+	Version  uint64
+	ExpireAt time.Time // zero: no expiry
+	Owner    string
+	Source   Source
+}
+
+// TTL returns the time the item has left (0 with ok=false for no expiry).
+func (it Item) TTL() (time.Duration, bool) {
+	if it.ExpireAt.IsZero() {
+		return 0, false
+	}
+	return time.Until(it.ExpireAt), true
+}
+
+// Mutation is one write of a key, carried out atomically by the key's owner:
+// a set (Value, TTL, KeepTTL), a delete, or an expiry change, each optionally
+// conditional on the key being absent or present.
+type Mutation struct {
+	Value []byte
+	// TTL is the new lifetime for sets and expiry changes; 0 means none.
+	TTL time.Duration
+	// Delete removes the key (it leaves a tombstone).
+	Delete bool
+	// Expire changes only the expiry of an existing key to TTL (0: remove
+	// the expiry, as Redis PERSIST does).
+	Expire bool
+	// KeepTTL makes a set keep the key's current expiry.
+	KeepTTL bool
+	// IfAbsent / IfPresent make the mutation conditional (Redis NX / XX).
+	IfAbsent, IfPresent bool
+}
+
+// NeedsCurrent reports whether the owner must read the key first.
+func (m Mutation) NeedsCurrent() bool {
+	return m.IfAbsent || m.IfPresent || m.Expire || m.KeepTTL || m.Delete
+}
+
+// WriteResult tells what a mutation did.
+type WriteResult struct {
+	Item
+	// Applied is false when a condition did not hold (or an expiry change
+	// found no key); nothing was written then.
+	Applied bool
+	// Existed tells whether the key was live before the mutation.
+	Existed bool
+}
+
+// ErrNotFound is returned by reads of a key that is absent, expired or
+// deleted.
+var ErrNotFound = errors.New("node: key not found")
+
+// Error is a request failure. Status is the HTTP status it maps to (the
+// doors render it; the peer protocol carries it between nodes).
+type Error struct {
+	Status  int
+	Message string
+	// Owner, for 421 (misdirected), is the owner in the answering node's
+	// view.
+	Owner string
+	// Retryable: the same request may succeed shortly (ring changing,
+	// owner unreachable).
+	Retryable bool
+	// Unreachable: the node asked gave no answer at all (not connected,
+	// connection lost, timed out), so the request may or may not have been
+	// carried out there.
+	Unreachable bool
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// ImportResult is a receiver's answer for one imported entry (a migrated
+// key, a replica copy, a repair). The zero value is not an
+// acknowledgement: a sender deletes its copy only after an explicit ack.
+type ImportResult uint8
+
+// Import results.
+const (
+	// Acked means the receiver wrote the entry.
+	Acked ImportResult = iota + 1
+	// AckedStale means the receiver already holds this version or a newer
+	// one; nothing was written.
+	AckedStale
+	// AckedExpired means the entry had expired when it arrived; nothing was
+	// written.
+	AckedExpired
+	// Refused means the receiver does not own the key in its current view
+	// (its ring is not updated yet), or the entry's version lies too far in
+	// the receiver's future; the sender keeps its copy and retries.
+	Refused
+)
+
+// String returns the result's name.
+func (r ImportResult) String() string {
+	switch r {
+	case Acked:
+		return "acked"
+	case AckedStale:
+		return "acked-stale"
+	case AckedExpired:
+		return "acked-expired"
+	case Refused:
+		return "refused"
+	default:
+		return "unknown"
+	}
+}
+
+// IsAcked reports whether the receiver holds this version or a newer one (or
+// the entry expired), so the sender may delete its copy.
+func (r ImportResult) IsAcked() bool {
+	return r == Acked || r == AckedStale || r == AckedExpired
+}

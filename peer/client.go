@@ -1,0 +1,521 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peercache/peercache/kv"
+	"github.com/peercache/peercache/store"
+)
+
+// ErrUnavailable is wrapped by every error of a request that got no answer:
+// the peer could not be reached, the connection broke while the request
+// was in flight, or its deadline passed first. Such a request may or may
+// not have been carried out by the peer.
+var ErrUnavailable = errors.New("peer unavailable")
+
+// ErrRefused is wrapped (with ErrUnavailable) when the peer refused this
+// node's connection: wrong credentials, another cluster, or this node is
+// not (or no longer) a member in the peer's view.
+var ErrRefused = errors.New("peer refused the connection")
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Name is this node's name, sent in the hello of every connection.
+	Name string
+	// Label is the cluster label.
+	Label string
+	// Auth must match the peers' servers.
+	Auth   Auth
+	Limits Limits
+	// ConnsPerPeer is how many connections carry the requests to one peer
+	// (0: 2); requests are spread over them round robin.
+	ConnsPerPeer int
+	// DialTimeout bounds connecting, TLS and hello (0: 2s).
+	DialTimeout time.Duration
+	// RetryDialAfter: after a failed dial, requests to that peer fail at
+	// once for this long (0: 100ms), instead of each waiting for a dial of
+	// its own.
+	RetryDialAfter time.Duration
+	Logger         *slog.Logger
+	Metrics        *Metrics
+}
+
+// Client sends requests to peers over a few long-lived connections per
+// peer, many requests in flight on each. It is safe for concurrent use.
+type Client struct {
+	cfg ClientConfig
+	lim Limits
+	tls *tls.Config
+	log *slog.Logger
+	met *Metrics
+
+	mu     sync.Mutex
+	pools  map[string]*pool
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewClient returns a client; Close releases its connections.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.ConnsPerPeer <= 0 {
+		cfg.ConnsPerPeer = 2
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 2 * time.Second
+	}
+	if cfg.RetryDialAfter <= 0 {
+		cfg.RetryDialAfter = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	_, ct, err := cfg.Auth.tlsConfigs()
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, lim: cfg.Limits.withDefaults(), tls: ct, log: cfg.Logger, met: cfg.Metrics,
+		pools: map[string]*pool{}}, nil
+}
+
+// Close closes every connection; requests in flight fail with
+// ErrUnavailable.
+func (c *Client) Close() {
+	c.mu.Lock()
+	c.closed = true
+	pools := c.pools
+	c.pools = map[string]*pool{}
+	c.mu.Unlock()
+	for _, p := range pools {
+		p.closeAll(errors.New("client closed"))
+	}
+	c.wg.Wait()
+}
+
+// Forget closes the connections to addr (a member that left).
+func (c *Client) Forget(addr string) {
+	c.mu.Lock()
+	p := c.pools[addr]
+	delete(c.pools, addr)
+	c.mu.Unlock()
+	if p != nil {
+		p.closeAll(errors.New("peer forgotten"))
+	}
+}
+
+// Get reads key from the peer at addr (replica: from its own copy). The
+// item's Value is the caller's.
+func (c *Client) Get(ctx context.Context, addr, key string, replica bool) (kv.Item, time.Duration, error) {
+	sent := time.Now()
+	p, err := c.call(ctx, addr, opGet, func(b []byte) []byte { return appendGet(b, key, replica) })
+	if err != nil {
+		return kv.Item{}, 0, err
+	}
+	it, nearTTL, err := decodeItem(p, sent)
+	if err != nil {
+		return kv.Item{}, 0, c.badAnswer(addr, err)
+	}
+	it.Key = key
+	return it, nearTTL, nil
+}
+
+// Write applies m to key on the peer at addr. The result's Version,
+// Applied and Existed come from the peer.
+func (c *Client) Write(ctx context.Context, addr, key string, m kv.Mutation) (kv.WriteResult, error) {
+	p, err := c.call(ctx, addr, opWrite, func(b []byte) []byte { return appendWrite(b, key, m) })
+	if err != nil {
+		return kv.WriteResult{}, err
+	}
+	applied, existed, version, err := decodeWriteResult(p)
+	if err != nil {
+		return kv.WriteResult{}, c.badAnswer(addr, err)
+	}
+	return kv.WriteResult{Item: kv.Item{Key: key, Version: version}, Applied: applied, Existed: existed}, nil
+}
+
+// Handoff reads the peer's raw entry for key.
+func (c *Client) Handoff(ctx context.Context, addr, key string) (store.Entry, bool, error) {
+	p, err := c.call(ctx, addr, opHandoff, func(b []byte) []byte { return append(b, key...) })
+	if errors.Is(err, kv.ErrNotFound) {
+		return store.Entry{}, false, nil
+	}
+	if err != nil {
+		return store.Entry{}, false, err
+	}
+	es, err := DecodeEntries(p, EntryLimits{MaxEntries: 1, MaxKeyBytes: c.lim.MaxKeyBytes, MaxValueBytes: c.lim.MaxValueBytes}, time.Now())
+	if err != nil || len(es) != 1 || es[0].Key != key {
+		return store.Entry{}, false, c.badAnswer(addr, fmt.Errorf("handoff answer: %v", err))
+	}
+	return es[0], true, nil
+}
+
+// Import sends entries to the peer's import, split into batches within
+// the limits, and returns one result per entry.
+func (c *Client) Import(ctx context.Context, addr string, entries []store.Entry) ([]kv.ImportResult, error) {
+	out := make([]kv.ImportResult, 0, len(entries))
+	for len(entries) > 0 {
+		size, cut := 16, 0
+		for cut < len(entries) && cut < c.lim.MaxBatchEntries {
+			es := len(entries[cut].Key) + len(entries[cut].Value) + 32
+			if cut > 0 && size+es > c.lim.MaxBatchBytes {
+				break
+			}
+			size += es
+			cut++
+		}
+		batch := entries[:cut]
+		body := AppendEntries(make([]byte, 0, size), batch, time.Now())
+		p, err := c.call(ctx, addr, opImport, func(b []byte) []byte { return append(b, body...) })
+		if err != nil {
+			return nil, err
+		}
+		res, err := DecodeResults(p, len(batch))
+		if err != nil {
+			return nil, c.badAnswer(addr, err)
+		}
+		out = append(out, res...)
+		entries = entries[cut:]
+	}
+	return out, nil
+}
+
+// Invalidate tells the peer that keys changed.
+func (c *Client) Invalidate(ctx context.Context, addr string, keys []string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), maxInvalidateKeys)
+		batch := keys[:n]
+		if _, err := c.call(ctx, addr, opInvalidate, func(b []byte) []byte { return appendKeys(b, batch) }); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// Ping checks that the peer at addr answers.
+func (c *Client) Ping(ctx context.Context, addr string) error {
+	_, err := c.call(ctx, addr, opPing, func(b []byte) []byte { return b })
+	return err
+}
+
+func (c *Client) badAnswer(addr string, err error) error {
+	return fmt.Errorf("%w: bad answer from %s: %v", ErrUnavailable, addr, err)
+}
+
+// call sends one request and waits for its answer payload. A peer's error
+// answer is returned as *kv.Error (kv.ErrNotFound for 404).
+func (c *Client) call(ctx context.Context, addr string, op byte, build func([]byte) []byte) ([]byte, error) {
+	start := time.Now()
+	p, err := c.roundTrip(ctx, addr, op, build)
+	switch {
+	case err == nil:
+		c.met.request(sideClient, op, resultOK)
+	case errors.Is(err, ErrUnavailable):
+		c.met.request(sideClient, op, resultUnavailable)
+	default:
+		c.met.request(sideClient, op, resultError)
+	}
+	c.met.observe(op, time.Since(start).Seconds())
+	return p, err
+}
+
+func (c *Client) roundTrip(ctx context.Context, addr string, op byte, build func([]byte) []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, addr, err)
+	}
+	cc, err := c.conn(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	dl, _ := ctx.Deadline()
+	cl := &pendingCall{done: make(chan struct{})}
+	id, err := cc.register(cl)
+	if err != nil {
+		return nil, err
+	}
+	sent := time.Now()
+	err = cc.w.enqueue(func(b []byte) []byte {
+		s := len(b)
+		b = appendHeader(b, op, 0, id)
+		b = appendDeadline(b, dl)
+		b = build(b)
+		finishFrame(b, s)
+		return b
+	})
+	if err != nil {
+		cc.forget(id)
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, addr, err)
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		if cc.forget(id) {
+			// Nothing came back on this connection since the request left:
+			// it may be dead (a partition). Close it, dropping what it has
+			// not sent (SO_LINGER 0); the next request dials again.
+			if cc.lastRead.Load() < sent.UnixNano() {
+				cc.fail(fmt.Errorf("no answer within the request's deadline"))
+			}
+			return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, addr, ctx.Err())
+		}
+		<-cl.done // the answer arrived meanwhile
+	}
+	if cl.err != nil {
+		return nil, cl.err
+	}
+	if cl.flags&flagError != 0 {
+		e, err := decodeError(cl.payload)
+		if err != nil {
+			return nil, c.badAnswer(addr, err)
+		}
+		if e.Status == 404 {
+			return nil, kv.ErrNotFound
+		}
+		return nil, e
+	}
+	if cl.op != op|opResponse {
+		return nil, c.badAnswer(addr, fmt.Errorf("answer of op %d to op %d", cl.op, op))
+	}
+	return cl.payload, nil
+}
+
+// pendingCall is one request waiting for its answer.
+type pendingCall struct {
+	done    chan struct{}
+	op      byte
+	flags   byte
+	payload []byte
+	err     error
+}
+
+// pool holds the connections to one peer.
+type pool struct {
+	c     *Client
+	addr  string
+	next  atomic.Uint32
+	slots []poolSlot
+}
+
+type poolSlot struct {
+	mu       sync.Mutex
+	cc       *clientConn
+	failedAt time.Time
+	failErr  error
+}
+
+func (c *Client) pool(addr string) (*pool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("%w: %s: client closed", ErrUnavailable, addr)
+	}
+	p := c.pools[addr]
+	if p == nil {
+		p = &pool{c: c, addr: addr, slots: make([]poolSlot, c.cfg.ConnsPerPeer)}
+		c.pools[addr] = p
+	}
+	return p, nil
+}
+
+// conn returns a live connection to addr, dialing one if needed.
+func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
+	p, err := c.pool(addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cc != nil && !s.cc.dead() {
+		return s.cc, nil
+	}
+	if s.failErr != nil && time.Since(s.failedAt) < c.cfg.RetryDialAfter {
+		return nil, s.failErr
+	}
+	cc, err := c.dial(ctx, addr)
+	if err != nil {
+		s.failedAt, s.failErr = time.Now(), err
+		return nil, err
+	}
+	s.cc, s.failErr = cc, nil
+	return cc, nil
+}
+
+func (p *pool) closeAll(err error) {
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.mu.Lock()
+		if s.cc != nil {
+			s.cc.fail(err)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// dial connects to addr, authenticates and says hello.
+func (c *Client) dial(ctx context.Context, addr string) (*clientConn, error) {
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	setNoLinger(raw)
+	nc := raw
+	if dl, ok := dctx.Deadline(); ok {
+		_ = raw.SetDeadline(dl)
+	}
+	if c.tls != nil {
+		tc := tls.Client(raw, c.tls)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("%w: %w: %s: TLS handshake: %v", ErrUnavailable, ErrRefused, addr, err)
+		}
+		nc = tc
+	}
+	hello := appendHeader(nil, opHello, 0, 0)
+	hello = appendHello(hello, c.cfg.Label, c.cfg.Name)
+	finishFrame(hello, 0)
+	if _, err := nc.Write(hello); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("%w: %s: hello: %v", ErrUnavailable, addr, err)
+	}
+	br := bufio.NewReaderSize(nc, 32<<10)
+	var hb [headerSize]byte
+	h, err := readHeader(br, &hb, maxHelloFrame)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("%w: %s: hello answer: %v", ErrUnavailable, addr, err)
+	}
+	p := make([]byte, h.length)
+	if _, err := io.ReadFull(br, p); err != nil || h.op != opHello|opResponse {
+		raw.Close()
+		return nil, fmt.Errorf("%w: %s: bad hello answer: %v", ErrUnavailable, addr, err)
+	}
+	if h.flags&flagError != 0 {
+		raw.Close()
+		msg := "refused"
+		if e, err := decodeError(p); err == nil {
+			msg = e.Message
+		}
+		return nil, fmt.Errorf("%w: %w: %s: %s", ErrUnavailable, ErrRefused, addr, msg)
+	}
+	_ = raw.SetDeadline(time.Time{})
+	cc := &clientConn{c: c, addr: addr, raw: raw, nc: nc, name: string(p), calls: map[uint32]*pendingCall{}}
+	cc.w = newFrameWriter(nc, 10*time.Second, cc.fail)
+	cc.lastRead.Store(time.Now().UnixNano())
+	c.met.conn(sideClient, 1)
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); cc.readLoop(br) }()
+	return cc, nil
+}
+
+// clientConn is one connection to a peer with its requests in flight.
+type clientConn struct {
+	c        *Client
+	addr     string
+	name     string // the peer's name, from its hello answer
+	raw      net.Conn
+	nc       net.Conn
+	w        *frameWriter
+	lastRead atomic.Int64 // Unix ns of the last frame received
+
+	mu     sync.Mutex
+	calls  map[uint32]*pendingCall
+	nextID uint32
+	err    error // set once the connection failed
+}
+
+func (cc *clientConn) dead() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err != nil
+}
+
+func (cc *clientConn) register(cl *pendingCall) (uint32, error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.err != nil {
+		return 0, fmt.Errorf("%w: %s: %v", ErrUnavailable, cc.addr, cc.err)
+	}
+	cc.nextID++
+	for cc.calls[cc.nextID] != nil || cc.nextID == 0 {
+		cc.nextID++
+	}
+	cc.calls[cc.nextID] = cl
+	return cc.nextID, nil
+}
+
+// forget drops a call that gave up; false if its answer is being delivered.
+func (cc *clientConn) forget(id uint32) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if _, ok := cc.calls[id]; !ok {
+		return false
+	}
+	delete(cc.calls, id)
+	return true
+}
+
+// fail closes the connection and fails every call in flight.
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	cc.err = err
+	calls := cc.calls
+	cc.calls = nil
+	cc.mu.Unlock()
+	cc.w.close(err)
+	cc.raw.Close()
+	cc.c.met.conn(sideClient, -1)
+	ferr := fmt.Errorf("%w: %s: connection lost: %v", ErrUnavailable, cc.addr, err)
+	for _, cl := range calls {
+		cl.err = ferr
+		close(cl.done)
+	}
+}
+
+// readLoop delivers answers to their calls until the connection fails.
+func (cc *clientConn) readLoop(br *bufio.Reader) {
+	var hb [headerSize]byte
+	limit := cc.c.lim.frameLimit()
+	for {
+		h, err := readHeader(br, &hb, limit)
+		if err != nil {
+			cc.fail(err)
+			return
+		}
+		p := make([]byte, h.length)
+		if _, err := io.ReadFull(br, p); err != nil {
+			cc.fail(err)
+			return
+		}
+		cc.lastRead.Store(time.Now().UnixNano())
+		if h.op&opResponse == 0 {
+			cc.fail(fmt.Errorf("%w: request frame from a server", ErrMalformed))
+			return
+		}
+		cc.mu.Lock()
+		cl := cc.calls[h.id]
+		delete(cc.calls, h.id)
+		cc.mu.Unlock()
+		if cl == nil {
+			continue // its caller gave up
+		}
+		cl.op, cl.flags, cl.payload = h.op, h.flags, p
+		close(cl.done)
+	}
+}

@@ -1,0 +1,113 @@
+package peer
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// frameWriter batches the frames of one connection without a goroutine
+// of its own: senders append whole frames to a buffer under a lock, and the
+// sender that finds no write in progress writes the buffer, and again
+// whatever others appended meanwhile, until it is empty. Under load many
+// frames share one system call (and, with TLS, one record); an idle
+// connection writes at once; and no goroutine has to be woken to write,
+// which on a busy machine costs more than the write.
+type frameWriter struct {
+	nc      net.Conn
+	timeout time.Duration   // per write; a peer that stops reading is cut off
+	fail    func(err error) // called once when a write fails
+
+	mu      sync.Mutex
+	buf     []byte
+	spare   []byte
+	writing bool
+	closed  bool
+	err     error
+}
+
+// maxSpare is the largest buffer kept for reuse after a write.
+const maxSpare = 1 << 20
+
+func newFrameWriter(nc net.Conn, timeout time.Duration, fail func(error)) *frameWriter {
+	return &frameWriter{nc: nc, timeout: timeout, fail: fail}
+}
+
+// errWriterClosed is returned by enqueue after the connection failed.
+var errWriterClosed = errors.New("connection closed")
+
+// enqueue appends one frame built by build (called under the writer's
+// lock: keep it to copying) and, unless another sender is writing already,
+// writes it (and what others append meanwhile) before returning.
+func (w *frameWriter) enqueue(build func([]byte) []byte) error {
+	w.mu.Lock()
+	if w.closed {
+		err := w.err
+		w.mu.Unlock()
+		if err == nil {
+			err = errWriterClosed
+		}
+		return err
+	}
+	w.buf = build(w.buf)
+	if w.writing {
+		w.mu.Unlock()
+		return nil
+	}
+	w.writing = true
+	// Let the goroutines that are about to send add their frames first:
+	// under load they then share this write; when nothing else is
+	// runnable this returns at once.
+	w.mu.Unlock()
+	runtime.Gosched()
+	w.mu.Lock()
+	for {
+		out := w.buf
+		w.buf = w.spare[:0]
+		w.spare = nil
+		w.mu.Unlock()
+		if w.timeout > 0 {
+			_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+		}
+		_, err := w.nc.Write(out)
+		w.mu.Lock()
+		if err != nil {
+			w.writing = false
+			w.closeLocked(err)
+			w.mu.Unlock()
+			w.fail(err)
+			return err
+		}
+		if cap(out) <= maxSpare {
+			w.spare = out[:0]
+		}
+		if len(w.buf) == 0 || w.closed {
+			w.writing = false
+			w.mu.Unlock()
+			return nil
+		}
+	}
+}
+
+// close makes later enqueues fail with err.
+func (w *frameWriter) close(err error) {
+	w.mu.Lock()
+	w.closeLocked(err)
+	w.mu.Unlock()
+}
+
+func (w *frameWriter) closeLocked(err error) {
+	if !w.closed {
+		w.closed, w.err, w.buf = true, err, nil
+	}
+}
+
+// setNoLinger makes Close drop unsent bytes (RST) instead of retransmitting
+// them: a request whose sender gave up never reaches the peer late.
+func setNoLinger(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+}

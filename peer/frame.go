@@ -1,0 +1,388 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/peercache/peercache/kv"
+)
+
+// Frames. Every message on a peer connection is one frame:
+//
+//	length u32 | op u8 | flags u8 | reserved u16 | id u32 | payload (length bytes)
+//
+// big-endian. A request carries a client-chosen id; its response carries
+// the same id and op|opResponse, so responses may come back in any order
+// and many requests share one connection. A request's payload starts with
+// the sender's deadline (Unix milliseconds, 0: none); the server refuses a
+// request whose deadline has passed, so a write the sender gave up on is
+// never applied late.
+const (
+	headerSize = 12
+
+	opHello      byte = 0x01 // first frame of a connection: who is calling
+	opGet        byte = 0x02 // forwarded read (or replica read)
+	opWrite      byte = 0x03 // forwarded write
+	opHandoff    byte = 0x04 // read of a previous owner's raw entry
+	opImport     byte = 0x05 // batch of entries to write if newer
+	opInvalidate byte = 0x06 // keys whose near copies must go
+	opPing       byte = 0x07 // liveness
+	opResponse   byte = 0x80
+
+	flagError byte = 1 // response payload is an encoded error
+
+	// helloMagic starts a hello payload; the digit is the protocol version.
+	helloMagic = "PCP1"
+	// maxHelloFrame bounds every frame a connection may send before its
+	// hello was accepted: an unauthenticated caller cannot make the server
+	// allocate more.
+	maxHelloFrame = 4 << 10
+)
+
+// ErrMalformed is wrapped by every decoding error.
+var ErrMalformed = errors.New("malformed peer message")
+
+// opName names an op for metrics and logs.
+func opName(op byte) string {
+	switch op &^ opResponse {
+	case opHello:
+		return "hello"
+	case opGet:
+		return "get"
+	case opWrite:
+		return "write"
+	case opHandoff:
+		return "handoff"
+	case opImport:
+		return "import"
+	case opInvalidate:
+		return "invalidate"
+	case opPing:
+		return "ping"
+	default:
+		return "unknown"
+	}
+}
+
+// header is a decoded frame header.
+type header struct {
+	length uint32
+	op     byte
+	flags  byte
+	id     uint32
+}
+
+// appendHeader starts a frame; finishFrame fills in its length.
+func appendHeader(b []byte, op, flags byte, id uint32) []byte {
+	b = append(b, 0, 0, 0, 0, op, flags, 0, 0)
+	return binary.BigEndian.AppendUint32(b, id)
+}
+
+// finishFrame writes the length of the frame that starts at b[start:].
+func finishFrame(b []byte, start int) {
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-headerSize))
+}
+
+// readHeader reads a header and checks the length against limit.
+func readHeader(r io.Reader, buf *[headerSize]byte, limit int) (header, error) {
+	if _, err := io.ReadFull(r, buf[:]); err != nil {
+		return header{}, err
+	}
+	h := header{
+		length: binary.BigEndian.Uint32(buf[0:4]),
+		op:     buf[4],
+		flags:  buf[5],
+		id:     binary.BigEndian.Uint32(buf[8:12]),
+	}
+	if int64(h.length) > int64(limit) {
+		return h, fmt.Errorf("%w: %s frame of %d bytes exceeds the limit of %d", ErrMalformed, opName(h.op), h.length, limit)
+	}
+	return h, nil
+}
+
+// ---- request payloads ----
+
+func appendDeadline(b []byte, dl time.Time) []byte {
+	var ms uint64
+	if !dl.IsZero() {
+		ms = uint64(max(dl.UnixMilli(), 1))
+	}
+	return binary.BigEndian.AppendUint64(b, ms)
+}
+
+// takeDeadline splits the deadline off a request payload.
+func takeDeadline(p []byte) (time.Time, []byte, error) {
+	if len(p) < 8 {
+		return time.Time{}, nil, fmt.Errorf("%w: truncated request", ErrMalformed)
+	}
+	ms := binary.BigEndian.Uint64(p)
+	var dl time.Time
+	if ms != 0 {
+		if ms > 1<<62 {
+			return time.Time{}, nil, fmt.Errorf("%w: bad deadline", ErrMalformed)
+		}
+		dl = time.UnixMilli(int64(ms))
+	}
+	return dl, p[8:], nil
+}
+
+// hello: magic | label length uvarint | label | name.
+func appendHello(b []byte, label, name string) []byte {
+	b = append(b, helloMagic...)
+	b = binary.AppendUvarint(b, uint64(len(label)))
+	b = append(b, label...)
+	return append(b, name...)
+}
+
+func decodeHello(p []byte) (label, name string, err error) {
+	if len(p) < len(helloMagic) || string(p[:len(helloMagic)]) != helloMagic {
+		return "", "", fmt.Errorf("%w: not a peercache peer (or another protocol version)", ErrMalformed)
+	}
+	p = p[len(helloMagic):]
+	l, k := binary.Uvarint(p)
+	if k <= 0 || l > uint64(len(p)-k) {
+		return "", "", fmt.Errorf("%w: bad hello", ErrMalformed)
+	}
+	label = string(p[k : k+int(l)])
+	name = string(p[k+int(l):])
+	if name == "" {
+		return "", "", fmt.Errorf("%w: hello without a name", ErrMalformed)
+	}
+	return label, name, nil
+}
+
+const getReplica byte = 1 // read from the receiver's shard as a replica
+
+// get request: flags u8 | key.
+func appendGet(b []byte, key string, replica bool) []byte {
+	var f byte
+	if replica {
+		f = getReplica
+	}
+	return append(append(b, f), key...)
+}
+
+func decodeGet(p []byte, maxKey int) (key string, replica bool, err error) {
+	if len(p) < 2 || p[0]&^getReplica != 0 {
+		return "", false, fmt.Errorf("%w: bad get request", ErrMalformed)
+	}
+	if len(p)-1 > maxKey {
+		return "", false, fmt.Errorf("%w: key of %d bytes exceeds the limit of %d", ErrMalformed, len(p)-1, maxKey)
+	}
+	return string(p[1:]), p[0] == getReplica, nil
+}
+
+const (
+	itemHasTTL byte = 1
+)
+
+// get response: flags u8 | version u64 | ttl ms uvarint (if itemHasTTL) |
+// near ttl ms uvarint | value. The expiry travels as the time left, counted
+// by the receiver from before it sent the request.
+func appendItem(b []byte, it kv.Item, nearTTL time.Duration, now time.Time) []byte {
+	var f byte
+	var left int64
+	if !it.ExpireAt.IsZero() {
+		f |= itemHasTTL
+		left = max(it.ExpireAt.Sub(now).Milliseconds(), 1)
+	}
+	b = append(b, f)
+	b = binary.BigEndian.AppendUint64(b, it.Version)
+	if f&itemHasTTL != 0 {
+		b = binary.AppendUvarint(b, uint64(left))
+	}
+	b = binary.AppendUvarint(b, uint64(max(nearTTL.Milliseconds(), 0)))
+	return append(b, it.Value...)
+}
+
+// decodeItem parses a get response; sent is when the request left (the
+// expiry is counted from then, never later than the owner's). The value
+// aliases p.
+func decodeItem(p []byte, sent time.Time) (it kv.Item, nearTTL time.Duration, err error) {
+	if len(p) < 9 || p[0]&^itemHasTTL != 0 {
+		return it, 0, fmt.Errorf("%w: bad item", ErrMalformed)
+	}
+	f := p[0]
+	it.Version = binary.BigEndian.Uint64(p[1:9])
+	p = p[9:]
+	if f&itemHasTTL != 0 {
+		ms, k := binary.Uvarint(p)
+		if k <= 0 || ms == 0 || ms > 1<<53 {
+			return it, 0, fmt.Errorf("%w: bad ttl", ErrMalformed)
+		}
+		it.ExpireAt = sent.Add(time.Duration(ms) * time.Millisecond)
+		p = p[k:]
+	}
+	nms, k := binary.Uvarint(p)
+	if k <= 0 || nms > 1<<40 {
+		return it, 0, fmt.Errorf("%w: bad near ttl", ErrMalformed)
+	}
+	it.Value = p[k:len(p):len(p)]
+	return it, time.Duration(nms) * time.Millisecond, nil
+}
+
+// Mutation flags of a write request.
+const (
+	mutDelete byte = 1 << iota
+	mutExpire
+	mutKeepTTL
+	mutIfAbsent
+	mutIfPresent
+	mutKnown = mutDelete | mutExpire | mutKeepTTL | mutIfAbsent | mutIfPresent
+)
+
+// write request: flags u8 | ttl ms uvarint | key length uvarint | key | value.
+func appendWrite(b []byte, key string, m kv.Mutation) []byte {
+	var f byte
+	if m.Delete {
+		f |= mutDelete
+	}
+	if m.Expire {
+		f |= mutExpire
+	}
+	if m.KeepTTL {
+		f |= mutKeepTTL
+	}
+	if m.IfAbsent {
+		f |= mutIfAbsent
+	}
+	if m.IfPresent {
+		f |= mutIfPresent
+	}
+	b = append(b, f)
+	b = binary.AppendUvarint(b, uint64(max(m.TTL.Milliseconds(), 0)))
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	return append(b, m.Value...)
+}
+
+// decodeWrite parses a write request; the value aliases p.
+func decodeWrite(p []byte, maxKey, maxValue int) (key string, m kv.Mutation, err error) {
+	if len(p) < 1 || p[0]&^mutKnown != 0 {
+		return "", m, fmt.Errorf("%w: bad write request", ErrMalformed)
+	}
+	f := p[0]
+	p = p[1:]
+	ttl, k := binary.Uvarint(p)
+	if k <= 0 || ttl > 1<<53 {
+		return "", m, fmt.Errorf("%w: bad ttl", ErrMalformed)
+	}
+	p = p[k:]
+	kl, k := binary.Uvarint(p)
+	if k <= 0 || kl == 0 || kl > uint64(len(p)-k) {
+		return "", m, fmt.Errorf("%w: bad key length", ErrMalformed)
+	}
+	if kl > uint64(maxKey) {
+		return "", m, fmt.Errorf("%w: key of %d bytes exceeds the limit of %d", ErrMalformed, kl, maxKey)
+	}
+	key = string(p[k : k+int(kl)])
+	val := p[k+int(kl):]
+	if len(val) > maxValue {
+		return "", m, fmt.Errorf("%w: value of %d bytes exceeds the limit of %d", ErrMalformed, len(val), maxValue)
+	}
+	m = kv.Mutation{
+		TTL: time.Duration(ttl) * time.Millisecond, Delete: f&mutDelete != 0, Expire: f&mutExpire != 0,
+		KeepTTL: f&mutKeepTTL != 0, IfAbsent: f&mutIfAbsent != 0, IfPresent: f&mutIfPresent != 0,
+	}
+	if !m.Delete && !m.Expire {
+		m.Value = val[:len(val):len(val)]
+	} else if len(val) != 0 {
+		return "", m, fmt.Errorf("%w: delete or expiry change with a value", ErrMalformed)
+	}
+	return key, m, nil
+}
+
+const (
+	resApplied byte = 1
+	resExisted byte = 2
+)
+
+// write response: flags u8 | version u64.
+func appendWriteResult(b []byte, r kv.WriteResult) []byte {
+	var f byte
+	if r.Applied {
+		f |= resApplied
+	}
+	if r.Existed {
+		f |= resExisted
+	}
+	return binary.BigEndian.AppendUint64(append(b, f), r.Version)
+}
+
+func decodeWriteResult(p []byte) (applied, existed bool, version uint64, err error) {
+	if len(p) != 9 || p[0]&^(resApplied|resExisted) != 0 {
+		return false, false, 0, fmt.Errorf("%w: bad write result", ErrMalformed)
+	}
+	return p[0]&resApplied != 0, p[0]&resExisted != 0, binary.BigEndian.Uint64(p[1:]), nil
+}
+
+// invalidate request: count uvarint | (length uvarint | key)*.
+func appendKeys(b []byte, keys []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+	}
+	return b
+}
+
+func decodeKeys(p []byte, maxKeys, maxKey int) ([]string, error) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 {
+		return nil, fmt.Errorf("%w: bad key count", ErrMalformed)
+	}
+	if n > uint64(maxKeys) || n > uint64(len(p)) {
+		return nil, fmt.Errorf("%w: %d keys exceed the limit of %d", ErrMalformed, n, maxKeys)
+	}
+	p = p[k:]
+	keys := make([]string, 0, n)
+	for i := uint64(0); i < n; i++ {
+		l, k := binary.Uvarint(p)
+		if k <= 0 || l == 0 || l > uint64(maxKey) || l > uint64(len(p)-k) {
+			return nil, fmt.Errorf("%w: key %d: bad length", ErrMalformed, i)
+		}
+		keys = append(keys, string(p[k:k+int(l)]))
+		p = p[k+int(l):]
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last key", ErrMalformed, len(p))
+	}
+	return keys, nil
+}
+
+const errRetryable byte = 1
+
+// error response: status u16 | flags u8 | owner length uvarint | owner |
+// message.
+func appendError(b []byte, e *kv.Error) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(e.Status))
+	var f byte
+	if e.Retryable {
+		f |= errRetryable
+	}
+	b = append(b, f)
+	b = binary.AppendUvarint(b, uint64(len(e.Owner)))
+	b = append(b, e.Owner...)
+	return append(b, e.Message...)
+}
+
+func decodeError(p []byte) (*kv.Error, error) {
+	if len(p) < 4 || p[2]&^errRetryable != 0 {
+		return nil, fmt.Errorf("%w: bad error", ErrMalformed)
+	}
+	e := &kv.Error{Status: int(binary.BigEndian.Uint16(p)), Retryable: p[2]&errRetryable != 0}
+	if e.Status < 400 || e.Status > 599 {
+		return nil, fmt.Errorf("%w: error status %d", ErrMalformed, e.Status)
+	}
+	p = p[3:]
+	l, k := binary.Uvarint(p)
+	if k <= 0 || l > uint64(len(p)-k) {
+		return nil, fmt.Errorf("%w: bad error owner", ErrMalformed)
+	}
+	e.Owner = string(p[k : k+int(l)])
+	e.Message = string(p[k+int(l):])
+	return e, nil
+}

@@ -1,0 +1,144 @@
+package peer
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/peercache/peercache/kv"
+	"github.com/peercache/peercache/store"
+)
+
+// validFrames is a stream a member could send: hello, then one request of
+// every kind.
+func validFrames() []byte {
+	var b []byte
+	frame := func(op byte, id uint32, payload func([]byte) []byte) {
+		s := len(b)
+		b = appendHeader(b, op, 0, id)
+		b = payload(b)
+		finishFrame(b, s)
+	}
+	frame(opHello, 0, func(b []byte) []byte { return appendHello(b, "", "client") })
+	dl := time.Now().Add(time.Hour)
+	frame(opGet, 1, func(b []byte) []byte { return appendGet(appendDeadline(b, dl), "k", false) })
+	frame(opWrite, 2, func(b []byte) []byte {
+		return appendWrite(appendDeadline(b, dl), "k", kv.Mutation{Value: []byte("v"), TTL: time.Minute})
+	})
+	frame(opHandoff, 3, func(b []byte) []byte { return append(appendDeadline(b, dl), "k"...) })
+	frame(opImport, 4, func(b []byte) []byte {
+		return AppendEntries(appendDeadline(b, dl), []store.Entry{{Key: "k", Value: []byte("v"), Version: 5, ExpireAt: 1 << 41}}, time.Now())
+	})
+	frame(opInvalidate, 5, func(b []byte) []byte { return appendKeys(appendDeadline(b, dl), []string{"a", "b"}) })
+	frame(opPing, 6, func(b []byte) []byte { return appendDeadline(b, time.Time{}) })
+	return b
+}
+
+// FuzzDecoders: no input makes a decoder panic, and what decodes encodes
+// back to something that decodes the same.
+func FuzzDecoders(f *testing.F) {
+	f.Add([]byte(validFrames()))
+	f.Add(appendHello(nil, "label", "name"))
+	f.Add(appendWrite(nil, "key", kv.Mutation{Value: []byte("value"), TTL: time.Second, IfAbsent: true}))
+	f.Add(appendItem(nil, kv.Item{Value: []byte("v"), Version: 3, ExpireAt: time.Now().Add(time.Minute)}, time.Second, time.Now()))
+	f.Add(appendError(nil, &kv.Error{Status: 421, Owner: "n2", Message: "m", Retryable: true}))
+	f.Add(appendKeys(nil, []string{"x", "yy"}))
+	f.Add(AppendEntries(nil, []store.Entry{{Key: "k", Version: 1, Tombstone: true, ExpireAt: 1 << 41}}, time.Now()))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		now := time.Now()
+		decodeHello(p)
+		decodeGet(p, 1024)
+		decodeItem(p, now)
+		if key, m, err := decodeWrite(p, 1024, 1<<20); err == nil {
+			k2, m2, err := decodeWrite(appendWrite(nil, key, m), 1024, 1<<20)
+			if err != nil || k2 != key || !bytes.Equal(m2.Value, m.Value) || m2.TTL != m.TTL || m2.Delete != m.Delete {
+				t.Fatalf("write round trip: %q %+v -> %q %+v %v", key, m, k2, m2, err)
+			}
+		}
+		decodeWriteResult(p)
+		if keys, err := decodeKeys(p, 4096, 1024); err == nil {
+			if k2, err := decodeKeys(appendKeys(nil, keys), 4096, 1024); err != nil || len(k2) != len(keys) {
+				t.Fatalf("keys round trip: %v %v", k2, err)
+			}
+		}
+		if e, err := decodeError(p); err == nil {
+			if e2, err := decodeError(appendError(nil, e)); err != nil || *e2 != *e {
+				t.Fatalf("error round trip: %+v %+v %v", e, e2, err)
+			}
+		}
+		if es, err := DecodeEntries(p, EntryLimits{MaxEntries: 100, MaxKeyBytes: 1024, MaxValueBytes: 1 << 20}, now); err == nil {
+			if _, err := DecodeEntries(AppendEntries(nil, es, now), EntryLimits{MaxEntries: 100, MaxKeyBytes: 1024, MaxValueBytes: 1 << 20}, now); err != nil {
+				t.Fatalf("entries round trip: %v", err)
+			}
+		}
+		DecodeResults(p, len(p)%16)
+		takeDeadline(p)
+	})
+}
+
+// FuzzServerConn feeds arbitrary bytes to a server connection (no TLS, so
+// that the fuzzer reaches the hello and the requests): the server never
+// panics, never reads a frame beyond its limits, and carries out nothing
+// for a caller whose hello it did not accept.
+func FuzzServerConn(f *testing.F) {
+	f.Add(validFrames())
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	hello := appendHeader(nil, opHello, 0, 0)
+	hello = appendHello(hello, "", "mallory")
+	finishFrame(hello, 0)
+	f.Add(append(hello, validFrames()[len(hello):]...))
+	big := appendHeader(nil, opHello, 0, 0)
+	big[0] = 0xff
+	f.Add(big)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h := newMemHandler("client")
+		s, err := NewServer(nopListener{}, h, ServerConfig{Name: "s", HandshakeTimeout: time.Second,
+			Limits: Limits{MaxKeyBytes: 64, MaxValueBytes: 4096, MaxBatchBytes: 1 << 16}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		cli, srv := net.Pipe()
+		s.mu.Lock()
+		s.conns[srv] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		done := make(chan struct{})
+		go func() { s.serveConn(srv); close(done) }()
+		go io.Copy(io.Discard, cli)
+		cli.SetWriteDeadline(time.Now().Add(time.Second))
+		cli.Write(in)
+		cli.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server connection did not end after the input")
+		}
+		s.Close()
+		if !acceptableHello(in) && (h.writes.Load() != 0 || h.imported != 0) {
+			t.Fatalf("requests carried out without an accepted hello")
+		}
+	})
+}
+
+// acceptableHello reports whether in starts with a hello the fuzzed server
+// accepts (cluster label "", member "client").
+func acceptableHello(in []byte) bool {
+	var hb [headerSize]byte
+	h, err := readHeader(bytes.NewReader(in), &hb, maxHelloFrame)
+	if err != nil || h.op != opHello || len(in) < headerSize+int(h.length) {
+		return false
+	}
+	label, name, err := decodeHello(in[headerSize : headerSize+int(h.length)])
+	return err == nil && label == "" && name == "client"
+}
+
+// nopListener is a listener that never accepts (FuzzServerConn hands the
+// server its connections directly).
+type nopListener struct{}
+
+func (nopListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (nopListener) Close() error              { return nil }
+func (nopListener) Addr() net.Addr            { return &net.TCPAddr{} }

@@ -1,0 +1,478 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peercache/peercache/kv"
+	"github.com/peercache/peercache/store"
+)
+
+// Handler carries out the requests of members. It is called only for
+// connections that proved the cluster's credentials (Auth) and named a
+// member Admit accepted, on many goroutines at once. from is the calling
+// member's name.
+type Handler interface {
+	// Admit reports whether a member named from may call this node now
+	// (it is a current member). It is asked when a connection opens and
+	// again for every request.
+	Admit(from string) bool
+	// Get answers a forwarded read (replica: read this node's own copy as
+	// one of the key's replicas); it must not forward again. nearTTL is how
+	// long from may keep a copy (0: none).
+	Get(ctx context.Context, from, key string, replica bool) (it kv.Item, nearTTL time.Duration, err error)
+	// Write applies a forwarded write; it must not forward again.
+	Write(ctx context.Context, from, key string, m kv.Mutation) (kv.WriteResult, error)
+	// Handoff returns this node's raw entry for key, whatever owns it now.
+	Handoff(ctx context.Context, from, key string) (e store.Entry, found bool, err error)
+	// Import writes entries that are newer than what this node holds
+	// (migration, replica copies, repair), one result per entry.
+	Import(ctx context.Context, from string, entries []store.Entry) ([]kv.ImportResult, error)
+	// Invalidate drops this node's copies of keys that from changed.
+	Invalidate(ctx context.Context, from string, keys []string)
+}
+
+// Limits bound what a peer may send.
+type Limits struct {
+	MaxKeyBytes   int
+	MaxValueBytes int
+	// MaxBatchEntries and MaxBatchBytes bound one import request.
+	MaxBatchEntries int
+	MaxBatchBytes   int
+}
+
+// Defaults for zero Limits fields.
+const (
+	DefaultMaxBatchEntries = 10000
+	DefaultMaxBatchBytes   = 32 << 20
+	maxInvalidateKeys      = 4096
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxKeyBytes <= 0 {
+		l.MaxKeyBytes = 1 << 10
+	}
+	if l.MaxValueBytes <= 0 {
+		l.MaxValueBytes = 1 << 20
+	}
+	if l.MaxBatchEntries <= 0 {
+		l.MaxBatchEntries = DefaultMaxBatchEntries
+	}
+	if l.MaxBatchBytes <= 0 {
+		l.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	return l
+}
+
+// frameLimit is the largest frame either side accepts once the hello was
+// accepted: the larger of an import batch and one value with its key.
+func (l Limits) frameLimit() int {
+	return max(l.MaxBatchBytes+64, l.MaxValueBytes+l.MaxKeyBytes+64)
+}
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Name is this node's name, sent back in the hello.
+	Name string
+	// Label is the cluster label; a caller with another one is refused.
+	Label string
+	// Auth must match the callers' (see Auth).
+	Auth   Auth
+	Limits Limits
+	// MaxConns bounds open connections (0: 1024); more are closed at once.
+	MaxConns int
+	// MaxInFlight bounds the requests of one connection being served at
+	// once (0: 1024); the connection is not read further until one ends.
+	MaxInFlight int
+	// HandshakeTimeout bounds TLS and hello (0: 5s).
+	HandshakeTimeout time.Duration
+	Logger           *slog.Logger
+	Metrics          *Metrics
+}
+
+// Server accepts peer connections on its own listener.
+type Server struct {
+	ln   net.Listener
+	h    Handler
+	cfg  ServerConfig
+	lim  Limits
+	tls  *tls.Config
+	log  *slog.Logger
+	met  *Metrics
+	warn rateLimiter
+
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// NewServer returns a server for ln; Serve accepts connections.
+func NewServer(ln net.Listener, h Handler, cfg ServerConfig) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("peer: nil handler")
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1024
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 1024
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	st, _, err := cfg.Auth.tlsConfigs()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{ln: ln, h: h, cfg: cfg, lim: cfg.Limits.withDefaults(), tls: st, log: cfg.Logger,
+		met: cfg.Metrics, conns: map[net.Conn]struct{}{}}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Addr returns the listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until Close; it returns nil then.
+func (s *Server) Serve() error {
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			s.log.Warn("peer: accept failed", "err", err)
+			select {
+			case <-time.After(50 * time.Millisecond): // e.g. EMFILE: do not spin
+			case <-s.base.Done():
+				return nil
+			}
+			continue
+		}
+		s.mu.Lock()
+		if s.closed || len(s.conns) >= s.cfg.MaxConns {
+			full := !s.closed
+			s.mu.Unlock()
+			nc.Close()
+			if full && s.warn.allow() {
+				s.log.Warn("peer: connection refused: too many connections", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConns)
+			}
+			continue
+		}
+		s.conns[nc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(nc)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close stops accepting, closes every connection, cancels the requests
+// being served and waits for them.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+// refuse logs (rate-limited) and counts a connection closed before any
+// request was read.
+func (s *Server) refuse(nc net.Conn, reason, detail string, err error) {
+	s.met.refused(reason)
+	if s.warn.allow() {
+		s.log.Warn("peer: connection refused", "remote", nc.RemoteAddr().String(), "reason", detail, "err", err)
+	}
+}
+
+// serveConn authenticates one connection and serves its requests.
+func (s *Server) serveConn(raw net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, raw)
+		s.mu.Unlock()
+		raw.Close()
+	}()
+	setNoLinger(raw)
+	_ = raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	nc := raw
+	if s.tls != nil {
+		tc := tls.Server(raw, s.tls)
+		if err := tc.HandshakeContext(s.base); err != nil {
+			s.refuse(raw, "tls", "TLS handshake failed: no valid cluster credentials", err)
+			return
+		}
+		nc = tc
+	}
+	br := bufio.NewReaderSize(nc, 32<<10)
+	var hb [headerSize]byte
+	h, err := readHeader(br, &hb, maxHelloFrame)
+	if err != nil || h.op != opHello {
+		s.refuse(raw, "hello", "not a peercache peer", err)
+		return
+	}
+	p := make([]byte, h.length)
+	if _, err := io.ReadFull(br, p); err != nil {
+		s.refuse(raw, "hello", "truncated hello", err)
+		return
+	}
+	label, from, err := decodeHello(p)
+	if err != nil {
+		s.refuse(raw, "hello", "bad hello", err)
+		return
+	}
+	var failed atomic.Bool
+	w := newFrameWriter(nc, 10*time.Second, func(error) { failed.Store(true); raw.Close() })
+	sendHelloErr := func(msg string) {
+		b := appendHeader(nil, opHello|opResponse, flagError, h.id)
+		b = appendError(b, &kv.Error{Status: 403, Message: msg})
+		finishFrame(b, 0)
+		_, _ = nc.Write(b)
+	}
+	if label != s.cfg.Label {
+		s.refuse(raw, "label", fmt.Sprintf("cluster label %q is not this cluster's", label), nil)
+		sendHelloErr("refused: another cluster")
+		return
+	}
+	if !s.h.Admit(from) {
+		s.refuse(raw, "not_member", fmt.Sprintf("%q is not a member", from), nil)
+		sendHelloErr("refused: not a member of this cluster")
+		return
+	}
+	b := appendHeader(nil, opHello|opResponse, 0, h.id)
+	b = append(b, s.cfg.Name...)
+	finishFrame(b, 0)
+	if _, err := nc.Write(b); err != nil {
+		return
+	}
+	_ = raw.SetDeadline(time.Time{})
+	s.met.conn(sideServer, 1)
+	defer s.met.conn(sideServer, -1)
+
+	var reqs sync.WaitGroup
+	defer reqs.Wait()
+
+	// Requests run on a pool of workers that live as long as the
+	// connection (started as needed, up to MaxInFlight): a goroutine per
+	// request would start each on a small stack and grow it every time.
+	type request struct {
+		h header
+		p []byte
+	}
+	work := make(chan request)
+	workers := 0
+	defer close(work)
+	limit := s.lim.frameLimit()
+	for {
+		h, err := readHeader(br, &hb, limit)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !failed.Load() && !s.isClosed() {
+				s.log.Debug("peer: connection ended", "peer", from, "err", err)
+			}
+			return
+		}
+		if h.op&opResponse != 0 || h.op == opHello {
+			s.log.Warn("peer: protocol error: unexpected frame; closing", "peer", from, "op", h.op)
+			return
+		}
+		p := make([]byte, h.length)
+		if _, err := io.ReadFull(br, p); err != nil {
+			return
+		}
+		r := request{h, p}
+		select {
+		case work <- r: // an idle worker took it
+			continue
+		default:
+		}
+		if workers < s.cfg.MaxInFlight {
+			workers++
+			reqs.Add(1)
+			go func() {
+				defer reqs.Done()
+				for r := range work {
+					s.serveRequest(w, from, r.h, r.p)
+				}
+			}()
+		}
+		select {
+		case work <- r: // blocks while MaxInFlight requests are being served
+		case <-s.base.Done():
+			return
+		}
+	}
+}
+
+// serveRequest runs one request and queues its response.
+func (s *Server) serveRequest(w *frameWriter, from string, h header, p []byte) {
+	dl, p, err := takeDeadline(p)
+	var resp func([]byte) []byte
+	var e *kv.Error
+	switch {
+	case err != nil:
+		e = &kv.Error{Status: 400, Message: err.Error()}
+	case !s.h.Admit(from):
+		e = &kv.Error{Status: 403, Message: "refused: not a member of this cluster"}
+	case !dl.IsZero() && !time.Now().Before(dl):
+		e = &kv.Error{Status: 503, Retryable: true, Message: "request arrived after its deadline; not carried out"}
+	default:
+		// Not derived from s.base: thousands of requests a second would
+		// all register with (and contend on) one parent. Close waits for
+		// them instead; they are bounded by their deadlines.
+		ctx, cancel := s.base, context.CancelFunc(func() {})
+		if !dl.IsZero() {
+			ctx, cancel = context.WithDeadline(context.Background(), dl)
+		}
+		resp, e = s.dispatch(ctx, from, h.op, p)
+		cancel()
+	}
+	result := resultOK
+	if e != nil {
+		result = resultError
+		if e.Status == 403 {
+			result = resultUnavailable
+		}
+	}
+	s.met.request(sideServer, h.op, result)
+	_ = w.enqueue(func(b []byte) []byte {
+		start := len(b)
+		if e != nil {
+			b = appendHeader(b, h.op|opResponse, flagError, h.id)
+			b = appendError(b, e)
+		} else {
+			b = appendHeader(b, h.op|opResponse, 0, h.id)
+			b = resp(b)
+		}
+		finishFrame(b, start)
+		return b
+	})
+}
+
+// dispatch carries out one decoded request. It returns a function that
+// appends the response payload, or the error to send.
+func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (func([]byte) []byte, *kv.Error) {
+	switch op {
+	case opPing:
+		return func(b []byte) []byte { return b }, nil
+	case opGet:
+		key, replica, err := decodeGet(p, s.lim.MaxKeyBytes)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		it, nearTTL, err := s.h.Get(ctx, from, key, replica)
+		if err != nil {
+			return nil, s.handlerError(err)
+		}
+		now := time.Now()
+		return func(b []byte) []byte { return appendItem(b, it, nearTTL, now) }, nil
+	case opWrite:
+		key, m, err := decodeWrite(p, s.lim.MaxKeyBytes, s.lim.MaxValueBytes)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		res, err := s.h.Write(ctx, from, key, m)
+		if err != nil {
+			return nil, s.handlerError(err)
+		}
+		return func(b []byte) []byte { return appendWriteResult(b, res) }, nil
+	case opHandoff:
+		if len(p) == 0 || len(p) > s.lim.MaxKeyBytes {
+			return nil, badRequest(fmt.Errorf("%w: bad handoff key", ErrMalformed))
+		}
+		e, found, err := s.h.Handoff(ctx, from, string(p))
+		if err != nil {
+			return nil, s.handlerError(err)
+		}
+		if !found {
+			return nil, &kv.Error{Status: 404, Message: "key not found"}
+		}
+		now := time.Now()
+		return func(b []byte) []byte { return AppendEntries(b, []store.Entry{e}, now) }, nil
+	case opImport:
+		if len(p) > s.lim.MaxBatchBytes {
+			return nil, &kv.Error{Status: 413, Message: fmt.Sprintf("import batch of %d bytes exceeds the limit of %d", len(p), s.lim.MaxBatchBytes)}
+		}
+		entries, err := DecodeEntries(p, EntryLimits{MaxEntries: s.lim.MaxBatchEntries, MaxKeyBytes: s.lim.MaxKeyBytes, MaxValueBytes: s.lim.MaxValueBytes}, time.Now())
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		res, err := s.h.Import(ctx, from, entries)
+		if err != nil {
+			return nil, s.handlerError(err)
+		}
+		if len(res) != len(entries) {
+			return nil, &kv.Error{Status: 500, Message: "internal error"}
+		}
+		return func(b []byte) []byte { return AppendResults(b, res) }, nil
+	case opInvalidate:
+		keys, err := decodeKeys(p, maxInvalidateKeys, s.lim.MaxKeyBytes)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		s.h.Invalidate(ctx, from, keys)
+		return func(b []byte) []byte { return b }, nil
+	default:
+		return nil, &kv.Error{Status: 400, Message: fmt.Sprintf("unknown op %d", op)}
+	}
+}
+
+func badRequest(err error) *kv.Error { return &kv.Error{Status: 400, Message: err.Error()} }
+
+// handlerError turns a Handler error into the error sent back; anything
+// that is not a request error is logged here and answered without detail.
+func (s *Server) handlerError(err error) *kv.Error {
+	var e *kv.Error
+	switch {
+	case errors.Is(err, kv.ErrNotFound):
+		return &kv.Error{Status: 404, Message: "key not found"}
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &kv.Error{Status: 503, Retryable: true, Message: "request timed out"}
+	default:
+		s.log.Warn("peer: request failed", "err", err)
+		return &kv.Error{Status: 500, Message: "internal error"}
+	}
+}
+
+// rateLimiter allows about one event per second (log lines an attacker
+// could otherwise multiply).
+type rateLimiter struct{ last atomic.Int64 }
+
+func (r *rateLimiter) allow() bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	return now-last >= int64(time.Second) && r.last.CompareAndSwap(last, now)
+}
