@@ -109,7 +109,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "gossip (memberlist) bind address host:port (default: "+node.DefaultGossipAddr+" with a cluster secret, else "+node.DefaultLoopbackGossipAddr+")")
 	fs.StringVar(&o.peerAddr, "peer-addr", "", "peer protocol listen address host:port, for other members only (default: the gossip host, gossip port + 1)")
 	fs.StringVar(&o.peerAdvertise, "peer-advertise-addr", "", "host:port other members use for the peer protocol (default: the advertise host and the peer port)")
-	fs.StringVar(&o.secretFile, "cluster-secret-file", "", "file holding the cluster secret (make one with `cachenode keygen`): authenticates members and encrypts gossip and peer traffic; required to listen beyond loopback")
+	fs.StringVar(&o.secretFile, "cluster-secret-file", "", "file holding the cluster secret (make one with: cachenode keygen --out FILE): authenticates members and encrypts gossip and peer traffic; required to listen beyond loopback")
 	fs.BoolVar(&o.insecure, "insecure", false, "allow gossip and the peer protocol beyond loopback without a cluster secret (only on a network you trust)")
 	fs.StringVar(&o.maxClockSkew, "max-clock-skew", node.DefaultMaxClockSkew.String(), "how far ahead of this node's clock another member's version may lie; later ones are refused")
 	fs.StringVar(&o.peerCertFile, "peer-tls-cert-file", "", "peer mTLS certificate (PEM), instead of the identity derived from the cluster secret; needs --peer-tls-key-file and --peer-tls-ca-file")
