@@ -3,12 +3,14 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -186,6 +188,7 @@ func TestE2E(t *testing.T) {
 	if !t.Run("1_up3_write50k", s.scenario1) {
 		return // nothing else makes sense without a cluster and its data
 	}
+	t.Run("1b_secret_per_deployment", s.secretPerDeployment)
 	t.Run("2_scale_up_to_5", s.scenario2)
 	t.Run("3_scale_down_to_2", s.scenario3)
 	t.Run("4_replicas2_kill9", s.scenario4)
@@ -297,6 +300,58 @@ func (s *suite) scenario1(t *testing.T) {
 	if f.failed.Load() > 0 {
 		t.Errorf("%d writes were never acknowledged", f.failed.Load())
 	}
+}
+
+// secretFile is where docker-compose.yml's keygen service writes the
+// cluster secret (the "secret" volume).
+const secretFile = "/var/lib/peercache/cluster.key"
+
+// readSecret copies the cluster secret out of a container (running or
+// exited; docker cp streams a tar archive).
+func readSecret(ctx context.Context, id string) (string, error) {
+	out, err := docker(ctx, quickCmd, "cp", id+":"+secretFile, "-")
+	if err != nil {
+		return "", err
+	}
+	tr := tar.NewReader(strings.NewReader(out))
+	if _, err := tr.Next(); err != nil {
+		return "", fmt.Errorf("docker cp of %s: %w", secretFile, err)
+	}
+	b, err := io.ReadAll(tr)
+	return strings.TrimSpace(string(b)), err
+}
+
+// Every deployment gets a cluster secret of its own: the compose file's
+// keygen service makes one per project (and none is committed); all nodes
+// of one project share it.
+func (s *suite) secretPerDeployment(t *testing.T) {
+	nodes := s.nodes(t)
+	first, err := readSecret(s.ctx, nodes[0].ID)
+	if err != nil || len(first) < 40 {
+		t.Fatalf("the secret of %s: %q %v", s.p.name, first, err)
+	}
+	for _, c := range nodes[1:] {
+		if got, err := readSecret(s.ctx, c.ID); err != nil || got != first {
+			t.Fatalf("%s has another secret than %s: %v", c.Hostname, nodes[0].Hostname, err)
+		}
+	}
+	other := &project{name: s.p.name + "b", tool: s.p.tool, files: s.p.files[:1], service: "keygen"}
+	defer other.down(context.WithoutCancel(s.ctx))
+	if _, err := other.compose(s.ctx, composeCmd, "up", "--no-build", "keygen"); err != nil {
+		t.Fatalf("keygen of a second project: %v", err)
+	}
+	cs, err := other.containers(s.ctx)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("the second project's keygen container: %v %v", cs, err)
+	}
+	second, err := readSecret(s.ctx, cs[0].ID)
+	if err != nil || len(second) < 40 {
+		t.Fatalf("the secret of %s: %q %v", other.name, second, err)
+	}
+	if second == first {
+		t.Fatalf("two fresh deployments got the same cluster secret")
+	}
+	s.report(t, "1b secret per deployment", fmt.Sprintf("%d nodes share one secret; a second project's differs", len(nodes)))
 }
 
 // Scenario 2: scale 3 -> 5 under load: keys migrate, nothing is lost.

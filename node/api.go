@@ -135,8 +135,7 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 			return n.ownerGet(ctx, v, key)
 		}
 		if forwarded {
-			return Item{}, &Error{Status: http.StatusMisdirectedRequest, Owner: owner, Retryable: true,
-				Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
+			return Item{}, n.notOwner(owner)
 		}
 		it, err := n.forwardGet(ctx, v, owner, key, ep) // peerGet, collapsed, near-cached (nearcache.go)
 		var e *Error
@@ -160,6 +159,13 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 			return it, err
 		}
 	}
+}
+
+// notOwner refuses a forwarded request for a key this node does not own
+// (421): views of the ring differ for a moment; owner is this node's.
+func (n *Node) notOwner(owner string) *Error {
+	return &Error{Status: http.StatusMisdirectedRequest, Owner: owner, Retryable: true,
+		Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
 }
 
 // forwardRetryBudget bounds how long a node keeps re-targeting a forwarded
@@ -336,21 +342,7 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 // write implements PUT and DELETE: the owner stamps and stores, everyone
 // else forwards to the owner.
 func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool) (WriteResult, *Error) {
-	if err := n.checkKey(key); err != nil {
-		return WriteResult{}, err
-	}
-	if m.IfAbsent && m.IfPresent {
-		return WriteResult{}, errorf(http.StatusBadRequest, "a write cannot require the key to be both absent and present")
-	}
-	if !m.Delete {
-		if err := n.checkTTL(m.TTL); err != nil {
-			return WriteResult{}, err
-		}
-		if len(m.Value) > n.cfg.MaxValueBytes {
-			return WriteResult{}, errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.MaxValueBytes)
-		}
-	}
-	if err := n.checkWritable(forwarded); err != nil { // read-only mode (mode.go)
+	if err := n.checkWrite(key, m, forwarded); err != nil {
 		return WriteResult{}, err
 	}
 	v := n.view.Load()
@@ -364,8 +356,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 			return n.ownerWrite(ctx, key, m, false)
 		}
 		if forwarded {
-			return WriteResult{}, &Error{Status: http.StatusMisdirectedRequest, Owner: owner, Retryable: true,
-				Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
+			return WriteResult{}, n.notOwner(owner)
 		}
 		it, err := n.peerWrite(ctx, v, owner, key, m)
 		n.tierInvalidate(key) // this node's near copy goes before the write is acknowledged (tier.go)
@@ -386,42 +377,69 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 	}
 }
 
+// checkWrite refuses a write that can never be carried out: bad key, TTL
+// or value, or a node or cluster in read-only mode.
+func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
+	if err := n.checkKey(key); err != nil {
+		return err
+	}
+	if m.IfAbsent && m.IfPresent {
+		return errorf(http.StatusBadRequest, "a write cannot require the key to be both absent and present")
+	}
+	if !m.Delete {
+		if err := n.checkTTL(m.TTL); err != nil {
+			return err
+		}
+		if len(m.Value) > n.cfg.MaxValueBytes {
+			return errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.MaxValueBytes)
+		}
+	}
+	return n.checkWritable(forwarded) // read-only mode (mode.go)
+}
+
 // ownerWrite applies m as the key's owner. loaded marks a read-through load
 // of an absent key: no node can hold a near copy of it, so none is
 // invalidated.
 func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation, loaded bool) (WriteResult, *Error) {
+	res, e, applied, err := n.ownerApply(ctx, key, m)
+	if err != nil || !applied {
+		return res, err
+	}
+	if err := n.spread(ctx, []store.Entry{e}, !loaded)[0]; err != nil {
+		return WriteResult{}, err
+	}
+	return res, nil
+}
+
+// ownerApply carries out m on this node's shard and local tier, as the
+// key's owner, and returns the record written (applied: the shard took
+// it); spread then makes it known beyond this node.
+func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res WriteResult, e store.Entry, applied bool, err *Error) {
 	// One owner write of a key at a time: conditions and read-modify-write
 	// mutations must see the write before them.
 	mu := &n.keyLocks[xxhash.Sum64String(key)%uint64(len(n.keyLocks))]
 	mu.Lock()
-	locked := true
-	unlock := func() {
-		if locked {
-			locked = false
-			mu.Unlock()
-		}
-	}
-	defer unlock()
+	defer mu.Unlock()
 
 	var cur store.Entry
 	exists := false
 	if m.NeedsCurrent() {
-		c, found, err := n.st.Get(ctx, key)
-		if err != nil {
-			return WriteResult{}, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+		c, found, gerr := n.st.Get(ctx, key)
+		if gerr != nil {
+			return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "shard read failed: %v", gerr)
 		}
 		cur, exists = c, found && !c.Tombstone
 	}
 	if (m.IfAbsent && exists) || (m.IfPresent && !exists) || (m.Expire && !exists) {
-		return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, nil
+		return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, e, false, nil
 	}
 	if err := ctx.Err(); err != nil {
 		// A forwarded write that arrives after its sender gave up must not
 		// be applied: the client was told it failed and may have written
 		// again since.
-		return WriteResult{}, retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %v", err)
+		return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %v", err)
 	}
-	e := store.Entry{Key: key, Value: m.Value}
+	e = store.Entry{Key: key, Value: m.Value}
 	now := time.Now()
 	switch {
 	case m.Delete:
@@ -443,39 +461,60 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation, loaded bo
 	for attempt := 0; attempt < 3; attempt++ {
 		e.Version = n.clock.Now()
 		g := n.ownerGuard(key)
-		out, err := n.st.Put(ctx, []store.Entry{e})
-		if err != nil {
+		out, perr := n.st.Put(ctx, []store.Entry{e})
+		if perr != nil {
 			n.tierInvalidate(key) // the write may have landed
-			return WriteResult{}, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
+			return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "shard write failed: %v", perr)
 		}
 		if out[0] != store.Stale {
 			if out[0] == store.Applied {
 				n.ownerPublish(key, e, g) // the local tier, under the key's lock (tier.go)
 			}
-			unlock()
-			if out[0] == store.Applied {
-				if !loaded {
-					n.invalidateFetchers(ctx, key, true) // near copies on other nodes (nearcache.go)
-				}
-				v := n.view.Load()
-				if n.handoffActive(v) {
-					n.writeThroughPrevious(ctx, e)
-				}
-				if n.cfg.Replicas > 1 {
-					if err := n.replicate(ctx, v, e); err != nil {
-						return WriteResult{}, err
-					}
-				}
-			}
-			return WriteResult{Item: itemOf(e, n.cfg.Name, SourceShard), Applied: !m.Delete || exists, Existed: exists}, nil
+			res := WriteResult{Item: itemOf(e, n.cfg.Name, SourceShard), Applied: !m.Delete || exists, Existed: exists}
+			return res, e, out[0] == store.Applied, nil
 		}
 		// The shard holds a newer version (stamped by another node's clock,
 		// e.g. imported during a migration): move past it and retry.
-		if c, found, err := n.st.Get(ctx, key); err == nil && found && c.Version <= n.versionLimit() {
+		if c, found, gerr := n.st.Get(ctx, key); gerr == nil && found && c.Version <= n.versionLimit() {
 			n.clock.Observe(c.Version)
 		}
 	}
-	return WriteResult{}, retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
+	return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
+}
+
+// ownerApplyForwarded is ownerApply for a write another node forwarded:
+// refused (421, naming the owner in this node's view) unless this node
+// owns the key.
+func (n *Node) ownerApplyForwarded(ctx context.Context, key string, m Mutation) (WriteResult, store.Entry, bool, *Error) {
+	if err := n.checkWrite(key, m, true); err != nil {
+		return WriteResult{}, store.Entry{}, false, err
+	}
+	if owner := n.view.Load().ring.Owner(key); owner != n.cfg.Name {
+		return WriteResult{}, store.Entry{}, false, n.notOwner(owner)
+	}
+	return n.ownerApply(ctx, key, m)
+}
+
+// spread makes writes the owner applied known beyond its shard: near
+// copies on other nodes are invalidated (invalidate: unless a read-through
+// load of an absent key, of which no copy can exist), previous owners get
+// a copy while a ring change settles, and replicas get theirs. It returns
+// one error per entry: a write whose required replica copies were not
+// acknowledged.
+func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []*Error {
+	if invalidate {
+		n.invalidateFetchersMany(ctx, es) // (nearcache.go)
+	}
+	v := n.view.Load()
+	if n.handoffActive(v) {
+		for _, e := range es {
+			n.writeThroughPrevious(ctx, e)
+		}
+	}
+	if n.cfg.Replicas > 1 {
+		return n.replicate(ctx, v, es)
+	}
+	return make([]*Error, len(es))
 }
 
 // writeThroughPrevious copies a fresh write to the key's previous owners

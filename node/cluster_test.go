@@ -322,3 +322,46 @@ func TestDefaultsOnLoopbackOnlyHost(t *testing.T) {
 		t.Fatalf("GET greeting: %s", r)
 	}
 }
+
+// Many (a pipeline of distinct keys) writes and reads every key through
+// its owner, one peer request per owner, and reports per-key results as
+// Get and Write do (misses, conditions).
+func TestManyBatchesPerOwner(t *testing.T) {
+	nodes := startCluster(t, 3, false, withReplicas(2, WriteAcksAll))
+	a := nodes[0]
+	ctx := context.Background()
+	var ops []Op
+	for i := 0; i < 300; i++ {
+		ops = append(ops, Op{Key: fmt.Sprintf("m%d", i), Write: true, Mutation: Mutation{Value: []byte(fmt.Sprint("v", i)), TTL: time.Minute}})
+	}
+	before := a.peerMetrics.AuthFailures.Load()
+	for i, r := range a.Many(ctx, ops) {
+		if r.Err != nil || !r.Write.Applied {
+			t.Fatalf("write %d: %+v", i, r)
+		}
+	}
+	// Reads, a miss, and a conditional write that does not hold.
+	reads := []Op{{Key: "nope"}, {Key: "m7", Write: true, Mutation: Mutation{Value: []byte("x"), IfAbsent: true}}}
+	for i := 0; i < 300; i += 3 {
+		reads = append(reads, Op{Key: fmt.Sprintf("m%d", i)})
+	}
+	res := a.Many(ctx, reads)
+	if !errors.Is(res[0].Err, ErrNotFound) || res[1].Err != nil || res[1].Write.Applied || !res[1].Write.Existed {
+		t.Fatalf("miss / condition: %+v %+v", res[0], res[1])
+	}
+	for j, r := range res[2:] {
+		if want := fmt.Sprint("v", 3*j); r.Err != nil || string(r.Item.Value) != want {
+			t.Fatalf("read m%d: %+v, want %s", 3*j, r, want)
+		}
+	}
+	// Every key is on both its owners (replicated in batches too).
+	waitFor(t, 5*time.Second, "every key has 2 copies", func() bool { _, bad := copiesOK(t, nodes, 2); return bad == "" })
+	if a.peerMetrics.AuthFailures.Load() != before {
+		t.Fatal("refused connections")
+	}
+	for _, n := range nodes {
+		if got := n.repair.pending(); got != 0 {
+			t.Errorf("%s: %d keys wait for repair", n.Name(), got)
+		}
+	}
+}

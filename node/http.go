@@ -350,12 +350,15 @@ type ReplicationInfo struct {
 
 // ClusterInfo is the /v1/cluster document: this node's view of the cluster.
 type ClusterInfo struct {
-	Self        string          `json:"self"`
-	State       string          `json:"state"`
-	Ready       bool            `json:"ready"`
-	Ring        RingInfo        `json:"ring"`
-	Members     []MemberInfo    `json:"members"`
-	Handoff     bool            `json:"handoff_active"`
+	Self    string       `json:"self"`
+	State   string       `json:"state"`
+	Ready   bool         `json:"ready"`
+	Ring    RingInfo     `json:"ring"`
+	Members []MemberInfo `json:"members"`
+	Handoff bool         `json:"handoff_active"`
+	// Auth is how members authenticate each other: "secret" (the cluster
+	// secret), "mtls" (peer certificates) or "off".
+	Auth        string          `json:"auth"`
 	Replication ReplicationInfo `json:"replication"`
 	Migration   migrate.Status  `json:"migration"`
 }
@@ -374,6 +377,7 @@ func (n *Node) Cluster() ClusterInfo {
 			Checksum: v.checksum},
 		Members:     []MemberInfo{},
 		Handoff:     n.handoffActive(v),
+		Auth:        n.cfg.peerAuth().Mode(),
 		Migration:   n.mig.Status(),
 		Replication: ReplicationInfo{Factor: n.cfg.Replicas, WriteAcks: n.cfg.WriteAcks},
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/peercache/peercache/store"
 	"github.com/peercache/peercache/tier"
 )
 
@@ -66,19 +67,8 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 		// nearTTL: how long the owner lets this node keep a copy (it has
 		// recorded this node and will invalidate the copy on a change).
 		it, nearTTL, err := n.peerGet(ctx, v, owner, key)
-		if err == nil && t != nil && t.nearTTL > 0 && nearTTL > 0 {
-			exp := sent.Add(min(nearTTL, t.nearTTL))
-			e := tier.Entry{Value: it.Value, Version: it.Version, Tag: tagOf(ep, tagNear)}
-			if !it.ExpireAt.IsZero() {
-				// peerGet counts the owner's remaining TTL from before the
-				// request left: never later than the owner's copy expires.
-				if it.ExpireAt.Before(exp) {
-					exp = it.ExpireAt
-				}
-				e.Aux = it.ExpireAt.UnixMilli()
-			}
-			e.Expires = exp
-			t.fill(key, e, g)
+		if err == nil {
+			n.nearFill(key, it, nearTTL, sent, g, ep)
 		}
 		return ownerRead{it: it, err: err}, nil
 	}
@@ -90,6 +80,29 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
 	}
 	return res.it, res.err
+}
+
+// nearFill keeps a copy of it, fetched from its owner, in the near cache
+// for at most nearTTL (the owner's permission) from sent (when the request
+// left). g is the key's guard and ep the tier epoch, both loaded before the
+// request.
+func (n *Node) nearFill(key string, it Item, nearTTL time.Duration, sent time.Time, g, ep uint64) {
+	t := n.tier
+	if t == nil || t.nearTTL == 0 || nearTTL <= 0 {
+		return
+	}
+	exp := sent.Add(min(nearTTL, t.nearTTL))
+	e := tier.Entry{Value: it.Value, Version: it.Version, Tag: tagOf(ep, tagNear)}
+	if !it.ExpireAt.IsZero() {
+		// The owner's remaining TTL is counted from before the request
+		// left: never later than the owner's copy expires.
+		if it.ExpireAt.Before(exp) {
+			exp = it.ExpireAt
+		}
+		e.Aux = it.ExpireAt.UnixMilli()
+	}
+	e.Expires = exp
+	t.fill(key, e, g)
 }
 
 // fetchTracker is the owner's memory of which nodes fetched which keys
@@ -258,12 +271,28 @@ func (n *Node) trackFetch(key, from string) time.Duration {
 // local tier. With wait, it returns once they acknowledged, or after
 // InvalidationWait at most.
 func (n *Node) invalidateFetchers(ctx context.Context, key string, wait bool) {
+	n.waitInvalidations(ctx, n.queueInvalidations(key, wait))
+}
+
+// invalidateFetchersMany invalidates the near copies of several changed
+// keys and waits (InvalidationWait at most, in all) for them.
+func (n *Node) invalidateFetchersMany(ctx context.Context, es []store.Entry) {
+	var done []chan struct{}
+	for _, e := range es {
+		done = append(done, n.queueInvalidations(e.Key, true)...)
+	}
+	n.waitInvalidations(ctx, done)
+}
+
+// queueInvalidations queues key's invalidation for every node that fetched
+// it and returns, with wait, what to wait for.
+func (n *Node) queueInvalidations(key string, wait bool) []chan struct{} {
 	if n.tracker == nil || n.inval == nil {
-		return
+		return nil
 	}
 	ids := n.tracker.take(key)
 	if len(ids) == 0 {
-		return
+		return nil
 	}
 	wait = wait && n.cfg.InvalidationWait > 0
 	var done []chan struct{}
@@ -275,7 +304,13 @@ func (n *Node) invalidateFetchers(ctx context.Context, key string, wait bool) {
 		}
 		n.inval.enqueue(n.tracker.name(id), key, ch)
 	}
-	if !wait {
+	return done
+}
+
+// waitInvalidations waits until every queued invalidation in done was
+// acknowledged, or InvalidationWait passed.
+func (n *Node) waitInvalidations(ctx context.Context, done []chan struct{}) {
+	if len(done) == 0 {
 		return
 	}
 	timer := time.NewTimer(n.cfg.InvalidationWait)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
@@ -45,68 +46,138 @@ func (n *Node) requiredReplicaAcks(replicas int) int {
 	}
 }
 
-// replicate sends a write the primary applied to the key's replicas in
-// parallel and waits for the acknowledgements the policy asks for. The
-// others finish in the background (bounded by PeerTimeout).
-func (n *Node) replicate(ctx context.Context, v *view, e store.Entry) *Error {
-	var buf [maxReplicas]string
-	owners := n.owners(v.ring, e.Key, &buf)
-	replicas := make([]string, 0, len(owners))
-	for _, o := range owners {
-		if o != n.cfg.Name {
-			replicas = append(replicas, o)
+// replicate sends writes the primary applied to their replicas and waits
+// for the acknowledgements the policy asks for; the other copies finish in
+// the background (bounded by PeerTimeout). Each replica gets one import
+// with all the entries it holds a copy of. It returns one error per entry:
+// a write with too few copies acknowledged (retryable; the write is on the
+// primary, and the repair path copies it again).
+func (n *Node) replicate(ctx context.Context, v *view, es []store.Entry) []*Error {
+	errs := make([]*Error, len(es))
+	required := make([]int, len(es)) // replica acks entry i needs
+	acked := make([]int, len(es))
+	spare := make([]int, len(es)) // replicas of entry i that may still answer
+	byPeer := map[string][]int{}  // replica -> entries it gets
+	for i, e := range es {
+		var buf [maxReplicas]string
+		for _, o := range n.owners(v.ring, e.Key, &buf) {
+			if o != n.cfg.Name {
+				byPeer[o] = append(byPeer[o], i)
+				spare[i]++
+			}
 		}
+		required[i] = n.requiredReplicaAcks(spare[i])
 	}
-	if len(replicas) == 0 {
-		return nil
+	if len(byPeer) == 0 {
+		return errs
 	}
-	need := n.requiredReplicaAcks(len(replicas))
+	if len(byPeer) == 1 && slices.Equal(required, spare) {
+		// One replica, and every copy must be acknowledged (rf 2, acks
+		// all): send on this goroutine, no fan-out needed.
+		for p, idx := range byPeer {
+			batch := make([]store.Entry, len(idx))
+			for j, i := range idx {
+				batch[j] = es[i]
+			}
+			sctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
+			res, err := peerTransport{n}.send(sctx, p, batch)
+			cancel()
+			for j, i := range idx {
+				if err == nil && res[j].IsAcked() {
+					n.metrics.replication.WithLabelValues("acked").Inc()
+					continue
+				}
+				why, label := fmt.Sprintf("%s refused the copy (it does not own the key in its view yet)", p), "refused"
+				if err != nil {
+					why, label = err.Error(), "error"
+				}
+				n.metrics.replication.WithLabelValues(label).Inc()
+				n.repair.add(batch[j].Key) // copied again as soon as the replica answers (repair.go)
+				errs[i] = retryable(http.StatusServiceUnavailable,
+					"write applied on the primary but its replica copy was not acknowledged: %s", why)
+			}
+		}
+		return errs
+	}
 	type answer struct {
 		peer string
+		idx  []int
+		res  []migrate.ImportResult
 		err  error
 	}
-	answers := make(chan answer, len(replicas))
+	answers := make(chan answer, len(byPeer))
 	// Sends outlive the request when the policy does not wait for them.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.PeerTimeout)
 	var wg sync.WaitGroup
-	for _, r := range replicas {
+	for p, idx := range byPeer {
+		batch := make([]store.Entry, len(idx))
+		for j, i := range idx {
+			batch[j] = es[i]
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := peerTransport{n}.send(sctx, r, []store.Entry{e})
-			if err == nil && !res[0].IsAcked() {
-				err = fmt.Errorf("%s refused the copy (it does not own the key in its view yet)", r)
+			res, err := peerTransport{n}.send(sctx, p, batch)
+			for j := range batch {
+				if err == nil && !res[j].IsAcked() {
+					n.metrics.replication.WithLabelValues("refused").Inc()
+				} else if err != nil {
+					n.metrics.replication.WithLabelValues("error").Inc()
+				} else {
+					n.metrics.replication.WithLabelValues("acked").Inc()
+					continue
+				}
+				n.repair.add(batch[j].Key) // copied again as soon as the replica answers (repair.go)
 			}
-			if err != nil {
-				n.metrics.replication.WithLabelValues("error").Inc()
-				n.repair.add(e.Key) // copied again as soon as the replica answers (repair.go)
-			} else {
-				n.metrics.replication.WithLabelValues("acked").Inc()
-			}
-			answers <- answer{r, err}
+			answers <- answer{p, idx, res, err}
 		}()
 	}
 	go func() { wg.Wait(); cancel() }()
-	acked, failed := 0, 0
-	var errs []string
-	for acked < need {
-		select {
-		case a := <-answers:
-			if a.err == nil {
-				acked++
-				continue
-			}
-			failed++
-			errs = append(errs, a.err.Error())
-			if len(replicas)-failed < need {
-				return retryable(http.StatusServiceUnavailable,
-					"write applied on the primary but only %d of the %d replica copies required were acknowledged: %v", acked, need, errs)
-			}
-		case <-ctx.Done():
-			return retryable(http.StatusServiceUnavailable, "waiting for replica acknowledgements: %v", ctx.Err())
+	waiting := 0 // entries whose outcome is not known yet
+	for i := range es {
+		if required[i] > 0 {
+			waiting++
 		}
 	}
-	return nil
+	done := func(i int) bool { return acked[i] >= required[i] || errs[i] != nil }
+	reasons := make([][]string, len(es))
+	for got := 0; waiting > 0 && got < len(byPeer); got++ {
+		var a answer
+		select {
+		case a = <-answers:
+		case <-ctx.Done():
+			for i := range es {
+				if !done(i) {
+					errs[i] = retryable(http.StatusServiceUnavailable, "waiting for replica acknowledgements: %v", ctx.Err())
+				}
+			}
+			return errs
+		}
+		for j, i := range a.idx {
+			if done(i) {
+				continue
+			}
+			spare[i]--
+			if a.err == nil && a.res[j].IsAcked() {
+				if acked[i]++; done(i) {
+					waiting--
+				}
+				continue
+			}
+			why := fmt.Sprintf("%s refused the copy (it does not own the key in its view yet)", a.peer)
+			if a.err != nil {
+				why = a.err.Error()
+			}
+			reasons[i] = append(reasons[i], why)
+			if acked[i]+spare[i] < required[i] {
+				errs[i] = retryable(http.StatusServiceUnavailable,
+					"write applied on the primary but only %d of the %d replica copies required were acknowledged: %v",
+					acked[i], required[i], reasons[i])
+				waiting--
+			}
+		}
+	}
+	return errs
 }
 
 // replicaGet serves a read from this node's shard as one of the key's

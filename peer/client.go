@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -199,6 +200,64 @@ func (c *Client) Invalidate(ctx context.Context, addr string, keys []string) err
 		keys = keys[n:]
 	}
 	return nil
+}
+
+// Many sends reads and writes of distinct keys to the peer at addr in one
+// request (at most 1024) and returns one Result per Request, in order. The
+// error is for the whole request (no answer); errors of single keys are in
+// their Result.
+func (c *Client) Many(ctx context.Context, addr string, reqs []Request) ([]Result, error) {
+	if len(reqs) == 0 || len(reqs) > maxMany {
+		return nil, fmt.Errorf("peer: Many of %d requests; want 1 to %d", len(reqs), maxMany)
+	}
+	sent := time.Now()
+	p, err := c.call(ctx, addr, opMany, func(b []byte) []byte {
+		b = binary.AppendUvarint(b, uint64(len(reqs)))
+		for _, r := range reqs {
+			if r.Write {
+				b = appendSub(b, opWrite, func(b []byte) []byte { return appendWrite(b, r.Key, r.Mutation) })
+			} else {
+				b = appendSub(b, opGet, func(b []byte) []byte { return appendGet(b, r.Key, false) })
+			}
+		}
+		return b
+	})
+	if err != nil {
+		return nil, err
+	}
+	subs, err := decodeSubs(p, c.lim.frameLimit())
+	if err != nil || len(subs) != len(reqs) {
+		return nil, c.badAnswer(addr, fmt.Errorf("many answer: %d answers for %d requests: %v", len(subs), len(reqs), err))
+	}
+	out := make([]Result, len(reqs))
+	for i, sb := range subs {
+		r := &out[i]
+		switch {
+		case sb.op&flagError != 0:
+			e, err := decodeError(sb.payload)
+			if err != nil {
+				return nil, c.badAnswer(addr, err)
+			}
+			r.Err = e
+			if e.Status == 404 {
+				r.Err = kv.ErrNotFound
+			}
+		case reqs[i].Write:
+			applied, existed, version, err := decodeWriteResult(sb.payload)
+			if err != nil {
+				return nil, c.badAnswer(addr, err)
+			}
+			r.Write = kv.WriteResult{Item: kv.Item{Key: reqs[i].Key, Version: version}, Applied: applied, Existed: existed}
+		default:
+			it, nearTTL, err := decodeItem(sb.payload, sent)
+			if err != nil {
+				return nil, c.badAnswer(addr, err)
+			}
+			it.Key = reqs[i].Key
+			r.Item, r.NearTTL = it, nearTTL
+		}
+	}
+	return out, nil
 }
 
 // Ping checks that the peer at addr answers.

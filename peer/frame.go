@@ -30,6 +30,7 @@ const (
 	opImport     byte = 0x05 // batch of entries to write if newer
 	opInvalidate byte = 0x06 // keys whose near copies must go
 	opPing       byte = 0x07 // liveness
+	opMany       byte = 0x08 // reads and writes of distinct keys, answered together
 	opResponse   byte = 0x80
 
 	flagError byte = 1 // response payload is an encoded error
@@ -62,6 +63,8 @@ func opName(op byte) string {
 		return "invalidate"
 	case opPing:
 		return "ping"
+	case opMany:
+		return "many"
 	default:
 		return "unknown"
 	}
@@ -385,4 +388,62 @@ func decodeError(p []byte) (*kv.Error, error) {
 	e.Owner = string(p[k : k+int(l)])
 	e.Message = string(p[k+int(l):])
 	return e, nil
+}
+
+// A many request carries sub-requests, each a get or write payload:
+//
+//	count uvarint | (op u8 | length uvarint | payload)*
+//
+// and its answer one sub-answer per sub-request, in order:
+//
+//	count uvarint | (flags u8 | length uvarint | payload)*
+//
+// where flags has flagError for an encoded error. maxMany bounds the count.
+const maxMany = 1024
+
+func appendSub(b []byte, op byte, payload func([]byte) []byte) []byte {
+	b = append(b, op)
+	// The length is not known until the payload is appended: leave room
+	// for a 3-byte uvarint (payloads stay below 2 MiB), then fix it.
+	at := len(b)
+	b = append(b, 0, 0, 0)
+	b = payload(b)
+	n := len(b) - at - 3
+	if n >= 1<<21 { // too long for the room left: move the payload
+		tail := append([]byte(nil), b[at+3:]...)
+		return append(binary.AppendUvarint(b[:at], uint64(n)), tail...)
+	}
+	b[at], b[at+1], b[at+2] = byte(n)|0x80, byte(n>>7)|0x80, byte(n>>14)
+	return b
+}
+
+// sub is one decoded sub-request or sub-answer.
+type sub struct {
+	op      byte // request: opGet or opWrite; answer: flags
+	payload []byte
+}
+
+func decodeSubs(p []byte, maxBytes int) ([]sub, error) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n == 0 || n > maxMany || n > uint64(len(p)) {
+		return nil, fmt.Errorf("%w: bad many count", ErrMalformed)
+	}
+	p = p[k:]
+	out := make([]sub, 0, n)
+	for i := uint64(0); i < n; i++ {
+		if len(p) < 1 {
+			return nil, fmt.Errorf("%w: many: truncated", ErrMalformed)
+		}
+		op := p[0]
+		l, k := binary.Uvarint(p[1:])
+		if k <= 0 || l > uint64(len(p)-1-k) || l > uint64(maxBytes) {
+			return nil, fmt.Errorf("%w: many: bad length", ErrMalformed)
+		}
+		out = append(out, sub{op: op, payload: p[1+k : 1+k+int(l) : 1+k+int(l)]})
+		p = p[1+k+int(l):]
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: many: %d trailing bytes", ErrMalformed, len(p))
+	}
+	return out, nil
 }

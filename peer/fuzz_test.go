@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"testing"
@@ -33,6 +34,11 @@ func validFrames() []byte {
 	})
 	frame(opInvalidate, 5, func(b []byte) []byte { return appendKeys(appendDeadline(b, dl), []string{"a", "b"}) })
 	frame(opPing, 6, func(b []byte) []byte { return appendDeadline(b, time.Time{}) })
+	frame(opMany, 7, func(b []byte) []byte {
+		b = binary.AppendUvarint(appendDeadline(b, dl), 2)
+		b = appendSub(b, opGet, func(b []byte) []byte { return appendGet(b, "k", false) })
+		return appendSub(b, opWrite, func(b []byte) []byte { return appendWrite(b, "j", kv.Mutation{Value: []byte("v")}) })
+	})
 	return b
 }
 
@@ -74,6 +80,7 @@ func FuzzDecoders(f *testing.F) {
 			}
 		}
 		DecodeResults(p, len(p)%16)
+		decodeSubs(p, 1<<20)
 		takeDeadline(p)
 	})
 }

@@ -10,14 +10,17 @@ import (
 // client and server. Create them with NewMetrics on the node's registry.
 type Metrics struct {
 	// requests[side][op][result]
-	requests [2][8][3]prometheus.Counter
-	latency  [8]prometheus.Observer
+	requests [2][numOps][3]prometheus.Counter
+	latency  [numOps]prometheus.Observer
 	conns    [2]atomic.Int64
 	authFail *prometheus.CounterVec
 	// AuthFailures counts refused connections (all reasons), for tests
 	// and status pages.
 	AuthFailures atomic.Uint64
 }
+
+// numOps bounds the op codes counted (opMany is the largest).
+const numOps = opMany + 1
 
 const (
 	sideClient = 0
@@ -41,13 +44,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Peer connections refused before any request was read, by reason (tls: no valid cluster credentials; hello: not the peer protocol; label: another cluster; not_member: a name that is no current member)."},
 		[]string{"reason"})
 	for side, sn := range []string{"client", "server"} {
-		for op := byte(1); op < 8; op++ {
+		for op := byte(1); op < numOps; op++ {
 			for res, rn := range []string{"ok", "error", "unavailable"} {
 				m.requests[side][op][res] = req.WithLabelValues(sn, opName(op), rn)
 			}
 		}
 	}
-	for op := byte(1); op < 8; op++ {
+	for op := byte(1); op < numOps; op++ {
 		m.latency[op] = lat.WithLabelValues(opName(op))
 	}
 	for _, r := range []string{"tls", "hello", "label", "not_member"} {
@@ -63,13 +66,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) request(side int, op byte, result int) {
-	if m != nil && op < 8 {
+	if m != nil && op < numOps {
 		m.requests[side][op][result].Inc()
 	}
 }
 
 func (m *Metrics) observe(op byte, seconds float64) {
-	if m != nil && op < 8 {
+	if m != nil && op < numOps {
 		m.latency[op].Observe(seconds)
 	}
 }

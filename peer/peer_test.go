@@ -116,6 +116,18 @@ func (h *memHandler) Import(ctx context.Context, from string, es []store.Entry) 
 	return out, nil
 }
 
+func (h *memHandler) Many(ctx context.Context, from string, reqs []Request) []Result {
+	out := make([]Result, len(reqs))
+	for i, r := range reqs {
+		if r.Write {
+			out[i].Write, out[i].Err = h.Write(ctx, from, r.Key, r.Mutation)
+		} else {
+			out[i].Item, out[i].NearTTL, out[i].Err = h.Get(ctx, from, r.Key, false)
+		}
+	}
+	return out
+}
+
 func (h *memHandler) Invalidate(ctx context.Context, from string, keys []string) {
 	h.mu.Lock()
 	h.invalid = append(h.invalid, keys...)
@@ -218,6 +230,18 @@ func TestRoundTrips(t *testing.T) {
 			}
 			if rs, _ := p.cli.Import(ctx, addr, batch[:1]); rs[0] != kv.AckedStale {
 				t.Fatalf("re-import: %v", rs)
+			}
+			many, err := p.cli.Many(ctx, addr, []Request{
+				{Key: "m1", Write: true, Mutation: kv.Mutation{Value: []byte("x")}},
+				{Key: "k"}, {Key: "nope"}, {Key: "bad"},
+				{Key: "m2", Write: true, Mutation: kv.Mutation{Value: bytes.Repeat([]byte("y"), 40000)}},
+			})
+			if err != nil || len(many) != 5 || !many[0].Write.Applied || string(many[1].Item.Value) != "v1" ||
+				!errors.Is(many[2].Err, kv.ErrNotFound) || !errors.As(many[3].Err, &e) || e.Status != 421 || !many[4].Write.Applied {
+				t.Fatalf("Many: %+v %v", many, err)
+			}
+			if it, _, _ := p.cli.Get(ctx, addr, "m2", false); len(it.Value) != 40000 {
+				t.Fatalf("value written through Many: %d bytes", len(it.Value))
 			}
 			if err := p.cli.Invalidate(ctx, addr, []string{"a", "b"}); err != nil {
 				t.Fatal(err)

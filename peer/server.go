@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,26 @@ type Handler interface {
 	Import(ctx context.Context, from string, entries []store.Entry) ([]kv.ImportResult, error)
 	// Invalidate drops this node's copies of keys that from changed.
 	Invalidate(ctx context.Context, from string, keys []string)
+	// Many serves forwarded reads and writes of distinct keys together (a
+	// client's pipeline), one Result per Request, in order. A Result's Err
+	// is kv.ErrNotFound, a *kv.Error, or nil.
+	Many(ctx context.Context, from string, reqs []Request) []Result
+}
+
+// Request is one key's forwarded read or write in a Many call.
+type Request struct {
+	Key string
+	// Write: apply Mutation; else read the key.
+	Write    bool
+	Mutation kv.Mutation
+}
+
+// Result answers one Request.
+type Result struct {
+	Item    kv.Item        // a read's item
+	NearTTL time.Duration  // a read: how long the caller may keep a copy
+	Write   kv.WriteResult // a write's result
+	Err     error          // kv.ErrNotFound, a *kv.Error, or nil
 }
 
 // Limits bound what a peer may send.
@@ -436,6 +457,50 @@ func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (
 			return nil, &kv.Error{Status: 500, Message: "internal error"}
 		}
 		return func(b []byte) []byte { return AppendResults(b, res) }, nil
+	case opMany:
+		subs, err := decodeSubs(p, s.lim.MaxValueBytes+s.lim.MaxKeyBytes+32)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		reqs := make([]Request, len(subs))
+		for i, sb := range subs {
+			switch sb.op {
+			case opGet:
+				key, replica, err := decodeGet(sb.payload, s.lim.MaxKeyBytes)
+				if err != nil || replica {
+					return nil, badRequest(fmt.Errorf("%w: many: bad get", ErrMalformed))
+				}
+				reqs[i].Key = key
+			case opWrite:
+				key, m, err := decodeWrite(sb.payload, s.lim.MaxKeyBytes, s.lim.MaxValueBytes)
+				if err != nil {
+					return nil, badRequest(err)
+				}
+				reqs[i] = Request{Key: key, Write: true, Mutation: m}
+			default:
+				return nil, badRequest(fmt.Errorf("%w: many: op %d", ErrMalformed, sb.op))
+			}
+		}
+		res := s.h.Many(ctx, from, reqs)
+		if len(res) != len(reqs) {
+			return nil, &kv.Error{Status: 500, Message: "internal error"}
+		}
+		now := time.Now()
+		return func(b []byte) []byte {
+			b = binary.AppendUvarint(b, uint64(len(res)))
+			for i, r := range res {
+				switch {
+				case r.Err != nil:
+					e := s.handlerError(r.Err)
+					b = appendSub(b, flagError, func(b []byte) []byte { return appendError(b, e) })
+				case reqs[i].Write:
+					b = appendSub(b, 0, func(b []byte) []byte { return appendWriteResult(b, r.Write) })
+				default:
+					b = appendSub(b, 0, func(b []byte) []byte { return appendItem(b, r.Item, r.NearTTL, now) })
+				}
+			}
+			return b
+		}, nil
 	case opInvalidate:
 		keys, err := decodeKeys(p, maxInvalidateKeys, s.lim.MaxKeyBytes)
 		if err != nil {

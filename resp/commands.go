@@ -48,6 +48,7 @@ var commands map[string]*cmdSpec
 func init() {
 	commands = buildCommands()
 	specGet, specSet = commands["get"], commands["set"]
+	specDel, specUnlink = commands["del"], commands["unlink"]
 }
 
 func buildCommands() map[string]*cmdSpec {
@@ -115,7 +116,7 @@ func categoriesOf(c *cmdSpec) []string {
 }
 
 // Hot commands, looked up without the map (set with commands).
-var specGet, specSet *cmdSpec
+var specGet, specSet, specDel, specUnlink *cmdSpec
 
 // lookup finds a command by name, case-insensitively, without allocating.
 func lookup(cl *client, name []byte) *cmdSpec {
@@ -279,11 +280,6 @@ func singleKey(spec *cmdSpec, args [][]byte) (string, bool) {
 // key ends the run), each into a reply buffer of its own; the replies are
 // then sent in order. Everything else runs one by one.
 func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
-	type job struct {
-		spec *cmdSpec
-		args [][]byte
-		rec  replyBuf
-	}
 	for i := 0; i < len(cmds); {
 		var run []*job
 		seen := map[string]bool{}
@@ -301,6 +297,10 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 			i++
 			continue
 		}
+		if s.runBatch(c, cl, run) {
+			i += len(run)
+			continue
+		}
 		s.each(len(run), func(k int) {
 			jb := run[k]
 			jb.rec.Conn = c
@@ -314,6 +314,58 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 		}
 		i += len(run)
 	}
+}
+
+// runBatch answers a run of GET, SET (without GET) and single-key DEL
+// commands through one Backend.Many call, so that what goes to one owner
+// leaves in one request; it reports false (and does nothing) when the run
+// holds any other command.
+func (s *Server) runBatch(c redcon.Conn, cl *client, run []*job) bool {
+	ops := make([]node.Op, len(run))
+	kinds := make([]byte, len(run))
+	for k, jb := range run {
+		key := string(jb.args[1])
+		switch jb.spec {
+		case specGet:
+			ops[k], kinds[k] = node.Op{Key: key}, 'g'
+		case specSet:
+			o, msg := parseSet(jb.args)
+			if msg != "" || o.get || o.expired {
+				return false
+			}
+			ops[k], kinds[k] = node.Op{Key: key, Write: true, Mutation: o.m}, 's'
+		case specDel, specUnlink:
+			ops[k], kinds[k] = node.Op{Key: key, Write: true, Mutation: node.Mutation{Delete: true}}, 'd'
+		default:
+			return false
+		}
+	}
+	res := s.b.Many(s.cmdCtx(), ops)
+	for k, r := range res {
+		s.stats.commands.Add(1)
+		switch {
+		case kinds[k] == 'g':
+			s.writeGet(c, r.Item, r.Err)
+		case r.Err != nil:
+			s.writeNodeErr(c, r.Err)
+		case kinds[k] == 'd':
+			c.WriteInt(boolInt(r.Write.Existed))
+		case r.Write.Applied:
+			c.WriteString("OK")
+		default:
+			c.WriteNull()
+		}
+	}
+	cl.cmd.Store(run[len(run)-1].spec)
+	cl.last.Store(s.clock.Load())
+	return true
+}
+
+// job is one command of a pipeline run (runPipeline).
+type job struct {
+	spec *cmdSpec
+	args [][]byte
+	rec  replyBuf
 }
 
 // replyBuf is a connection whose replies are kept in a buffer (a command

@@ -59,6 +59,23 @@ func (b *slowBackend) Write(ctx context.Context, key string, m node.Mutation) (n
 	return node.WriteResult{Applied: true, Existed: existed}, nil
 }
 
+// Many runs the ops in parallel, as a node does for keys on other nodes.
+func (b *slowBackend) Many(ctx context.Context, ops []node.Op) []node.OpResult {
+	out := make([]node.OpResult, len(ops))
+	var wg sync.WaitGroup
+	for i, op := range ops {
+		wg.Go(func() {
+			if op.Write {
+				out[i].Write, out[i].Err = b.Write(ctx, op.Key, op.Mutation)
+			} else {
+				out[i].Item, out[i].Err = b.Get(ctx, op.Key)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 func (b *slowBackend) Status(ctx context.Context) node.NodeStatus {
 	return node.NodeStatus{Name: "fake"}
 }

@@ -38,6 +38,9 @@ type Backend interface {
 	Write(ctx context.Context, key string, m node.Mutation) (node.WriteResult, error)
 	// Status reports the node's own figures (INFO).
 	Status(ctx context.Context) node.NodeStatus
+	// Many carries out reads and writes of distinct keys together (a
+	// pipeline): what goes to one owner leaves in one request.
+	Many(ctx context.Context, ops []node.Op) []node.OpResult
 }
 
 var _ Backend = (*node.Node)(nil)

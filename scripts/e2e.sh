@@ -19,7 +19,13 @@ project=${PEERCACHE_E2E_PROJECT:-pce2e$(od -An -N4 -tx1 /dev/urandom | tr -d ' \
 export PEERCACHE_E2E_PROJECT=$project
 
 cleanup() {
-	local ids nets
+	# The suite's project, and the second one it starts to compare secrets.
+	cleanup_project "$project"
+	cleanup_project "${project}b"
+}
+
+cleanup_project() {
+	local project=$1 ids nets
 	ids=$(docker ps -aq --filter "label=com.docker.compose.project=$project" 2>/dev/null)
 	if [ -n "$ids" ]; then
 		echo "e2e: removing the containers of $project"

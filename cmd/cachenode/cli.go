@@ -312,8 +312,8 @@ func writeClusterTable(w io.Writer, addr string, rep node.ClusterReport) {
 	for _, nr := range rep.Nodes {
 		byName[nr.Name] = nr
 	}
-	fmt.Fprintf(w, "cluster seen from %s (%s): %d members, ring v%d (%d in ring, checksum %s), mode %s\n\n",
-		rep.Self, addr, len(rep.Members), rep.Ring.Version, len(rep.Ring.Members), rep.Ring.Checksum, rep.ClusterMode)
+	fmt.Fprintf(w, "cluster seen from %s (%s): %d members, ring v%d (%d in ring, checksum %s), mode %s, auth: %s\n\n",
+		rep.Self, addr, len(rep.Members), rep.Ring.Version, len(rep.Ring.Members), rep.Ring.Checksum, rep.ClusterMode, rep.Auth)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tMODE\tKEYS\tMEMORY\tHIT RATIO\tREQ/S\tMIGRATION")
 	var problems []string

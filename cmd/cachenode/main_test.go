@@ -213,6 +213,28 @@ func TestThreeProcesses(t *testing.T) {
 	}
 }
 
+// With --insecure a node may listen beyond loopback without a secret, and
+// says so.
+func TestInsecureWarns(t *testing.T) {
+	p := startProcArgs(t, "open", "", []string{"--insecure"})
+	waitUntil(t, 10*time.Second, "the node answers", func() bool {
+		code, _ := httpDo(t, "GET", "http://"+p.http+"/readyz", nil)
+		return code == 200
+	})
+	if !strings.Contains(p.out.String(), "auth: off") || !strings.Contains(p.out.String(), "level=WARN") {
+		t.Fatalf("no WARN about auth being off:\n%s", p.out)
+	}
+	// The secret file cachenode keygen writes is read back.
+	dir := t.TempDir()
+	path := writeSecret(t, dir, "k")
+	if _, errs, code := cliRun(t, "", "keygen", "--out", path, "--if-missing"); code != 0 || !strings.Contains(errs, "kept") {
+		t.Fatalf("keygen --if-missing over an existing file: %d %s", code, errs)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file mode: %v %v", fi.Mode(), err)
+	}
+}
+
 // Bad configuration: a one-line error naming the flag, exit code 2.
 func TestBadConfig(t *testing.T) {
 	cases := []struct {
@@ -230,10 +252,17 @@ func TestBadConfig(t *testing.T) {
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{[]string{"--replicas", "0"}, nil, "--replicas"},
 		{[]string{"--write-acks", "most"}, nil, "--write-acks"},
+		// Beyond loopback without a cluster secret: refused, naming the flag.
+		{[]string{"--gossip-addr", ":0"}, nil, "--cluster-secret-file"},
+		{[]string{"--peer-addr", "0.0.0.0:0"}, nil, "--cluster-secret-file"},
+		{[]string{"--cluster-secret-file", "/nonexistent"}, nil, "--cluster-secret-file"},
+		{nil, []string{"CACHENODE_MAX_CLOCK_SKEW=soon"}, "--max-clock-skew"},
+		{[]string{"--peer-tls-cert-file", "/tmp/x.pem"}, nil, "--peer-tls-key-file"},
 	}
 	for _, tc := range cases {
 		cmd := exec.Command(binPath, append([]string{"--name", "x", "--http-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}, tc.args...)...)
 		cmd.Env = append(os.Environ(), tc.env...)
+		cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
 		out, err := cmd.CombinedOutput()
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 2 {

@@ -224,6 +224,9 @@
     badge.className = "badge " + (ro || roNodes.length ? "ro" : "rw");
     badge.textContent = ro ? "cluster read-only" : roNodes.length ? `read-only: ${roNodes.join(", ")}` : "read-write";
     $("subtitle").textContent = `cluster dashboard · served by ${cl.self}`;
+    const auth = $("auth-badge");
+    auth.className = "badge " + (cl.auth === "off" ? "ro" : "rw");
+    auth.textContent = cl.auth === "off" ? "auth: off" : `auth: ${cl.auth}`;
 
     // KPIs.
     const active = cl.members.filter((m) => m.state === "active").length;

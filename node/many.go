@@ -1,0 +1,230 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/peercache/peercache/peer"
+	"github.com/peercache/peercache/store"
+)
+
+// Batches: reads and writes of distinct keys that a client sent together
+// (a Redis pipeline). Each key is routed as Get and Write route it; what
+// goes to one owner leaves as one peer request, and an owner applies a
+// batch of writes and copies them to each replica as one import, so a
+// pipeline of N commands costs a few round trips instead of N.
+
+// Op is one key's read or write in Many.
+type Op struct {
+	Key string
+	// Write: apply Mutation; else read the key.
+	Write    bool
+	Mutation Mutation
+}
+
+// OpResult answers one Op: Item for a read, Write for a write, and Err as
+// Get and Write return it (ErrNotFound for a missing key).
+type OpResult struct {
+	Item  Item
+	Write WriteResult
+	Err   error
+}
+
+// maxManyOps bounds the ops of one peer request.
+const maxManyOps = 1024
+
+// Many carries out ops, whose keys must be distinct (a repeated key makes
+// Many run the ops one by one, in order). Order among ops of different
+// keys is not defined, as for separate calls.
+func (n *Node) Many(ctx context.Context, ops []Op) []OpResult {
+	out := make([]OpResult, len(ops))
+	seen := make(map[string]struct{}, len(ops))
+	for _, op := range ops {
+		if _, dup := seen[op.Key]; dup {
+			for i, op := range ops {
+				out[i] = n.one(ctx, op)
+			}
+			return out
+		}
+		seen[op.Key] = struct{}{}
+	}
+	ep := n.tierEpoch() // before the view (tier.go)
+	v := n.view.Load()
+	remote := map[string][]int{} // owner -> ops it gets
+	for i, op := range ops {
+		owner := v.ring.Owner(op.Key)
+		var e *Error
+		if op.Write {
+			e = n.checkWrite(op.Key, op.Mutation, false)
+		} else {
+			e = n.checkKey(op.Key)
+		}
+		switch {
+		case e != nil:
+			out[i].Err = e
+		case owner == "" || owner == n.cfg.Name:
+			out[i] = n.one(ctx, op) // served here (or the cluster is forming)
+		case !op.Write:
+			if it, ok := n.nearGet(op.Key, owner); ok { // near cache (nearcache.go)
+				out[i].Item = it
+				continue
+			}
+			remote[owner] = append(remote[owner], i)
+		default:
+			remote[owner] = append(remote[owner], i)
+		}
+	}
+	var wg sync.WaitGroup
+	for owner, idx := range remote {
+		for len(idx) > 0 {
+			chunk := idx[:min(len(idx), maxManyOps)]
+			idx = idx[len(chunk):]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.manyAt(ctx, v, owner, ops, chunk, out, ep)
+			}()
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// one carries out a single op as Get or Write would.
+func (n *Node) one(ctx context.Context, op Op) OpResult {
+	if op.Write {
+		res, e := n.write(ctx, op.Key, op.Mutation, false)
+		return OpResult{Write: res, Err: errOrNil(e)}
+	}
+	it, err := n.get(ctx, op.Key, false)
+	return OpResult{Item: it, Err: err}
+}
+
+// manyAt sends ops[idx] to their owner in one request. What the owner
+// refused because views differ (421), or could not be answered at all, is
+// retried key by key through the ordinary paths, which re-route.
+func (n *Node) manyAt(ctx context.Context, v *view, owner string, ops []Op, idx []int, out []OpResult, ep uint64) {
+	reqs := make([]peer.Request, len(idx))
+	var guards []uint64
+	if n.tier != nil {
+		guards = make([]uint64, len(idx))
+	}
+	for j, i := range idx {
+		reqs[j] = peer.Request{Key: ops[i].Key, Write: ops[i].Write, Mutation: ops[i].Mutation}
+		if guards != nil {
+			guards[j] = n.tier.guard(ops[i].Key).Load()
+		}
+	}
+	addr, e := n.peerAddr(v, owner)
+	var res []peer.Result
+	sent := time.Now()
+	if e == nil {
+		pctx, cancel := n.peerCtx(ctx)
+		var err error
+		res, err = n.peers.Many(pctx, addr, reqs)
+		cancel()
+		if err != nil {
+			e = asError(n.peerErr(owner, addr, err))
+		}
+	}
+	for j, i := range idx {
+		op := ops[i]
+		if op.Write {
+			n.tierInvalidate(op.Key) // this node's near copy goes before the write is acknowledged
+			n.metrics.forwarded.WithLabelValues("put").Inc()
+		} else {
+			n.metrics.forwarded.WithLabelValues("get").Inc()
+		}
+		var r peer.Result
+		if e == nil {
+			r = res[j]
+		}
+		var re *Error
+		if e != nil || (asKVError(r.Err, &re) && (re.Status == http.StatusMisdirectedRequest || re.Status == http.StatusForbidden)) {
+			out[i] = n.one(ctx, op) // re-routed key by key
+			continue
+		}
+		if op.Write {
+			r.Write.Owner, r.Write.Source = owner, SourcePeer
+			out[i] = OpResult{Write: r.Write, Err: peerResultErr(r.Err)}
+			continue
+		}
+		if r.Err == nil {
+			r.Item.Owner, r.Item.Source = owner, SourcePeer
+			var g uint64
+			if guards != nil {
+				g = guards[j]
+			}
+			n.nearFill(op.Key, r.Item, r.NearTTL, sent, g, ep)
+		}
+		out[i] = OpResult{Item: r.Item, Err: peerResultErr(r.Err)}
+	}
+}
+
+// asKVError is errors.As for *Error.
+func asKVError(err error, e **Error) bool {
+	if x, ok := err.(*Error); ok {
+		*e = x
+		return true
+	}
+	return false
+}
+
+// peerResultErr maps a peer's per-key error to the node's.
+func peerResultErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if err == ErrNotFound || err.Error() == ErrNotFound.Error() {
+		return ErrNotFound
+	}
+	return err
+}
+
+// Many (server side) serves a batch of forwarded reads and writes: reads
+// one by one (each as Get serves it), writes applied one by one and then
+// spread together, so that each replica gets one import for all of them.
+func (h peerHandler) Many(ctx context.Context, from string, reqs []peer.Request) []peer.Result {
+	n := h.n
+	out := make([]peer.Result, len(reqs))
+	if err := h.refused(); err != nil {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	if ctx.Err() != nil {
+		for i := range out {
+			out[i].Err = retryable(http.StatusServiceUnavailable, "forwarded request arrived after its deadline; not carried out")
+		}
+		return out
+	}
+	var applied []store.Entry
+	var appliedIdx []int
+	for i, r := range reqs {
+		if !r.Write {
+			out[i].Item, out[i].NearTTL, out[i].Err = h.Get(ctx, from, r.Key, false)
+			continue
+		}
+		res, e, ok, err := n.ownerApplyForwarded(ctx, r.Key, r.Mutation)
+		out[i].Write = res
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		if ok {
+			applied = append(applied, e)
+			appliedIdx = append(appliedIdx, i)
+		}
+	}
+	if len(applied) > 0 {
+		for j, e := range n.spread(ctx, applied, true) {
+			if e != nil {
+				out[appliedIdx[j]].Err = e
+			}
+		}
+	}
+	return out
+}
