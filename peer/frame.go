@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/peercache/peercache/kv"
@@ -180,6 +181,9 @@ func decodeGet(p []byte, maxKey int) (key string, replica bool, err error) {
 
 const (
 	itemHasTTL byte = 1
+	// maxTTLMillis is the longest lifetime a frame may carry: what a
+	// time.Duration holds (about 292 years).
+	maxTTLMillis = uint64(math.MaxInt64 / int64(time.Millisecond))
 )
 
 // get response: flags u8 | version u64 | ttl ms uvarint (if itemHasTTL) |
@@ -213,7 +217,7 @@ func decodeItem(p []byte, sent time.Time) (it kv.Item, nearTTL time.Duration, er
 	p = p[9:]
 	if f&itemHasTTL != 0 {
 		ms, k := binary.Uvarint(p)
-		if k <= 0 || ms == 0 || ms > 1<<53 {
+		if k <= 0 || ms == 0 || ms > maxTTLMillis {
 			return it, 0, fmt.Errorf("%w: bad ttl", ErrMalformed)
 		}
 		it.ExpireAt = sent.Add(time.Duration(ms) * time.Millisecond)
@@ -270,7 +274,7 @@ func decodeWrite(p []byte, maxKey, maxValue int) (key string, m kv.Mutation, err
 	f := p[0]
 	p = p[1:]
 	ttl, k := binary.Uvarint(p)
-	if k <= 0 || ttl > 1<<53 {
+	if k <= 0 || ttl > maxTTLMillis {
 		return "", m, fmt.Errorf("%w: bad ttl", ErrMalformed)
 	}
 	p = p[k:]
