@@ -621,24 +621,25 @@ outer:
 
 func cmdMGet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	keys, idx := uniqueKeys(args[1:])
-	items := make([]node.Item, len(keys))
-	errs := make([]error, len(keys))
-	ctx := s.cmdCtx()
-	s.each(len(keys), func(i int) { items[i], errs[i] = s.b.Get(ctx, keys[i]) })
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, node.ErrNotFound) {
-			s.writeNodeErr(c, err)
+	ops := make([]node.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = node.Op{Key: k}
+	}
+	res := s.b.Many(s.cmdCtx(), ops) // one request per owner
+	for _, r := range res {
+		if r.Err != nil && !errors.Is(r.Err, node.ErrNotFound) {
+			s.writeNodeErr(c, r.Err)
 			return
 		}
 	}
 	c.WriteArray(len(idx))
 	for _, j := range idx {
-		if errs[j] != nil {
+		if res[j].Err != nil {
 			s.stats.misses.Add(1)
 			c.WriteNull()
 		} else {
 			s.stats.hits.Add(1)
-			c.WriteBulk(items[j].Value)
+			c.WriteBulk(res[j].Item.Value)
 		}
 	}
 }
@@ -658,14 +659,13 @@ func cmdMSet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		}
 		last[k] = i + 1
 	}
-	errs := make([]error, len(keys))
-	ctx := s.cmdCtx()
-	s.each(len(keys), func(i int) {
-		_, errs[i] = s.b.Write(ctx, keys[i], node.Mutation{Value: args[last[keys[i]]]})
-	})
-	for _, err := range errs {
-		if err != nil {
-			s.writeNodeErr(c, err)
+	ops := make([]node.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = node.Op{Key: k, Write: true, Mutation: node.Mutation{Value: args[last[k]]}}
+	}
+	for _, r := range s.b.Many(s.cmdCtx(), ops) { // one request per owner
+		if r.Err != nil {
+			s.writeNodeErr(c, r.Err)
 			return
 		}
 	}
