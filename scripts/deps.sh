@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and Go alone does not bring:
-# redis-server (real Redis for the store and cluster tests) and chromium (the
-# dashboard's browser test drives Debian's chromium through chromedp).
+# redis-server (real Redis for the store and cluster tests), chromium (the
+# dashboard's browser test drives Debian's chromium through chromedp) and
+# kubectl (deploy/ renders the Kubernetes manifests with `kubectl kustomize`;
+# Debian's kubernetes-client package when no kubectl is on the PATH).
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 
 if [ ${#need[@]} -eq 0 ]; then
-	echo "deps: redis-server $(redis-server --version | awk '{print $3}') and chromium present"
+	echo "deps: redis-server $(redis-server --version | awk '{print $3}'), chromium and kubectl present"
 	exit 0
 fi
 
@@ -28,4 +31,5 @@ $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts a system redis on :6379 after installing; tests start their own.
 command -v redis-server >/dev/null 2>&1 || { echo "deps: redis-server still missing" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { echo "deps: chromium still missing" >&2; exit 1; }
-echo "deps: redis-server $(redis-server --version | awk '{print $3}') and chromium ready"
+command -v kubectl >/dev/null 2>&1 || { echo "deps: kubectl still missing" >&2; exit 1; }
+echo "deps: redis-server $(redis-server --version | awk '{print $3}'), chromium and kubectl ready"
