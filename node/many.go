@@ -40,19 +40,15 @@ const maxManyOps = 1024
 // keys is not defined, as for separate calls.
 func (n *Node) Many(ctx context.Context, ops []Op) []OpResult {
 	out := make([]OpResult, len(ops))
-	seen := make(map[string]struct{}, len(ops))
-	for _, op := range ops {
-		if _, dup := seen[op.Key]; dup {
-			for i, op := range ops {
-				out[i] = n.one(ctx, op)
-			}
-			return out
+	if hasDuplicate(ops) {
+		for i, op := range ops {
+			out[i] = n.one(ctx, op)
 		}
-		seen[op.Key] = struct{}{}
+		return out
 	}
 	ep := n.tierEpoch() // before the view (tier.go)
 	v := n.view.Load()
-	remote := map[string][]int{} // owner -> ops it gets
+	var remote map[string][]int // owner -> ops it gets
 	for i, op := range ops {
 		owner := v.ring.Owner(op.Key)
 		var e *Error
@@ -71,25 +67,60 @@ func (n *Node) Many(ctx context.Context, ops []Op) []OpResult {
 				out[i].Item = it
 				continue
 			}
-			remote[owner] = append(remote[owner], i)
+			fallthrough
 		default:
+			if remote == nil {
+				remote = map[string][]int{}
+			}
 			remote[owner] = append(remote[owner], i)
 		}
 	}
-	var wg sync.WaitGroup
+	// One request per owner (and per maxManyOps ops), in parallel; the last
+	// runs on this goroutine.
+	type part struct {
+		owner string
+		idx   []int
+	}
+	var parts []part
 	for owner, idx := range remote {
 		for len(idx) > 0 {
 			chunk := idx[:min(len(idx), maxManyOps)]
 			idx = idx[len(chunk):]
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n.manyAt(ctx, v, owner, ops, chunk, out, ep)
-			}()
+			parts = append(parts, part{owner, chunk})
 		}
+	}
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		if i == len(parts)-1 {
+			n.manyAt(ctx, v, p.owner, ops, p.idx, out, ep)
+			break
+		}
+		wg.Go(func() { n.manyAt(ctx, v, p.owner, ops, p.idx, out, ep) })
 	}
 	wg.Wait()
 	return out
+}
+
+// hasDuplicate reports whether two ops name the same key.
+func hasDuplicate(ops []Op) bool {
+	if len(ops) > 32 {
+		seen := make(map[string]struct{}, len(ops))
+		for _, op := range ops {
+			if _, dup := seen[op.Key]; dup {
+				return true
+			}
+			seen[op.Key] = struct{}{}
+		}
+		return false
+	}
+	for i := range ops {
+		for j := i + 1; j < len(ops); j++ {
+			if ops[i].Key == ops[j].Key {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // one carries out a single op as Get or Write would.
@@ -131,11 +162,16 @@ func (n *Node) manyAt(ctx context.Context, v *view, owner string, ops []Op, idx 
 	}
 	for j, i := range idx {
 		op := ops[i]
-		if op.Write {
+		switch {
+		case op.Write:
 			n.tierInvalidate(op.Key) // this node's near copy goes before the write is acknowledged
-			n.metrics.forwarded.WithLabelValues("put").Inc()
-		} else {
-			n.metrics.forwarded.WithLabelValues("get").Inc()
+			if op.Mutation.Delete {
+				n.metrics.fwdDelete.Inc()
+			} else {
+				n.metrics.fwdPut.Inc()
+			}
+		default:
+			n.metrics.fwdGet.Inc()
 		}
 		var r peer.Result
 		if e == nil {

@@ -17,6 +17,8 @@ type metrics struct {
 	requests        *prometheus.CounterVec
 	latency         *prometheus.HistogramVec
 	forwarded       *prometheus.CounterVec
+	fwdGet, fwdPut  prometheus.Counter // forwarded's get and put (resolved once: hot path)
+	fwdDelete       prometheus.Counter
 	misdirected     prometheus.Counter
 	peerErrors      prometheus.Counter
 	handoff         *prometheus.CounterVec
@@ -44,6 +46,7 @@ func newMetrics(n *Node) *metrics {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"route", "method"})
 	m.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_forwarded_total",
 		Help: "Requests forwarded to the key's owner, by operation."}, []string{"op"})
+	m.fwdGet, m.fwdPut, m.fwdDelete = m.forwarded.WithLabelValues("get"), m.forwarded.WithLabelValues("put"), m.forwarded.WithLabelValues("delete")
 	m.misdirected = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_misdirected_total",
 		Help: "Forwarded requests the target refused because views of the ring differed."})
 	m.peerErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_peer_errors_total",

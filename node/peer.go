@@ -71,7 +71,7 @@ func (n *Node) peerCtx(ctx context.Context) (context.Context, context.CancelFunc
 }
 
 func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, time.Duration, error) {
-	n.metrics.forwarded.WithLabelValues("get").Inc()
+	n.metrics.fwdGet.Inc()
 	return n.peerRead(ctx, v, owner, key, false)
 }
 
@@ -106,11 +106,11 @@ func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, m Muta
 	if e != nil {
 		return WriteResult{}, e
 	}
-	op := "put"
 	if m.Delete {
-		op = "delete"
+		n.metrics.fwdDelete.Inc()
+	} else {
+		n.metrics.fwdPut.Inc()
 	}
-	n.metrics.forwarded.WithLabelValues(op).Inc()
 	ctx, cancel := n.peerCtx(ctx)
 	defer cancel()
 	res, err := n.peers.Write(ctx, addr, key, m)

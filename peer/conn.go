@@ -60,9 +60,16 @@ func (w *frameWriter) enqueue(build func([]byte) []byte) error {
 	// Let the goroutines that are about to send add their frames first:
 	// under load they then share this write; when nothing else is
 	// runnable this returns at once.
-	w.mu.Unlock()
-	runtime.Gosched()
-	w.mu.Lock()
+	// While others keep adding frames, yield again (a few times at most).
+	for range 4 {
+		n := len(w.buf)
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+		if len(w.buf) == n {
+			break
+		}
+	}
 	for {
 		out := w.buf
 		w.buf = w.spare[:0]

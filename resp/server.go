@@ -127,10 +127,6 @@ type client struct {
 	name, libName, libVer string
 	// nameBuf is scratch space of the connection's goroutine.
 	nameBuf [maxCommandName]byte
-	// fastBatch: a command with that many commands pipelined behind it
-	// was fast; the commands after it in the same batch are not timed
-	// (handle).
-	fastBatch int
 }
 
 // Listen opens the listener; Serve (or Start) accepts connections. Close
@@ -323,16 +319,10 @@ func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
 		cl = &client{}
 		c.SetContext(cl)
 	}
-	// A single-key command with more pipelined behind it: if it is slow
-	// (the key lives on another node, or in Redis), the rest of the batch
-	// runs through runPipeline, which overlaps commands on distinct keys.
-	// Fast ones (local hits) keep the plain path; fastBatch remembers that
-	// an earlier command of this batch was fast.
-	pending := len(c.PeekPipeline())
-	if pending == 0 || pending < cl.fastBatch {
-		if pending == 0 {
-			cl.fastBatch = 0
-		}
+	// A single-key command with more pipelined behind it: the batch goes
+	// through runPipeline, which carries out runs of single-key commands
+	// on distinct keys together (one peer request per owner).
+	if len(c.PeekPipeline()) == 0 {
 		s.dispatch(c, cl, cmd.Args)
 		return
 	}
@@ -340,13 +330,7 @@ func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
 		s.dispatch(c, cl, cmd.Args)
 		return
 	}
-	start := time.Now()
-	s.dispatch(c, cl, cmd.Args)
-	if time.Since(start) > slowCommand {
-		s.runPipeline(c, cl, c.ReadPipeline())
-		return
-	}
-	cl.fastBatch = pending
+	s.runPipeline(c, cl, append([]redcon.Command{cmd}, c.ReadPipeline()...))
 }
 
 // dispatch runs one command.
