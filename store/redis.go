@@ -368,8 +368,84 @@ func (r *Redis) Put(ctx context.Context, entries []Entry) ([]Outcome, error) {
 	return r.putValidated(ctx, entries)
 }
 
-// putValidated writes validated entries: one script call per 1000 (or 8 MiB).
+// putFastMin is the smallest batch that first tries SET NX (see
+// putValidated).
+const putFastMin = 8
+
+// putValidated writes validated entries. A batch of at least putFastMin
+// entries (migration, import) first writes, in one pipeline of SET NX, the
+// entries whose key the shard does not hold at all (the common case when
+// keys move to a new owner): a key that is absent takes any version, so the
+// script's read and compare would decide the same, only slower. The other
+// entries (the key exists, or the entry expires within a second: the
+// script judges expiry by the Redis clock) go through the script.
 func (r *Redis) putValidated(ctx context.Context, entries []Entry) ([]Outcome, error) {
+	if len(entries) < putFastMin {
+		return r.putScripted(ctx, entries)
+	}
+	out := make([]Outcome, len(entries))
+	soon := time.Now().Add(time.Second).UnixMilli()
+	var fast []int
+	for i := range entries {
+		if e := &entries[i]; e.ExpireAt == 0 || e.ExpireAt > soon {
+			fast = append(fast, i)
+		}
+	}
+	var slow []int
+	for start := 0; start < len(fast); start += redisBatchKeys {
+		part := fast[start:min(start+redisBatchKeys, len(fast))]
+		cmds := make([]*redis.StatusCmd, len(part))
+		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, i := range part {
+				e := &entries[i]
+				a := redis.SetArgs{Mode: "NX"}
+				if e.ExpireAt != 0 {
+					a.ExpireAt = time.UnixMilli(e.ExpireAt)
+				}
+				cmds[j] = p.SetArgs(ctx, r.prefix+e.Key, encodeRecord(e), a)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("store: redis put: %w", err)
+		}
+		for j, i := range part {
+			if v, err := cmds[j].Result(); err == nil && v == "OK" {
+				out[i] = Applied
+			} else {
+				slow = append(slow, i)
+			}
+		}
+	}
+	isFast := make([]bool, len(entries))
+	for _, i := range fast {
+		isFast[i] = true
+	}
+	for i := range entries {
+		if !isFast[i] {
+			slow = append(slow, i)
+		}
+	}
+	if len(slow) == 0 {
+		return out, nil
+	}
+	rest := make([]Entry, len(slow))
+	for j, i := range slow {
+		rest[j] = entries[i]
+	}
+	outs, err := r.putScripted(ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range slow {
+		out[i] = outs[j]
+	}
+	return out, nil
+}
+
+// putScripted writes validated entries through the script: one call per
+// 1000 (or 8 MiB).
+func (r *Redis) putScripted(ctx context.Context, entries []Entry) ([]Outcome, error) {
 	out := make([]Outcome, 0, len(entries))
 	for start := 0; start < len(entries); {
 		var (

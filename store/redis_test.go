@@ -323,3 +323,58 @@ func BenchmarkRedisPutBatch1000(b *testing.B) {
 		}
 	}
 }
+
+// A large Put (which first tries SET NX for absent keys) decides exactly as
+// the Memory store does: absent keys are written, older stored versions
+// replaced, newer ones kept, tombstones respected, entries that expire
+// within the second judged by the script.
+func TestRedisLargePutMatchesMemory(t *testing.T) {
+	ctx := context.Background()
+	r := newRedis(t, store.RedisOptions{Addr: testredis.Start(t).Addr()})
+	m := store.NewMemory(store.MemoryOptions{})
+	defer m.Close()
+	now := time.Now()
+	var seed, batch []store.Entry
+	for i := 0; i < 40; i++ {
+		k := fmt.Sprintf("k%02d", i)
+		switch i % 4 {
+		case 1: // stored older
+			seed = append(seed, store.Entry{Key: k, Value: []byte("old"), Version: 5})
+		case 2: // stored newer
+			seed = append(seed, store.Entry{Key: k, Value: []byte("new"), Version: 50})
+		case 3: // a newer tombstone
+			seed = append(seed, store.Entry{Key: k, Version: 50, Tombstone: true, ExpireAt: now.Add(time.Hour).UnixMilli()})
+		}
+		e := store.Entry{Key: k, Value: []byte("in"), Version: 10}
+		if i%5 == 0 {
+			e.ExpireAt = now.Add(time.Minute).UnixMilli()
+		}
+		if i == 7 {
+			e.ExpireAt = now.Add(-time.Second).UnixMilli() // already expired
+		}
+		batch = append(batch, e)
+	}
+	for _, st := range []store.Store{r, m} {
+		if _, err := st.Put(ctx, seed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ro, err := r.Put(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mo, err := m.Put(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range batch {
+		if ro[i] != mo[i] {
+			t.Errorf("%s: redis %s, memory %s", batch[i].Key, ro[i], mo[i])
+		}
+		re, rf, _ := r.Get(ctx, batch[i].Key)
+		me, mf, _ := m.Get(ctx, batch[i].Key)
+		if rf != mf || re.Version != me.Version || string(re.Value) != string(me.Value) || re.Tombstone != me.Tombstone || re.ExpireAt != me.ExpireAt {
+			t.Errorf("%s after: redis %+v %v, memory %+v %v", batch[i].Key, re, rf, me, mf)
+		}
+	}
+}
