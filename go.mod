@@ -13,6 +13,7 @@ require (
 	github.com/maypok86/otter/v2 v2.4.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/redis/rueidis v1.0.79
 	github.com/sirupsen/logrus v1.10.1
 	github.com/tidwall/redcon v1.6.2
 	golang.org/x/sync v0.24.0
