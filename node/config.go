@@ -158,6 +158,12 @@ type Config struct {
 	// near copies of the key to acknowledge their invalidation before it
 	// is acknowledged itself (0: 5ms; negative: do not wait).
 	InvalidationWait time.Duration
+	// WarmKeys and WarmBytes bound the warm-up a node sends to the new
+	// owners of its keys after a ring change: the hottest of its local
+	// copies of keys they now own, at most this many keys and bytes
+	// (0: DefaultWarmKeys, DefaultWarmBytes; WarmKeys negative: no warm-up).
+	WarmKeys  int
+	WarmBytes int64
 	// Getter, when set, loads keys that are in no shard (read-through);
 	// see Getter.
 	Getter Getter
@@ -195,6 +201,12 @@ func (c *Config) setDefaults() {
 			}
 			c.PeerAddr = net.JoinHostPort(h, strconv.Itoa(p))
 		}
+	}
+	if c.WarmKeys == 0 {
+		c.WarmKeys = DefaultWarmKeys
+	}
+	if c.WarmBytes <= 0 {
+		c.WarmBytes = DefaultWarmBytes
 	}
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = DefaultMaxClockSkew

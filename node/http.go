@@ -38,6 +38,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("/v1/status", n.instrument("status", n.handleStatus))
 	mux.HandleFunc("/v1/mode", n.instrument("mode", n.handleMode))
 	mux.HandleFunc("/v1/ring", n.instrument("ring", n.handleRing))
+	mux.HandleFunc("/v1/warm", n.instrument("warm", n.handleWarm))
 	mux.HandleFunc("/{$}", n.instrument("dashboard", n.handleDashboard))
 	mux.HandleFunc("/ui/", n.instrument("dashboard", n.handleDashboardAsset))
 	mux.HandleFunc("/livez", n.handleLivez)
@@ -432,4 +433,32 @@ func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
 	n.log.Info("leave requested over HTTP", "remote", r.RemoteAddr)
 	go n.Stop(context.Background())
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving", "drain_timeout": n.cfg.DrainTimeout.String()})
+}
+
+// maxWarmBody bounds a POST /v1/warm body (one key per line).
+const maxWarmBody = 4 << 20
+
+// handleWarm loads the keys of the body (one per line) through their owners
+// and the read-through origin: POST /v1/warm, answered with the counts.
+func (n *Node) handleWarm(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWarmBody))
+	if err != nil {
+		writeError(w, errorf(http.StatusRequestEntityTooLarge, "warm: the key list exceeds %d bytes; send it in parts", maxWarmBody))
+		return
+	}
+	var keys []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if k := strings.TrimRight(line, "\r"); k != "" {
+			if e := n.checkKey(k); e != nil {
+				writeError(w, errorf(http.StatusBadRequest, "warm: line %d: %s", len(keys)+1, e.Message))
+				return
+			}
+			keys = append(keys, k)
+		}
+	}
+	writeJSON(w, http.StatusOK, n.Warm(r.Context(), keys))
 }

@@ -188,7 +188,10 @@ func (n *Node) manyAt(ctx context.Context, v *view, owner string, ops []Op, idx 
 			continue
 		}
 		if r.Err == nil {
-			r.Item.Owner, r.Item.Source = owner, SourcePeer
+			r.Item.Owner = owner
+			if r.Item.Source != SourceOrigin {
+				r.Item.Source = SourcePeer
+			}
 			var g uint64
 			if guards != nil {
 				g = guards[j]

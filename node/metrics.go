@@ -33,6 +33,7 @@ type metrics struct {
 	migratedBytes   prometheus.Counter
 	repaired        prometheus.Counter
 	futureVersions  prometheus.Counter
+	warm            *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -83,6 +84,9 @@ func newMetrics(n *Node) *metrics {
 	m.futureVersions = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_future_versions_refused_total",
 		Help: "Entries from other members refused because their versions lay more than --max-clock-skew ahead of this node's clock."})
 	f(m.futureVersions)
+	m.warm = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_warm_keys_total",
+		Help: "Warm-up after ring changes: keys sent to their new owners (sent) and keys this node loaded into its local tier for them (filled)."}, []string{"result"})
+	f(m.warm)
 	m.repaired = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_repaired_keys_total",
 		Help: "Keys whose failed replica copies the repair path made again."})
 	f(m.repaired)

@@ -108,6 +108,7 @@ type Node struct {
 	fullDone   uint64            // the latest of them a completed run served
 
 	repair *repairer // keys whose replica copies failed (repair.go)
+	warm   warmer    // the warm-up plan of the latest ring change (warm.go)
 
 	// peerRefuse makes the peer API answer every request with 503 (fault
 	// injection for tests: a member whose peer traffic fails while its
@@ -511,6 +512,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		prev = r.Without(n.cfg.Name)
 	}
 	nv.prev = pushPrev(prev, old.prev)
+	n.planWarm(r) // the hottest copies the new owners will want (warm.go), before they are dropped
 	n.view.Store(nv)
 	n.tierViewChanged() // after the store: see localTier
 	n.metrics.ringChanges.Inc()
@@ -576,6 +578,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 			n.metrics.observeMigration(res)
 			if err == nil {
 				n.completed(p)
+				n.sendWarm(rctx, p.ring) // the keys moved: now warm their new owners' tiers (warm.go)
 			}
 			if announce && rctx.Err() == nil {
 				n.setMeta(func(m *membership.Meta) { m.Migrating = false })
@@ -710,6 +713,7 @@ func (n *Node) drain(ctx context.Context) error {
 			return fmt.Errorf("node: drain incomplete: %d keys not handed off: %w", res.Failed, errors.Join(err, ctx.Err()))
 		}
 		n.log.Info("leaving: drain complete", "moved", res.Moved, "stale", res.Stale, "dropped", res.Dropped, "duration", res.Duration)
+		n.sendWarm(ctx, target)
 		return nil
 	}
 }
@@ -730,6 +734,7 @@ func (n *Node) excludeSelf() {
 	nv.checksum = nv.ring.Checksum()
 	nv.changedAt = time.Now()
 	nv.prev = pushPrev(old.ring, old.prev)
+	n.planWarm(nv.ring) // warm.go: sent once the drain is done
 	n.view.Store(&nv)
 	n.tierViewChanged()
 	n.metrics.ringChanges.Inc()

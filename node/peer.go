@@ -94,9 +94,12 @@ func (n *Node) peerRead(ctx context.Context, v *view, name, key string, replica 
 	if err != nil {
 		return Item{}, 0, n.peerErr(name, addr, err)
 	}
-	it.Owner, it.Source = name, SourcePeer
-	if replica {
+	it.Owner = name
+	switch {
+	case replica:
 		it.Source = SourceReplica
+	case it.Source != SourceOrigin: // the owner loaded it from the origin: say so
+		it.Source = SourcePeer
 	}
 	return it, nearTTL, nil
 }

@@ -260,6 +260,27 @@ func (c *Client) Many(ctx context.Context, addr string, reqs []Request) ([]Resul
 	return out, nil
 }
 
+// Warm sends keys this node found hot to their new owner at addr, which
+// loads them into its local tier; it returns how many the peer loaded.
+func (c *Client) Warm(ctx context.Context, addr string, keys []string) (int, error) {
+	loaded := 0
+	for len(keys) > 0 {
+		n := min(len(keys), maxInvalidateKeys)
+		batch := keys[:n]
+		p, err := c.call(ctx, addr, opWarm, func(b []byte) []byte { return appendKeys(b, batch) })
+		if err != nil {
+			return loaded, err
+		}
+		v, k := binary.Uvarint(p)
+		if k <= 0 || k != len(p) || v > uint64(n) {
+			return loaded, c.badAnswer(addr, fmt.Errorf("warm answer"))
+		}
+		loaded += int(v)
+		keys = keys[n:]
+	}
+	return loaded, nil
+}
+
 // Ping checks that the peer at addr answers.
 func (c *Client) Ping(ctx context.Context, addr string) error {
 	_, err := c.call(ctx, addr, opPing, func(b []byte) []byte { return b })

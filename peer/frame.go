@@ -32,6 +32,7 @@ const (
 	opInvalidate byte = 0x06 // keys whose near copies must go
 	opPing       byte = 0x07 // liveness
 	opMany       byte = 0x08 // reads and writes of distinct keys, answered together
+	opWarm       byte = 0x09 // keys a previous owner found hot: load them into the local tier
 	opResponse   byte = 0x80
 
 	flagError byte = 1 // response payload is an encoded error
@@ -66,6 +67,8 @@ func opName(op byte) string {
 		return "ping"
 	case opMany:
 		return "many"
+	case opWarm:
+		return "warm"
 	default:
 		return "unknown"
 	}
@@ -181,6 +184,7 @@ func decodeGet(p []byte, maxKey int) (key string, replica bool, err error) {
 
 const (
 	itemHasTTL byte = 1
+	itemOrigin byte = 2 // the owner loaded the value from its read-through origin for this read
 	// maxTTLMillis is the longest lifetime a frame may carry: what a
 	// time.Duration holds (about 292 years).
 	maxTTLMillis = uint64(math.MaxInt64 / int64(time.Millisecond))
@@ -192,6 +196,9 @@ const (
 func appendItem(b []byte, it kv.Item, nearTTL time.Duration, now time.Time) []byte {
 	var f byte
 	var left int64
+	if it.Source == kv.SourceOrigin {
+		f |= itemOrigin
+	}
 	if !it.ExpireAt.IsZero() {
 		f |= itemHasTTL
 		left = max(it.ExpireAt.Sub(now).Milliseconds(), 1)
@@ -209,10 +216,13 @@ func appendItem(b []byte, it kv.Item, nearTTL time.Duration, now time.Time) []by
 // expiry is counted from then, never later than the owner's). The value
 // aliases p.
 func decodeItem(p []byte, sent time.Time) (it kv.Item, nearTTL time.Duration, err error) {
-	if len(p) < 9 || p[0]&^itemHasTTL != 0 {
+	if len(p) < 9 || p[0]&^(itemHasTTL|itemOrigin) != 0 {
 		return it, 0, fmt.Errorf("%w: bad item", ErrMalformed)
 	}
 	f := p[0]
+	if f&itemOrigin != 0 {
+		it.Source = kv.SourceOrigin
+	}
 	it.Version = binary.BigEndian.Uint64(p[1:9])
 	p = p[9:]
 	if f&itemHasTTL != 0 {

@@ -128,6 +128,8 @@ func (h *memHandler) Many(ctx context.Context, from string, reqs []Request) []Re
 	return out
 }
 
+func (h *memHandler) Warm(ctx context.Context, from string, keys []string) int { return len(keys) }
+
 func (h *memHandler) Invalidate(ctx context.Context, from string, keys []string) {
 	h.mu.Lock()
 	h.invalid = append(h.invalid, keys...)

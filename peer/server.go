@@ -44,6 +44,10 @@ type Handler interface {
 	// client's pipeline), one Result per Request, in order. A Result's Err
 	// is kv.ErrNotFound, a *kv.Error, or nil.
 	Many(ctx context.Context, from string, reqs []Request) []Result
+	// Warm loads keys, which from found hot before they moved to this
+	// node, into this node's local tier (from its own shard); it returns
+	// how many it loaded.
+	Warm(ctx context.Context, from string, keys []string) int
 }
 
 // Request is one key's forwarded read or write in a Many call.
@@ -501,6 +505,13 @@ func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (
 			}
 			return b
 		}, nil
+	case opWarm:
+		keys, err := decodeKeys(p, maxInvalidateKeys, s.lim.MaxKeyBytes)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		loaded := s.h.Warm(ctx, from, keys)
+		return func(b []byte) []byte { return binary.AppendUvarint(b, uint64(loaded)) }, nil
 	case opInvalidate:
 		keys, err := decodeKeys(p, maxInvalidateKeys, s.lim.MaxKeyBytes)
 		if err != nil {

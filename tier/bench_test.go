@@ -2,13 +2,13 @@ package tier
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"sort"
 	"sync/atomic"
 	"testing"
 
 	hlru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/peercache/peercache/internal/zipf"
 )
 
 // The implementations measured against each other (docs/benchmarks.md):
@@ -41,6 +41,7 @@ func (h *hashicorpCache) Get(k string) (Entry, bool)              { return h.c.G
 func (h *hashicorpCache) Set(k string, e Entry) bool              { h.c.Add(k, e); return true }
 func (h *hashicorpCache) Delete(k string)                         { h.c.Remove(k) }
 func (h *hashicorpCache) Clear()                                  { h.c.Purge() }
+func (h *hashicorpCache) Hottest(func(string, Entry) bool)        {} // not needed by the benchmarks
 func (h *hashicorpCache) Stats() Stats                            { return Stats{Entries: int64(h.c.Len())} }
 func (h *hashicorpCache) Close()                                  {}
 func (h *hashicorpCache) DeleteFunc(func(string, Entry) bool) int { return 0 }
@@ -71,11 +72,11 @@ func benchKeyNames(n int) []string {
 // stay in the CPU caches. Each goroutine starts at its own place in one
 // precomputed stream of 1M ranks.
 func BenchmarkGet(b *testing.B) {
-	z := newZipf(benchKeys, 0.99, 5)
+	z := zipf.New(benchKeys, 0.99, 5)
 	perm := rand.New(rand.NewPCG(5, 3)).Perm(benchKeys)
 	stream := make([]int, 1<<20)
 	for i := range stream {
-		stream[i] = perm[z.next()]
+		stream[i] = perm[z.Next()]
 	}
 	benchGet(b, stream)
 }
@@ -166,43 +167,18 @@ func BenchmarkSet(b *testing.B) {
 	}
 }
 
-// zipf draws ranks 0..n-1 with P(rank k) proportional to 1/(k+1)^s, for any
-// s > 0 (math/rand's Zipf needs s > 1), by inverting the cumulative sum.
-type zipf struct {
-	cdf []float64
-	r   *rand.Rand
-}
-
-func newZipf(n int, s float64, seed uint64) *zipf {
-	z := &zipf{cdf: make([]float64, n), r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
-	sum := 0.0
-	for k := 0; k < n; k++ {
-		sum += 1 / math.Pow(float64(k+1), s)
-		z.cdf[k] = sum
-	}
-	for k := range z.cdf {
-		z.cdf[k] /= sum
-	}
-	return z
-}
-
-func (z *zipf) next() int {
-	u := z.r.Float64()
-	return sort.SearchFloat64s(z.cdf, u)
-}
-
 // hitRatio replays a zipf(s) stream of requests over a key space of
 // keySpace keys through c, filling on every miss, and returns the hit
 // ratio. The key ranks are scattered over the key names so that hot keys
 // do not share shards.
 func hitRatio(c Cache, keySpace, requests int, s float64, seed uint64) float64 {
-	z := newZipf(keySpace, s, seed)
+	z := zipf.New(keySpace, s, seed)
 	perm := rand.New(rand.NewPCG(seed, 3)).Perm(keySpace)
 	keys := benchKeyNames(keySpace)
 	v := make([]byte, benchValue)
 	hits := 0
 	for i := 0; i < requests; i++ {
-		k := keys[perm[z.next()]]
+		k := keys[perm[z.Next()]]
 		if _, ok := c.Get(k); ok {
 			hits++
 			continue

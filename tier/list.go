@@ -164,6 +164,49 @@ func (c *listCache) DeleteFunc(del func(key string, e Entry) bool) int {
 	return removed
 }
 
+func (c *listCache) Hottest(fn func(key string, e Entry) bool) {
+	// The shards in turn, a batch of the newest entries from each, copied
+	// out under the shard's lock so that fn runs without it.
+	const batch = 64
+	type kv struct {
+		key string
+		e   Entry
+	}
+	pos := make([]*listNode, len(c.shards)) // where each shard's walk resumes (nil: at its front)
+	done := make([]bool, len(c.shards))
+	now := c.clk.now()
+	for left := len(c.shards); left > 0; {
+		for i := range c.shards {
+			if done[i] {
+				continue
+			}
+			s := &c.shards[i]
+			var out []kv
+			s.mu.Lock()
+			n := pos[i]
+			if n == nil || (n != &s.root && n.prev == nil) { // first visit, or the node left meanwhile: restart at the front
+				n = s.root.next
+			}
+			for ; n != &s.root && len(out) < batch; n = n.next {
+				if n.deadline == 0 || now < n.deadline {
+					out = append(out, kv{n.key, n.e})
+				}
+			}
+			pos[i] = n
+			if n == &s.root {
+				done[i] = true
+				left--
+			}
+			s.mu.Unlock()
+			for _, x := range out {
+				if !fn(x.key, x.e) {
+					return
+				}
+			}
+		}
+	}
+}
+
 func (c *listCache) Clear() {
 	for i := range c.shards {
 		s := &c.shards[i]

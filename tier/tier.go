@@ -96,6 +96,12 @@ type Cache interface {
 	// DeleteFunc removes every entry for which del returns true and
 	// returns how many it removed. Entries added meanwhile may be missed.
 	DeleteFunc(del func(key string, e Entry) bool) int
+	// Hottest calls fn with entries from the most to the least valuable
+	// to keep (the policy's order: W-TinyLFU's retention order; LRU most
+	// recently used first; FIFO newest first, per shard in turn) until fn
+	// returns false. Expired entries are skipped; an entry may come twice
+	// when the cache changes meanwhile. fn must not call the cache.
+	Hottest(fn func(key string, e Entry) bool)
 	// Clear removes everything.
 	Clear()
 	// Stats returns the counters.

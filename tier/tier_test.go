@@ -198,3 +198,42 @@ func TestParsePolicy(t *testing.T) {
 		t.Error("3 shards accepted")
 	}
 }
+
+// Hottest visits entries in the policy's order of value, skips expired
+// ones and stops when told.
+func TestHottest(t *testing.T) {
+	for _, p := range []Policy{LRU, FIFO, TinyLFU} {
+		c, err := New(Options{MaxBytes: 1 << 20, Policy: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 100; i++ {
+			c.Set(fmt.Sprintf("k%d", i), Entry{Value: []byte("v")})
+		}
+		c.Set("gone", Entry{Value: []byte("v"), Expires: time.Now().Add(-time.Second)})
+		for i := 0; i < 20; i++ {
+			c.Get("k7") // hot
+		}
+		seen := map[string]bool{}
+		c.Hottest(func(key string, e Entry) bool {
+			seen[key] = true
+			return true
+		})
+		if len(seen) != 100 || seen["gone"] {
+			t.Errorf("%s: visited %d entries (expired one: %v)", p, len(seen), seen["gone"])
+		}
+		n := 0
+		c.Hottest(func(string, Entry) bool { n++; return n < 10 })
+		if n != 10 {
+			t.Errorf("%s: did not stop: %d", p, n)
+		}
+		if p == LRU {
+			var first string
+			c.Hottest(func(key string, e Entry) bool { first = key; return false })
+			if first != "k7" {
+				t.Errorf("LRU: hottest is %s, want the key just read", first)
+			}
+		}
+		c.Close()
+	}
+}

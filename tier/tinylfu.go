@@ -115,6 +115,17 @@ func (t *tinyLFU) DeleteFunc(del func(key string, e Entry) bool) int {
 	return removed
 }
 
+func (t *tinyLFU) Hottest(fn func(key string, e Entry) bool) {
+	now := t.clk.now()
+	for en := range t.c.Hottest() {
+		if v := en.Value; v.deadline == 0 || now < v.deadline {
+			if !fn(en.Key, v.e) {
+				return
+			}
+		}
+	}
+}
+
 func (t *tinyLFU) Clear() { t.c.InvalidateAll() }
 
 func (t *tinyLFU) Stats() Stats {

@@ -5,6 +5,7 @@ package main
 // 2 usage.
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -64,6 +65,8 @@ func runCLI(name string, args []string, stdin io.Reader, stdout, stderr io.Write
 		return c.cluster(args)
 	case "mode":
 		return c.mode(args)
+	case "warm":
+		return c.warm(args)
 	}
 	return c.usage("unknown subcommand")
 }
@@ -81,6 +84,8 @@ func usageLine(name string) string {
 		return "cachenode cluster [--addr host:port] [--json]"
 	case "mode":
 		return "cachenode mode [--addr host:port] [read-only|read-write [--scope cluster|node]]"
+	case "warm":
+		return "cachenode warm [--addr host:port] [--batch 1000] --keys-file FILE|-   (one key per line; - reads stdin)"
 	}
 	return "cachenode get|put|del|cluster|mode --addr host:port ..."
 }
@@ -462,5 +467,74 @@ func (c *cli) mode(args []string) int {
 		fmt.Fprintf(c.stdout, " (not yet: %s; gossip brings it to them shortly)", strings.Join(mc.Pending, ", "))
 	}
 	fmt.Fprintln(c.stdout)
+	return exitOK
+}
+
+// warm loads the keys of a file (one per line) into the cluster through
+// POST /v1/warm, a batch at a time, printing a progress line per batch and
+// the totals. Exit 1 when any key failed.
+func (c *cli) warm(args []string) int {
+	fs := c.flags()
+	file := fs.String("keys-file", "", "file with one key per line (- for standard input)")
+	batch := fs.Int("batch", 1000, "keys per request")
+	pos, code, ok := c.parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || *file == "" || *batch <= 0 {
+		return c.usage("want --keys-file FILE and no other argument")
+	}
+	in := c.stdin
+	if *file != "-" {
+		f, err := os.Open(*file)
+		if err != nil {
+			return c.fail("%v", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	var keys []string
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		if k := strings.TrimRight(sc.Text(), "\r"); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return c.fail("reading %s: %v", *file, err)
+	}
+	var total node.WarmResult
+	for done := 0; done < len(keys); {
+		part := keys[done:min(done+*batch, len(keys))]
+		status, _, body, err := c.call(http.MethodPost, "/v1/warm", strings.NewReader(strings.Join(part, "\n")))
+		if err != nil {
+			return c.fail("%v", err)
+		}
+		if status != http.StatusOK {
+			return c.apiError(status, body)
+		}
+		var r node.WarmResult
+		if err := json.Unmarshal(body, &r); err != nil {
+			return c.fail("the answer of %s is not a warm-up result: %v", c.addr, err)
+		}
+		total.Keys += r.Keys
+		total.Present += r.Present
+		total.Loaded += r.Loaded
+		total.Missing += r.Missing
+		total.Failed += r.Failed
+		if total.Error == "" {
+			total.Error = r.Error
+		}
+		done += len(part)
+		fmt.Fprintf(c.stderr, "warm: %d/%d keys: %d present, %d loaded, %d missing, %d failed\n",
+			done, len(keys), total.Present, total.Loaded, total.Missing, total.Failed)
+	}
+	fmt.Fprintf(c.stdout, "warmed %d keys: %d were cached, %d loaded from the origin, %d missing, %d failed\n",
+		total.Keys, total.Present, total.Loaded, total.Missing, total.Failed)
+	if total.Failed > 0 {
+		fmt.Fprintf(c.stderr, "cachenode warm: first error: %s\n", total.Error)
+		return exitFailed
+	}
 	return exitOK
 }

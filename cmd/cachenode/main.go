@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runBench(args[1:], stdout, stderr)
 		case "bench-baseline": // hidden: the HTTP baselines bench/run.sh measures against (bench.go)
 			return runBaseline(args[1:], stderr)
-		case "get", "put", "del", "delete", "cluster", "mode": // client subcommands (cli.go)
+		case "get", "put", "del", "delete", "cluster", "mode", "warm": // client subcommands (cli.go)
 			return runCLI(args[0], args[1:], os.Stdin, stdout, stderr, os.Getenv)
 		}
 	}

@@ -21,6 +21,8 @@ type tierOptions struct {
 	originNegativeTTL time.Duration
 	originTimeout     time.Duration
 	ttlJitter         float64
+	warmKeys          int
+	warmBytes         int64
 }
 
 func addTierFlags(fs *flag.FlagSet, o *tierOptions) {
@@ -32,6 +34,8 @@ func addTierFlags(fs *flag.FlagSet, o *tierOptions) {
 	fs.DurationVar(&o.originTTL, "origin-ttl", 5*time.Minute, "TTL of values loaded from --origin (0: no expiry)")
 	fs.DurationVar(&o.originNegativeTTL, "origin-negative-ttl", node.DefaultLoaderNegTTL, "how long a key the origin answered 404 for is answered 404 without asking again (0: not remembered)")
 	fs.DurationVar(&o.originTimeout, "origin-timeout", 10*time.Second, "timeout of each request to --origin")
+	fs.IntVar(&o.warmKeys, "warm-keys", node.DefaultWarmKeys, "after a ring change, send each new owner up to this many of the hottest local copies of its keys, to warm its local tier (0: no warm-up)")
+	fs.Int64Var(&o.warmBytes, "warm-bytes", node.DefaultWarmBytes, "byte bound of that warm-up (keys and values)")
 	fs.Float64Var(&o.ttlJitter, "ttl-jitter", 0, "shorten TTLs of loaded values by a random fraction up to this (0 to <1), so keys loaded together do not expire together")
 }
 
@@ -60,6 +64,13 @@ func (o tierOptions) apply(cfg *node.Config, maxValueBytes int) error {
 		return fmt.Errorf("--ttl-jitter %v: want 0 to less than 1", o.ttlJitter)
 	}
 	cfg.TTLJitter = o.ttlJitter
+	if o.warmKeys < 0 || o.warmBytes <= 0 {
+		return fmt.Errorf("--warm-keys must not be negative (0 disables) and --warm-bytes must be positive")
+	}
+	cfg.WarmKeys, cfg.WarmBytes = o.warmKeys, o.warmBytes
+	if o.warmKeys == 0 {
+		cfg.WarmKeys = -1
+	}
 	if o.origin != "" {
 		g, err := node.OriginGetter(o.origin, o.originTTL, &http.Client{Timeout: o.originTimeout}, maxValueBytes)
 		if err != nil {
