@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,14 +71,7 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 		}
 		return ownerRead{it: it, err: err}, nil
 	}
-	res, shared, err := n.flights.Do(ctx, fkey, flight)
-	if shared && t != nil {
-		t.collapsed[tierNear].Add(1)
-	}
-	if err != nil { // this caller's ctx ended while it waited
-		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
-	}
-	return res.it, res.err
+	return n.collapsed(ctx, fkey, tierNear, flight)
 }
 
 // nearFill keeps a copy of it, fetched from its owner, in the near cache

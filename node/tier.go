@@ -232,9 +232,16 @@ func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, e
 	} else if n.cfg.Getter == nil {
 		return n.shardGet(ctx, v, key)
 	}
+	return n.collapsed(ctx, fkey, tierLocal, flight)
+}
+
+// collapsed runs flight once for every caller that asks for fkey at the
+// same time (singleflight), counting the callers that joined one in
+// flight by kind (tierLocal: owner reads; tierNear: forwards).
+func (n *Node) collapsed(ctx context.Context, fkey string, kind int, flight func() (ownerRead, error)) (Item, error) {
 	res, shared, err := n.flights.Do(ctx, fkey, flight)
-	if shared && t != nil {
-		t.collapsed[tierLocal].Add(1)
+	if shared && n.tier != nil {
+		n.tier.collapsed[kind].Add(1)
 	}
 	if err != nil { // this caller's ctx ended while it waited
 		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)

@@ -84,29 +84,21 @@ func runWire(b *testing.B, get func(ctx context.Context, key string) error) {
 
 func BenchmarkWire(b *testing.B) {
 	value := make([]byte, 32)
-	b.Run("binary", func(b *testing.B) {
-		s, _ := startServer(b, wireValues{value}, Auth{}, "")
-		c := newClient(b, "client", Auth{}, "")
-		addr := s.Addr().String()
-		runWire(b, func(ctx context.Context, key string) error {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			_, _, err := c.Get(ctx, addr, key, false)
-			return err
-		})
-	})
-	b.Run("binary-tls", func(b *testing.B) {
-		auth := Auth{Secret: []byte("0123456789abcdef0123456789abcdef")}
-		s, _ := startServer(b, wireValues{value}, auth, "")
-		c := newClient(b, "client", auth, "")
-		addr := s.Addr().String()
-		runWire(b, func(ctx context.Context, key string) error {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			_, _, err := c.Get(ctx, addr, key, false)
-			return err
-		})
-	})
+	binary := func(auth Auth) func(b *testing.B) {
+		return func(b *testing.B) {
+			s, _ := startServer(b, wireValues{value}, auth, "")
+			c := newClient(b, "client", auth, "")
+			addr := s.Addr().String()
+			runWire(b, func(ctx context.Context, key string) error {
+				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				_, _, err := c.Get(ctx, addr, key, false)
+				return err
+			})
+		}
+	}
+	b.Run("binary", binary(Auth{}))
+	b.Run("binary-tls", binary(Auth{Secret: []byte("0123456789abcdef0123456789abcdef")}))
 	b.Run("resp-rueidis", func(b *testing.B) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
