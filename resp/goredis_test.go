@@ -247,9 +247,20 @@ func TestGoRedis(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), "ERR key is 2000 bytes") {
 			t.Fatalf("long key: %v", err)
 		}
-		err = a.Set(ctx, "big", strings.Repeat("v", 2<<20), 0).Err()
+		// Beyond the node's value limit but within the bulk limit: the
+		// node's own message.
+		err = a.Set(ctx, "big", strings.Repeat("v", 1<<20+1<<10), 0).Err()
 		if err == nil || !strings.HasPrefix(err.Error(), "ERR value is") {
 			t.Fatalf("big value: %v", err)
+		}
+		// Beyond the bulk limit: Redis' protocol error, and that
+		// connection is closed (the client dials a new one).
+		err = a.Set(ctx, "big", strings.Repeat("v", 2<<20), 0).Err()
+		if err == nil || err.Error() != "ERR Protocol error: invalid bulk length" {
+			t.Fatalf("value beyond the bulk limit: %v", err)
+		}
+		if err := a.Set(ctx, "big", "small", 0).Err(); err != nil {
+			t.Fatalf("after the protocol error: %v", err)
 		}
 	})
 }

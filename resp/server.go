@@ -7,11 +7,17 @@
 // its owner exactly as the HTTP API does (forwarding, replication, handoff
 // while keys migrate). Any node therefore serves any key.
 //
-// Connections are served by github.com/tidwall/redcon (one goroutine per
-// connection; the library parses requests, including pipelines and inline
-// commands). Every command runs under a context whose deadline is
-// Options.CommandTimeout away (commands starting within the same 50 ms share
-// one), cancelled when the server closes.
+// Each connection has one goroutine (conn.go) with its own request reader
+// (reader.go: multibulk and inline requests, pipelines, and limits on
+// everything a client can make the server hold: Options.Limits,
+// MaxClients, IdleTimeout); replies are written with
+// github.com/tidwall/redcon's Writer, and command handlers see the
+// connection as a redcon.Conn. Malformed or oversized input is answered
+// with Redis' error text and closes that connection only; a panic while
+// serving one closes it and is counted, the node stays up. Every command
+// runs under a context whose deadline is Options.CommandTimeout away
+// (commands starting within the same 50 ms share one), cancelled when the
+// server closes.
 package resp
 
 import (
@@ -64,6 +70,8 @@ type Options struct {
 	// IdleTimeout closes connections idle for longer (0: never, as Redis'
 	// default timeout 0).
 	IdleTimeout time.Duration
+	// Limits bound each client's requests (zero fields: the defaults).
+	Limits Limits
 	// Version is reported by INFO as peercache_version.
 	Version string
 	// Logger receives connection-level problems (nil: slog.Default()).
@@ -77,7 +85,6 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	ln   net.Listener
-	srv  *redcon.Server
 
 	base   context.Context // cancelled by Close: aborts commands in flight
 	cancel context.CancelFunc
@@ -106,6 +113,7 @@ type stats struct {
 	hits        paddedCounter
 	misses      paddedCounter
 	errors      paddedCounter
+	panics      paddedCounter
 }
 
 type paddedCounter struct {
@@ -127,7 +135,16 @@ type client struct {
 	name, libName, libVer string
 	// nameBuf is scratch space of the connection's goroutine.
 	nameBuf [maxCommandName]byte
+	// nc is the connection (Close closes it to stop its goroutine).
+	nc net.Conn
+	// authed is set once the client has authenticated (or at once when
+	// the server needs no password); written and read by the
+	// connection's own goroutine only.
+	authed bool
 }
+
+// authenticated reports whether the client may send full-size requests.
+func (cl *client) authenticated() bool { return cl.authed }
 
 // Listen opens the listener; Serve (or Start) accepts connections. Close
 // must be called in any case: it also stops the server's ticker.
@@ -164,14 +181,6 @@ func Listen(b Backend, opts Options) (*Server, error) {
 	s.deadline.Store(s.newDeadline())
 	s.clock.Store(time.Now().UnixNano())
 	go s.tick()
-	s.srv = redcon.NewServerNetwork("tcp", opts.Addr, s.handle, s.accept, s.closed)
-	s.srv.AcceptError = func(err error) {
-		s.log.Warn("resp: accept failed", "err", err)
-		time.Sleep(10 * time.Millisecond) // e.g. EMFILE: do not spin
-	}
-	if opts.IdleTimeout > 0 {
-		s.srv.SetIdleClose(opts.IdleTimeout)
-	}
 	return s, nil
 }
 
@@ -188,9 +197,7 @@ func (s *Server) Serve() error {
 	s.serving = true
 	s.mu.Unlock()
 	defer close(s.serveDone)
-	// redcon returns once the listener is closed, after closing every
-	// connection it accepted.
-	return s.srv.Serve(s.ln)
+	return s.acceptLoop()
 }
 
 // Start runs Serve in a goroutine.
@@ -206,6 +213,11 @@ func (s *Server) Close(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	s.ln.Close()
+	s.mu.Lock()
+	for cl := range s.clients {
+		cl.nc.Close() // its goroutine's read or write fails: it returns
+	}
+	s.mu.Unlock()
 	if serving {
 		select {
 		case <-s.serveDone:
@@ -222,42 +234,6 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("resp: connections still closing: %w", ctx.Err())
 	}
-}
-
-func (s *Server) accept(c redcon.Conn) bool {
-	s.stats.connections.Add(1)
-	s.mu.Lock()
-	if len(s.clients) >= s.opts.MaxClients {
-		s.mu.Unlock()
-		s.stats.rejected.Add(1)
-		c.WriteError("ERR max number of clients reached")
-		return false // redcon closes it (the error is flushed by Close)
-	}
-	cl := &client{id: s.nextID.Add(1), addr: c.RemoteAddr(), created: time.Now()}
-	if nc := c.NetConn(); nc != nil {
-		cl.laddr = nc.LocalAddr().String()
-	}
-	s.clients[cl] = struct{}{}
-	s.conns.Add(1)
-	s.mu.Unlock()
-	c.SetContext(cl)
-	return true
-}
-
-// closed runs when a connection handler ends (under redcon's server lock:
-// it must not call back into redcon.Server).
-func (s *Server) closed(c redcon.Conn, err error) {
-	cl, _ := c.Context().(*client)
-	if cl == nil {
-		return
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Debug("resp: connection closed", "addr", cl.addr, "err", err)
-	}
-	s.mu.Lock()
-	delete(s.clients, cl)
-	s.mu.Unlock()
-	s.conns.Done()
 }
 
 // cmdCtx returns the context for one command: it carries a deadline
@@ -310,15 +286,10 @@ func (s *Server) tick() {
 	}
 }
 
-// handle is redcon's handler: one call per command, in order, per
-// connection; the replies are flushed once the commands the connection
-// had sent so far are answered.
-func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
-	cl, _ := c.Context().(*client)
-	if cl == nil {
-		cl = &client{}
-		c.SetContext(cl)
-	}
+// handle runs one request of a connection (serveConn calls it for each,
+// in order; the replies are flushed once the requests that arrived
+// together are answered).
+func (s *Server) handle(c redcon.Conn, cl *client, cmd redcon.Command) {
 	// A single-key command with more pipelined behind it: the batch goes
 	// through runPipeline, which carries out runs of single-key commands
 	// on distinct keys together (one peer request per owner).
