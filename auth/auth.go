@@ -143,6 +143,7 @@ type FileError struct {
 	Err error
 }
 
+// Error names the file (and line) and the reason.
 func (e *FileError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("auth: %s line %d: %v", e.File, e.Line, e.Err)
@@ -150,4 +151,5 @@ func (e *FileError) Error() string {
 	return fmt.Sprintf("auth: %s: %v", e.File, e.Err)
 }
 
+// Unwrap returns Err.
 func (e *FileError) Unwrap() error { return e.Err }

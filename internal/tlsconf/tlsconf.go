@@ -63,8 +63,10 @@ type FileError struct {
 	Err error
 }
 
+// Error names the file (and line) and the reason.
 func (e *FileError) Error() string { return fmt.Sprintf("tlsconf: %s: %v", e.File, e.Err) }
 
+// Unwrap returns Err.
 func (e *FileError) Unwrap() error { return e.Err }
 
 // Reloader holds the current TLS material. It is safe for concurrent use.

@@ -279,6 +279,8 @@ func TestClientCA(t *testing.T) {
 	}
 	withCert := f.ClientConfig(t, true)
 	withCert.NextProtos = []string{"test/1"}
+	// A session cache: a resumed session must not outlive a CA change.
+	withCert.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 	mustSerial(t, addr, withCert, serial)
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		c := withCert.Clone()
@@ -295,13 +297,15 @@ func TestClientCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := c.ConnectionState().NegotiatedProtocol; p != "test/1" {
-		t.Errorf("negotiated %q", p)
+	if st := c.ConnectionState(); st.NegotiatedProtocol != "test/1" || !st.DidResume {
+		t.Errorf("negotiated %q, resumed %v; want test/1, a resumed session", st.NegotiatedProtocol, st.DidResume)
 	}
 	c.Close()
 
 	// A client certificate from another CA: refused; after the CA file
-	// changes to that CA, accepted, and the old CA's client refused.
+	// changes to that CA, accepted, and the old CA's client refused, even
+	// resuming a session (crypto/tls checks a resumed session's chain
+	// against the ClientCAs of the handshake).
 	other := tlstest.NewCA(t)
 	otherCert, otherKey := filepath.Join(dir, "oc.pem"), filepath.Join(dir, "ok.pem")
 	other.Issue(t, otherCert, otherKey, true)
