@@ -124,8 +124,10 @@ func New(o Options) (*Reloader, error) {
 // verified against the current CA pool. The certificate and the pool are
 // looked up per handshake (GetCertificate, GetConfigForClient), so reloads
 // apply to configurations already in use. With a client CA file each
-// handshake runs on a copy of the returned configuration as it is then: set
-// fields such as NextProtos on it before serving, not on a copy of it.
+// handshake runs on a copy of the returned configuration as it is then, so
+// set fields such as NextProtos on it before serving: http.Server adds "h2"
+// and "http/1.1" only to its own copy, which those handshakes do not see
+// (set NextProtos = []string{"h2", "http/1.1"} yourself for HTTP/2).
 func (r *Reloader) Config() *tls.Config {
 	c := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
