@@ -325,6 +325,11 @@ func TestBcryptCache(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// The wrong one and the first right one; the others waited for the
+	// slot and found the verification cached.
+	if n := s.bcrypts.Load(); n != 2 {
+		t.Errorf("%d bcrypt verifications, want 2", n)
+	}
 	if !set.cached(key) || len(set.cache) != 1 {
 		t.Errorf("cache %d entries, key cached %v", len(set.cache), set.cached(key))
 	}

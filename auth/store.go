@@ -59,8 +59,9 @@ type Config struct {
 // use; [Store.Reload] swaps the users atomically. A nil *Store is a disabled
 // one.
 type Store struct {
-	cfg Config
-	sem chan struct{} // bcrypt slots
+	cfg     Config
+	sem     chan struct{} // bcrypt slots
+	bcrypts atomic.Int64  // bcrypt verifications run (for tests)
 
 	mu  sync.Mutex // serializes Reload
 	set atomic.Pointer[userSet]
@@ -183,11 +184,16 @@ func (s *Store) verify(set *userSet, u *user, name, password string) bool {
 		return true
 	}
 	s.sem <- struct{}{}
-	ok := bcrypt.CompareHashAndPassword(u.bcrypt, []byte(password)) == nil
-	<-s.sem
-	if ok {
-		set.remember(key)
+	if set.cached(key) { // verified while this one waited for a slot
+		<-s.sem
+		return true
 	}
+	s.bcrypts.Add(1)
+	ok := bcrypt.CompareHashAndPassword(u.bcrypt, []byte(password)) == nil
+	if ok {
+		set.remember(key) // before the slot goes to a waiter
+	}
+	<-s.sem
 	return ok
 }
 
