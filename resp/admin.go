@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/peercache/peercache/auth"
 	"github.com/peercache/peercache/node"
 )
 
@@ -56,20 +57,53 @@ func cmdSelect(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 }
 
 func cmdAuth(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	var user, pass []byte
 	switch len(args) {
 	case 2:
-		s.writeErr(c, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		pass = args[1]
 	case 3:
-		// The only user is "default", without a password: Redis accepts
-		// any password for such a user.
-		if string(args[1]) != "default" {
-			s.writeErr(c, "WRONGPASS invalid username-password pair or user is disabled.")
-			return
-		}
-		c.WriteString("OK")
+		user, pass = args[1], args[2]
 	default:
 		s.writeErr(c, errSyntax)
+		return
 	}
+	if msg := s.authenticate(cl, user, pass); msg != "" {
+		s.writeErr(c, msg)
+		return
+	}
+	c.WriteString("OK")
+}
+
+// authenticate checks a user name (nil: "default") and password and, when
+// they match, makes the connection that user's; it returns the error
+// reply otherwise (as Redis: one text whether the user or the password
+// was wrong).
+func (s *Server) authenticate(cl *client, user, pass []byte) string {
+	if !s.opts.Auth.Enabled() {
+		if user == nil {
+			return "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+		}
+		// The only user is "default", without a password: Redis accepts
+		// any password for such a user.
+		if string(user) != auth.DefaultUser {
+			return "WRONGPASS invalid username-password pair or user is disabled."
+		}
+		return ""
+	}
+	name := auth.DefaultUser
+	if user != nil {
+		name = string(user)
+	}
+	p, err := s.opts.Auth.Authenticate(name, string(pass))
+	if err != nil {
+		s.stats.authFailures.Add(1)
+		s.log.Debug("resp: authentication failed", "addr", cl.addr)
+		return "WRONGPASS invalid username-password pair or user is disabled."
+	}
+	s.mu.Lock()
+	cl.authed, cl.user, cl.role = true, p.User, p.Role
+	s.mu.Unlock()
+	return ""
 }
 
 // cmdHello is HELLO [protover [AUTH username password] [SETNAME name]].
@@ -91,8 +125,8 @@ func cmdHello(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	for i := 2; i < len(args); i++ {
 		switch {
 		case isOpt(args[i], "AUTH") && i+2 < len(args):
-			if string(args[i+1]) != "default" {
-				s.writeErr(c, "WRONGPASS invalid username-password pair or user is disabled.")
+			if msg := s.authenticate(cl, args[i+1], args[i+2]); msg != "" {
+				s.writeErr(c, msg)
 				return
 			}
 			i += 2
@@ -211,6 +245,11 @@ func cmdClient(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		s.mu.Unlock()
 		c.WriteBulkString(line + "\n")
 	case isOpt(sub, "LIST"):
+		// Other clients' addresses and names: admin only.
+		if !cl.role.Allows(auth.RoleAdmin) {
+			s.writeErr(c, "NOPERM User "+cl.user+" has no permissions to run the 'client|list' command")
+			return
+		}
 		now := time.Now()
 		s.mu.Lock()
 		cls := make([]*client, 0, len(s.clients))
@@ -265,8 +304,12 @@ func (s *Server) clientLine(cl *client, now time.Time) string {
 	if l := cl.last.Load(); l != 0 {
 		idle = now.Sub(time.Unix(0, l)).Seconds()
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=N db=0 cmd=%s user=default resp=2 lib-name=%s lib-ver=%s",
-		cl.id, cl.addr, cl.laddr, cl.name, int(now.Sub(cl.created).Seconds()), int(idle), cmd, cl.libName, cl.libVer)
+	user := cl.user
+	if user == "" {
+		user = auth.DefaultUser
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=N db=0 cmd=%s user=%s resp=2 lib-name=%s lib-ver=%s",
+		cl.id, cl.addr, cl.laddr, cl.name, int(now.Sub(cl.created).Seconds()), int(idle), cmd, user, cl.libName, cl.libVer)
 }
 
 // ---- server ----
@@ -529,6 +572,8 @@ func (s *Server) info(want map[string]bool) string {
 		kv("keyspace_hits", hits)
 		kv("keyspace_misses", misses)
 		kv("total_error_replies", s.stats.errors.Load())
+		kv("acl_access_denied_auth", s.stats.authFailures.Load())
+		kv("peercache_connection_panics", s.stats.panics.Load())
 	}
 	if section("Replication") {
 		kv("role", "master")

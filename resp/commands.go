@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/peercache/peercache/auth"
 	"github.com/peercache/peercache/node"
 )
 
@@ -32,6 +33,24 @@ type cmdSpec struct {
 	since      string
 	summary    string
 	run        func(s *Server, c redcon.Conn, cl *client, args [][]byte)
+	// role is what a client's user needs to run it (from flags: write ->
+	// write, admin -> admin, no_auth -> none, else read).
+	role auth.Role
+}
+
+func roleOf(flags []string) auth.Role {
+	r := auth.RoleRead
+	for _, f := range flags {
+		switch f {
+		case "no_auth":
+			return auth.RoleNone
+		case "admin":
+			return auth.RoleAdmin
+		case "write":
+			r = auth.RoleWrite
+		}
+	}
+	return r
 }
 
 func (c *cmdSpec) arityOK(n int) bool {
@@ -79,7 +98,7 @@ func buildCommands() map[string]*cmdSpec {
 		{name: "echo", arity: 2, flags: []string{"fast"}, group: cn, since: "1.0.0", summary: "Echo the given string", run: cmdEcho},
 		{name: "quit", arity: -1, flags: []string{"allow_busy", "noscript", "loading", "stale", "fast", "no_auth"}, group: cn, since: "1.0.0", summary: "Close the connection", run: cmdQuit},
 		{name: "select", arity: 2, flags: conn, group: cn, since: "1.0.0", summary: "Select the logical database (only 0 exists)", run: cmdSelect},
-		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"}, group: cn, since: "1.0.0", summary: "Authenticate to the server (peercache has no password)", run: cmdAuth},
+		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"}, group: cn, since: "1.0.0", summary: "Authenticate to the server (AUTH [username] password)", run: cmdAuth},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"}, group: cn, since: "6.0.0", summary: "Handshake (RESP2 only)", run: cmdHello},
 		{name: "client", arity: -2, flags: []string{"sentinel"}, group: cn, since: "2.4.0", summary: "ID, SETNAME, GETNAME, SETINFO, INFO, LIST", run: cmdClient},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, group: srv, since: "2.8.13", summary: "Get details about commands: COUNT, INFO, DOCS, LIST", run: cmdCommand},
@@ -90,6 +109,7 @@ func buildCommands() map[string]*cmdSpec {
 	m := make(map[string]*cmdSpec, len(list))
 	for _, c := range list {
 		c.categories = categoriesOf(c)
+		c.role = roleOf(c.flags)
 		m[c.name] = c
 	}
 	return m
@@ -286,7 +306,7 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 		for j := i; j < len(cmds); j++ {
 			spec := lookup(cl, cmds[j].Args[0])
 			key, ok := singleKey(spec, cmds[j].Args)
-			if !ok || seen[key] {
+			if !ok || seen[key] || spec.role > cl.role {
 				break
 			}
 			seen[key] = true

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/tidwall/redcon"
+
+	"github.com/peercache/peercache/auth"
 )
 
 // conn is one client connection: the request reader (ours, with limits)
@@ -127,7 +129,10 @@ func (s *Server) register(nc net.Conn) (*client, bool) {
 	if s.closing || len(s.clients) >= s.opts.MaxClients {
 		return nil, false
 	}
-	cl := &client{id: s.nextID.Add(1), addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String(), created: time.Now(), nc: nc, authed: true}
+	cl := &client{id: s.nextID.Add(1), addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String(), created: time.Now(), nc: nc}
+	if !s.opts.Auth.Enabled() {
+		cl.authed, cl.user, cl.role = true, auth.DefaultUser, auth.RoleAdmin
+	}
 	s.clients[cl] = struct{}{}
 	s.conns.Add(1)
 	return cl, true

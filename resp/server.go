@@ -22,6 +22,7 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/peercache/peercache/auth"
 	"github.com/peercache/peercache/node"
 )
 
@@ -72,6 +74,14 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Limits bound each client's requests (zero fields: the defaults).
 	Limits Limits
+	// Auth holds the users and passwords clients must authenticate with
+	// (AUTH, HELLO ... AUTH); until they do, every command but AUTH,
+	// HELLO and QUIT is answered NOAUTH, and each command needs its role
+	// (read, write or admin). nil or disabled: no authentication, every
+	// client is admin (loopback use; see the README's Security section).
+	Auth *auth.Store
+	// TLS, when set, serves TLS on the listener (redis-cli --tls).
+	TLS *tls.Config
 	// Version is reported by INFO as peercache_version.
 	Version string
 	// Logger receives connection-level problems (nil: slog.Default()).
@@ -114,6 +124,8 @@ type stats struct {
 	misses      paddedCounter
 	errors      paddedCounter
 	panics      paddedCounter
+	// authFailures counts wrong passwords (INFO stats).
+	authFailures paddedCounter
 }
 
 type paddedCounter struct {
@@ -138,9 +150,12 @@ type client struct {
 	// nc is the connection (Close closes it to stop its goroutine).
 	nc net.Conn
 	// authed is set once the client has authenticated (or at once when
-	// the server needs no password); written and read by the
-	// connection's own goroutine only.
+	// the server needs no password), with the user's name and role;
+	// written and read by the connection's own goroutine only (user also
+	// under Server.mu, for CLIENT LIST).
 	authed bool
+	user   string
+	role   auth.Role
 }
 
 // authenticated reports whether the client may send full-size requests.
@@ -167,6 +182,9 @@ func Listen(b Backend, opts Options) (*Server, error) {
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("resp: listen %s: %w", opts.Addr, err)
+	}
+	if opts.TLS != nil {
+		ln = tls.NewListener(ln, opts.TLS)
 	}
 	s := &Server{
 		b:         b,
@@ -315,12 +333,26 @@ func (s *Server) dispatch(c redcon.Conn, cl *client, args [][]byte) {
 	}
 	cl.cmd.Store(spec)
 	cl.last.Store(s.clock.Load())
+	if spec.role > cl.role {
+		s.refuse(c, cl, spec)
+		return
+	}
 	if !spec.arityOK(len(args)) {
 		s.stats.errors.Add(1)
 		c.WriteError("ERR wrong number of arguments for '" + spec.name + "' command")
 		return
 	}
 	spec.run(s, c, cl, args)
+}
+
+// refuse answers a command the client may not run: NOAUTH before AUTH,
+// NOPERM when its user's role is too weak (Redis' texts).
+func (s *Server) refuse(c redcon.Conn, cl *client, spec *cmdSpec) {
+	if !cl.authed {
+		s.writeErr(c, "NOAUTH Authentication required.")
+		return
+	}
+	s.writeErr(c, "NOPERM User "+cl.user+" has no permissions to run the '"+spec.name+"' command")
 }
 
 // writeErr sends err as a RESP error and counts it.
