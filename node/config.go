@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peercache/peercache/auth"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -174,6 +175,16 @@ type Config struct {
 	// by a random fraction up to this (0 to 1), so that keys loaded
 	// together do not expire together.
 	TTLJitter float64
+
+	// Auth holds the users, passwords and roles of the HTTP API (nil or
+	// disabled: no authentication; see node/httpauth.go for the role each
+	// route needs).
+	Auth *auth.Store
+	// PublicMetrics serves /metrics without authentication even when Auth
+	// is enabled (for a Prometheus scraper on a private network).
+	PublicMetrics bool
+	// HTTPTLS, when set, serves the HTTP API over TLS only.
+	HTTPTLS *tls.Config
 
 	// Logger receives the node's logs (nil: slog.Default()).
 	Logger *slog.Logger

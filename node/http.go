@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/peercache/peercache/auth"
 	"github.com/peercache/peercache/migrate"
 )
 
@@ -31,23 +32,40 @@ const (
 const maxTTL = 100 * 365 * 24 * time.Hour
 
 func (n *Node) routes() http.Handler {
+	read, write, admin := always(auth.RoleRead), roleFor(auth.RoleWrite), roleFor(auth.RoleAdmin)
+	metricsRole := read
+	if n.cfg.PublicMetrics {
+		metricsRole = always(auth.RoleNone)
+	}
+	promh := promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg})
 	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/keys/{key...}", n.instrument("key", n.handleKey))
-	mux.HandleFunc("/v1/cluster", n.instrument("cluster", n.handleCluster))
-	mux.HandleFunc("/v1/leave", n.instrument("leave", n.handleLeave))
-	mux.HandleFunc("/v1/status", n.instrument("status", n.handleStatus))
-	mux.HandleFunc("/v1/mode", n.instrument("mode", n.handleMode))
-	mux.HandleFunc("/v1/ring", n.instrument("ring", n.handleRing))
-	mux.HandleFunc("/v1/warm", n.instrument("warm", n.handleWarm))
-	mux.HandleFunc("/{$}", n.instrument("dashboard", n.handleDashboard))
-	mux.HandleFunc("/ui/", n.instrument("dashboard", n.handleDashboardAsset))
+	mux.HandleFunc("/v1/cluster", n.instrument("cluster", n.allow(read, false, n.handleCluster)))
+	mux.HandleFunc("/v1/leave", n.instrument("leave", n.allow(always(auth.RoleAdmin), true, n.handleLeave)))
+	mux.HandleFunc("/v1/status", n.instrument("status", n.allow(read, false, n.handleStatus)))
+	mux.HandleFunc("/v1/mode", n.instrument("mode", n.allow(admin, true, n.handleMode)))
+	mux.HandleFunc("/v1/ring", n.instrument("ring", n.allow(read, false, n.handleRing)))
+	mux.HandleFunc("/v1/warm", n.instrument("warm", n.allow(write, false, n.handleWarm)))
+	mux.HandleFunc("/{$}", n.instrument("dashboard", n.allow(read, false, n.handleDashboard)))
+	mux.HandleFunc("/ui/", n.instrument("dashboard", n.allow(read, false, n.handleDashboardAsset)))
 	mux.HandleFunc("/livez", n.handleLivez)
 	mux.HandleFunc("/readyz", n.handleReadyz)
-	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
+	mux.Handle("/metrics", n.allow(metricsRole, false, promh.ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
 	})
-	return n.countRequests(mux)
+	keys := n.instrument("key", n.allow(write, false, n.handleKey))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Keys are routed before the mux, which would clean "." and ".."
+		// out of the path (and redirect): every key, those included,
+		// reaches its handler as sent.
+		if key, ok := strings.CutPrefix(r.URL.Path, "/v1/keys/"); ok {
+			n.ops.keyRequests.add(time.Now())
+			r.SetPathValue("key", key)
+			keys(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // statusWriter records the status code for metrics.

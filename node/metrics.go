@@ -34,6 +34,7 @@ type metrics struct {
 	repaired        prometheus.Counter
 	futureVersions  prometheus.Counter
 	warm            *prometheus.CounterVec
+	authFailures    prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -84,6 +85,9 @@ func newMetrics(n *Node) *metrics {
 	m.futureVersions = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_future_versions_refused_total",
 		Help: "Entries from other members refused because their versions lay more than --max-clock-skew ahead of this node's clock."})
 	f(m.futureVersions)
+	m.authFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_http_auth_failures_total",
+		Help: "HTTP requests refused for a wrong user name, password or token."})
+	f(m.authFailures)
 	m.warm = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_warm_keys_total",
 		Help: "Warm-up after ring changes: keys sent to their new owners (sent) and keys this node loaded into its local tier for them (filled)."}, []string{"result"})
 	f(m.warm)

@@ -69,11 +69,11 @@ type Node struct {
 	mig      *migrate.Migrator
 	ln       net.Listener
 	srv      *http.Server
-	httpc    *http.Client // other members' status pages
 	metrics  *metrics
 	ops      *operator
 	httpAddr string // advertised host:port of the HTTP API
 	mux      http.Handler
+	csrf     *http.CrossOriginProtection // refuses cross-site state changes (httpauth.go)
 
 	peers          *peer.Client // requests to other members (peer.go)
 	peerSrv        *peer.Server // their requests to this node
@@ -261,12 +261,12 @@ func New(cfg Config) (*Node, error) {
 	n.peerMetrics = pm
 
 	// Status pages of other members (ClusterReport) are asked over HTTP.
-	n.httpc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
 	migOpts := cfg.Migrate
 	if migOpts.Logger == nil {
 		migOpts.Logger = n.log
 	}
 	n.mig = migrate.New(cfg.Name, n.st, peerTransport{n}, migOpts)
+	n.csrf = http.NewCrossOriginProtection()
 	n.mux = n.routes()
 	n.srv = &http.Server{
 		Handler:           n.mux,
@@ -345,7 +345,12 @@ func (n *Node) Start(ctx context.Context) error {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return n.srv.Serve(n.ln) }
+		if n.cfg.HTTPTLS != nil {
+			n.srv.TLSConfig = n.cfg.HTTPTLS
+			serve = func() error { return n.srv.ServeTLS(n.ln, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -772,7 +777,6 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) {
 	n.wg.Wait()
 	n.closeTier()
 	n.peers.Close()
-	n.httpc.CloseIdleConnections()
 	n.closeStore()
 	n.log.Info("node stopped", "graceful", graceful)
 	close(n.done)

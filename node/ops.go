@@ -1,8 +1,6 @@
 package node
 
 import (
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,16 +78,6 @@ func (n *Node) logMemberChanges(ms []membership.Member) {
 		}
 	}
 	o.seen = next
-}
-
-// countRequests wraps the node's handler to measure the key API request rate.
-func (n *Node) countRequests(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v1/keys/") {
-			n.ops.keyRequests.add(time.Now())
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // rateCounter counts events in one-second buckets, lock-free. A bucket being

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -155,12 +154,8 @@ func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
 			continue
 		}
 		r.HTTPAddr = v.members[name].Meta.HTTPAddr
-		if r.HTTPAddr == "" {
-			r.Error = "no HTTP address in its gossiped metadata"
-			continue
-		}
 		wg.Go(func() {
-			st, err := n.fetchStatus(ctx, r.HTTPAddr)
+			st, err := n.fetchStatus(ctx, v, name)
 			if err != nil {
 				r.Error = err.Error()
 				return
@@ -172,31 +167,30 @@ func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
 	return rep
 }
 
-// fetchStatus asks the node at addr for its /v1/status.
-func (n *Node) fetchStatus(ctx context.Context, addr string) (*NodeStatus, error) {
+// fetchStatus asks member name for its status over the peer protocol
+// (authenticated by the cluster secret: it needs no client credentials).
+func (n *Node) fetchStatus(ctx context.Context, v *view, name string) (*NodeStatus, error) {
+	addr, e := n.peerAddr(v, name)
+	if e != nil {
+		return nil, e
+	}
 	ctx, cancel := context.WithTimeout(ctx, statusFanoutTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	b, err := n.peers.Status(ctx, addr)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := n.httpc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/v1/status answered %d", resp.StatusCode)
 	}
 	var st NodeStatus
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("/v1/status: %v", err)
+		return nil, fmt.Errorf("status report: %v", err)
 	}
 	return &st, nil
+}
+
+// Status answers a member's status request (peer.Handler): this node's
+// report, as JSON.
+func (h peerHandler) Status(ctx context.Context, from string) ([]byte, error) {
+	return json.Marshal(h.n.Status(ctx))
 }
 
 // RingSegments is GET /v1/ring: the owner of evenly spaced positions

@@ -91,9 +91,9 @@ func TestStatusClusterRingDashboard(t *testing.T) {
 		t.Errorf("keys over all nodes %d, want >= 90", keys)
 	}
 
-	// A member whose HTTP API does not answer is reported unreachable,
+	// A member whose peer port does not answer is reported unreachable,
 	// quickly, while the others still report.
-	nodes[2].srv.Close()
+	nodes[2].peerSrv.Close()
 	start := time.Now()
 	rep = nodes[0].ClusterReport(t.Context())
 	if d := time.Since(start); d > 2*time.Second {

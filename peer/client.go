@@ -281,6 +281,22 @@ func (c *Client) Warm(ctx context.Context, addr string, keys []string) (int, err
 	return loaded, nil
 }
 
+// MaxStatusBytes bounds a status report carried by Status.
+const MaxStatusBytes = 1 << 20
+
+// Status asks the peer at addr for its status report (opaque bytes, as
+// its Handler.Status encoded them).
+func (c *Client) Status(ctx context.Context, addr string) ([]byte, error) {
+	p, err := c.call(ctx, addr, opStatus, func(b []byte) []byte { return b })
+	if err != nil {
+		return nil, err
+	}
+	if len(p) > MaxStatusBytes {
+		return nil, c.badAnswer(addr, fmt.Errorf("status report of %d bytes", len(p)))
+	}
+	return append([]byte(nil), p...), nil
+}
+
 // Ping checks that the peer at addr answers.
 func (c *Client) Ping(ctx context.Context, addr string) error {
 	_, err := c.call(ctx, addr, opPing, func(b []byte) []byte { return b })

@@ -33,6 +33,7 @@ const (
 	opPing       byte = 0x07 // liveness
 	opMany       byte = 0x08 // reads and writes of distinct keys, answered together
 	opWarm       byte = 0x09 // keys a previous owner found hot: load them into the local tier
+	opStatus     byte = 0x0a // the node's status report (opaque bytes: JSON), for the cluster view
 	opResponse   byte = 0x80
 
 	flagError byte = 1 // response payload is an encoded error
@@ -69,6 +70,8 @@ func opName(op byte) string {
 		return "many"
 	case opWarm:
 		return "warm"
+	case opStatus:
+		return "status"
 	default:
 		return "unknown"
 	}

@@ -130,6 +130,10 @@ func (h *memHandler) Many(ctx context.Context, from string, reqs []Request) []Re
 
 func (h *memHandler) Warm(ctx context.Context, from string, keys []string) int { return len(keys) }
 
+func (h *memHandler) Status(ctx context.Context, from string) ([]byte, error) {
+	return []byte(`{"name":"` + from + `"}`), nil
+}
+
 func (h *memHandler) Invalidate(ctx context.Context, from string, keys []string) {
 	h.mu.Lock()
 	h.invalid = append(h.invalid, keys...)

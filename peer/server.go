@@ -48,6 +48,10 @@ type Handler interface {
 	// node, into this node's local tier (from its own shard); it returns
 	// how many it loaded.
 	Warm(ctx context.Context, from string, keys []string) int
+	// Status returns this node's status report, encoded by the caller's
+	// package (the peer protocol carries it as opaque bytes, at most
+	// MaxStatusBytes).
+	Status(ctx context.Context, from string) ([]byte, error)
 }
 
 // Request is one key's forwarded read or write in a Many call.
@@ -512,6 +516,18 @@ func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (
 		}
 		loaded := s.h.Warm(ctx, from, keys)
 		return func(b []byte) []byte { return binary.AppendUvarint(b, uint64(loaded)) }, nil
+	case opStatus:
+		if len(p) != 0 {
+			return nil, badRequest(fmt.Errorf("%w: status request with a payload", ErrMalformed))
+		}
+		st, err := s.h.Status(ctx, from)
+		if err != nil {
+			return nil, s.handlerError(err)
+		}
+		if len(st) > MaxStatusBytes {
+			return nil, &kv.Error{Status: 500, Message: "status report too large"}
+		}
+		return func(b []byte) []byte { return append(b, st...) }, nil
 	case opInvalidate:
 		keys, err := decodeKeys(p, maxInvalidateKeys, s.lim.MaxKeyBytes)
 		if err != nil {

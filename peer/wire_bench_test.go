@@ -49,6 +49,7 @@ func (w wireValues) Import(context.Context, string, []store.Entry) ([]kv.ImportR
 }
 func (w wireValues) Invalidate(context.Context, string, []string)     {}
 func (w wireValues) Warm(context.Context, string, []string) int       { return 0 }
+func (w wireValues) Status(context.Context, string) ([]byte, error)   { return nil, nil }
 func (w wireValues) Many(context.Context, string, []Request) []Result { return nil }
 
 func cpuNow() time.Duration {
