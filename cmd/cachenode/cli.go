@@ -46,6 +46,10 @@ type cli struct {
 	addr    string
 	timeout time.Duration
 	client  *http.Client
+	// Credentials and TLS (--user, --password, --cacert or their env
+	// vars); scheme is "https" with --cacert.
+	user, password, cacert string
+	scheme                 string
 }
 
 // runCLI runs client subcommand name with args and returns the exit code.
@@ -106,6 +110,9 @@ func (c *cli) flags() *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.addr, "addr", "", "node HTTP address host:port (env CACHENODE_ADDR; default "+defaultAddr+")")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "request timeout")
+	fs.StringVar(&c.user, "user", "", "user name when the node asks for one (env CACHENODE_USER; default: \"default\")")
+	fs.StringVar(&c.password, "password", "", "password when the node asks for one (prefer the env var CACHENODE_PASSWORD: flags show in ps)")
+	fs.StringVar(&c.cacert, "cacert", "", "CA certificate (PEM) to verify the node's TLS certificate; talks HTTPS (env CACHENODE_CACERT)")
 	return fs
 }
 
@@ -141,19 +148,45 @@ func (c *cli) parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 	if c.addr == "" {
 		c.addr = defaultAddr
 	}
-	c.addr = strings.TrimSuffix(strings.TrimPrefix(c.addr, "http://"), "/")
+	for _, e := range []struct {
+		v   *string
+		env string
+	}{{&c.user, "CACHENODE_USER"}, {&c.password, "CACHENODE_PASSWORD"}, {&c.cacert, "CACHENODE_CACERT"}} {
+		if *e.v == "" {
+			*e.v = c.getenv(e.env)
+		}
+	}
+	c.scheme = "http"
+	if strings.HasPrefix(c.addr, "https://") || c.cacert != "" {
+		c.scheme = "https"
+	}
+	c.addr = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(c.addr, "http://"), "https://"), "/")
 	if c.timeout <= 0 {
 		return nil, c.usage("--timeout must be positive"), false
 	}
 	c.client = &http.Client{Timeout: c.timeout}
+	if c.cacert != "" {
+		tc, err := tlsClient(c.cacert)
+		if err != nil {
+			return nil, c.usage("%v", err), false
+		}
+		c.client.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
+	}
 	return pos, 0, true
 }
 
 // call sends a request to the node and returns status, headers and body.
 func (c *cli) call(method, path string, body io.Reader) (int, http.Header, []byte, error) {
-	req, err := http.NewRequest(method, "http://"+c.addr+path, body)
+	req, err := http.NewRequest(method, c.scheme+"://"+c.addr+path, body)
 	if err != nil {
 		return 0, nil, nil, err
+	}
+	if c.password != "" {
+		user := c.user
+		if user == "" {
+			user = "default"
+		}
+		req.SetBasicAuth(user, c.password)
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -186,6 +219,9 @@ func (c *cli) apiError(status int, body []byte) int {
 	}
 	if msg == "" {
 		msg = http.StatusText(status)
+	}
+	if status == http.StatusUnauthorized {
+		msg += "; give --password (or CACHENODE_PASSWORD) and --user for a users-file user"
 	}
 	return c.fail("%s (HTTP %d from %s)", msg, status, c.addr)
 }

@@ -56,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runBench(args[1:], stdout, stderr)
 		case "bench-baseline": // hidden: the HTTP baselines bench/run.sh measures against (bench.go)
 			return runBaseline(args[1:], stderr)
+		case "passwd": // a users-file hash, or a generated password (passwd.go)
+			return runPasswd(args[1:], os.Stdin, stdout, stderr)
 		case "get", "put", "del", "delete", "cluster", "mode", "warm": // client subcommands (cli.go)
 			return runCLI(args[0], args[1:], os.Stdin, stdout, stderr, os.Getenv)
 		}
@@ -96,6 +98,7 @@ type options struct {
 	insecure                                                           bool
 	pprofAddr                                                          string
 
+	doors     doorOptions      // --password-file, --users-file, --tls-*, RESP limits (doors.go)
 	redisProc redisProcOptions // --redis-server, --redis-port, --redis-dir (redisproc.go)
 	tier      tierOptions      // --local-tier-*, --near-cache-ttl, --origin* (tierflags.go)
 }
@@ -105,7 +108,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	host, _ := os.Hostname()
 	fs.StringVar(&o.name, "name", host, "unique node name in the cluster (default: the hostname)")
-	fs.StringVar(&o.httpAddr, "http-addr", node.DefaultHTTPAddr, "HTTP API listen address host:port")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "HTTP API listen address host:port (default: "+node.DefaultHTTPAddr+" with --password-file or --users-file, else "+loopbackHTTPAddr+")")
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "gossip (memberlist) bind address host:port (default: "+node.DefaultGossipAddr+" with a cluster secret, else "+node.DefaultLoopbackGossipAddr+")")
 	fs.StringVar(&o.peerAddr, "peer-addr", "", "peer protocol listen address host:port, for other members only (default: the gossip host, gossip port + 1)")
 	fs.StringVar(&o.peerAdvertise, "peer-advertise-addr", "", "host:port other members use for the peer protocol (default: the advertise host and the peer port)")
@@ -142,6 +145,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.writeAcks, "write-acks", node.WriteAcksAll, "copies a write waits for: all (every owner), quorum (a majority) or one (the primary)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this loopback host:port, for diagnosis (empty: off)")
 	fs.StringVar(&o.respAddr, "resp-addr", "", "Redis protocol (RESP2) listen address host:port, e.g. :6380 (empty: off)")
+	addDoorFlags(fs, &o.doors)
 	addRedisProcFlags(fs, &o.redisProc)
 	addTierFlags(fs, &o.tier)
 	return fs
@@ -229,10 +233,15 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer rp.stop() // after the node has drained (n.Stop below)
+	dr, err := o.doors.load(o.maxValueBytes, log) // client auth, TLS, RESP limits (doors.go)
+	if err != nil {
+		return usageError{err}
+	}
 	cfg, err := o.config(log)
 	if err != nil {
 		return usageError{err}
 	}
+	dr.apply(&cfg, &o.doors)
 	n, err := node.New(cfg)
 	if ie := (*node.InsecureError)(nil); errors.As(err, &ie) {
 		return usageError{fmt.Errorf("%s %s reaches beyond loopback, but no cluster secret is set: anyone who can reach it could join the cluster and read or change any key; "+
@@ -245,7 +254,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, log) // --resp-addr (respfront.go)
+	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
 	if err != nil {
 		n.Abort()
 		return err
@@ -267,6 +276,20 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		defer stopPprof()
 	}
+	dr.logPosture(n.HTTPAddr(), o.respAddr)
+	hup, hupDone := make(chan os.Signal, 1), make(chan struct{}) // SIGHUP: re-read users and certificates
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hupDone) }()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				dr.reload()
+			case <-hupDone:
+				return
+			}
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := n.Start(ctx); err != nil {
@@ -290,6 +313,14 @@ func serve(args []string, stderr io.Writer) error {
 }
 
 func (o *options) config(log *slog.Logger) (node.Config, error) {
+	if o.httpAddr == "" {
+		// Without client authentication the HTTP API stays on loopback
+		// unless --http-addr says otherwise (as Redis' protected mode).
+		o.httpAddr = loopbackHTTPAddr
+		if o.doors.usersFile != "" || o.doors.passwordFile != "" {
+			o.httpAddr = node.DefaultHTTPAddr
+		}
+	}
 	cfg := node.Config{
 		Name:           o.name,
 		HTTPAddr:       o.httpAddr,

@@ -19,14 +19,15 @@ type respFront struct {
 	log *slog.Logger
 }
 
-func listenRESP(addr string, n *node.Node, peerTimeout time.Duration, log *slog.Logger) (*respFront, error) {
+func listenRESP(addr string, n *node.Node, peerTimeout time.Duration, opts resp.Options, log *slog.Logger) (*respFront, error) {
 	if addr == "" {
 		return nil, nil
 	}
 	// A command may wait for one peer call (--peer-timeout) and for the
 	// node's re-targeting while views of the ring differ (at most 2 s).
 	timeout := max(resp.DefaultCommandTimeout, peerTimeout+3*time.Second)
-	srv, err := resp.Listen(n, resp.Options{Addr: addr, CommandTimeout: timeout, Version: version, Logger: log.With("component", "resp")})
+	opts.Addr, opts.CommandTimeout, opts.Version, opts.Logger = addr, timeout, version, log.With("component", "resp")
+	srv, err := resp.Listen(n, opts)
 	if err != nil {
 		return nil, fmt.Errorf("--resp-addr: %w", err)
 	}
