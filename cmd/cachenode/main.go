@@ -232,7 +232,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer rp.stop() // after the node has drained (n.Stop below)
+	defer rp.stop()                               // after the node has drained (n.Stop below)
 	dr, err := o.doors.load(o.maxValueBytes, log) // client auth, TLS, RESP limits (doors.go)
 	if err != nil {
 		return usageError{err}
