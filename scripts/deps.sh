@@ -3,7 +3,8 @@
 # redis-server (real Redis for the store and cluster tests), chromium (the
 # dashboard's browser test drives Debian's chromium through chromedp) and
 # kubectl (deploy/ renders the Kubernetes manifests with `kubectl kustomize`;
-# Debian's kubernetes-client package when no kubectl is on the PATH).
+# Debian's kubernetes-client package when no kubectl is on the PATH) and curl
+# (the TLS tests check that `curl --cacert` trusts the client doors).
 set -euo pipefail
 
 need=()
@@ -11,9 +12,10 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 
 if [ ${#need[@]} -eq 0 ]; then
-	echo "deps: redis-server $(redis-server --version | awk '{print $3}'), chromium and kubectl present"
+	echo "deps: redis-server $(redis-server --version | awk '{print $3}'), chromium, kubectl and curl present"
 	exit 0
 fi
 
@@ -32,4 +34,5 @@ $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 command -v redis-server >/dev/null 2>&1 || { echo "deps: redis-server still missing" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { echo "deps: chromium still missing" >&2; exit 1; }
 command -v kubectl >/dev/null 2>&1 || { echo "deps: kubectl still missing" >&2; exit 1; }
-echo "deps: redis-server $(redis-server --version | awk '{print $3}'), chromium and kubectl ready"
+command -v curl >/dev/null 2>&1 || { echo "deps: curl still missing" >&2; exit 1; }
+echo "deps: redis-server $(redis-server --version | awk '{print $3}'), chromium, kubectl and curl ready"
