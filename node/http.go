@@ -84,9 +84,20 @@ func (n *Node) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h(sw, r)
-		n.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		n.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		m := methodLabel(r.Method)
+		n.metrics.requests.WithLabelValues(route, m, strconv.Itoa(sw.status)).Inc()
+		n.metrics.latency.WithLabelValues(route, m).Observe(time.Since(start).Seconds())
 	}
+}
+
+// methodLabel bounds the method label to the methods the API knows: any
+// other string a client sends would make a metric series of its own.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
