@@ -20,7 +20,7 @@ import (
 func FuzzHTTPKeys(f *testing.F) {
 	for _, s := range []struct {
 		method, path, query, ctype, auth string
-		body                            []byte
+		body                             []byte
 	}{
 		{"GET", "/v1/keys/k", "", "", "", nil},
 		{"PUT", "/v1/keys/k", "ttl=30s", "application/octet-stream", "app", []byte("v")},
