@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,8 @@ type httpDriver struct {
 	client *http.Client
 	bases  []string // "http://addr/v1/keys/"
 	value  []byte
+	// user and password: HTTP Basic credentials (none when password is "").
+	user, password string
 }
 
 func newHTTPDriver(cfg Config, value []byte) *httpDriver {
@@ -36,7 +39,8 @@ func newHTTPDriver(cfg Config, value []byte) *httpDriver {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	d := &httpDriver{client: &http.Client{Transport: t, Timeout: cfg.Timeout}, value: value}
+	d := &httpDriver{client: &http.Client{Transport: t, Timeout: cfg.Timeout}, value: value,
+		user: cmp.Or(cfg.User, "default"), password: cfg.Password}
 	for _, a := range cfg.Addrs {
 		d.bases = append(d.bases, "http://"+a+"/v1/keys/")
 	}
@@ -69,6 +73,9 @@ func (d *httpDriver) one(ctx context.Context, u string, read bool) opResult {
 	}
 	if err != nil {
 		return opResult{out: failed, err: err}
+	}
+	if d.password != "" {
+		req.SetBasicAuth(d.user, d.password)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
@@ -106,6 +113,8 @@ func newRESPDriver(cfg Config, value []byte) *respDriver {
 	for _, a := range cfg.Addrs {
 		d.clients = append(d.clients, redis.NewClient(&redis.Options{
 			Addr:            a,
+			Username:        cfg.User,
+			Password:        cfg.Password,
 			Protocol:        2, // RESP2: peercache speaks only RESP2 (redis too, of course)
 			PoolSize:        cfg.Concurrency,
 			MinIdleConns:    0,
@@ -231,6 +240,9 @@ func remoteKeys(ctx context.Context, cfg *Config) ([]string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cfg.Addrs[0]+"/v1/cluster", nil)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Password != "" {
+		req.SetBasicAuth(cmp.Or(cfg.User, "default"), cfg.Password)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -37,6 +37,9 @@ const (
 type Config struct {
 	// Target is TargetHTTP or TargetRESP.
 	Target string
+	// User and Password authenticate to the nodes (HTTP Basic; RESP AUTH)
+	// when Password is set; User "" means "default".
+	User, Password string
 	// Addrs are the host:port of the nodes (or baselines) to load.
 	Addrs []string
 	// Ops is the number of operations (0 with Preload: only preload).

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -40,6 +41,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 50, "concurrent workers (connections)")
 	fs.IntVar(&cfg.Keys, "keys", 10000, "size of the key set")
 	fs.StringVar(&cfg.KeyPrefix, "key-prefix", "bench:", "key names are this prefix and a number")
+	fs.StringVar(&cfg.User, "user", os.Getenv("CACHENODE_USER"), "user name for nodes that ask for one (env CACHENODE_USER; default: \"default\")")
+	fs.StringVar(&cfg.Password, "password", os.Getenv("CACHENODE_PASSWORD"), "password for nodes that ask for one (prefer the env var CACHENODE_PASSWORD)")
 	fs.IntVar(&cfg.ValueSize, "value-size", 32, "bytes per written value")
 	fs.Float64Var(&cfg.ReadRatio, "read-ratio", 0.9, "fraction of operations that are reads (0..1)")
 	fs.StringVar(&cfg.Dist, "dist", load.DistUniform, "key distribution: uniform or zipf")
