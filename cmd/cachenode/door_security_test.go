@@ -345,6 +345,10 @@ func TestPasswordFileWithRedisTools(t *testing.T) {
 	if err != nil || !strings.Contains(out, "SET: ") || !strings.Contains(out, "GET: ") || strings.Contains(out, "NOAUTH") {
 		t.Fatalf("redis-benchmark -a: %q %v", out, err)
 	}
+	if o, e, code := cliRunEnv(t, []string{"CACHENODE_PASSWORD=s3cret-s3cret"}, "bench", "--target", "resp", "--addrs", plainResp,
+		"--ops", "500", "--concurrency", "2", "--progress", "off"); code != 0 || strings.Contains(o+e, "NOAUTH") {
+		t.Errorf("cachenode bench with CACHENODE_PASSWORD: %d %s %s", code, o, e)
+	}
 	th, tp, _ := net.SplitHostPort(tlsResp)
 	waitUntil(t, 20*time.Second, "redis-cli over TLS", func() bool {
 		out, _ := run(cli, "-h", th, "-p", tp, "--tls", "--cacert", certs.CA, "-a", "s3cret-s3cret", "--no-auth-warning", "SET", "tk", "tv")
