@@ -64,6 +64,9 @@ type Node struct {
 	log      *slog.Logger
 	st       store.Store
 	ownStore bool
+	// shardInProcess: the shard keeps its records in this process (see
+	// inProcessStore), so the local tier holds no copies of owned keys.
+	shardInProcess bool
 	clock    *hlc.Clock
 	ml       *membership.Membership
 	mig      *migrate.Migrator
@@ -156,6 +159,7 @@ func New(cfg Config) (*Node, error) {
 		n.st = store.NewMemory(store.MemoryOptions{MaxBytes: cfg.MemoryMaxBytes})
 		n.ownStore = true
 	}
+	n.shardInProcess = isInProcess(n.st)
 	n.st = instrumentStore(n.st, n.metrics.reg)
 
 	// What New opened so far, closed in reverse if a later step fails.

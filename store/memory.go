@@ -521,6 +521,11 @@ func (m *Memory) Stats(ctx context.Context) (Stats, error) {
 	return Stats{Keys: m.count.Load(), Bytes: m.used.Load()}, nil
 }
 
+// InProcess reports that the records live in this process (true): a cache
+// in front of a Memory store in the same process only doubles the memory
+// per key.
+func (m *Memory) InProcess() bool { return true }
+
 // Ping returns nil unless the store is closed or ctx is done.
 func (m *Memory) Ping(ctx context.Context) error {
 	return m.check(ctx, "ping")
