@@ -67,16 +67,16 @@ type Node struct {
 	// shardInProcess: the shard keeps its records in this process (see
 	// inProcessStore), so the local tier holds no copies of owned keys.
 	shardInProcess bool
-	clock    *hlc.Clock
-	ml       *membership.Membership
-	mig      *migrate.Migrator
-	ln       net.Listener
-	srv      *http.Server
-	httpc    *http.Client // other members' status pages
-	metrics  *metrics
-	ops      *operator
-	httpAddr string // advertised host:port of the HTTP API
-	mux      http.Handler
+	clock          *hlc.Clock
+	ml             *membership.Membership
+	mig            *migrate.Migrator
+	ln             net.Listener
+	srv            *http.Server
+	httpc          *http.Client // other members' status pages
+	metrics        *metrics
+	ops            *operator
+	httpAddr       string // advertised host:port of the HTTP API
+	mux            http.Handler
 
 	peers          *peer.Client // requests to other members (peer.go)
 	peerSrv        *peer.Server // their requests to this node
