@@ -67,6 +67,9 @@ type Node struct {
 	// shardInProcess: the shard keeps its records in this process (see
 	// inProcessStore), so the local tier holds no copies of owned keys.
 	shardInProcess bool
+	// shardEvictions counts the shard's evictions (nil: the shard does not
+	// count them; Redis reports its own).
+	shardEvictions evictionCounter
 	clock          *hlc.Clock
 	ml             *membership.Membership
 	mig            *migrate.Migrator
@@ -156,10 +159,14 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Store != nil {
 		n.st = cfg.Store
 	} else {
-		n.st = store.NewMemory(store.MemoryOptions{MaxBytes: cfg.MemoryMaxBytes})
+		storeBytes, _ := cfg.MemorySplit()
+		n.st = store.NewMemory(store.MemoryOptions{MaxBytes: storeBytes})
 		n.ownStore = true
 	}
 	n.shardInProcess = isInProcess(n.st)
+	if ec, ok := n.st.(evictionCounter); ok {
+		n.shardEvictions = ec
+	}
 	n.st = instrumentStore(n.st, n.metrics.reg)
 
 	// What New opened so far, closed in reverse if a later step fails.

@@ -16,7 +16,6 @@ import (
 
 // Defaults of the local tier and the near cache.
 const (
-	DefaultLocalTierBytes   = 64 << 20
 	DefaultNearCacheTTL     = time.Second
 	DefaultLoaderNegTTL     = 5 * time.Second
 	DefaultNearTrackMaxKeys = 1 << 18
