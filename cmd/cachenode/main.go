@@ -246,7 +246,7 @@ func serve(args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log) // (memlimit.go)
-	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, log) // --resp-addr (respfront.go)
+	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, log)       // --resp-addr (respfront.go)
 	if err != nil {
 		n.Abort()
 		return err
