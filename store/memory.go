@@ -23,13 +23,13 @@ const (
 	DefaultSweepInterval = time.Second
 	// MemoryEntryOverhead is the fixed number of bytes the Memory store
 	// accounts for each record on top of len(Key)+len(Value): its slot
-	// (56 bytes), its index entry (a uint64 -> uint32 map entry, about 30
-	// bytes with the map's load factor and growth), its share of the scan
-	// order (8) and the slabs' growth slack. Measured at 100-115 live heap
-	// bytes per record of 12-byte keys and 32-byte values on amd64 with
-	// Go 1.26 (TestMemoryHeapPerRecord); the garbage collector's headroom
-	// comes on top.
-	MemoryEntryOverhead = 112
+	// (48 bytes), its index entry (4 bytes at a load factor of 3/8 to 3/4),
+	// its share of the scan order (8) and the growth slack of the slot
+	// array and the slab. Measured at 70-80 live heap bytes per record of
+	// 12-byte keys and 32-byte values on amd64 with Go 1.26
+	// (TestMemoryHeapPerRecord); the garbage collector's headroom comes on
+	// top.
+	MemoryEntryOverhead = 80
 
 	// shardBits selects the shard from the top bits of a key's hash, so each
 	// shard holds one contiguous range of the hash space and a scan visits
@@ -77,11 +77,11 @@ type MemoryOptions struct {
 //
 // Records are spread over 256 shards by the top bits of the xxhash64 of the
 // key. Each shard has a read-write lock and three pointer-free structures:
-// an index (a map from key hash to slot number), an array of fixed-size
-// slots (hash, version, expiry, recency, and where the key and value lie)
-// and a byte slab holding each record's key followed by its value. Keys
-// whose hashes collide are chained through their slots, and every lookup
-// compares the stored key. Freed slots are reused (a free list); an
+// an index (an open-addressing hash table of slot numbers, linear probing),
+// an array of fixed-size slots (hash, version, expiry, recency, and where
+// the key and value lie) and a byte slab holding each record's key followed
+// by its value. Every lookup compares the stored key, so keys whose hashes
+// collide are told apart. Freed slots are reused (a free list); an
 // overwrite reuses its slab bytes when the new value fits, and a shard
 // compacts its slab once dead bytes are half of it, so overwrites and
 // deletes do not leak.
@@ -136,8 +136,12 @@ type Memory struct {
 // written under mu (write lock); access is atomic; order is guarded by
 // orderMu, taken under mu's read lock.
 type shard struct {
-	mu      sync.RWMutex
-	index   map[uint64]uint32 // hash -> first slot of the hash's chain
+	mu sync.RWMutex
+	// table is the index: slot numbers plus one (0: empty) placed by linear
+	// probing from hash & (len-1); len is 0 or a power of two, at most 3/4
+	// full.
+	table   []uint32
+	records int // non-empty table entries (used slots)
 	slots   []slot
 	free    []uint32 // unused slots
 	data    []byte   // slab: each record's key then its value, at slot.off
@@ -145,7 +149,7 @@ type shard struct {
 	gen     uint64   // bumped by every insert and removal (scan order)
 
 	orderMu  sync.Mutex
-	order    []uint64 // the index's hashes, sorted, as of orderGen
+	order    []uint64 // the records' distinct hashes, sorted, as of orderGen
 	orderGen uint64
 	// minExpire is a lower bound of the ExpireAt of the shard's records that
 	// expire (math.MaxInt64 if none does); the sweeper skips the shard while
@@ -165,7 +169,6 @@ type slot struct {
 	vlen     uint32
 	room     uint32 // slab bytes reserved at off (>= klen+vlen)
 	access   uint32 // low bits of Memory.seq at the last Get or Put (atomic)
-	next     uint32 // next slot of the same hash, plus one (0: none)
 	flags    uint8
 }
 
@@ -182,20 +185,73 @@ func (sh *shard) value(s *slot) []byte {
 
 // find returns the slot of key (hash h), or -1; the caller holds mu.
 func (sh *shard) find(h uint64, key string) int {
-	i, ok := sh.index[h]
-	if !ok {
+	if len(sh.table) == 0 {
 		return -1
 	}
-	for {
-		s := &sh.slots[i]
-		if string(sh.key(s)) == key {
-			return int(i)
-		}
-		if s.next == 0 {
+	mask := uint64(len(sh.table) - 1)
+	for p := h & mask; ; p = (p + 1) & mask {
+		e := sh.table[p]
+		if e == 0 {
 			return -1
 		}
-		i = s.next - 1
+		if s := &sh.slots[e-1]; s.hash == h && string(sh.key(s)) == key {
+			return int(e - 1)
+		}
 	}
+}
+
+// index adds slot n (in use, its hash set) to the table, growing the table
+// instead if it would be more than 3/4 full (the rebuilt table holds n);
+// the caller holds mu for writing.
+func (sh *shard) index(n uint32) {
+	if (sh.records+1)*4 > len(sh.table)*3 {
+		sh.rehash(max(8, 2*len(sh.table)))
+	} else {
+		sh.place(n)
+	}
+	sh.records++
+}
+
+// place puts slot n in the first empty table entry of its probe sequence.
+func (sh *shard) place(n uint32) {
+	mask := uint64(len(sh.table) - 1)
+	p := sh.slots[n].hash & mask
+	for sh.table[p] != 0 {
+		p = (p + 1) & mask
+	}
+	sh.table[p] = n + 1
+}
+
+// rehash rebuilds the table with size entries (a power of two).
+func (sh *shard) rehash(size int) {
+	sh.table = make([]uint32, size)
+	for i := range sh.slots {
+		if sh.slots[i].flags&slotUsed != 0 {
+			sh.place(uint32(i))
+		}
+	}
+}
+
+// unindex removes slot n from the table (backward-shift deletion, so that
+// no probe sequence is broken), shrinking the table once it is less than
+// 1/8 full; the caller holds mu for writing.
+func (sh *shard) unindex(n uint32) {
+	mask := uint64(len(sh.table) - 1)
+	i := sh.slots[n].hash & mask
+	for sh.table[i] != n+1 {
+		i = (i + 1) & mask
+	}
+	sh.table[i] = 0
+	for j := (i + 1) & mask; sh.table[j] != 0; j = (j + 1) & mask {
+		k := sh.slots[sh.table[j]-1].hash & mask // the entry's home
+		// It stays unless the hole lies cyclically in [k, j).
+		if (i <= j && (i < k && k <= j)) || (i > j && (i < k || k <= j)) {
+			continue
+		}
+		sh.table[i], sh.table[j] = sh.table[j], 0
+		i = j
+	}
+	sh.records--
 }
 
 // alloc reserves n slab bytes and returns their offset (ok false if the
@@ -244,23 +300,10 @@ func (sh *shard) newSlot() uint32 {
 	return uint32(len(sh.slots) - 1)
 }
 
-// remove unlinks and frees slot i; the caller holds mu for writing.
+// remove unindexes and frees slot i; the caller holds mu for writing.
 func (sh *shard) remove(i uint32) {
+	sh.unindex(i)
 	s := &sh.slots[i]
-	first := sh.index[s.hash]
-	if first == i {
-		if s.next == 0 {
-			delete(sh.index, s.hash)
-		} else {
-			sh.index[s.hash] = s.next - 1
-		}
-	} else {
-		p := &sh.slots[first]
-		for p.next-1 != i {
-			p = &sh.slots[p.next-1]
-		}
-		p.next = s.next
-	}
 	sh.garbage += int(s.room)
 	*s = slot{}
 	sh.free = append(sh.free, i)
@@ -268,10 +311,12 @@ func (sh *shard) remove(i uint32) {
 	if sh.garbage >= compactMinGarbage && sh.garbage > len(sh.data)/2 {
 		sh.compact(0)
 	}
-	if len(sh.free) == len(sh.slots) {
+	switch {
+	case sh.records == 0:
 		// Empty: give everything back.
-		sh.slots, sh.free, sh.data, sh.garbage = nil, nil, nil, 0
-		sh.index = make(map[uint64]uint32)
+		sh.slots, sh.free, sh.data, sh.garbage, sh.table = nil, nil, nil, 0, nil
+	case len(sh.table) > 64 && sh.records*8 < len(sh.table):
+		sh.rehash(len(sh.table) / 4)
 	}
 }
 
@@ -299,7 +344,6 @@ func NewMemory(opts MemoryOptions) *Memory {
 	}
 	for i := range m.shards {
 		sh := &m.shards[i]
-		sh.index = make(map[uint64]uint32)
 		sh.minExpire.Store(math.MaxInt64)
 	}
 	go m.sweepLoop(interval)
@@ -489,10 +533,7 @@ func (m *Memory) put(e *Entry) (Outcome, error) {
 		n := sh.newSlot()
 		s = &sh.slots[n]
 		*s = slot{hash: h, off: off, klen: uint32(klen), room: uint32(klen + vlen), flags: slotUsed}
-		if first, ok := sh.index[h]; ok {
-			s.next = first + 1
-		}
-		sh.index[h] = n
+		sh.index(n)
 		sh.gen++
 		copy(sh.data[off:], e.Key)
 		m.count.Add(1)
@@ -644,11 +685,13 @@ func (m *Memory) DeleteIfVersion(ctx context.Context, keys []string, versions []
 func (sh *shard) sortedHashes() []uint64 {
 	if sh.order == nil || sh.orderGen != sh.gen {
 		order := sh.order[:0]
-		for h := range sh.index {
-			order = append(order, h)
+		for i := range sh.slots {
+			if s := &sh.slots[i]; s.flags&slotUsed != 0 {
+				order = append(order, s.hash)
+			}
 		}
 		slices.Sort(order)
-		sh.order, sh.orderGen = order, sh.gen
+		sh.order, sh.orderGen = slices.Compact(order), sh.gen
 	}
 	return sh.order
 }
@@ -688,12 +731,12 @@ func (m *Memory) Scan(ctx context.Context, cursor uint64, count int) ([]string, 
 				break
 			}
 			chain = chain[:0]
-			for i, ok := sh.index[h], true; ok; {
-				s := &sh.slots[i]
-				if live(s.expireAt, nowMs) {
+			// Every record of hash h lies in the probe run from h's home.
+			mask := uint64(len(sh.table) - 1)
+			for p := h & mask; sh.table[p] != 0; p = (p + 1) & mask {
+				if s := &sh.slots[sh.table[p]-1]; s.hash == h && live(s.expireAt, nowMs) {
 					chain = append(chain, string(sh.key(s)))
 				}
-				i, ok = s.next-1, s.next != 0
 			}
 			if len(chain) > 1 {
 				slices.Sort(chain)
@@ -740,7 +783,7 @@ func (m *Memory) Close() error {
 		for i := range m.shards {
 			sh := &m.shards[i]
 			sh.mu.Lock()
-			sh.index = make(map[uint64]uint32)
+			sh.table, sh.records = nil, 0
 			sh.slots, sh.free, sh.data, sh.garbage = nil, nil, nil, 0
 			sh.gen++
 			sh.orderMu.Lock()

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/peercache/peercache/store"
 	"github.com/peercache/peercache/store/storetest"
@@ -404,8 +407,23 @@ func BenchmarkMemoryPutEvicting(b *testing.B) {
 // TestMemoryHashCollisions forces every key into a few hashes: lookups,
 // overwrites, deletes, scans and eviction must compare the stored keys.
 func TestMemoryHashCollisions(t *testing.T) {
-	// 4 hashes in 2 shards (and one of them is 0, the scan cursor's start).
-	hash := func(k string) uint64 { return uint64(len(k)%2)<<63 | uint64(len(k)%4/2) }
+	for name, hash := range map[string]func(string) uint64{
+		// 4 hashes in 2 shards (and one of them is 0, the scan cursor's start).
+		"few": func(k string) uint64 { return uint64(len(k)%2)<<63 | uint64(len(k)%4/2) },
+		// Homes at the end of the index table, so probe runs wrap around,
+		// mixed with distinct hashes.
+		"wrap": func(k string) uint64 {
+			if len(k)%2 == 0 {
+				return math.MaxUint64 - uint64(len(k)%3)
+			}
+			return xxhash.Sum64String(k)
+		},
+	} {
+		t.Run(name, func(t *testing.T) { testHashCollisions(t, hash) })
+	}
+}
+
+func testHashCollisions(t *testing.T, hash func(string) uint64) {
 	m := store.NewMemoryHashed(store.MemoryOptions{}, hash)
 	t.Cleanup(func() { _ = m.Close() })
 	ctx := context.Background()
