@@ -66,9 +66,16 @@ stop_all() {
 	PIDS=()
 }
 
-load() { # load PORT KEYS
+load() { # load PORT KEYS: a failed load is reported, and its row stays (check the key counts)
 	timeout 600 "$BIN" bench --target resp --addrs "127.0.0.1:$1" --keys "$2" --value-size "$VALUE" \
-		--preload --ops 0 --concurrency 16 --pipeline 16 --progress off >/dev/null
+		--preload --ops 0 --concurrency 16 --pipeline 16 --progress off >"$OUT/load-$1-$2.txt" 2>&1 ||
+		echo "load of 127.0.0.1:$1 ($2 keys) failed: see $OUT/load-$1-$2.txt" >&2
+}
+
+# keys_of PORT: the keys a server holds (INFO keyspace db0), to show that
+# nothing was evicted.
+keys_of() {
+	redis-cli -p "$1" info keyspace 2>/dev/null | tr -d '\r' | sed -n 's/^db0:keys=\([0-9]*\).*/\1/p'
 }
 
 printf '%-34s %9s %10s %10s %9s %8s\n' target keys empty_MB rss_MB B/key x_redis
@@ -94,7 +101,9 @@ for keys in "${KEYS_LIST[@]}"; do
 	sleep "$SETTLE"
 	if [ "${PPROF:-0}" = 1 ]; then
 		curl -fsS "http://127.0.0.1:$((p + 5))/debug/pprof/heap" -o "$OUT/heap-$keys.pb.gz" || true
+		curl -fsS "http://127.0.0.1:$((p + 5))/debug/pprof/heap?debug=1" | grep '^# [A-Z]' >"$OUT/memstats-$keys.txt" || true
 	fi
+	echo "keys held: redis-server $(keys_of "$p"), cachenode $(keys_of "$((p + 4))"), cachenode's redis shard $(keys_of "$((p + 10))")" >&2
 	redis=$(rss_kb "$PID_redis")
 	row() { # row LABEL RSS_KB EMPTY_KB
 		awk -v l="$1" -v k="$keys" -v r="$2" -v e="$3" -v red="$redis" \
