@@ -49,13 +49,14 @@ const (
 	// compactMinGarbage is how many dead slab bytes a shard tolerates before
 	// it compacts its slab (once they are also half of the slab).
 	compactMinGarbage = 16 << 10
-	// maxSlab bounds one shard's slab (offsets are uint32).
-	maxSlab = math.MaxUint32
+	// maxSlab bounds one shard's slab (offsets are uint32; 2 GiB fits an
+	// int on 32-bit platforms too).
+	maxSlab = math.MaxInt32
 )
 
 // ErrFull is returned (wrapped) by a Memory store's Put when a shard's slab
-// cannot hold a record (more than 4 GiB of keys and values in one of its
-// 256 shards, far beyond any sensible budget).
+// cannot hold a record (more than 2 GiB of keys and values in one of its
+// 256 shards, beyond any budget below 512 GiB).
 var ErrFull = errors.New("store: memory shard full")
 
 // MemoryOptions configures a Memory store. The zero value is usable.
