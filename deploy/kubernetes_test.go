@@ -362,11 +362,21 @@ func TestKubernetesBase(t *testing.T) {
 		if _, ok := c.Resources.Requests[corev1.ResourceCPU]; !ok {
 			t.Errorf("no CPU request")
 		}
-		tierBytes := env.bytes(t, "CACHENODE_LOCAL_TIER_BYTES", node.DefaultLocalTierBytes)
+		embedded := env["CACHENODE_REDIS_SERVER"] == "" && env["CACHENODE_REDIS_ADDR"] == ""
+		// The local tier's default is its share of --memory-max-bytes
+		// (node.Config.MemorySplit): 1/8 with the embedded store, 1/4 with
+		// a Redis shard.
+		nodeBudget := env.bytes(t, "CACHENODE_MEMORY_MAX_BYTES", node.DefaultMemoryMaxBytes)
+		defaultTier := nodeBudget / 4
+		if embedded {
+			defaultTier = nodeBudget / 8
+		}
+		tierBytes := env.bytes(t, "CACHENODE_LOCAL_TIER_BYTES", defaultTier)
 		budget := tierBytes + runtimeHeadroom
-		if env["CACHENODE_REDIS_SERVER"] == "" && env["CACHENODE_REDIS_ADDR"] == "" {
-			// The embedded store, bounded by --memory-max-bytes.
-			budget += env.bytes(t, "CACHENODE_MEMORY_MAX_BYTES", store.DefaultMemoryMaxBytes)
+		if embedded {
+			// The embedded store, bounded by --memory-max-bytes (which
+			// covers the tier too: counted twice here, to be safe).
+			budget += nodeBudget
 		} else {
 			// The shard is the supervised Redis, in the same container,
 			// started without maxmemory: nothing bounds it. Require room for

@@ -97,7 +97,12 @@ type Config struct {
 	// Store is the node's shard. Nil: an in-memory store that the node owns
 	// and closes. A caller-provided store is not closed by the node.
 	Store store.Store
-	// MemoryMaxBytes bounds the default in-memory store (0: its default).
+	// MemoryMaxBytes is the node's memory budget (0: DefaultMemoryMaxBytes,
+	// 256 MiB): the bytes the in-memory shard and the local tier may hold,
+	// keys, values and per-entry overhead included (see MemorySplit for how
+	// it is divided). It does not bound a Redis shard, which has its own
+	// maxmemory. cachenode also derives the process's Go memory limit from
+	// it (see cmd/cachenode).
 	MemoryMaxBytes int64
 
 	// VNodes is the number of virtual nodes per member (0: 128).
@@ -142,8 +147,10 @@ type Config struct {
 	Migrate migrate.Options
 
 	// LocalTierBytes is the byte budget of the node's in-process tier, which
-	// holds copies of its own keys (local) and of values fetched from other
-	// owners (near cache). 0: 64 MiB; negative: no local tier.
+	// holds copies of values fetched from other owners (near cache) and,
+	// unless the shard is the in-memory store, copies of its own keys. It
+	// is part of MemoryMaxBytes. 0: its share of MemoryMaxBytes (see
+	// MemorySplit); negative: no local tier.
 	LocalTierBytes int64
 	// LocalTierPolicy is the tier's eviction policy: "tinylfu" (the
 	// default), "lru" or "fifo".
@@ -188,6 +195,51 @@ type Config struct {
 
 	// Logger receives the node's logs (nil: slog.Default()).
 	Logger *slog.Logger
+}
+
+// DefaultMemoryMaxBytes is the node's memory budget when
+// Config.MemoryMaxBytes is 0.
+const DefaultMemoryMaxBytes = 256 << 20
+
+// localTierShare is the divisor of the memory budget the local tier gets by
+// default: 1/8 with the in-memory shard (the tier holds near copies only,
+// each kept for at most NearCacheTTL), 1/4 with another shard (the tier
+// then also holds copies of owned keys; 64 MiB of the default budget).
+func localTierShare(inMemoryShard bool) int64 {
+	if inMemoryShard {
+		return 8
+	}
+	return 4
+}
+
+// MemorySplit returns how the memory budget (MemoryMaxBytes, default 256
+// MiB) is divided between the in-memory shard and the local tier:
+//
+//   - the local tier gets LocalTierBytes when set, else 1/8 of the budget
+//     with the in-memory shard (32 MiB of the default) and 1/4 with a
+//     caller-provided shard such as Redis (64 MiB); 0 when it is disabled;
+//   - the in-memory shard gets the rest (224 MiB of the default); 0 when
+//     the shard is caller-provided (a Redis shard has its own maxmemory).
+//
+// Both budgets count keys, values and each structure's per-entry overhead
+// (store.MemoryEntryOverhead, the tier's own), so the process's live heap
+// stays close to the budget plus a fixed base; the garbage collector's
+// headroom comes on top (cmd/cachenode bounds it with the Go memory limit).
+func (c Config) MemorySplit() (storeBytes, tierBytes int64) {
+	total := c.MemoryMaxBytes
+	if total <= 0 {
+		total = DefaultMemoryMaxBytes
+	}
+	switch {
+	case c.LocalTierBytes > 0:
+		tierBytes = c.LocalTierBytes
+	case c.LocalTierBytes == 0:
+		tierBytes = total / localTierShare(c.Store == nil)
+	}
+	if c.Store == nil {
+		storeBytes = max(total-tierBytes, 0)
+	}
+	return storeBytes, tierBytes
 }
 
 // peerAuth is the peer protocol's authentication for this config.
@@ -252,8 +304,11 @@ func (c *Config) setDefaults() {
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
+	if c.MemoryMaxBytes <= 0 {
+		c.MemoryMaxBytes = DefaultMemoryMaxBytes
+	}
 	if c.LocalTierBytes == 0 {
-		c.LocalTierBytes = DefaultLocalTierBytes
+		c.LocalTierBytes = c.MemoryMaxBytes / localTierShare(c.Store == nil)
 	}
 	if c.NearCacheTTL == 0 {
 		c.NearCacheTTL = DefaultNearCacheTTL
@@ -330,6 +385,10 @@ func (c *Config) validate() error {
 	}
 	if c.TTLJitter < 0 || c.TTLJitter >= 1 {
 		errs = append(errs, fmt.Errorf("ttl-jitter: %v, want 0 to less than 1", c.TTLJitter))
+	}
+	if c.Store == nil && c.LocalTierBytes >= c.MemoryMaxBytes {
+		errs = append(errs, fmt.Errorf("local-tier-bytes %d: must be below memory-max-bytes %d, which also holds the in-memory shard",
+			c.LocalTierBytes, c.MemoryMaxBytes))
 	}
 	if c.NearTrackMaxKeys < 0 {
 		errs = append(errs, fmt.Errorf("near-track-max-keys: %d is negative", c.NearTrackMaxKeys))

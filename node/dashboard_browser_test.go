@@ -111,6 +111,13 @@ func TestDashboardBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	evicted, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#members tbody td.evicted')].map(td => td.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(evicted) != "[0 0 0]" {
+		t.Errorf("evicted cells %v, want [0 0 0] (the status's evictions.store of each node)", evicted)
+	}
 	if err := chromedp.Do(ctx, chromedp.Sleep(700*time.Millisecond)); err != nil { // bar transitions
 		t.Fatal(err)
 	}

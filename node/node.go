@@ -64,16 +64,22 @@ type Node struct {
 	log      *slog.Logger
 	st       store.Store
 	ownStore bool
-	clock    *hlc.Clock
-	ml       *membership.Membership
-	mig      *migrate.Migrator
-	ln       net.Listener
-	srv      *http.Server
-	metrics  *metrics
-	ops      *operator
-	httpAddr string // advertised host:port of the HTTP API
-	mux      http.Handler
-	csrf     *http.CrossOriginProtection // refuses cross-site state changes (httpauth.go)
+	// shardInProcess: the shard keeps its records in this process (see
+	// inProcessStore), so the local tier holds no copies of owned keys.
+	shardInProcess bool
+	// shardEvictions counts the shard's evictions (nil: the shard does not
+	// count them; Redis reports its own).
+	shardEvictions evictionCounter
+	clock          *hlc.Clock
+	ml             *membership.Membership
+	mig            *migrate.Migrator
+	ln             net.Listener
+	srv            *http.Server
+	metrics        *metrics
+	ops            *operator
+	httpAddr       string // advertised host:port of the HTTP API
+	mux            http.Handler
+	csrf           *http.CrossOriginProtection // refuses cross-site state changes (httpauth.go)
 
 	peers          *peer.Client // requests to other members (peer.go)
 	peerSrv        *peer.Server // their requests to this node
@@ -153,8 +159,13 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Store != nil {
 		n.st = cfg.Store
 	} else {
-		n.st = store.NewMemory(store.MemoryOptions{MaxBytes: cfg.MemoryMaxBytes})
+		storeBytes, _ := cfg.MemorySplit()
+		n.st = store.NewMemory(store.MemoryOptions{MaxBytes: storeBytes})
 		n.ownStore = true
+	}
+	n.shardInProcess = isInProcess(n.st)
+	if ec, ok := n.st.(evictionCounter); ok {
+		n.shardEvictions = ec
 	}
 	n.st = instrumentStore(n.st, n.metrics.reg)
 

@@ -32,6 +32,12 @@ type NodeStatus struct {
 	// MemoryBytes is the shard's memory (Redis used_memory, or the in-memory
 	// store's accounted bytes).
 	MemoryBytes int64 `json:"memory_bytes"`
+	// MemoryMaxBytes is the node's memory budget (Config.MemoryMaxBytes,
+	// split between the in-memory shard and the local tier; see
+	// Config.MemorySplit).
+	MemoryMaxBytes int64 `json:"memory_max_bytes"`
+	// Evictions counts the keys dropped to stay within the memory budget.
+	Evictions Evictions `json:"evictions"`
 	// StoreError is set when the shard did not report its size.
 	StoreError string `json:"store_error,omitempty"`
 	// RingVersion is the node's ring snapshot version (a local counter).
@@ -64,21 +70,23 @@ func (n *Node) Status(ctx context.Context) NodeStatus {
 	n.metaMu.Unlock()
 	mi := n.Mode()
 	s := NodeStatus{
-		Name:          n.cfg.Name,
-		HTTPAddr:      n.httpAddr,
-		State:         state,
-		Ready:         n.Ready(),
-		Mode:          mi.Mode,
-		NodeMode:      mi.NodeMode,
-		ClusterMode:   mi.ClusterMode,
-		RingVersion:   v.version,
-		RingShare:     v.ring.Shares()[n.cfg.Name],
-		RequestRate:   n.ops.keyRequests.rate(now, n.ops.started),
-		Requests:      n.ops.keyRequests.total.Load(),
-		Migration:     n.mig.Status(),
-		HitRatio:      n.hitRatio(),
-		StartedAt:     n.ops.started.UTC(),
-		UptimeSeconds: now.Sub(n.ops.started).Seconds(),
+		Name:           n.cfg.Name,
+		HTTPAddr:       n.httpAddr,
+		State:          state,
+		Ready:          n.Ready(),
+		Mode:           mi.Mode,
+		NodeMode:       mi.NodeMode,
+		ClusterMode:    mi.ClusterMode,
+		RingVersion:    v.version,
+		RingShare:      v.ring.Shares()[n.cfg.Name],
+		RequestRate:    n.ops.keyRequests.rate(now, n.ops.started),
+		Requests:       n.ops.keyRequests.total.Load(),
+		Migration:      n.mig.Status(),
+		HitRatio:       n.hitRatio(),
+		Evictions:      n.evictions(),
+		MemoryMaxBytes: n.cfg.MemoryMaxBytes,
+		StartedAt:      n.ops.started.UTC(),
+		UptimeSeconds:  now.Sub(n.ops.started).Seconds(),
 	}
 	sctx, cancel := context.WithTimeout(ctx, statsTimeout)
 	st, err := n.st.Stats(sctx)

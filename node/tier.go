@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"hash/maphash"
 	"math/rand/v2"
@@ -15,7 +16,6 @@ import (
 
 // Defaults of the local tier and the near cache.
 const (
-	DefaultLocalTierBytes   = 64 << 20
 	DefaultNearCacheTTL     = time.Second
 	DefaultLoaderNegTTL     = 5 * time.Second
 	DefaultNearTrackMaxKeys = 1 << 18
@@ -26,7 +26,10 @@ const (
 // told apart by the entry's tag:
 //
 //   - local: a copy of a record of this node's own shard, served only while
-//     this node owns the key;
+//     this node owns the key; none when the shard keeps its records in this
+//     process already (inProcessStore: the embedded Memory store), where a
+//     copy would only double the memory per key (only the Getter's negative
+//     entries are kept then);
 //   - near: a copy of a value fetched from the key's owner, served only
 //     while another node owns it, for at most NearCacheTTL; the owner
 //     remembers who fetched it and sends an invalidation when it changes.
@@ -47,7 +50,10 @@ const (
 //     The counter also keys singleflight, so a read never joins a read that
 //     began before a change it must see.
 type localTier struct {
-	c       tier.Cache
+	c tier.Cache
+	// owned: the tier keeps copies of this node's own records (false when
+	// the shard is in-process; see inProcessStore).
+	owned   bool
 	seed    maphash.Seed
 	epoch   atomic.Uint64
 	guards  [guardStripes]atomic.Uint64
@@ -93,7 +99,23 @@ func (c *stripedCounter) load() uint64 {
 	return t
 }
 
-func newLocalTier(cfg Config) (*localTier, error) {
+// inProcessStore is implemented by shards that keep their records in this
+// process (store.Memory): reading them costs no more than reading a copy in
+// the local tier, so the tier keeps none of them.
+type inProcessStore interface {
+	// InProcess reports whether the records live in this process.
+	InProcess() bool
+}
+
+// isInProcess reports whether st keeps its records in this process.
+func isInProcess(st store.Store) bool {
+	ip, ok := st.(inProcessStore)
+	return ok && ip.InProcess()
+}
+
+// newLocalTier returns the local tier for cfg (nil when disabled); owned
+// says whether it keeps copies of the node's own records.
+func newLocalTier(cfg Config, owned bool) (*localTier, error) {
 	if cfg.LocalTierBytes < 0 {
 		return nil, nil
 	}
@@ -101,7 +123,7 @@ func newLocalTier(cfg Config) (*localTier, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &localTier{c: c, seed: maphash.MakeSeed()}
+	t := &localTier{c: c, seed: maphash.MakeSeed(), owned: owned}
 	if cfg.NearCacheTTL > 0 {
 		t.nearTTL = cfg.NearCacheTTL
 	}
@@ -190,6 +212,9 @@ type ownerRead struct {
 // ordinary owner write path).
 func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, error) {
 	t := n.tier
+	if t != nil && !t.owned && (n.cfg.Getter == nil || n.cfg.LoaderNegativeTTL <= 0) {
+		t = nil // no copies of owned records, and no negative entries either
+	}
 	var g uint64
 	if t != nil {
 		if e, ok := t.get(key, false); ok {
@@ -213,7 +238,7 @@ func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, e
 		}
 		it, err := n.shardGet(ctx, v, key)
 		if err == nil {
-			if t != nil {
+			if t != nil && t.owned {
 				t.fill(key, tier.Entry{Value: it.Value, Version: it.Version, Expires: it.ExpireAt, Tag: tagOf(ep, 0)}, g)
 			}
 			return ownerRead{it: it}, nil
@@ -265,7 +290,15 @@ func (n *Node) ownerPublish(key string, e store.Entry, g uint64) {
 		t.c.Delete(key)
 		return
 	}
-	te := tier.Entry{Value: e.Value, Version: e.Version, Tag: tagOf(t.epoch.Load(), 0)}
+	if !t.owned {
+		// No copies of owned records (the write above bumped the guard, so
+		// a negative entry's fill that raced it fails); drop a negative entry.
+		t.c.Delete(key)
+		return
+	}
+	// A copy: e.Value may alias the request's buffer, which the tier must
+	// not keep alive (nor see reused).
+	te := tier.Entry{Value: bytes.Clone(e.Value), Version: e.Version, Tag: tagOf(t.epoch.Load(), 0)}
 	if e.ExpireAt != 0 {
 		te.Expires = time.UnixMilli(e.ExpireAt)
 	}
@@ -362,7 +395,7 @@ func (n *Node) closeTier() {
 // initTier sets up the local tier, the near-cache tracker and the
 // invalidation sender from the config (called by New).
 func (n *Node) initTier() error {
-	t, err := newLocalTier(n.cfg)
+	t, err := newLocalTier(n.cfg, !n.shardInProcess)
 	if err != nil {
 		return err
 	}

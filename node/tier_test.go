@@ -453,8 +453,10 @@ func TestHotKeyNearCache(t *testing.T) {
 // Entries never outlive the shard copy: a key with a TTL is answered by
 // no tier after it expires, and while it lives every node reports a TTL
 // no longer than what is left.
+// (Redis shards: with the in-process Memory store there are no local
+// copies of owned keys.)
 func TestTierExpiry(t *testing.T) {
-	nodes := startCluster(t, 3, false)
+	nodes := startCluster(t, 3, true)
 	const key = "ttl-key"
 	if r := nodes[1].put(t, key, "short-lived", "ttl=400ms"); r.status != http.StatusNoContent {
 		t.Fatalf("put: %s", r)
@@ -486,9 +488,10 @@ func TestTierExpiry(t *testing.T) {
 	}
 }
 
-// A ring change drops every copy: near copies and local ones.
+// A ring change drops every copy: near copies and local ones (Redis shards,
+// which have local copies).
 func TestRingChangeDropsCopies(t *testing.T) {
-	nodes := startCluster(t, 2, false)
+	nodes := startCluster(t, 2, true)
 	a, b := nodes[0], nodes[1]
 	var keys []string
 	for i := 0; i < 200; i++ {
@@ -503,7 +506,7 @@ func TestRingChangeDropsCopies(t *testing.T) {
 	if st := a.tierStats(); st.Cache.Entries < 200 {
 		t.Fatalf("a's tier holds %d entries", st.Cache.Entries)
 	}
-	c := startNode(t, "n2", []string{a.GossipAddr()}, false)
+	c := startNode(t, "n2", []string{a.GossipAddr()}, true)
 	nodes = append(nodes, c)
 	waitRing(t, nodes, 3)
 	waitMigrations(t, nodes, 30*time.Second)
@@ -536,9 +539,10 @@ func TestRingChangeDropsCopies(t *testing.T) {
 }
 
 // Imports (migration, replication copies) replace what the local tier
-// holds: a newer version imported into the owner's shard is served at once.
+// holds: a newer version imported into the owner's shard is served at once
+// (Redis shards, which have local copies).
 func TestImportInvalidatesTier(t *testing.T) {
-	nodes := startCluster(t, 2, false)
+	nodes := startCluster(t, 2, true)
 	a, b := nodes[0], nodes[1]
 	key := keyOwnedBy(a, a.Name(), "imp")
 	if r := a.put(t, key, "old"); r.status != http.StatusNoContent {
@@ -587,5 +591,36 @@ func TestInvalidateEndpoint(t *testing.T) {
 		if _, err := New(c); err == nil {
 			t.Errorf("config %+v accepted", c)
 		}
+	}
+}
+
+// With the in-process Memory store as the shard, the local tier keeps no
+// copies of owned keys (they would double the memory per key): owned reads
+// come from the shard, and the tier holds only near copies of other
+// owners' keys.
+func TestInProcessShardNoOwnedCopies(t *testing.T) {
+	nodes := startCluster(t, 2, false)
+	a, b := nodes[0], nodes[1]
+	mine := keyOwnedBy(a, a.Name(), "own")
+	theirs := keyOwnedBy(a, b.Name(), "far")
+	for _, k := range []string{mine, theirs} {
+		if r := a.put(t, k, "v"); r.status != http.StatusNoContent {
+			t.Fatal(r)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if r := a.get(t, mine); r.status != http.StatusOK || r.header.Get(hdrSource) != string(SourceShard) {
+			t.Fatalf("read %d of an owned key: %s from %s, want 200 from the shard", i, r, r.header.Get(hdrSource))
+		}
+	}
+	if _, ok := a.tier.c.Get(mine); ok {
+		t.Fatal("the local tier holds a copy of an owned key")
+	}
+	a.get(t, theirs)
+	if r := a.get(t, theirs); r.header.Get(hdrSource) != string(SourceNear) {
+		t.Fatalf("second read of another owner's key: %s from %s, want a near copy", r, r.header.Get(hdrSource))
+	}
+	if st := a.tierStats(); st.Cache.Entries != 1 {
+		t.Fatalf("the local tier holds %d entries, want only the near copy", st.Cache.Entries)
 	}
 }

@@ -19,6 +19,10 @@ import (
 // only). The new owner reads those keys from its own shard, where the
 // migration has just put them, and fills its local tier with them through
 // the same guards as any read, so a write racing the warm-up wins.
+//
+// With an in-process shard (the embedded Memory store) there is no warm-up:
+// the local tier keeps no copies of owned keys, and the new owner serves
+// the migrated keys from its shard as fast as from a tier.
 
 // Defaults of the warm-up.
 const (
@@ -42,8 +46,8 @@ type warmer struct {
 // nr. Called at a ring change, before the tier epoch moves on.
 func (n *Node) planWarm(nr *ring.Ring) {
 	t := n.tier
-	if t == nil || n.cfg.WarmKeys <= 0 || nr.Len() == 0 {
-		return
+	if t == nil || !t.owned || n.cfg.WarmKeys <= 0 || nr.Len() == 0 {
+		return // an in-process shard leaves no copies of owned keys to send
 	}
 	ep := t.epoch.Load()
 	plan := &warmPlan{ring: nr, keys: map[string][]string{}}
@@ -111,8 +115,8 @@ const warmBatch = 256
 func (h peerHandler) Warm(ctx context.Context, from string, keys []string) int {
 	n := h.n
 	t := n.tier
-	if t == nil || h.refused() != nil {
-		return 0
+	if t == nil || !t.owned || h.refused() != nil {
+		return 0 // (an in-process shard is as warm as a tier would be)
 	}
 	loaded := 0
 	for len(keys) > 0 && ctx.Err() == nil {

@@ -528,7 +528,7 @@ func (s *Server) info(want map[string]bool) string {
 	kv := func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) }
 
 	var st node.NodeStatus // zero unless a section below needs it
-	if want["memory"] || want["keyspace"] || want["cluster"] || want["server"] {
+	if want["memory"] || want["keyspace"] || want["cluster"] || want["server"] || want["stats"] {
 		ctx, cancel := context.WithTimeout(s.base, time.Second)
 		st = s.b.Status(ctx)
 		cancel()
@@ -574,6 +574,11 @@ func (s *Server) info(want map[string]bool) string {
 		kv("total_error_replies", s.stats.errors.Load())
 		kv("acl_access_denied_auth", s.stats.authFailures.Load())
 		kv("peercache_connection_panics", s.stats.panics.Load())
+		// Keys the in-memory shard evicted to stay within the memory
+		// budget (gone: a read answers nil), as Redis counts its own; the
+		// local tier's evicted copies are counted apart.
+		kv("evicted_keys", st.Evictions.Store)
+		kv("peercache_local_tier_evicted_keys", st.Evictions.LocalTier)
 	}
 	if section("Replication") {
 		kv("role", "master")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,43 @@ func TestCloseDisconnectsClients(t *testing.T) {
 	}
 	if _, err := redis.NewClient(&redis.Options{Addr: n.addr, MaxRetries: -1}).Ping(ctx).Result(); err == nil {
 		t.Fatal("a new connection was served after Close")
+	}
+}
+
+// INFO stats evicted_keys counts the keys the in-memory shard evicted to
+// stay within the node's memory budget.
+func TestInfoEvictedKeys(t *testing.T) {
+	n := startNode(t, "ev", nil, func(c *node.Config) { c.MemoryMaxBytes = 64 << 10 })
+	c := newClient(t, n.addr)
+	ctx := context.Background()
+	evicted := func() int64 {
+		t.Helper()
+		info := c.Info(ctx, "stats").Val()
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "evicted_keys:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatalf("evicted_keys %q: %v", v, err)
+				}
+				return n
+			}
+		}
+		t.Fatalf("INFO stats lacks evicted_keys:\n%s", info)
+		return 0
+	}
+	if e := evicted(); e != 0 {
+		t.Fatalf("evicted_keys = %d before any write", e)
+	}
+	const keys = 1000
+	value := strings.Repeat("v", 100)
+	for i := 0; i < keys; i++ {
+		if err := c.Set(ctx, fmt.Sprintf("key-%d", i), value, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := n.Status(ctx)
+	e := evicted()
+	if e == 0 || e+st.Keys != keys || uint64(e) != st.Evictions.Store {
+		t.Fatalf("evicted_keys = %d, status %+v, %d keys held: want evictions that add up to the %d written", e, st.Evictions, st.Keys, keys)
 	}
 }

@@ -2,15 +2,16 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/google/btree"
 )
 
 const (
@@ -21,11 +22,14 @@ const (
 	// records when MemoryOptions.SweepInterval is 0.
 	DefaultSweepInterval = time.Second
 	// MemoryEntryOverhead is the fixed number of bytes the Memory store
-	// accounts for each record on top of len(Key)+len(Value): the record
-	// struct (96), its map slot (about 30), its B-tree slot (about 25) and
-	// allocation rounding. Measured at 170-180 live heap bytes per record on
-	// amd64 with Go 1.26; the garbage collector's headroom comes on top.
-	MemoryEntryOverhead = 176
+	// accounts for each record on top of len(Key)+len(Value): its slot
+	// (48 bytes), its index entry (4 bytes at a load factor of 3/8 to 3/4),
+	// its share of the scan order (8) and the growth slack of the slot
+	// array and the slab. Measured at 70-80 live heap bytes per record of
+	// 12-byte keys and 32-byte values on amd64 with Go 1.26
+	// (TestMemoryHeapPerRecord); the garbage collector's headroom comes on
+	// top.
+	MemoryEntryOverhead = 80
 
 	// shardBits selects the shard from the top bits of a key's hash, so each
 	// shard holds one contiguous range of the hash space and a scan visits
@@ -33,8 +37,6 @@ const (
 	shardBits  = 8
 	numShards  = 1 << shardBits
 	shardShift = 64 - shardBits
-	// btreeDegree is the degree of each shard's B-tree.
-	btreeDegree = 32
 	// evictionSamples is how many random records an eviction compares; the
 	// least recently used of them goes (as Redis' allkeys-lru, whose docs
 	// show that 10 samples come very close to true LRU).
@@ -44,7 +46,18 @@ const (
 	// ctxCheckEvery is how many records a batch call handles between checks
 	// of its context.
 	ctxCheckEvery = 256
+	// compactMinGarbage is how many dead slab bytes a shard tolerates before
+	// it compacts its slab (once they are also half of the slab).
+	compactMinGarbage = 16 << 10
+	// maxSlab bounds one shard's slab (offsets are uint32; 2 GiB fits an
+	// int on 32-bit platforms too).
+	maxSlab = math.MaxInt32
 )
+
+// ErrFull is returned (wrapped) by a Memory store's Put when a shard's slab
+// cannot hold a record (more than 2 GiB of keys and values in one of its
+// 256 shards, beyond any budget below 512 GiB).
+var ErrFull = errors.New("store: memory shard full")
 
 // MemoryOptions configures a Memory store. The zero value is usable.
 type MemoryOptions struct {
@@ -60,13 +73,25 @@ type MemoryOptions struct {
 	Now func() time.Time
 }
 
-// Memory is the embedded Store: an in-process, byte-bounded map.
+// Memory is the embedded Store: an in-process, byte-bounded map whose
+// records hold no pointers, so that the garbage collector never scans them.
 //
 // Records are spread over 256 shards by the top bits of the xxhash64 of the
-// key; each shard has a read-write lock, a map for lookups and a B-tree that
-// orders its keys by (hash, key). Scan walks the hash space in order and its
-// cursor is the next hash to visit, so a key present for the whole scan is
-// returned (exactly once, in fact) whatever is inserted or removed meanwhile.
+// key. Each shard has a read-write lock and three pointer-free structures:
+// an index (an open-addressing hash table of slot numbers, linear probing),
+// an array of fixed-size slots (hash, version, expiry, recency, and where
+// the key and value lie) and a byte slab holding each record's key followed
+// by its value. Every lookup compares the stored key, so keys whose hashes
+// collide are told apart. Freed slots are reused (a free list); an
+// overwrite reuses its slab bytes when the new value fits, and a shard
+// compacts its slab once dead bytes are half of it, so overwrites and
+// deletes do not leak.
+//
+// Scan walks the hash space in order and its cursor is the next hash to
+// visit, so a key present for the whole scan is returned (exactly once, in
+// fact) whatever is inserted or removed meanwhile. Each shard keeps the
+// sorted list of its hashes for scans, rebuilt by the first scan after an
+// insert or a removal in that shard.
 //
 // When a Put takes the accounted bytes over MaxBytes, records are evicted by
 // sampled LRU: of 10 random records the least recently read or written one
@@ -74,7 +99,8 @@ type MemoryOptions struct {
 // budget. Recency is a logical clock advanced by every Put, so Gets between
 // two Puts count as equally recent. With one writer the budget is exceeded
 // by at most one entry while a Put runs and never once it returns; each
-// concurrent writer can add at most one more entry transiently. Expired records are hidden from reads at once and
+// concurrent writer can add at most one more entry transiently. Evictions
+// are counted (Evictions). Expired records are hidden from reads at once and
 // removed by a sweeper goroutine that Close stops.
 //
 // Values are copied on Put and on Get: the caller owns what it passes in and
@@ -86,17 +112,17 @@ type MemoryOptions struct {
 type Memory struct {
 	maxBytes int64
 	now      func() time.Time
+	hash     func(string) uint64 // xxhash64; tests force collisions
 
-	used  atomic.Int64 // accounted bytes
-	count atomic.Int64 // records, tombstones and not yet swept ones included
+	used    atomic.Int64 // accounted bytes
+	count   atomic.Int64 // records, tombstones and not yet swept ones included
+	evicted atomic.Uint64
 	// seq counts Puts; it is the logical clock of recency. A Put stamps its
 	// record with a new value, a Get with the current one, so eviction
 	// (which only a Put triggers) sees the order of accesses relative to
-	// writes without a shared write on every Get.
-	seq atomic.Int64
-	// minItem sorts before every record of its hash (its key is empty); it
-	// is the pivot for seeks by hash. Never modified.
-	minItem *item
+	// writes without a shared write on every Get. Slots keep its low 32
+	// bits, compared as ages (wrapping arithmetic).
+	seq atomic.Uint64
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -106,10 +132,26 @@ type Memory struct {
 	shards [numShards]shard
 }
 
+// shard is one range of the hash space. Everything but minExpire, the
+// slots' access fields and the scan order is read under mu (read lock) and
+// written under mu (write lock); access is atomic; order is guarded by
+// orderMu, taken under mu's read lock.
 type shard struct {
-	mu    sync.RWMutex
-	items map[string]*item
-	tree  *btree.BTreeG[slot]
+	mu sync.RWMutex
+	// table is the index: slot numbers plus one (0: empty) placed by linear
+	// probing from hash & (len-1); len is 0 or a power of two, at most 3/4
+	// full.
+	table   []uint32
+	records int // non-empty table entries (used slots)
+	slots   []slot
+	free    []uint32 // unused slots
+	data    []byte   // slab: each record's key then its value, at slot.off
+	garbage int      // slab bytes no record uses
+	gen     uint64   // bumped by every insert and removal (scan order)
+
+	orderMu  sync.Mutex
+	order    []uint64 // the records' distinct hashes, sorted, as of orderGen
+	orderGen uint64
 	// minExpire is a lower bound of the ExpireAt of the shard's records that
 	// expire (math.MaxInt64 if none does); the sweeper skips the shard while
 	// it is in the future. Written under mu, read atomically.
@@ -117,36 +159,167 @@ type shard struct {
 	_         [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// item is one record. key and hash never change. The other fields change
-// only under the shard's write lock, except access, which is atomic. value is
-// never modified in place: an update installs a new slice.
-type item struct {
-	key       string
-	hash      uint64
-	value     []byte
-	version   uint64
-	expireAt  int64
-	tombstone bool
-	size      int64
-	access    atomic.Int64 // Memory.seq at the last Get or Put
-}
-
-// slot is a B-tree element: the hash is stored inline so that comparisons
-// need not follow the pointer except on (rare) hash ties.
+// slot is one record, or an unused slot (flags without slotUsed). It holds
+// no pointers.
 type slot struct {
-	hash uint64
-	it   *item
+	hash     uint64
+	version  uint64
+	expireAt int64
+	off      uint32 // slab offset of the key
+	klen     uint32
+	vlen     uint32
+	room     uint32 // slab bytes reserved at off (>= klen+vlen)
+	access   uint32 // low bits of Memory.seq at the last Get or Put (atomic)
+	flags    uint8
 }
 
-func slotLess(a, b slot) bool {
-	if a.hash != b.hash {
-		return a.hash < b.hash
+const (
+	slotUsed      = 1
+	slotTombstone = 2
+)
+
+func (sh *shard) key(s *slot) []byte { return sh.data[s.off : s.off+s.klen] }
+
+func (sh *shard) value(s *slot) []byte {
+	return sh.data[s.off+s.klen : s.off+s.klen+s.vlen]
+}
+
+// find returns the slot of key (hash h), or -1; the caller holds mu.
+func (sh *shard) find(h uint64, key string) int {
+	if len(sh.table) == 0 {
+		return -1
 	}
-	return a.it.key < b.it.key
+	mask := uint64(len(sh.table) - 1)
+	for p := h & mask; ; p = (p + 1) & mask {
+		e := sh.table[p]
+		if e == 0 {
+			return -1
+		}
+		if s := &sh.slots[e-1]; s.hash == h && string(sh.key(s)) == key {
+			return int(e - 1)
+		}
+	}
 }
 
-// pivot returns the slot that sorts first among those with hash h.
-func (m *Memory) pivot(h uint64) slot { return slot{hash: h, it: m.minItem} }
+// index adds slot n (in use, its hash set) to the table, growing the table
+// instead if it would be more than 3/4 full (the rebuilt table holds n);
+// the caller holds mu for writing.
+func (sh *shard) index(n uint32) {
+	if (sh.records+1)*4 > len(sh.table)*3 {
+		sh.rehash(max(8, 2*len(sh.table)))
+	} else {
+		sh.place(n)
+	}
+	sh.records++
+}
+
+// place puts slot n in the first empty table entry of its probe sequence.
+func (sh *shard) place(n uint32) {
+	mask := uint64(len(sh.table) - 1)
+	p := sh.slots[n].hash & mask
+	for sh.table[p] != 0 {
+		p = (p + 1) & mask
+	}
+	sh.table[p] = n + 1
+}
+
+// rehash rebuilds the table with size entries (a power of two).
+func (sh *shard) rehash(size int) {
+	sh.table = make([]uint32, size)
+	for i := range sh.slots {
+		if sh.slots[i].flags&slotUsed != 0 {
+			sh.place(uint32(i))
+		}
+	}
+}
+
+// unindex removes slot n from the table (backward-shift deletion, so that
+// no probe sequence is broken), shrinking the table once it is less than
+// 1/8 full; the caller holds mu for writing.
+func (sh *shard) unindex(n uint32) {
+	mask := uint64(len(sh.table) - 1)
+	i := sh.slots[n].hash & mask
+	for sh.table[i] != n+1 {
+		i = (i + 1) & mask
+	}
+	sh.table[i] = 0
+	for j := (i + 1) & mask; sh.table[j] != 0; j = (j + 1) & mask {
+		k := sh.slots[sh.table[j]-1].hash & mask // the entry's home
+		// It stays unless the hole lies cyclically in [k, j).
+		if (i <= j && (i < k && k <= j)) || (i > j && (i < k || k <= j)) {
+			continue
+		}
+		sh.table[i], sh.table[j] = sh.table[j], 0
+		i = j
+	}
+	sh.records--
+}
+
+// alloc reserves n slab bytes and returns their offset (ok false if the
+// slab is full even after a compaction); the caller holds mu for writing.
+func (sh *shard) alloc(n int) (uint32, bool) {
+	if len(sh.data)+n > cap(sh.data) && sh.garbage > len(sh.data)/4 {
+		sh.compact(n)
+	}
+	if len(sh.data)+n > maxSlab {
+		sh.compact(n)
+		if len(sh.data)+n > maxSlab {
+			return 0, false
+		}
+	}
+	off := len(sh.data)
+	sh.data = slices.Grow(sh.data, n)[:off+n]
+	return uint32(off), true
+}
+
+// compact copies the live records into a new slab with room for extra
+// more bytes; the caller holds mu for writing.
+func (sh *shard) compact(extra int) {
+	live := len(sh.data) - sh.garbage
+	data := make([]byte, 0, live+live/4+extra)
+	for i := range sh.slots {
+		s := &sh.slots[i]
+		if s.flags&slotUsed == 0 {
+			continue
+		}
+		n := s.klen + s.vlen
+		off := len(data)
+		data = append(data, sh.data[s.off:s.off+n]...)
+		s.off, s.room = uint32(off), n
+	}
+	sh.data, sh.garbage = data, 0
+}
+
+// newSlot returns an unused slot number; the caller holds mu for writing.
+func (sh *shard) newSlot() uint32 {
+	if n := len(sh.free); n > 0 {
+		i := sh.free[n-1]
+		sh.free = sh.free[:n-1]
+		return i
+	}
+	sh.slots = append(sh.slots, slot{})
+	return uint32(len(sh.slots) - 1)
+}
+
+// remove unindexes and frees slot i; the caller holds mu for writing.
+func (sh *shard) remove(i uint32) {
+	sh.unindex(i)
+	s := &sh.slots[i]
+	sh.garbage += int(s.room)
+	*s = slot{}
+	sh.free = append(sh.free, i)
+	sh.gen++
+	if sh.garbage >= compactMinGarbage && sh.garbage > len(sh.data)/2 {
+		sh.compact(0)
+	}
+	switch {
+	case sh.records == 0:
+		// Empty: give everything back.
+		sh.slots, sh.free, sh.data, sh.garbage, sh.table = nil, nil, nil, 0, nil
+	case len(sh.table) > 64 && sh.records*8 < len(sh.table):
+		sh.rehash(len(sh.table) / 4)
+	}
+}
 
 var _ Store = (*Memory)(nil)
 
@@ -158,7 +331,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		now:       opts.Now,
 		stop:      make(chan struct{}),
 		sweepDone: make(chan struct{}),
-		minItem:   &item{},
+		hash:      xxhash.Sum64String,
 	}
 	if m.maxBytes <= 0 {
 		m.maxBytes = DefaultMemoryMaxBytes
@@ -172,8 +345,6 @@ func NewMemory(opts MemoryOptions) *Memory {
 	}
 	for i := range m.shards {
 		sh := &m.shards[i]
-		sh.items = make(map[string]*item)
-		sh.tree = btree.NewG(btreeDegree, slotLess)
 		sh.minExpire.Store(math.MaxInt64)
 	}
 	go m.sweepLoop(interval)
@@ -220,28 +391,34 @@ func (c *clock) nowMs(m *Memory) int64 {
 }
 
 func (m *Memory) get(key string, clk *clock) (Entry, bool) {
-	sh := m.shardOf(xxhash.Sum64String(key))
+	h := m.hash(key)
+	sh := m.shardOf(h)
 	sh.mu.RLock()
-	it, ok := sh.items[key]
-	if !ok || (it.expireAt != 0 && it.expireAt <= clk.nowMs(m)) {
+	i := sh.find(h, key)
+	if i < 0 {
+		sh.mu.RUnlock()
+		return Entry{}, false
+	}
+	s := &sh.slots[i]
+	if s.expireAt != 0 && s.expireAt <= clk.nowMs(m) {
 		sh.mu.RUnlock()
 		return Entry{}, false
 	}
 	e := Entry{
 		Key:       key,
-		Version:   it.version,
-		ExpireAt:  it.expireAt,
-		Tombstone: it.tombstone,
+		Version:   s.version,
+		ExpireAt:  s.expireAt,
+		Tombstone: s.flags&slotTombstone != 0,
 	}
-	value := it.value // immutable: safe to copy outside the lock
-	if seq := m.seq.Load(); it.access.Load() < seq {
-		it.access.Store(seq)
+	if !e.Tombstone {
+		// Copied under the lock: a later overwrite may reuse these bytes.
+		e.Value = make([]byte, s.vlen)
+		copy(e.Value, sh.value(s))
+	}
+	if seq := uint32(m.seq.Load()); atomic.LoadUint32(&s.access) != seq {
+		atomic.StoreUint32(&s.access, seq)
 	}
 	sh.mu.RUnlock()
-	if !e.Tombstone {
-		e.Value = make([]byte, len(value))
-		copy(e.Value, value)
-	}
 	return e, true
 }
 
@@ -295,7 +472,11 @@ func (m *Memory) Put(ctx context.Context, entries []Entry) ([]Outcome, error) {
 				return nil, err
 			}
 		}
-		out[i] = m.put(&entries[i])
+		o, err := m.put(&entries[i])
+		if err != nil {
+			return nil, fmt.Errorf("store: memory put: entry %d: %w", i, err)
+		}
+		out[i] = o
 		if m.used.Load() > m.maxBytes {
 			m.evict()
 		}
@@ -307,56 +488,80 @@ func entrySize(e *Entry) int64 {
 	return int64(len(e.Key)) + int64(len(e.Value)) + MemoryEntryOverhead
 }
 
-func (m *Memory) put(e *Entry) Outcome {
+func (m *Memory) put(e *Entry) (Outcome, error) {
 	nowMs := m.now().UnixMilli()
 	if !live(e.ExpireAt, nowMs) {
-		return Expired
+		return Expired, nil
 	}
-	var value []byte
-	if !e.Tombstone {
-		// Copy outside the lock; an empty value is kept as a non-nil slice.
-		value = make([]byte, len(e.Value))
-		copy(value, e.Value)
+	value := e.Value
+	if e.Tombstone {
+		value = nil
 	}
 	size := entrySize(e)
-	hash := xxhash.Sum64String(e.Key)
-	sh := m.shardOf(hash)
+	h := m.hash(e.Key)
+	sh := m.shardOf(h)
+	klen, vlen := len(e.Key), len(value)
 
 	sh.mu.Lock()
-	it, ok := sh.items[e.Key]
-	if ok && live(it.expireAt, nowMs) && it.version >= e.Version {
-		sh.mu.Unlock()
-		return Stale
-	}
+	i := sh.find(h, e.Key)
+	var s *slot
 	delta := size
-	if ok {
-		delta -= it.size
+	if i >= 0 {
+		s = &sh.slots[i]
+		if live(s.expireAt, nowMs) && s.version >= e.Version {
+			sh.mu.Unlock()
+			return Stale, nil
+		}
+		delta -= int64(s.klen) + int64(s.vlen) + MemoryEntryOverhead
+		if uint32(klen+vlen) > s.room {
+			off, ok := sh.alloc(klen + vlen)
+			if !ok {
+				sh.mu.Unlock()
+				return 0, fmt.Errorf("%w: key %q", ErrFull, e.Key)
+			}
+			s = &sh.slots[i] // (alloc may compact, never moves slots)
+			sh.garbage += int(s.room)
+			s.off, s.room = off, uint32(klen+vlen)
+			copy(sh.data[off:], e.Key)
+		}
+		// Else the new value fits the record's room: written in place.
 	} else {
-		it = &item{key: e.Key, hash: hash}
-		sh.items[e.Key] = it
-		sh.tree.ReplaceOrInsert(slot{hash, it})
+		off, ok := sh.alloc(klen + vlen)
+		if !ok {
+			sh.mu.Unlock()
+			return 0, fmt.Errorf("%w: key %q", ErrFull, e.Key)
+		}
+		n := sh.newSlot()
+		s = &sh.slots[n]
+		*s = slot{hash: h, off: off, klen: uint32(klen), room: uint32(klen + vlen), flags: slotUsed}
+		sh.index(n)
+		sh.gen++
+		copy(sh.data[off:], e.Key)
 		m.count.Add(1)
 	}
-	it.value = value
-	it.version = e.Version
-	it.expireAt = e.ExpireAt
-	it.tombstone = e.Tombstone
-	it.size = size
-	it.access.Store(m.seq.Add(1))
+	copy(sh.data[s.off+s.klen:], value)
+	s.vlen = uint32(vlen)
+	s.version = e.Version
+	s.expireAt = e.ExpireAt
+	s.flags = slotUsed
+	if e.Tombstone {
+		s.flags |= slotTombstone
+	}
+	s.access = uint32(m.seq.Add(1))
 	if e.ExpireAt != 0 && e.ExpireAt < sh.minExpire.Load() {
 		sh.minExpire.Store(e.ExpireAt)
 	}
 	sh.mu.Unlock()
 	m.used.Add(delta)
-	return Applied
+	return Applied, nil
 }
 
-// removeLocked drops it from its shard; the caller holds sh.mu for writing.
-func (m *Memory) removeLocked(sh *shard, it *item) {
-	delete(sh.items, it.key)
-	sh.tree.Delete(slot{it.hash, it})
-	m.used.Add(-it.size)
+// removeLocked drops slot i of sh; the caller holds sh.mu for writing.
+func (m *Memory) removeLocked(sh *shard, i uint32) {
+	s := &sh.slots[i]
+	m.used.Add(-(int64(s.klen) + int64(s.vlen) + MemoryEntryOverhead))
 	m.count.Add(-1)
+	sh.remove(i)
 }
 
 // evict removes records by sampled LRU until the store is within budget.
@@ -368,69 +573,82 @@ func (m *Memory) evict() {
 	}
 }
 
+// sampled is a snapshot of one slot taken for eviction.
+type sampled struct {
+	shard    int
+	slot     uint32
+	hash     uint64
+	version  uint64
+	expireAt int64
+	age      uint32
+}
+
 // evictOne removes the least recently used of evictionSamples random records
 // (or the first expired one sampled). It returns false if the store is empty.
 func (m *Memory) evictOne() bool {
 	nowMs := m.now().UnixMilli()
-	var victim *item
-	var victimAccess int64
+	cur := uint32(m.seq.Load())
+	var victim sampled
+	found := false
 	for range evictionSamples {
-		it, expireAt, access := m.sample(rand.Uint64())
-		if it == nil {
+		c, ok := m.sample(rand.Uint64(), cur)
+		if !ok {
 			return false
 		}
-		if !live(expireAt, nowMs) {
-			victim = it
+		if !live(c.expireAt, nowMs) {
+			victim, found = c, true
 			break
 		}
-		if victim == nil || access < victimAccess {
-			victim, victimAccess = it, access
+		if !found || c.age > victim.age {
+			victim, found = c, true
 		}
 	}
-	sh := m.shardOf(victim.hash)
+	sh := &m.shards[victim.shard]
 	sh.mu.Lock()
-	if cur, ok := sh.items[victim.key]; ok && cur == victim {
-		m.removeLocked(sh, victim)
+	if int(victim.slot) < len(sh.slots) {
+		// The slot may have been freed or reused since it was sampled.
+		if s := &sh.slots[victim.slot]; s.flags&slotUsed != 0 && s.hash == victim.hash && s.version == victim.version {
+			m.removeLocked(sh, victim.slot)
+			m.evicted.Add(1)
+		}
 	}
 	sh.mu.Unlock()
 	return true
 }
 
-// sample returns the first record at or after hash h in hash order, wrapping
-// around, with a consistent snapshot of its expiry and access time; nil if
-// the store is empty.
-func (m *Memory) sample(h uint64) (it *item, expireAt, access int64) {
-	start := int(h >> shardShift)
-	for i := 0; i < numShards; i++ {
-		sh := &m.shards[(start+i)%numShards]
+// sample returns a snapshot of a random record: the first used slot at or
+// after a random position of a random shard (starting from the shard r
+// picks, wrapping around); ok is false if the store is empty.
+func (m *Memory) sample(r uint64, cur uint32) (c sampled, ok bool) {
+	start := int(r >> shardShift)
+	for k := 0; k < numShards; k++ {
+		si := (start + k) % numShards
+		sh := &m.shards[si]
 		sh.mu.RLock()
-		if i == 0 {
-			sh.tree.AscendGreaterOrEqual(m.pivot(h), func(x slot) bool {
-				it = x.it
-				return false
-			})
-		} else {
-			s, _ := sh.tree.Min()
-			it = s.it
-		}
-		if it != nil {
-			expireAt, access = it.expireAt, it.access.Load()
+		if n := len(sh.slots); n > len(sh.free) {
+			from := int(uint32(r) % uint32(n))
+			for j := 0; j < n; j++ {
+				i := (from + j) % n
+				s := &sh.slots[i]
+				if s.flags&slotUsed != 0 {
+					c = sampled{shard: si, slot: uint32(i), hash: s.hash, version: s.version,
+						expireAt: s.expireAt, age: cur - atomic.LoadUint32(&s.access)}
+					ok = true
+					break
+				}
+			}
 		}
 		sh.mu.RUnlock()
-		if it != nil {
-			return it, expireAt, access
+		if ok {
+			return c, true
 		}
 	}
-	// Only the part of the first shard before h is left.
-	sh := &m.shards[start]
-	sh.mu.RLock()
-	s, _ := sh.tree.Min()
-	if it = s.it; it != nil {
-		expireAt, access = it.expireAt, it.access.Load()
-	}
-	sh.mu.RUnlock()
-	return it, expireAt, access
+	return sampled{}, false
 }
+
+// Evictions returns how many records the store has evicted to stay within
+// its budget since it was created (expired records swept are not counted).
+func (m *Memory) Evictions() uint64 { return m.evicted.Load() }
 
 // DeleteIfVersion removes each key whose live record has exactly the given
 // version (see Store).
@@ -449,15 +667,34 @@ func (m *Memory) DeleteIfVersion(ctx context.Context, keys []string, versions []
 				return nil, err
 			}
 		}
-		sh := m.shardOf(xxhash.Sum64String(k))
+		h := m.hash(k)
+		sh := m.shardOf(h)
 		sh.mu.Lock()
-		if it, ok := sh.items[k]; ok && live(it.expireAt, nowMs) && it.version == versions[i] {
-			m.removeLocked(sh, it)
-			deleted[i] = true
+		if j := sh.find(h, k); j >= 0 {
+			if s := &sh.slots[j]; live(s.expireAt, nowMs) && s.version == versions[i] {
+				m.removeLocked(sh, uint32(j))
+				deleted[i] = true
+			}
 		}
 		sh.mu.Unlock()
 	}
 	return deleted, nil
+}
+
+// sortedHashes returns the shard's hashes in order; the caller holds mu
+// (read lock) and orderMu.
+func (sh *shard) sortedHashes() []uint64 {
+	if sh.order == nil || sh.orderGen != sh.gen {
+		order := sh.order[:0]
+		for i := range sh.slots {
+			if s := &sh.slots[i]; s.flags&slotUsed != 0 {
+				order = append(order, s.hash)
+			}
+		}
+		slices.Sort(order)
+		sh.order, sh.orderGen = slices.Compact(order), sh.gen
+	}
+	return sh.order
 }
 
 // Scan returns about count live keys (tombstones included) from cursor on
@@ -473,21 +710,7 @@ func (m *Memory) Scan(ctx context.Context, cursor uint64, count int) ([]string, 
 	}
 	nowMs := m.now().UnixMilli()
 	keys := make([]string, 0, min(count, 4096))
-	var last uint64
-	full := false
-	visit := func(s slot) bool {
-		it := s.it
-		if len(keys) >= count && it.hash != last {
-			full = true
-			return false
-		}
-		last = it.hash
-		if live(it.expireAt, nowMs) {
-			keys = append(keys, it.key)
-		}
-		return true
-	}
-	pivot, seek := m.pivot(cursor), true
+	var chain []string
 	for si := int(cursor >> shardShift); si < numShards; si++ {
 		if si%16 == 0 {
 			if err := m.check(ctx, "scan"); err != nil {
@@ -496,17 +719,37 @@ func (m *Memory) Scan(ctx context.Context, cursor uint64, count int) ([]string, 
 		}
 		sh := &m.shards[si]
 		sh.mu.RLock()
-		if seek {
-			sh.tree.AscendGreaterOrEqual(pivot, visit)
-			seek = false
-		} else {
-			sh.tree.Ascend(visit)
+		sh.orderMu.Lock()
+		order := sh.sortedHashes()
+		from := 0
+		if si == int(cursor>>shardShift) {
+			from, _ = slices.BinarySearch(order, cursor)
 		}
+		next, full := uint64(0), false
+		for _, h := range order[from:] {
+			if len(keys) >= count {
+				next, full = h, true
+				break
+			}
+			chain = chain[:0]
+			// Every record of hash h lies in the probe run from h's home.
+			mask := uint64(len(sh.table) - 1)
+			for p := h & mask; sh.table[p] != 0; p = (p + 1) & mask {
+				if s := &sh.slots[sh.table[p]-1]; s.hash == h && live(s.expireAt, nowMs) {
+					chain = append(chain, string(sh.key(s)))
+				}
+			}
+			if len(chain) > 1 {
+				slices.Sort(chain)
+			}
+			keys = append(keys, chain...)
+		}
+		sh.orderMu.Unlock()
 		sh.mu.RUnlock()
 		if full {
-			// The record that stopped the walk has a hash > last, so last+1
-			// does not wrap to 0.
-			return keys, last + 1, nil
+			// next is a hash not returned yet, above every returned one, so
+			// it is never 0.
+			return keys, next, nil
 		}
 	}
 	return keys, 0, nil
@@ -520,6 +763,11 @@ func (m *Memory) Stats(ctx context.Context) (Stats, error) {
 	}
 	return Stats{Keys: m.count.Load(), Bytes: m.used.Load()}, nil
 }
+
+// InProcess reports that the records live in this process (true): a cache
+// in front of a Memory store in the same process only doubles the memory
+// per key.
+func (m *Memory) InProcess() bool { return true }
 
 // Ping returns nil unless the store is closed or ctx is done.
 func (m *Memory) Ping(ctx context.Context) error {
@@ -536,8 +784,12 @@ func (m *Memory) Close() error {
 		for i := range m.shards {
 			sh := &m.shards[i]
 			sh.mu.Lock()
-			sh.items = make(map[string]*item)
-			sh.tree.Clear(false)
+			sh.table, sh.records = nil, 0
+			sh.slots, sh.free, sh.data, sh.garbage = nil, nil, nil, 0
+			sh.gen++
+			sh.orderMu.Lock()
+			sh.order = nil
+			sh.orderMu.Unlock()
 			sh.minExpire.Store(math.MaxInt64)
 			sh.mu.Unlock()
 		}
@@ -578,14 +830,15 @@ func (m *Memory) sweep() {
 		}
 		sh.mu.Lock()
 		next := int64(math.MaxInt64)
-		for _, it := range sh.items {
-			if it.expireAt == 0 {
+		for j := 0; j < len(sh.slots); j++ {
+			s := &sh.slots[j]
+			if s.flags&slotUsed == 0 || s.expireAt == 0 {
 				continue
 			}
-			if it.expireAt <= nowMs {
-				m.removeLocked(sh, it)
-			} else if it.expireAt < next {
-				next = it.expireAt
+			if s.expireAt <= nowMs {
+				m.removeLocked(sh, uint32(j)) // (may empty the shard: len(sh.slots) becomes 0)
+			} else if s.expireAt < next {
+				next = s.expireAt
 			}
 		}
 		sh.minExpire.Store(next)

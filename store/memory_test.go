@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/peercache/peercache/store"
 	"github.com/peercache/peercache/store/storetest"
@@ -398,4 +402,196 @@ func BenchmarkMemoryPutEvicting(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestMemoryHashCollisions forces every key into a few hashes: lookups,
+// overwrites, deletes, scans and eviction must compare the stored keys.
+func TestMemoryHashCollisions(t *testing.T) {
+	for name, hash := range map[string]func(string) uint64{
+		// 4 hashes in 2 shards (and one of them is 0, the scan cursor's start).
+		"few": func(k string) uint64 { return uint64(len(k)%2)<<63 | uint64(len(k)%4/2) },
+		// Homes at the end of the index table, so probe runs wrap around,
+		// mixed with distinct hashes.
+		"wrap": func(k string) uint64 {
+			if len(k)%2 == 0 {
+				return math.MaxUint64 - uint64(len(k)%3)
+			}
+			return xxhash.Sum64String(k)
+		},
+	} {
+		t.Run(name, func(t *testing.T) { testHashCollisions(t, hash) })
+	}
+}
+
+func testHashCollisions(t *testing.T, hash func(string) uint64) {
+	m := store.NewMemoryHashed(store.MemoryOptions{}, hash)
+	t.Cleanup(func() { _ = m.Close() })
+	ctx := context.Background()
+	const n = 300
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%d", i)
+		if out, err := m.Put(ctx, []store.Entry{{Key: keys[i], Value: []byte(keys[i]), Version: 1}}); err != nil || out[0] != store.Applied {
+			t.Fatalf("Put %q = %v, %v", keys[i], out, err)
+		}
+	}
+	check := func(deleted map[string]bool) {
+		t.Helper()
+		for _, k := range keys {
+			e, ok, err := m.Get(ctx, k)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case deleted[k] && ok:
+				t.Fatalf("%q found after its delete: %+v", k, e)
+			case !deleted[k] && (!ok || e.Key != k || string(e.Value) != k+"'"[:min(1, int(e.Version-1))]):
+				t.Fatalf("Get(%q) = %+v, %v", k, e, ok)
+			}
+		}
+		seen := map[string]int{}
+		var cursor uint64
+		for {
+			ks, next, err := m.Scan(ctx, cursor, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range ks {
+				seen[k]++
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+		for _, k := range keys {
+			if want := map[bool]int{false: 1, true: 0}[deleted[k]]; seen[k] != want {
+				t.Fatalf("scan returned %q %d times, want %d", k, seen[k], want)
+			}
+		}
+	}
+	check(nil)
+	// Overwrite every third key with a longer value, delete every fifth.
+	deleted := map[string]bool{}
+	for i, k := range keys {
+		if i%3 == 0 {
+			if out, _ := m.Put(ctx, []store.Entry{{Key: k, Value: []byte(k + "'"), Version: 2}}); out[0] != store.Applied {
+				t.Fatalf("overwrite %q: %v", k, out)
+			}
+		}
+		if i%5 == 0 {
+			v := uint64(1)
+			if i%3 == 0 {
+				v = 2
+			}
+			if d, _ := m.DeleteIfVersion(ctx, []string{k}, []uint64{v}); !d[0] {
+				t.Fatalf("delete %q v%d failed", k, v)
+			}
+			deleted[k] = true
+		}
+	}
+	check(deleted)
+	if st := stats(t, m); st.Keys != int64(n-len(deleted)) {
+		t.Fatalf("Keys = %d, want %d", st.Keys, n-len(deleted))
+	}
+}
+
+// TestMemorySlabReclaim overwrites and deletes keys many times: the slabs
+// and slot arrays must stay within a small multiple of what is live.
+func TestMemorySlabReclaim(t *testing.T) {
+	m := newMemory(t, store.MemoryOptions{MaxBytes: 1 << 30})
+	ctx := context.Background()
+	const n = 2000
+	live := 0
+	for round := 0; round < 30; round++ {
+		live = 0
+		for i := 0; i < n; i++ {
+			k := fmt.Sprintf("key-%d", i)
+			size := (i*7 + round*13) % 300
+			if _, err := m.Put(ctx, []store.Entry{{Key: k, Value: make([]byte, size), Version: uint64(round + 1)}}); err != nil {
+				t.Fatal(err)
+			}
+			live += len(k) + size
+		}
+		if round%3 == 2 {
+			keys := make([]string, n)
+			versions := make([]uint64, n)
+			for i := range keys {
+				keys[i], versions[i] = fmt.Sprintf("key-%d", i), uint64(round+1)
+			}
+			if _, err := m.DeleteIfVersion(ctx, keys, versions); err != nil {
+				t.Fatal(err)
+			}
+			if slab, slots := store.SlabBytes(m); slab != 0 || slots != 0 {
+				t.Fatalf("round %d: %d slab bytes and %d slots left after deleting everything", round, slab, slots)
+			}
+		}
+	}
+	slab, slots := store.SlabBytes(m)
+	// Each shard keeps at most half its slab dead once past 16 KiB, plus
+	// the growth slack of its last compaction or append.
+	if limit := 3*live + 256*(16<<10); slab > limit {
+		t.Fatalf("%d slab bytes for %d live bytes (limit %d): overwrites leak", slab, live, limit)
+	}
+	if slots > 2*n {
+		t.Fatalf("%d slots for %d keys: freed slots are not reused", slots, n)
+	}
+}
+
+func TestMemoryEvictionsCounted(t *testing.T) {
+	m := newMemory(t, store.MemoryOptions{MaxBytes: 64 << 10})
+	ctx := context.Background()
+	if m.Evictions() != 0 {
+		t.Fatalf("Evictions of a new store = %d", m.Evictions())
+	}
+	const n = 5000
+	for i := 0; i < n; i++ {
+		if _, err := m.Put(ctx, []store.Entry{{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 100), Version: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := stats(t, m)
+	if ev := m.Evictions(); ev == 0 || int64(ev)+st.Keys != n {
+		t.Fatalf("Evictions = %d with %d keys left of %d written: want them to add up", ev, st.Keys, n)
+	}
+}
+
+// TestMemoryHeapPerRecord measures the live heap per record of 12-byte keys
+// and 32-byte values (what MemoryEntryOverhead stands for) and checks that
+// the accounting does not undercount it by much.
+func TestMemoryHeapPerRecord(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("heap measurement (the race detector changes allocations)")
+	}
+	const n = 200_000
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	m := newMemory(t, store.MemoryOptions{MaxBytes: 1 << 30})
+	ctx := context.Background()
+	batch := make([]store.Entry, 0, 1000)
+	value := make([]byte, 32)
+	for i := 0; i < n; i++ {
+		batch = append(batch, store.Entry{Key: fmt.Sprintf("bench:%06d", i), Value: value, Version: 1})
+		if len(batch) == cap(batch) {
+			if _, err := m.Put(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if _, _, err := m.Scan(ctx, 0, n); err != nil { // builds the scan order too
+		t.Fatal(err)
+	}
+	batch = nil
+	per := float64(heap()-before) / n
+	accounted := float64(stats(t, m).Bytes) / n
+	t.Logf("live heap %.1f bytes per record, accounted %.1f (overhead %d)", per, accounted, store.MemoryEntryOverhead)
+	if per > 1.25*accounted {
+		t.Fatalf("live heap %.1f bytes per record, accounted only %.1f", per, accounted)
+	}
+	runtime.KeepAlive(m)
 }

@@ -3,6 +3,7 @@ package tier
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -220,8 +221,9 @@ func BenchmarkHitRatio(b *testing.B) {
 	}
 }
 
-// The default policy must be within a point of the best measured hit
-// ratio (a smaller stream than the benchmark, to keep the test quick).
+// The default policy must be within a point of the best hit ratio measured
+// for the other implementations (a smaller stream than the benchmark, to
+// keep the test quick).
 func TestDefaultPolicyHitRatio(t *testing.T) {
 	const entries, keySpace, requests = 1000, 100_000, 300_000
 	budget := int64(entries) * Size("key:00000000", benchValue)
@@ -232,6 +234,13 @@ func TestDefaultPolicyHitRatio(t *testing.T) {
 		hr := hitRatio(c, keySpace, requests, 0.99, 42)
 		c.Close()
 		results[im.name] = hr
+		// The default's own implementation is not a rival: otter's read
+		// buffers are lossy under load (the race detector, a busy machine),
+		// so two runs of it differ by about a point, which once failed this
+		// test against itself (55.6% vs 56.6%).
+		if strings.HasPrefix(im.name, string(DefaultPolicy)+"-") {
+			continue
+		}
 		if hr > best {
 			best, bestName = hr, im.name
 		}

@@ -132,7 +132,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing: lan (production) or fast (tests, quick failure detection)")
 	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", node.DefaultMaxKeyBytes, "largest key accepted")
 	fs.IntVar(&o.maxValueBytes, "max-value-bytes", node.DefaultMaxValueBytes, "largest value accepted")
-	fs.Int64Var(&o.memoryMaxBytes, "memory-max-bytes", 0, "byte budget of the embedded in-memory store (0: 256 MiB)")
+	fs.Int64Var(&o.memoryMaxBytes, "memory-max-bytes", 0, "memory budget of the node (0: 256 MiB): the in-memory shard and the local tier with their per-key overhead (the tier gets --local-tier-bytes, the shard the rest); the Go memory limit is set to it + 1/4 + 32 MiB unless GOMEMLIMIT is set")
 	fs.DurationVar(&o.maxTTL, "max-ttl", 0, "largest ttl accepted (0: 100 years)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "how long a leaving node may take to hand off its keys")
 	fs.DurationVar(&o.tombstoneTTL, "tombstone-ttl", node.DefaultTombstoneTTL, "how long deletes are remembered (must exceed the longest migration)")
@@ -254,6 +254,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log) // (memlimit.go)
 	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
 	if err != nil {
 		n.Abort()

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/peercache/peercache/node"
@@ -12,7 +13,7 @@ import (
 
 // tierOptions are the local tier, near cache and read-through flags.
 type tierOptions struct {
-	localTierBytes    int64
+	localTierBytes    autoBytes
 	localTierPolicy   string
 	nearCacheTTL      time.Duration
 	invalidationWait  time.Duration
@@ -26,7 +27,7 @@ type tierOptions struct {
 }
 
 func addTierFlags(fs *flag.FlagSet, o *tierOptions) {
-	fs.Int64Var(&o.localTierBytes, "local-tier-bytes", node.DefaultLocalTierBytes, "byte budget of the in-process local tier (own keys and near-cache copies); 0 disables it")
+	fs.Var(&o.localTierBytes, "local-tier-bytes", "byte budget of the in-process local tier (near-cache copies, and own keys with a Redis shard), part of --memory-max-bytes; auto: 1/8 of it with the in-memory shard, 1/4 with a Redis shard; 0 disables the tier")
 	fs.StringVar(&o.localTierPolicy, "local-tier-policy", string(tier.DefaultPolicy), "local tier eviction policy: tinylfu, lru or fifo")
 	fs.DurationVar(&o.nearCacheTTL, "near-cache-ttl", node.DefaultNearCacheTTL, "longest a node keeps a copy of a value another node owns (owners invalidate copies on writes); 0 disables the near cache")
 	fs.DurationVar(&o.invalidationWait, "invalidation-wait", node.DefaultInvalidationWait, "how long a write waits for near copies on other nodes to be invalidated before it is acknowledged; 0: do not wait")
@@ -42,12 +43,15 @@ func addTierFlags(fs *flag.FlagSet, o *tierOptions) {
 // apply sets the tier fields of cfg; flag value 0 means off where the
 // Config field uses negative for off.
 func (o tierOptions) apply(cfg *node.Config, maxValueBytes int) error {
-	if o.localTierBytes < 0 {
-		return fmt.Errorf("--local-tier-bytes %d: must not be negative (0 disables)", o.localTierBytes)
-	}
-	cfg.LocalTierBytes = o.localTierBytes
-	if o.localTierBytes == 0 {
+	switch lt := o.localTierBytes; {
+	case !lt.set:
+		cfg.LocalTierBytes = 0 // its share of the memory budget
+	case lt.n < 0:
+		return fmt.Errorf("--local-tier-bytes %d: must not be negative (0 disables)", lt.n)
+	case lt.n == 0:
 		cfg.LocalTierBytes = -1
+	default:
+		cfg.LocalTierBytes = lt.n
 	}
 	p, err := tier.ParsePolicy(o.localTierPolicy)
 	if err != nil {
@@ -78,6 +82,34 @@ func (o tierOptions) apply(cfg *node.Config, maxValueBytes int) error {
 		}
 		cfg.Getter = g
 	}
+	return nil
+}
+
+// autoBytes is a byte count flag whose default is "auto" (not set).
+type autoBytes struct {
+	n   int64
+	set bool
+}
+
+// String returns the value, or "auto" when not set.
+func (b *autoBytes) String() string {
+	if b == nil || !b.set {
+		return "auto"
+	}
+	return strconv.FormatInt(b.n, 10)
+}
+
+// Set parses "auto" or a number of bytes.
+func (b *autoBytes) Set(s string) error {
+	if s == "auto" {
+		*b = autoBytes{}
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("want a number of bytes or auto")
+	}
+	*b = autoBytes{n: n, set: true}
 	return nil
 }
 

@@ -273,9 +273,12 @@
             ? el("span", { class: "pill migrating", style: { marginLeft: "6px" } }, "migrating") : null),
         el("td", {}, up ? el("span", { class: "pill " + (mode === "read-only" ? "ro" : "rw") }, mode) : "—"),
         el("td", { class: "num" }, up ? fmtInt(nr.keys) : "—"),
-        el("td", { class: "num" }, up ? fmtBytes(nr.memory_bytes) : "—"),
+        el("td", { class: "num", title: up && nr.memory_max_bytes ? `memory budget ${fmtBytes(nr.memory_max_bytes)} (shard and local tier)` : null },
+          up ? fmtBytes(nr.memory_bytes) : "—"),
         el("td", { class: "num" }, up ? fmtRate(nr.request_rate) : "—"),
         el("td", { class: "num" }, up ? fmtHit(nr.hit_ratio) : "—"),
+        el("td", { class: "num evicted", title: up && nr.evictions ? `local tier: ${fmtInt(nr.evictions.local_tier)} copies evicted` : null },
+          up && nr.evictions ? fmtInt(nr.evictions.store) : "—"),
         el("td", { class: "num" }, up ? fmtDur(nr.uptime_seconds) : "—"));
       tbody.append(tr);
     }
