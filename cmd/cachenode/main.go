@@ -254,7 +254,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log) // (memlimit.go)
+	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log)                     // (memlimit.go)
 	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
 	if err != nil {
 		n.Abort()
