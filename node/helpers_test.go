@@ -177,6 +177,18 @@ func (n *testNode) get(t testing.TB, key string) resp {
 	return do(t, http.MethodGet, n.keyURL(key), nil)
 }
 
+// tryGet is get for goroutines other than the test's (which must not call
+// t.Fatal): a request that got no answer is returned as an error.
+func (n *testNode) tryGet(key string) (resp, error) {
+	res, err := httpc.Get(n.keyURL(key))
+	if err != nil {
+		return resp{}, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return resp{res.StatusCode, res.Header, b}, err
+}
+
 func (n *testNode) del(t testing.TB, key string) resp {
 	return do(t, http.MethodDelete, n.keyURL(key), nil)
 }

@@ -32,69 +32,123 @@ func keyOwnedBy(n *testNode, owner, prefix string) string {
 
 // Acceptance (tiers 1): 1,000 concurrent GETs of one cold key through 3
 // nodes cause one origin load and at most one forward per non-owner node.
+//
+// What is guaranteed, and so what is checked:
+//   - A near copy lives NearCacheTTL from when its forward left (never longer
+//     than the owner's record of the fetch), so a node forwards again once
+//     per lifetime at most: forwards <= 1 + workload time / NearCacheTTL.
+//     With the default 1 s lifetime a busy machine (the race detector, 1,000
+//     HTTP GETs on 2 cores) stretches the forward's round trip and the GETs
+//     past it, and a second forward is then correct behaviour; the test
+//     keeps copies for a minute so that the bound is 1 however slow the run.
+//   - A ring change (the failure detector declaring a starved member dead,
+//     which it may under such load) moves the key's owner and drops every
+//     copy (the tier epoch moves on), and GETs may fail or outlast the
+//     client's timeout meanwhile: the claim is about a stable ring, so a run
+//     during which any node's tier epoch moved is repeated on a fresh key
+//     (failed GETs are judged only after that check).
 func TestColdKeyLoadsOnce(t *testing.T) {
-	var loads atomic.Int64
+	const nearTTL = time.Minute
+	var loads sync.Map // key -> *atomic.Int64
 	getter := func(ctx context.Context, key string) ([]byte, time.Duration, error) {
-		loads.Add(1)
+		c, _ := loads.LoadOrStore(key, new(atomic.Int64))
+		c.(*atomic.Int64).Add(1)
 		time.Sleep(50 * time.Millisecond) // a slow origin: the GETs pile up meanwhile
 		return []byte("origin:" + key), time.Minute, nil
 	}
-	nodes := startCluster(t, 3, false, func(c *Config) { c.Getter = getter })
-	const key = "cold-key"
-	owner := nodes[0].view.Load().ring.Owner(key)
+	nodes := startCluster(t, 3, false, func(c *Config) { c.Getter, c.NearCacheTTL = getter, nearTTL })
+	epochs := func() []uint64 {
+		var ep []uint64
+		for _, n := range nodes {
+			ep = append(ep, n.tierEpoch())
+		}
+		return ep
+	}
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		key := fmt.Sprintf("cold-key-%d", attempt)
+		waitRing(t, nodes, 3) // after a change, from a ring all nodes agree on again
+		ep0 := epochs()
+		owner := nodes[0].view.Load().ring.Owner(key)
+		before := make([]tierStats, len(nodes))
+		for i, n := range nodes {
+			before[i] = n.tierStats()
+		}
 
-	var wg sync.WaitGroup
-	var bad atomic.Int64
-	var badMsg atomic.Value
-	sources := sync.Map{}
-	start := make(chan struct{})
-	for i := 0; i < 1000; i++ {
-		wg.Add(1)
-		go func(n *testNode) {
-			defer wg.Done()
-			<-start
-			r := n.get(t, key)
-			if r.status != http.StatusOK || string(r.body) != "origin:"+key {
-				bad.Add(1)
-				badMsg.Store(r.String())
-				return
+		var wg sync.WaitGroup
+		var bad atomic.Int64
+		var badMsg atomic.Value
+		sources := sync.Map{}
+		start := make(chan struct{})
+		for i := 0; i < 1000; i++ {
+			wg.Add(1)
+			go func(n *testNode) {
+				defer wg.Done()
+				<-start
+				r, err := n.tryGet(key) // judged after the ring check below
+				if err != nil || r.status != http.StatusOK || string(r.body) != "origin:"+key {
+					bad.Add(1)
+					if err != nil {
+						badMsg.Store(err.Error())
+					} else {
+						badMsg.Store(r.String())
+					}
+					return
+				}
+				c, _ := sources.LoadOrStore(n.Name()+"/"+r.header.Get(hdrSource), new(atomic.Int64))
+				c.(*atomic.Int64).Add(1)
+			}(nodes[i%3])
+		}
+		began := time.Now()
+		close(start)
+		wg.Wait()
+		took := time.Since(began)
+		if ep1 := epochs(); !slices.Equal(ep0, ep1) || nodes[0].view.Load().ring.Owner(key) != owner {
+			if attempt == attempts {
+				t.Fatalf("the ring changed during each of %d runs (tier epochs now %v): membership is not stable", attempts, ep1)
 			}
-			c, _ := sources.LoadOrStore(n.Name()+"/"+r.header.Get(hdrSource), new(atomic.Int64))
-			c.(*atomic.Int64).Add(1)
-		}(nodes[i%3])
-	}
-	close(start)
-	wg.Wait()
-	if bad.Load() > 0 {
-		t.Fatalf("%d GETs failed, e.g. %v", bad.Load(), badMsg.Load())
-	}
-	counts := map[string]int64{}
-	sources.Range(func(k, v any) bool { counts[k.(string)] = v.(*atomic.Int64).Load(); return true })
-	t.Logf("owner %s; answers by node/source: %v", owner, counts)
-	if l := loads.Load(); l != 1 {
-		t.Errorf("%d origin loads, want 1", l)
-	}
-	for _, n := range nodes {
-		st := n.tierStats()
-		t.Logf("%s: forwards %d, collapsed forwards %d, shard reads %d, collapsed owner reads %d, hits %v, loads %v",
-			n.Name(), st.Forwards, st.Collapsed[tierNear], st.OwnerReads, st.Collapsed[tierLocal], st.Hits, st.Loads)
-		if n.Name() != owner && st.Forwards > 1 {
-			t.Errorf("%s forwarded %d reads to the owner, want at most 1", n.Name(), st.Forwards)
+			t.Logf("run %d: the ring changed meanwhile (tier epochs %v -> %v), which moves the owner and drops copies; running again on a fresh key", attempt, ep0, ep1)
+			continue
 		}
-		if n.Name() == owner && st.OwnerReads > 1 {
-			t.Errorf("owner read its shard %d times, want 1", st.OwnerReads)
+		if bad.Load() > 0 {
+			t.Fatalf("%d GETs failed, e.g. %v", bad.Load(), badMsg.Load())
 		}
-	}
-	// The loaded value went through the owner write path: it is in the
-	// owner's shard with a version and the origin TTL.
-	for _, n := range nodes {
-		e, found, err := n.Store().Get(context.Background(), key)
-		if (n.Name() == owner) != (found && err == nil) {
-			t.Fatalf("%s's shard holds the key: %v (err %v), owner %s", n.Name(), found, err, owner)
+		counts := map[string]int64{}
+		sources.Range(func(k, v any) bool { counts[k.(string)] = v.(*atomic.Int64).Load(); return true })
+		t.Logf("run %d took %s; owner %s; answers by node/source: %v", attempt, took, owner, counts)
+		var l int64
+		if c, ok := loads.Load(key); ok {
+			l = c.(*atomic.Int64).Load()
 		}
-		if found && (e.Version == 0 || e.ExpireAt == 0) {
-			t.Fatalf("loaded entry %+v lacks a version or expiry", e)
+		if l != 1 {
+			t.Errorf("%d origin loads, want 1", l)
 		}
+		maxForwards := 1 + uint64(took/nearTTL) // one per near-copy lifetime
+		for i, n := range nodes {
+			st, b := n.tierStats(), before[i]
+			fwd, reads := st.Forwards-b.Forwards, st.OwnerReads-b.OwnerReads
+			t.Logf("%s: forwards %d, collapsed forwards %d, shard reads %d, collapsed owner reads %d, hits [%d %d], loads [%d %d %d]",
+				n.Name(), fwd, st.Collapsed[tierNear]-b.Collapsed[tierNear], reads, st.Collapsed[tierLocal]-b.Collapsed[tierLocal],
+				st.Hits[0]-b.Hits[0], st.Hits[1]-b.Hits[1], st.Loads[0]-b.Loads[0], st.Loads[1]-b.Loads[1], st.Loads[2]-b.Loads[2])
+			if n.Name() != owner && fwd > maxForwards {
+				t.Errorf("%s forwarded %d reads to the owner, want at most %d", n.Name(), fwd, maxForwards)
+			}
+			if n.Name() == owner && reads > 1 {
+				t.Errorf("owner read its shard %d times, want 1", reads)
+			}
+		}
+		// The loaded value went through the owner write path: it is in the
+		// owner's shard with a version and the origin TTL.
+		for _, n := range nodes {
+			e, found, err := n.Store().Get(context.Background(), key)
+			if (n.Name() == owner) != (found && err == nil) {
+				t.Fatalf("%s's shard holds the key: %v (err %v), owner %s", n.Name(), found, err, owner)
+			}
+			if found && (e.Version == 0 || e.ExpireAt == 0) {
+				t.Fatalf("loaded entry %+v lacks a version or expiry", e)
+			}
+		}
+		return
 	}
 }
 
@@ -453,38 +507,61 @@ func TestHotKeyNearCache(t *testing.T) {
 // Entries never outlive the shard copy: a key with a TTL is answered by
 // no tier after it expires, and while it lives every node reports a TTL
 // no longer than what is left.
-// (Redis shards: with the in-process Memory store there are no local
-// copies of owned keys.)
+//
+// The run means something only if local and near copies answered before
+// the key expired. A near answer needs a non-owner to read the key a second
+// time while its copy lives, which a slow machine may not fit into a short
+// TTL: then the run is repeated on a fresh key with a longer TTL (the
+// checks on what was served hold in every run). (Redis shards: with the
+// in-process Memory store there are no local copies of owned keys.)
 func TestTierExpiry(t *testing.T) {
 	nodes := startCluster(t, 3, true)
-	const key = "ttl-key"
-	if r := nodes[1].put(t, key, "short-lived", "ttl=400ms"); r.status != http.StatusNoContent {
+	for i, ttl := range []time.Duration{400 * time.Millisecond, 1600 * time.Millisecond, 6400 * time.Millisecond} {
+		sources := tierExpiryRun(t, nodes, fmt.Sprintf("ttl-key-%d", i), ttl)
+		if sources["local"] && sources["near"] {
+			return
+		}
+		t.Logf("ttl %s: sources seen %v, not both local and near answers before expiry (a slow machine); again with a longer TTL", ttl, sources)
+	}
+	t.Fatal("no run saw local and near answers before expiry")
+}
+
+// tierExpiryRun writes key with ttl, reads it through every node until
+// after it expired, checks each answer and returns the sources seen.
+func tierExpiryRun(t *testing.T, nodes []*testNode, key string, ttl time.Duration) map[string]bool {
+	t.Helper()
+	if r := nodes[1].put(t, key, "short-lived", "ttl="+ttl.String()); r.status != http.StatusNoContent {
 		t.Fatalf("put: %s", r)
 	}
-	expires := time.Now().Add(400 * time.Millisecond)
+	// The owner stamped the expiry before it acknowledged the PUT: the key
+	// expires at expires or earlier. Wall-clock readings (Round(0) drops the
+	// monotonic one), as the expiry is a wall-clock time.
+	expires := time.Now().Round(0).Add(ttl)
 	sources := map[string]bool{}
 	for {
 		for _, n := range nodes {
-			before := time.Now()
+			// The node reads its clock for the TTL it reports at some moment
+			// between before and the answer: at most expires-before is left
+			// then (a bound taken after the answer would race a slow GET).
+			before := time.Now().Round(0)
 			r := n.get(t, key)
 			if r.status == http.StatusOK {
 				if !before.Before(expires) {
 					t.Fatalf("served by %s (%s) %s after it expired", n.Name(), r.header.Get(hdrSource), before.Sub(expires))
 				}
 				ms, _ := strconv.Atoi(r.header.Get(hdrTTLMs))
-				if left := time.Until(expires) + 5*time.Millisecond; time.Duration(ms)*time.Millisecond > left+time.Millisecond {
-					t.Fatalf("%s reports %d ms left, at most %s remain", n.Name(), ms, left)
+				// +1 ms: a TTL under a millisecond is reported as 1 ms.
+				if left := expires.Sub(before); time.Duration(ms)*time.Millisecond > left+time.Millisecond {
+					t.Fatalf("%s (%s) reports %d ms left, at most %s remain (the GET took %s)",
+						n.Name(), r.header.Get(hdrSource), ms, left, time.Since(before))
 				}
 				sources[r.header.Get(hdrSource)] = true
 			}
 		}
 		if time.Now().After(expires.Add(100 * time.Millisecond)) {
-			break
+			return sources
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-	if !sources["local"] || !sources["near"] {
-		t.Fatalf("sources seen %v: want local and near answers before expiry", sources)
 	}
 }
 

@@ -40,6 +40,7 @@ type warmPlan struct {
 type warmer struct {
 	mu   sync.Mutex
 	plan *warmPlan
+	done *ring.Ring // the latest ring whose warm-up this node finished sending (or had none to send)
 }
 
 // planWarm notes the hottest local copies whose key another member owns in
@@ -77,6 +78,11 @@ func (n *Node) planWarm(nr *ring.Ring) {
 // sendWarm sends the plan made for ring r (if that is still the latest) to
 // the new owners; called once the migration to r has finished.
 func (n *Node) sendWarm(ctx context.Context, r *ring.Ring) {
+	defer func() {
+		n.warm.mu.Lock()
+		n.warm.done = r
+		n.warm.mu.Unlock()
+	}()
 	n.warm.mu.Lock()
 	plan := n.warm.plan
 	if plan == nil || !plan.ring.Equal(r) {
@@ -104,6 +110,16 @@ func (n *Node) sendWarm(ctx context.Context, r *ring.Ring) {
 		})
 	}
 	wg.Wait()
+}
+
+// warmedUp reports whether this node has finished the warm-up of ring r:
+// its migration to r is done and every new owner has answered the keys
+// it was sent (and filled its tier with them), or this node had none to
+// send. A warm-up is synchronous: the receiver answers once it has filled.
+func (n *Node) warmedUp(r *ring.Ring) bool {
+	n.warm.mu.Lock()
+	defer n.warm.mu.Unlock()
+	return n.warm.done != nil && n.warm.done.Equal(r)
 }
 
 // warmBatch is how many keys one shard read of a warm-up loads.

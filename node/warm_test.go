@@ -42,17 +42,27 @@ func TestWarmupOnJoin(t *testing.T) {
 			nodes = append(nodes, j)
 			waitRing(t, nodes, 3)
 			waitMigrations(t, nodes, 30*time.Second)
+			// Every previous owner sends its list once its own migration is
+			// done, each on its own schedule: the first entries in the
+			// joiner's tier say only that one warm-up arrived. Wait until
+			// every node has finished the warm-up of the ring (the joiner
+			// has answered every list, so its tier is filled).
+			r := j.view.Load().ring
+			waitFor(t, 30*time.Second, "every node finished the warm-up of the new ring", func() bool {
+				for _, n := range nodes {
+					if !n.view.Load().ring.Equal(r) || !n.warmedUp(r) {
+						return false
+					}
+				}
+				return true
+			})
 			var mine, local int
-			deadline := time.Now().Add(5 * time.Second)
 			for i := 0; i < keys; i++ {
 				k := fmt.Sprintf("h%d", i)
 				if j.view.Load().ring.Owner(k) != j.Name() {
 					continue
 				}
 				mine++
-				if warm && i == 0 {
-					waitFor(t, time.Until(deadline), "the warm-up arrived", func() bool { return j.tierStats().Cache.Entries > 0 })
-				}
 				if r := j.get(t, k); r.header.Get(hdrSource) == string(SourceLocal) {
 					local++
 				}
