@@ -20,6 +20,20 @@ import (
 // keep-alive connections.
 type client struct {
 	hc *http.Client
+	// password is the client password of the deployment (docker-compose's
+	// keygen service writes it): set once, before the first request that
+	// needs it; "" sends no credentials.
+	password string
+}
+
+// newRequest is http.NewRequestWithContext with the deployment's
+// credentials.
+func (c *client) newRequest(ctx context.Context, method, url string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err == nil && c.password != "" {
+		req.SetBasicAuth("default", c.password)
+	}
+	return req, err
 }
 
 func newClient() *client {
@@ -72,7 +86,7 @@ func (c *client) do(ctx context.Context, method, base, key, value string) reply 
 	if method == http.MethodPut {
 		body = strings.NewReader(value)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+"/v1/keys/"+url.PathEscape(key), body)
+	req, err := c.newRequest(ctx, method, base+"/v1/keys/"+url.PathEscape(key), body)
 	if err != nil {
 		return reply{Err: err}
 	}
@@ -94,7 +108,7 @@ func (c *client) do(ctx context.Context, method, base, key, value string) reply 
 func (c *client) status(ctx context.Context, base, path string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	req, err := c.newRequest(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -131,7 +145,7 @@ func (c *client) cluster(ctx context.Context, base string) (clusterDoc, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	var d clusterDoc
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/cluster", nil)
+	req, err := c.newRequest(ctx, http.MethodGet, base+"/v1/cluster", nil)
 	if err != nil {
 		return d, err
 	}

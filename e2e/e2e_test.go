@@ -44,6 +44,7 @@ type suite struct {
 	c        *client
 	m        *model
 	replicas bool   // the image's cachenode has --replicas
+	auth     bool   // the image's cachenode has --password-file (compose gives one)
 	rf       int    // copies per key the nodes keep (1 without --replicas)
 	inside   string // the static in-container client (see internal/inside)
 	summary  []string
@@ -102,7 +103,8 @@ func TestE2E(t *testing.T) {
 	if err != nil || !strings.Contains(help, "-redis-server") {
 		t.Fatalf("the image does not run cachenode with --redis-server: %v\n%s", err, help)
 	}
-	s := &suite{t: t, ctx: ctx, c: newClient(), m: newModel(), replicas: strings.Contains(help, "-replicas"), rf: 1}
+	s := &suite{t: t, ctx: ctx, c: newClient(), m: newModel(), replicas: strings.Contains(help, "-replicas"), rf: 1,
+		auth: strings.Contains(help, "-password-file")}
 	defer s.c.close()
 
 	s.inside = filepath.Join(tmp, "inside")
@@ -232,6 +234,15 @@ func (s *suite) scaleTo(t *testing.T, n int) ([]container, time.Duration) {
 	if len(nodes) != n {
 		t.Fatalf("scale to %d: %d running containers with a published port", n, len(nodes))
 	}
+	if s.auth && s.c.password == "" && len(nodes) > 0 {
+		// The client doors ask for the deployment's password (the keygen
+		// service wrote it next to the cluster secret).
+		pw, err := readSecretFile(s.ctx, nodes[0].ID, passwordFile)
+		if err != nil || pw == "" {
+			t.Fatalf("the client password of %s: %q %v", s.p.name, pw, err)
+		}
+		s.c.password = pw
+	}
 	if err := s.c.waitReady(s.ctx, nodes, 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -302,20 +313,30 @@ func (s *suite) scenario1(t *testing.T) {
 	}
 }
 
-// secretFile is where docker-compose.yml's keygen service writes the
-// cluster secret (the "secret" volume).
-const secretFile = "/var/lib/peercache/cluster.key"
+// secretFile and passwordFile are where docker-compose.yml's keygen
+// service writes the cluster secret and the client password (the "secret"
+// volume).
+const (
+	secretFile   = "/var/lib/peercache/cluster.key"
+	passwordFile = "/var/lib/peercache/password"
+)
 
 // readSecret copies the cluster secret out of a container (running or
 // exited; docker cp streams a tar archive).
 func readSecret(ctx context.Context, id string) (string, error) {
-	out, err := docker(ctx, quickCmd, "cp", id+":"+secretFile, "-")
+	return readSecretFile(ctx, id, secretFile)
+}
+
+// readSecretFile copies one file out of a container and returns it
+// without surrounding white space.
+func readSecretFile(ctx context.Context, id, file string) (string, error) {
+	out, err := docker(ctx, quickCmd, "cp", id+":"+file, "-")
 	if err != nil {
 		return "", err
 	}
 	tr := tar.NewReader(strings.NewReader(out))
 	if _, err := tr.Next(); err != nil {
-		return "", fmt.Errorf("docker cp of %s: %w", secretFile, err)
+		return "", fmt.Errorf("docker cp of %s: %w", file, err)
 	}
 	b, err := io.ReadAll(tr)
 	return strings.TrimSpace(string(b)), err
@@ -610,7 +631,7 @@ type insideResult struct {
 // inside runs operations through a node from within its container.
 func (s *suite) insideOps(c container, ops []string) ([]insideResult, error) {
 	out, err := run(s.ctx, 2*time.Minute, nil, []byte(strings.Join(ops, "\n")+"\n"),
-		"docker", "exec", "-i", c.ID, "/tmp/e2e-inside", "-timeout", "3s")
+		"docker", "exec", "-i", c.ID, "/tmp/e2e-inside", "-timeout", "3s", "-password-file", passwordFile)
 	if err != nil {
 		return nil, err
 	}

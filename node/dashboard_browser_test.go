@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -24,6 +26,21 @@ func findChromium() string {
 		}
 	}
 	return ""
+}
+
+// needChromium returns Chromium's path; without one it fails the test
+// under CI and skips it (loudly) elsewhere.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	exe := findChromium()
+	if exe == "" {
+		msg := "chromium not found: the dashboard browser test needs it (scripts/deps.sh installs it: apt-get install chromium)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip("\n\n!!!!!!!! SKIPPED: " + msg + " !!!!!!!!\n")
+	}
+	return exe
 }
 
 // artifactDir is where tests leave files for people to look at:
@@ -43,14 +60,7 @@ func artifactDir(t testing.TB) string {
 // loads the dashboard of a 3-node cluster, finds 3 members and a ring
 // coloured by 3 owners in the DOM, and saves a screenshot.
 func TestDashboardBrowser(t *testing.T) {
-	exe := findChromium()
-	if exe == "" {
-		msg := "chromium not found: the dashboard browser test needs it (scripts/deps.sh installs it: apt-get install chromium)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("\n\n!!!!!!!! SKIPPED: " + msg + " !!!!!!!!\n")
-	}
+	exe := needChromium(t)
 	nodes := startCluster(t, 3, false)
 	for i := 0; i < 300; i++ {
 		if r := nodes[i%3].put(t, fmt.Sprintf("dash-%d", i), fmt.Sprintf("value %d %0*d", i, i%200, 0)); r.status != 204 {
@@ -141,5 +151,51 @@ func TestDashboardBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Log("updated docs/dashboard.png")
+	}
+}
+
+// With client authentication on, the dashboard works for a browser that
+// holds a read user's credentials (what the browser's HTTP Basic login
+// prompt gives it: every request of the page carries them), and shows no
+// data to one that does not.
+func TestDashboardBrowserWithAuth(t *testing.T) {
+	exe := needChromium(t)
+	users := testUsers(t)
+	n := startNode(t, "auth0", nil, false, func(c *Config) { c.Auth = users })
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+
+	run := func(hdr network.Headers) (string, error) {
+		ctx, cancelCtx := chromedp.NewContext(actx)
+		defer cancelCtx()
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var acts []chromedp.Action[chromedp.Void]
+		if hdr != nil {
+			acts = append(acts, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+				_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: hdr})
+				return err
+			}))
+		}
+		acts = append(acts, chromedp.Navigate(n.base+"/"))
+		if hdr != nil {
+			acts = append(acts, chromedp.Poll[chromedp.Void](`document.querySelectorAll('#members tbody tr').length === 1`,
+				chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
+		}
+		if err := chromedp.Do(ctx, acts...); err != nil {
+			return "", err
+		}
+		return chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	}
+	if _, err := run(network.Headers{"Authorization": basic("ro")}); err != nil {
+		t.Fatalf("dashboard with a read user's credentials did not render its member: %v", err)
+	}
+	text, err := run(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "authentication required") || strings.Contains(text, "auth0") {
+		t.Fatalf("dashboard without credentials shows: %.300q", text)
 	}
 }

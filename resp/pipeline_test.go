@@ -82,17 +82,7 @@ func (b *slowBackend) Status(ctx context.Context) node.NodeStatus {
 
 func startFake(t *testing.T, b Backend) string {
 	t.Helper()
-	s, err := Listen(b, Options{Addr: "127.0.0.1:0", Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	return s.Addr().String()
+	return listenExtra(t, b, Options{})
 }
 
 // TestPipelinedSlowReadsRunInParallel: GETs pipelined behind a slow GET

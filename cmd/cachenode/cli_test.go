@@ -14,9 +14,15 @@ import (
 // stdout, stderr and the exit code.
 func cliRun(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
+	return cliRunIn(t, stdin, nil, args...)
+}
+
+// cliRunIn is cliRun with extra environment variables.
+func cliRunIn(t *testing.T, stdin string, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	// The binary is built with -race, whose exit sleeps 1 s unless told not to.
-	cmd.Env = append(os.Environ(), "CACHENODE_ADDR=", "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(append(os.Environ(), "CACHENODE_ADDR=", "GORACE=atexit_sleep_ms=0"), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -16,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -345,7 +345,7 @@ func TestPasswordFileWithRedisTools(t *testing.T) {
 	if err != nil || !strings.Contains(out, "SET: ") || !strings.Contains(out, "GET: ") || strings.Contains(out, "NOAUTH") {
 		t.Fatalf("redis-benchmark -a: %q %v", out, err)
 	}
-	if o, e, code := cliRunEnv(t, []string{"CACHENODE_PASSWORD=s3cret-s3cret"}, "bench", "--target", "resp", "--addrs", plainResp,
+	if o, e, code := cliRunIn(t, "", []string{"CACHENODE_PASSWORD=s3cret-s3cret"}, "bench", "--target", "resp", "--addrs", plainResp,
 		"--ops", "500", "--concurrency", "2", "--progress", "off"); code != 0 || strings.Contains(o+e, "NOAUTH") {
 		t.Errorf("cachenode bench with CACHENODE_PASSWORD: %d %s %s", code, o, e)
 	}
@@ -363,31 +363,14 @@ func TestPasswordFileWithRedisTools(t *testing.T) {
 	if out, err := run(curl, "-sS", "--cacert", certs.CA, "-u", "default:s3cret-s3cret", "https://"+tlsNode.http+"/v1/keys/tk"); err != nil || out != "tv" {
 		t.Errorf("curl --cacert: %q %v", out, err)
 	}
-	o, e, code := cliRunEnv(t, []string{"CACHENODE_PASSWORD=s3cret-s3cret"}, "get", "--addr", tlsNode.http, "--cacert", certs.CA, "tk")
+	o, e, code := cliRunIn(t, "", []string{"CACHENODE_PASSWORD=s3cret-s3cret"}, "get", "--addr", tlsNode.http, "--cacert", certs.CA, "tk")
 	if code != 0 || o != "tv" {
 		t.Errorf("cachenode get --cacert: %d %q %q", code, o, e)
 	}
-	_, e, code = cliRunEnv(t, nil, "get", "--addr", tlsNode.http, "--cacert", certs.CA, "tk")
+	_, e, code = cliRunIn(t, "", nil, "get", "--addr", tlsNode.http, "--cacert", certs.CA, "tk")
 	if code != 1 || !strings.Contains(e, "give --password") {
 		t.Errorf("cachenode get without the password: %d %q", code, e)
 	}
-}
-
-// cliRunEnv runs the cachenode binary with extra environment variables.
-func cliRunEnv(t *testing.T, env []string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(binPath, args...)
-	cmd.Env = append(append(os.Environ(), "CACHENODE_ADDR=", "GORACE=atexit_sleep_ms=0"), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
 }
 
 // needBinary fails the test when a tool is missing (scripts/deps.sh
@@ -399,4 +382,45 @@ func needBinary(t *testing.T, name string) string {
 		t.Fatalf("%s not found (scripts/deps.sh installs it): %v", name, err)
 	}
 	return p
+}
+
+// Certificates replaced on disk are served without a restart: after the
+// files change (and a SIGHUP), new handshakes on the HTTP and RESP ports
+// see the new certificate.
+func TestClientCertificateRotation(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t)
+	caFile, cert, key := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	ca.WriteCert(t, caFile)
+	first := ca.Issue(t, cert, key, false)
+	respAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startProcArgs(t, "r1", "", []string{"--resp-addr", respAddr, "--tls-cert-file", cert, "--tls-key-file", key})
+	tc := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+	serial := func(addr string) string {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, tc)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	waitUntil(t, 20*time.Second, "the first certificate on both ports", func() bool {
+		return serial(p.http) == first.SerialNumber.String() && serial(respAddr) == first.SerialNumber.String()
+	})
+	second := ca.Issue(t, cert, key, false)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, 10*time.Second, "the new certificate on both ports", func() bool {
+		return serial(p.http) == second.SerialNumber.String() && serial(respAddr) == second.SerialNumber.String()
+	})
+	// A broken file is not taken: the node keeps serving the last good one.
+	if err := os.WriteFile(cert, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, 10*time.Second, "a WARN about the broken certificate", func() bool {
+		return strings.Contains(p.out.String(), "certificates not reloaded")
+	})
+	if got := serial(respAddr); got != second.SerialNumber.String() {
+		t.Fatalf("after a broken certificate file: %s, want the last good serial", got)
+	}
 }

@@ -11,18 +11,21 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/peercache/peercache/auth"
 	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/peer"
 )
 
 // keygen writes a new cluster secret: to stdout, or to --out (mode 0600,
 // created atomically; with --if-missing an existing file is kept, which
-// lets a compose one-shot service run it on every `up`).
+// lets a compose one-shot service run it on every `up`). --password-out
+// also writes a new client password (for --password-file) the same way.
 func keygen(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cachenode keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "file to write the secret to (default: standard output)")
-	ifMissing := fs.Bool("if-missing", false, "with --out: keep the file if it exists already")
+	pwOut := fs.String("password-out", "", "also write a new client password to this file (for --password-file)")
+	ifMissing := fs.Bool("if-missing", false, "with --out and --password-out: keep a file that exists already")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -33,12 +36,6 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cachenode keygen: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if *out != "" && *ifMissing {
-		if _, err := os.Stat(*out); err == nil {
-			fmt.Fprintf(stderr, "cachenode keygen: %s exists; kept\n", *out)
-			return 0
-		}
-	}
 	secret, err := peer.GenerateSecret()
 	if err != nil {
 		fmt.Fprintf(stderr, "cachenode keygen: %v\n", err)
@@ -46,11 +43,33 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	}
 	if *out == "" {
 		fmt.Fprintln(stdout, secret)
-		return 0
+	} else if code := writeSecretFile(*out, secret, "cluster secret", *ifMissing, stderr); code != 0 {
+		return code
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(*out), ".cluster-secret-*")
+	if *pwOut != "" {
+		pw, err := auth.GeneratePassword()
+		if err != nil {
+			fmt.Fprintf(stderr, "cachenode keygen: %v\n", err)
+			return 1
+		}
+		return writeSecretFile(*pwOut, pw, "client password", *ifMissing, stderr)
+	}
+	return 0
+}
+
+// writeSecretFile writes content and a newline to path, mode 0600,
+// atomically (a temporary file renamed); with ifMissing it keeps a file
+// that exists.
+func writeSecretFile(path, content, what string, ifMissing bool, stderr io.Writer) int {
+	if ifMissing {
+		if _, err := os.Stat(path); err == nil {
+			fmt.Fprintf(stderr, "cachenode keygen: %s exists; kept\n", path)
+			return 0
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".secret-*")
 	if err == nil {
-		_, err = fmt.Fprintln(tmp, secret)
+		_, err = fmt.Fprintln(tmp, content)
 		if cerr := tmp.Close(); err == nil {
 			err = cerr
 		}
@@ -58,17 +77,17 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 			err = os.Chmod(tmp.Name(), 0o600)
 		}
 		if err == nil {
-			err = os.Rename(tmp.Name(), *out)
+			err = os.Rename(tmp.Name(), path)
 		}
 		if err != nil {
 			os.Remove(tmp.Name())
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "cachenode keygen: writing %s: %v\n", *out, err)
+		fmt.Fprintf(stderr, "cachenode keygen: writing %s: %v\n", path, err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "cachenode keygen: wrote a new cluster secret to %s\n", *out)
+	fmt.Fprintf(stderr, "cachenode keygen: wrote a new %s to %s\n", what, path)
 	return 0
 }
 

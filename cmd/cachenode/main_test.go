@@ -233,6 +233,22 @@ func TestInsecureWarns(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("secret file mode: %v %v", fi.Mode(), err)
 	}
+	// --password-out writes a client password too (the compose keygen
+	// service), kept on the next run like the secret.
+	pw := filepath.Join(dir, "password")
+	if _, errs, code := cliRun(t, "", "keygen", "--out", path, "--password-out", pw, "--if-missing"); code != 0 || !strings.Contains(errs, "wrote a new client password") {
+		t.Fatalf("keygen --password-out: %d %s", code, errs)
+	}
+	first, err := os.ReadFile(pw)
+	if fi, _ := os.Stat(pw); err != nil || len(strings.TrimSpace(string(first))) < 32 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("password file: %q %v", first, err)
+	}
+	if _, errs, code := cliRun(t, "", "keygen", "--out", path, "--password-out", pw, "--if-missing"); code != 0 || strings.Count(errs, "kept") != 2 {
+		t.Fatalf("keygen --if-missing over both files: %d %s", code, errs)
+	}
+	if again, _ := os.ReadFile(pw); string(again) != string(first) {
+		t.Fatal("keygen --if-missing replaced the password")
+	}
 }
 
 // Bad configuration: a one-line error naming the flag, exit code 2.

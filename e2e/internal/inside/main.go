@@ -36,11 +36,25 @@ type result struct {
 	Millis  int64  `json:"ms"`
 }
 
+// withAuth adds the client password ("": none) to req.
+func withAuth(req *http.Request, password string) {
+	if password != "" {
+		req.SetBasicAuth("default", password)
+	}
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "node HTTP address")
 	timeout := flag.Duration("timeout", 3*time.Second, "per-request timeout")
+	pwFile := flag.String("password-file", "", "file holding the client password (user default); absent or empty: no credentials")
 	flag.Parse()
 	c := &http.Client{Timeout: *timeout}
+	password := ""
+	if *pwFile != "" {
+		if b, err := os.ReadFile(*pwFile); err == nil {
+			password = strings.TrimSpace(string(b))
+		}
+	}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	out := bufio.NewWriter(os.Stdout)
@@ -67,7 +81,7 @@ func main() {
 		case "GET":
 			method = http.MethodGet
 		case "RING":
-			r.Status, r.Value, r.Err = ring(c, *addr)
+			r.Status, r.Value, r.Err = ring(c, *addr, password)
 			enc.Encode(r)
 			continue
 		default:
@@ -82,6 +96,7 @@ func main() {
 			enc.Encode(r)
 			continue
 		}
+		withAuth(req, password)
 		resp, err := c.Do(req)
 		if err != nil {
 			r.Err = err.Error()
@@ -110,8 +125,13 @@ func main() {
 }
 
 // ring returns the node's ring members from /v1/cluster.
-func ring(c *http.Client, addr string) (int, string, string) {
-	resp, err := c.Get("http://" + addr + "/v1/cluster")
+func ring(c *http.Client, addr, password string) (int, string, string) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/cluster", nil)
+	if err != nil {
+		return 0, "", err.Error()
+	}
+	withAuth(req, password)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, "", err.Error()
 	}
