@@ -372,7 +372,20 @@ func (s *suite) secretPerDeployment(t *testing.T) {
 	if second == first {
 		t.Fatalf("two fresh deployments got the same cluster secret")
 	}
-	s.report(t, "1b secret per deployment", fmt.Sprintf("%d nodes share one secret; a second project's differs", len(nodes)))
+	// The client doors ask for the deployment's password: without it a
+	// key read is refused, with it answered.
+	auth := "client doors without a password"
+	if s.auth {
+		noAuth := &client{hc: s.c.hc}
+		if code, err := noAuth.status(s.ctx, nodes[0].Base(), "/v1/keys/b-00001"); err != nil || code != 401 {
+			t.Fatalf("a key read without the password: %d %v, want 401", code, err)
+		}
+		if code, err := s.c.status(s.ctx, nodes[0].Base(), "/v1/keys/b-00001"); err != nil || code != 200 {
+			t.Fatalf("a key read with the password: %d %v, want 200", code, err)
+		}
+		auth = "reads without the password get 401"
+	}
+	s.report(t, "1b secret per deployment", fmt.Sprintf("%d nodes share one secret; a second project's differs; %s", len(nodes), auth))
 }
 
 // Scenario 2: scale 3 -> 5 under load: keys migrate, nothing is lost.
