@@ -255,12 +255,18 @@ func (p replicaPlacement) Targets(key string) ([]string, bool) {
 	if p.base != nil {
 		hadOwners = p.base.AppendOwners(had[:0], key, p.rf)
 	}
+	// A primary that is gone (crashed, or left) may have acknowledged
+	// writes whose background copies it never finished (acks quorum or
+	// one): the surviving owners copy its keys to each other, since none
+	// knows which copies are missing. Versioned imports make the extra
+	// copies harmless.
+	primaryGone := len(hadOwners) > 0 && !p.ring.Has(hadOwners[0])
 	var to []string
 	for _, o := range owners {
 		if o == p.self {
 			continue
 		}
-		if slices.Contains(hadOwners, o) && p.boots[o] != "" && p.boots[o] == p.baseBoots[o] {
+		if !primaryGone && slices.Contains(hadOwners, o) && p.boots[o] != "" && p.boots[o] == p.baseBoots[o] {
 			continue // it had a copy at the last completed run and has not restarted
 		}
 		to = append(to, o)

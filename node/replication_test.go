@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/peercache/peercache/ring"
 )
 
 func withReplicas(rf int, acks string) nodeOpt {
@@ -259,4 +262,31 @@ func TestRepairAfterPeerOutage(t *testing.T) {
 	stopLoad()
 	lost, resurrected := w.check(nodes[0])
 	t.Logf("final check: lost=%d resurrected=%d misses=%d stale_reads=%d failed_ops=%d of %d", lost, resurrected, w.misses.Load(), w.stale.Load(), w.failed.Load(), w.ops.Load())
+}
+
+// A key whose primary is gone (crashed before its background copies were
+// acknowledged, with acks quorum or one) is copied by each surviving owner
+// to the others, although all of them were owners before; a key whose
+// primary survives is not copied again.
+func TestPlacementCopiesKeysOfAGonePrimary(t *testing.T) {
+	base := ring.New([]string{"n0", "n1", "n2"}, ring.Options{})
+	now := base.Without("n2")
+	boots := map[string]string{"n0": "b0", "n1": "b1", "n2": "b2"}
+	p := replicaPlacement{self: "n0", rf: 3, ring: now, base: base, baseBoots: boots, boots: boots}
+	var orphan, kept string
+	for i := 0; orphan == "" || kept == ""; i++ {
+		k := fmt.Sprint("k", i)
+		switch base.Owner(k) {
+		case "n2":
+			orphan = k
+		case "n0":
+			kept = k
+		}
+	}
+	if to, own := p.Targets(orphan); !own || !slices.Equal(to, []string{"n1"}) {
+		t.Errorf("key of the crashed primary: targets %v (own %v), want [n1]", to, own)
+	}
+	if to, own := p.Targets(kept); !own || len(to) != 0 {
+		t.Errorf("key of a surviving primary: targets %v (own %v), want none", to, own)
+	}
 }
