@@ -354,6 +354,25 @@ func TestManyBatchesPerOwner(t *testing.T) {
 			t.Fatalf("read m%d: %+v, want %s", 3*j, r, want)
 		}
 	}
+	// A repeated key: its ops run in order (each repeat starts a new round).
+	seq := []Op{
+		{Key: "r1", Write: true, Mutation: Mutation{Value: []byte("a")}},
+		{Key: "m1"},
+		{Key: "r1"},
+		{Key: "r1", Write: true, Mutation: Mutation{Value: []byte("b")}},
+		{Key: "r2", Write: true, Mutation: Mutation{Value: []byte("c")}},
+		{Key: "r1"},
+		{Key: "r2"},
+	}
+	sr := a.Many(ctx, seq)
+	for i, want := range []string{"", "v1", "a", "", "", "b", "c"} {
+		if sr[i].Err != nil || (want != "" && string(sr[i].Item.Value) != want) {
+			t.Fatalf("repeated keys: op %d: %+v, want %q", i, sr[i], want)
+		}
+	}
+	if got := distinctRun(seq); got != 2 {
+		t.Fatalf("distinctRun = %d, want 2", got)
+	}
 	// Every key is on both its owners (replicated in batches too).
 	waitFor(t, 5*time.Second, "every key has 2 copies", func() bool { _, bad := copiesOK(t, nodes, 2); return bad == "" })
 	if a.peerMetrics.AuthFailures.Load() != before {

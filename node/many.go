@@ -35,16 +35,50 @@ type OpResult struct {
 // maxManyOps bounds the ops of one peer request.
 const maxManyOps = 1024
 
-// Many carries out ops, whose keys must be distinct (a repeated key makes
-// Many run the ops one by one, in order). Order among ops of different
-// keys is not defined, as for separate calls.
+// Many carries out ops. Ops of one key are carried out in their order: a
+// key that repeats starts a new round, which begins once the ops before it
+// are done (a pipeline of 16 random keys out of 1,000 repeats one about
+// once in nine). Order among ops of different keys within a round is not
+// defined, as for separate calls.
 func (n *Node) Many(ctx context.Context, ops []Op) []OpResult {
 	out := make([]OpResult, len(ops))
-	if hasDuplicate(ops) {
+	for start := 0; start < len(ops); {
+		end := start + distinctRun(ops[start:])
+		n.manyDistinct(ctx, ops[start:end], out[start:end])
+		start = end
+	}
+	return out
+}
+
+// distinctRun is the length of the longest prefix of ops whose keys are
+// distinct (at least 1 when ops is not empty).
+func distinctRun(ops []Op) int {
+	if len(ops) > 32 {
+		seen := make(map[string]struct{}, len(ops))
 		for i, op := range ops {
-			out[i] = n.one(ctx, op)
+			if _, dup := seen[op.Key]; dup {
+				return i
+			}
+			seen[op.Key] = struct{}{}
 		}
-		return out
+		return len(ops)
+	}
+	for i := 1; i < len(ops); i++ {
+		for j := 0; j < i; j++ {
+			if ops[i].Key == ops[j].Key {
+				return i
+			}
+		}
+	}
+	return len(ops)
+}
+
+// manyDistinct carries out ops of distinct keys together, writing out[i]
+// for ops[i].
+func (n *Node) manyDistinct(ctx context.Context, ops []Op, out []OpResult) {
+	if len(ops) == 1 {
+		out[0] = n.one(ctx, ops[0])
+		return
 	}
 	ep := n.tierEpoch() // before the view (tier.go)
 	v := n.view.Load()
@@ -98,29 +132,6 @@ func (n *Node) Many(ctx context.Context, ops []Op) []OpResult {
 		wg.Go(func() { n.manyAt(ctx, v, p.owner, ops, p.idx, out, ep) })
 	}
 	wg.Wait()
-	return out
-}
-
-// hasDuplicate reports whether two ops name the same key.
-func hasDuplicate(ops []Op) bool {
-	if len(ops) > 32 {
-		seen := make(map[string]struct{}, len(ops))
-		for _, op := range ops {
-			if _, dup := seen[op.Key]; dup {
-				return true
-			}
-			seen[op.Key] = struct{}{}
-		}
-		return false
-	}
-	for i := range ops {
-		for j := i + 1; j < len(ops); j++ {
-			if ops[i].Key == ops[j].Key {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // one carries out a single op as Get or Write would.
