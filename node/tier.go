@@ -58,6 +58,11 @@ type localTier struct {
 	epoch   atomic.Uint64
 	guards  [guardStripes]atomic.Uint64
 	nearTTL time.Duration // 0: no near cache
+	// filled: a fill was attempted. Until then the cache is empty and a
+	// change only bumps the key's guard (drop skips the delete, which costs
+	// a lock in the cache: a node with the in-process shard and no near
+	// cache never fills the tier).
+	filled atomic.Bool
 
 	purging atomic.Bool
 
@@ -137,13 +142,23 @@ func (t *localTier) guard(key string) *atomic.Uint64 {
 // invalidate drops key: its value changed, or may have.
 func (t *localTier) invalidate(key string) {
 	t.guard(key).Add(1)
-	t.c.Delete(key)
+	t.drop(key)
+}
+
+// drop deletes key's entry, if the tier has ever been filled. Callers bump
+// the key's guard first: a fill that raced the check sees the guard moved
+// and stores nothing (filled is set before the fill's guard is compared).
+func (t *localTier) drop(key string) {
+	if t.filled.Load() {
+		t.c.Delete(key)
+	}
 }
 
 // fill stores e (read while the key's guard was g) unless a change came in
 // between; an entry of the same epoch and kind is replaced only by a newer
 // version.
 func (t *localTier) fill(key string, e tier.Entry, g uint64) bool {
+	t.filled.Store(true)
 	gd := t.guard(key)
 	return t.c.SetIf(key, e, func(old tier.Entry, found bool) bool {
 		return gd.Load() == g && (!found || old.Tag != e.Tag || e.Version > old.Version)
@@ -287,13 +302,13 @@ func (n *Node) ownerPublish(key string, e store.Entry, g uint64) {
 	if gd.Add(1) != g+1 || e.Tombstone {
 		// Another change of this stripe came in between (or a delete):
 		// drop rather than reason about the order.
-		t.c.Delete(key)
+		t.drop(key)
 		return
 	}
 	if !t.owned {
 		// No copies of owned records (the write above bumped the guard, so
 		// a negative entry's fill that raced it fails); drop a negative entry.
-		t.c.Delete(key)
+		t.drop(key)
 		return
 	}
 	// A copy: e.Value may alias the request's buffer, which the tier must
