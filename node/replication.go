@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -106,6 +107,14 @@ func (n *Node) replicate(ctx context.Context, v *view, es []store.Entry) []*Erro
 		err  error
 	}
 	answers := make(chan answer, len(byPeer))
+	// Sends outlive the request when the policy does not wait for them (or
+	// the caller gives up), and a value may alias the caller's buffer (the
+	// RESP door's read buffer, reused for the next pipeline): the sends get
+	// their own copy.
+	es = slices.Clone(es)
+	for i := range es {
+		es[i].Value = bytes.Clone(es[i].Value)
+	}
 	// Sends outlive the request when the policy does not wait for them.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.PeerTimeout)
 	var wg sync.WaitGroup

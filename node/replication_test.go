@@ -290,3 +290,37 @@ func TestPlacementCopiesKeysOfAGonePrimary(t *testing.T) {
 		t.Errorf("key of a surviving primary: targets %v (own %v), want none", to, own)
 	}
 }
+
+// A write's value may alias the caller's buffer (the RESP door passes the
+// bytes of its read buffer, reused for the next pipeline once the reply is
+// out). Copies that finish after the write returned (acks one or quorum)
+// must send the value as written, not what the buffer holds later.
+func TestBackgroundCopiesOwnTheirValue(t *testing.T) {
+	nodes := startCluster(t, 3, false, withReplicas(3, WriteAcksOne), withoutNearCache)
+	a := nodes[0]
+	ctx := context.Background()
+	var keys []string
+	for i := 0; len(keys) < 200; i++ {
+		if k := fmt.Sprint("alias", i); a.view.Load().ring.Owner(k) == a.Name() {
+			keys = append(keys, k)
+		}
+	}
+	buf := make([]byte, 64)
+	for _, k := range keys {
+		copy(buf, "value-of-"+k+"--------------------------------------------------")
+		if _, err := a.Write(ctx, k, Mutation{Value: buf}); err != nil {
+			t.Fatalf("write %s: %v", k, err)
+		}
+		copy(buf, "OVERWRITTEN-BY-THE-NEXT-REQUEST-------------------------------------") // the next pipeline
+	}
+	waitFor(t, 5*time.Second, "every key has 3 copies", func() bool { _, bad := copiesOK(t, nodes, 3); return bad == "" })
+	for _, n := range nodes {
+		for _, k := range keys {
+			e, found, err := n.Store().Get(ctx, k)
+			want := ("value-of-" + k + "--------------------------------------------------")[:64]
+			if err != nil || !found || string(e.Value) != want {
+				t.Fatalf("%s holds %s = %q (found %v, err %v), want %q", n.Name(), k, e.Value, found, err, want)
+			}
+		}
+	}
+}
