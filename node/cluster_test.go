@@ -336,7 +336,7 @@ func TestManyBatchesPerOwner(t *testing.T) {
 	}
 	before := a.peerMetrics.AuthFailures.Load()
 	for i, r := range a.Many(ctx, ops) {
-		if r.Err != nil || !r.Write.Applied {
+		if r.Err != nil || !r.Applied {
 			t.Fatalf("write %d: %+v", i, r)
 		}
 	}
@@ -346,7 +346,7 @@ func TestManyBatchesPerOwner(t *testing.T) {
 		reads = append(reads, Op{Key: fmt.Sprintf("m%d", i)})
 	}
 	res := a.Many(ctx, reads)
-	if !errors.Is(res[0].Err, ErrNotFound) || res[1].Err != nil || res[1].Write.Applied || !res[1].Write.Existed {
+	if !errors.Is(res[0].Err, ErrNotFound) || res[1].Err != nil || res[1].Applied || !res[1].Existed {
 		t.Fatalf("miss / condition: %+v %+v", res[0], res[1])
 	}
 	for j, r := range res[2:] {

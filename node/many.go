@@ -24,12 +24,12 @@ type Op struct {
 	Mutation Mutation
 }
 
-// OpResult answers one Op: Item for a read, Write for a write, and Err as
-// Get and Write return it (ErrNotFound for a missing key).
+// OpResult answers one Op: for a write its WriteResult, for a read only
+// the Item (promoted from WriteResult), and Err as Get and Write return it
+// (ErrNotFound for a missing key).
 type OpResult struct {
-	Item  Item
-	Write WriteResult
-	Err   error
+	WriteResult
+	Err error
 }
 
 // maxManyOps bounds the ops of one peer request.
@@ -138,10 +138,10 @@ func (n *Node) manyDistinct(ctx context.Context, ops []Op, out []OpResult) {
 func (n *Node) one(ctx context.Context, op Op) OpResult {
 	if op.Write {
 		res, e := n.write(ctx, op.Key, op.Mutation, false)
-		return OpResult{Write: res, Err: errOrNil(e)}
+		return OpResult{WriteResult: res, Err: errOrNil(e)}
 	}
 	it, err := n.get(ctx, op.Key, false)
-	return OpResult{Item: it, Err: err}
+	return OpResult{WriteResult: WriteResult{Item: it}, Err: err}
 }
 
 // manyAt sends ops[idx] to their owner in one request. What the owner
@@ -194,8 +194,8 @@ func (n *Node) manyAt(ctx context.Context, v *view, owner string, ops []Op, idx 
 			continue
 		}
 		if op.Write {
-			r.Write.Owner, r.Write.Source = owner, SourcePeer
-			out[i] = OpResult{Write: r.Write, Err: peerResultErr(r.Err)}
+			r.Owner, r.Source = owner, SourcePeer
+			out[i] = OpResult{WriteResult: r.WriteResult, Err: peerResultErr(r.Err)}
 			continue
 		}
 		if r.Err == nil {
@@ -209,7 +209,7 @@ func (n *Node) manyAt(ctx context.Context, v *view, owner string, ops []Op, idx 
 			}
 			n.nearFill(op.Key, r.Item, r.NearTTL, sent, g, ep)
 		}
-		out[i] = OpResult{Item: r.Item, Err: peerResultErr(r.Err)}
+		out[i] = OpResult{WriteResult: WriteResult{Item: r.Item}, Err: peerResultErr(r.Err)}
 	}
 }
 
@@ -259,7 +259,7 @@ func (h peerHandler) Many(ctx context.Context, from string, reqs []peer.Request)
 			continue
 		}
 		res, e, ok, err := n.ownerApplyForwarded(ctx, r.Key, r.Mutation)
-		out[i].Write = res
+		out[i].WriteResult = res
 		if err != nil {
 			out[i].Err = err
 			continue

@@ -65,8 +65,13 @@ func asError(err error) *Error {
 	return errorf(http.StatusInternalServerError, "%v", err)
 }
 
-// peerCtx bounds a request to a peer by PeerTimeout.
+// peerCtx bounds a request to a peer by PeerTimeout. A caller whose
+// deadline comes sooner (the RESP door's command timeout) keeps its own
+// context: a timer per request is a measurable share of a forward.
 func (n *Node) peerCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= n.cfg.PeerTimeout {
+		return ctx, func() {}
+	}
 	return context.WithTimeout(ctx, n.cfg.PeerTimeout)
 }
 

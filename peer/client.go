@@ -247,7 +247,7 @@ func (c *Client) Many(ctx context.Context, addr string, reqs []Request) ([]Resul
 			if err != nil {
 				return nil, c.badAnswer(addr, err)
 			}
-			r.Write = kv.WriteResult{Item: kv.Item{Key: reqs[i].Key, Version: version}, Applied: applied, Existed: existed}
+			r.WriteResult = kv.WriteResult{Item: kv.Item{Key: reqs[i].Key, Version: version}, Applied: applied, Existed: existed}
 		default:
 			it, nearTTL, err := decodeItem(sb.payload, sent)
 			if err != nil {

@@ -120,7 +120,7 @@ func (h *memHandler) Many(ctx context.Context, from string, reqs []Request) []Re
 	out := make([]Result, len(reqs))
 	for i, r := range reqs {
 		if r.Write {
-			out[i].Write, out[i].Err = h.Write(ctx, from, r.Key, r.Mutation)
+			out[i].WriteResult, out[i].Err = h.Write(ctx, from, r.Key, r.Mutation)
 		} else {
 			out[i].Item, out[i].NearTTL, out[i].Err = h.Get(ctx, from, r.Key, false)
 		}
@@ -242,8 +242,8 @@ func TestRoundTrips(t *testing.T) {
 				{Key: "k"}, {Key: "nope"}, {Key: "bad"},
 				{Key: "m2", Write: true, Mutation: kv.Mutation{Value: bytes.Repeat([]byte("y"), 40000)}},
 			})
-			if err != nil || len(many) != 5 || !many[0].Write.Applied || string(many[1].Item.Value) != "v1" ||
-				!errors.Is(many[2].Err, kv.ErrNotFound) || !errors.As(many[3].Err, &e) || e.Status != 421 || !many[4].Write.Applied {
+			if err != nil || len(many) != 5 || !many[0].Applied || string(many[1].Item.Value) != "v1" ||
+				!errors.Is(many[2].Err, kv.ErrNotFound) || !errors.As(many[3].Err, &e) || e.Status != 421 || !many[4].Applied {
 				t.Fatalf("Many: %+v %v", many, err)
 			}
 			if it, _, _ := p.cli.Get(ctx, addr, "m2", false); len(it.Value) != 40000 {
@@ -424,4 +424,30 @@ func TestHelloLimit(t *testing.T) {
 	if met.AuthFailures.Load() != 1 {
 		t.Fatalf("refusals: %d", met.AuthFailures.Load())
 	}
+}
+
+// A request's context without a timer: Err reads the clock, Done makes the
+// timer on first use and closes at the deadline, release stops it.
+func TestDeadlineCtx(t *testing.T) {
+	c := &deadlineCtx{deadline: time.Now().Add(50 * time.Millisecond)}
+	if d, ok := c.Deadline(); !ok || !d.Equal(c.deadline) || c.Err() != nil || c.Value("k") != nil {
+		t.Fatalf("before the deadline: %v %v %v", d, ok, c.Err())
+	}
+	select {
+	case <-c.Done():
+		t.Fatal("Done closed before the deadline")
+	case <-time.After(10 * time.Millisecond):
+	}
+	<-c.Done()
+	if !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Fatalf("after the deadline: %v", c.Err())
+	}
+	c.release()
+	past := &deadlineCtx{deadline: time.Now().Add(-time.Second)}
+	if !errors.Is(past.Err(), context.DeadlineExceeded) {
+		t.Fatalf("past deadline: %v", past.Err())
+	}
+	past.release() // no timer made
+	var none *deadlineCtx
+	none.release()
 }

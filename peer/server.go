@@ -64,10 +64,9 @@ type Request struct {
 
 // Result answers one Request.
 type Result struct {
-	Item    kv.Item        // a read's item
-	NearTTL time.Duration  // a read: how long the caller may keep a copy
-	Write   kv.WriteResult // a write's result
-	Err     error          // kv.ErrNotFound, a *kv.Error, or nil
+	kv.WriteResult               // a write's result; a read's item (Item) only
+	NearTTL        time.Duration // a read: how long the caller may keep a copy
+	Err            error         // kv.ErrNotFound, a *kv.Error, or nil
 }
 
 // Limits bound what a peer may send.
@@ -380,12 +379,14 @@ func (s *Server) serveRequest(w *frameWriter, from string, h header, p []byte) {
 		// Not derived from s.base: thousands of requests a second would
 		// all register with (and contend on) one parent. Close waits for
 		// them instead; they are bounded by their deadlines.
-		ctx, cancel := s.base, context.CancelFunc(func() {})
+		var ctx context.Context = s.base
+		var lazy *deadlineCtx
 		if !dl.IsZero() {
-			ctx, cancel = context.WithDeadline(context.Background(), dl)
+			lazy = &deadlineCtx{deadline: dl}
+			ctx = lazy
 		}
 		resp, e = s.dispatch(ctx, from, h.op, p)
-		cancel()
+		lazy.release()
 	}
 	result := resultOK
 	if e != nil {
@@ -502,7 +503,7 @@ func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (
 					e := s.handlerError(r.Err)
 					b = appendSub(b, flagError, func(b []byte) []byte { return appendError(b, e) })
 				case reqs[i].Write:
-					b = appendSub(b, 0, func(b []byte) []byte { return appendWriteResult(b, r.Write) })
+					b = appendSub(b, 0, func(b []byte) []byte { return appendWriteResult(b, r.WriteResult) })
 				default:
 					b = appendSub(b, 0, func(b []byte) []byte { return appendItem(b, r.Item, r.NearTTL, now) })
 				}
@@ -567,4 +568,48 @@ func (r *rateLimiter) allow() bool {
 	now := time.Now().UnixNano()
 	last := r.last.Load()
 	return now-last >= int64(time.Second) && r.last.CompareAndSwap(last, now)
+}
+
+// deadlineCtx is a request's context: cancelled by its deadline only, with
+// the timer made when something first waits on Done. Most requests (an
+// in-process shard) only ask Err, which reads the clock: a timer per
+// request was a twelfth of an owner's CPU under a pipelined load.
+type deadlineCtx struct {
+	deadline time.Time
+	once     sync.Once
+	inner    atomic.Pointer[context.Context]
+	cancel   context.CancelFunc
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *deadlineCtx) Done() <-chan struct{} {
+	c.once.Do(func() {
+		ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
+		c.cancel = cancel
+		c.inner.Store(&ctx)
+	})
+	return (*c.inner.Load()).Done()
+}
+
+func (c *deadlineCtx) Err() error {
+	if p := c.inner.Load(); p != nil {
+		return (*p).Err()
+	}
+	if time.Now().Before(c.deadline) {
+		return nil
+	}
+	return context.DeadlineExceeded
+}
+
+func (c *deadlineCtx) Value(any) any { return nil }
+
+// release stops the timer, if one was made (nil: nothing to do).
+func (c *deadlineCtx) release() {
+	if c == nil {
+		return
+	}
+	if c.inner.Load() != nil { // stored after cancel was set
+		c.cancel()
+	}
 }

@@ -301,16 +301,26 @@ func singleKey(spec *cmdSpec, args [][]byte) (string, bool) {
 // then sent in order. Everything else runs one by one.
 func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 	for i := 0; i < len(cmds); {
-		var run []*job
-		seen := map[string]bool{}
+		run := cl.jobs[:0]
+		var seen map[string]struct{} // keys of run, once it is long
 		for j := i; j < len(cmds); j++ {
 			spec := lookup(cl, cmds[j].Args[0])
 			key, ok := singleKey(spec, cmds[j].Args)
-			if !ok || seen[key] || spec.role > cl.role {
+			if !ok || spec.role > cl.role || repeats(run, seen, key) {
 				break
 			}
-			seen[key] = true
-			run = append(run, &job{spec: spec, args: cmds[j].Args})
+			run = append(run, job{spec: spec, args: cmds[j].Args})
+			if len(run) == shortRun {
+				seen = make(map[string]struct{}, 2*shortRun)
+				for k := range run {
+					seen[string(run[k].args[1])] = struct{}{}
+				}
+			} else if seen != nil {
+				seen[key] = struct{}{}
+			}
+		}
+		if cap(run) <= maxKeptJobs {
+			cl.jobs = run[:0] // reused by the next run (replies are copied out below)
 		}
 		if len(run) < 2 {
 			s.dispatch(c, cl, cmds[i].Args)
@@ -322,15 +332,15 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 			continue
 		}
 		s.each(len(run), func(k int) {
-			jb := run[k]
+			jb := &run[k]
 			jb.rec.Conn = c
 			s.stats.commands.Add(1)
 			jb.spec.run(s, &jb.rec, cl, jb.args)
 		})
 		cl.cmd.Store(run[len(run)-1].spec)
 		cl.last.Store(s.clock.Load())
-		for _, jb := range run {
-			c.WriteRaw(jb.rec.b)
+		for k := range run {
+			c.WriteRaw(run[k].rec.b)
 		}
 		i += len(run)
 	}
@@ -340,10 +350,11 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 // commands through one Backend.Many call, so that what goes to one owner
 // leaves in one request; it reports false (and does nothing) when the run
 // holds any other command.
-func (s *Server) runBatch(c redcon.Conn, cl *client, run []*job) bool {
+func (s *Server) runBatch(c redcon.Conn, cl *client, run []job) bool {
 	ops := make([]node.Op, len(run))
 	kinds := make([]byte, len(run))
-	for k, jb := range run {
+	for k := range run {
+		jb := &run[k]
 		key := string(jb.args[1])
 		switch jb.spec {
 		case specGet:
@@ -369,8 +380,8 @@ func (s *Server) runBatch(c redcon.Conn, cl *client, run []*job) bool {
 		case r.Err != nil:
 			s.writeNodeErr(c, r.Err)
 		case kinds[k] == 'd':
-			c.WriteInt(boolInt(r.Write.Existed))
-		case r.Write.Applied:
+			c.WriteInt(boolInt(r.Existed))
+		case r.Applied:
 			c.WriteString("OK")
 		default:
 			c.WriteNull()
@@ -379,6 +390,30 @@ func (s *Server) runBatch(c redcon.Conn, cl *client, run []*job) bool {
 	cl.cmd.Store(run[len(run)-1].spec)
 	cl.last.Store(s.clock.Load())
 	return true
+}
+
+// Pipeline runs: up to shortRun commands their keys are compared one by
+// one, beyond through a map; a connection keeps its run's slice for the
+// next pipeline unless it grew past maxKeptJobs.
+const (
+	shortRun    = 32
+	maxKeptJobs = 1024
+)
+
+// repeats reports whether key is the key of one of run's commands (seen:
+// their set, once the run is long). A pipeline run holds distinct keys, so
+// that commands of one key keep their order.
+func repeats(run []job, seen map[string]struct{}, key string) bool {
+	if seen != nil {
+		_, ok := seen[key]
+		return ok
+	}
+	for k := range run {
+		if string(run[k].args[1]) == key {
+			return true
+		}
+	}
+	return false
 }
 
 // job is one command of a pipeline run (runPipeline).

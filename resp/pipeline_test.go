@@ -66,7 +66,7 @@ func (b *slowBackend) Many(ctx context.Context, ops []node.Op) []node.OpResult {
 	for i, op := range ops {
 		wg.Go(func() {
 			if op.Write {
-				out[i].Write, out[i].Err = b.Write(ctx, op.Key, op.Mutation)
+				out[i].WriteResult, out[i].Err = b.Write(ctx, op.Key, op.Mutation)
 			} else {
 				out[i].Item, out[i].Err = b.Get(ctx, op.Key)
 			}

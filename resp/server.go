@@ -156,6 +156,8 @@ type client struct {
 	authed bool
 	user   string
 	role   auth.Role
+	// jobs is runPipeline's scratch space (the connection's goroutine only).
+	jobs []job
 }
 
 // authenticated reports whether the client may send full-size requests.
