@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/peercache/peercache/peer"
@@ -83,6 +82,7 @@ func (n *Node) manyDistinct(ctx context.Context, ops []Op, out []OpResult) {
 	ep := n.tierEpoch() // before the view (tier.go)
 	v := n.view.Load()
 	var remote map[string][]int // owner -> ops it gets
+	var local []int
 	for i, op := range ops {
 		owner := v.ring.Owner(op.Key)
 		var e *Error
@@ -95,7 +95,7 @@ func (n *Node) manyDistinct(ctx context.Context, ops []Op, out []OpResult) {
 		case e != nil:
 			out[i].Err = e
 		case owner == "" || owner == n.cfg.Name:
-			out[i] = n.one(ctx, op) // served here (or the cluster is forming)
+			local = append(local, i) // served here (or the cluster is forming)
 		case !op.Write:
 			if it, ok := n.nearGet(op.Key, owner); ok { // near cache (nearcache.go)
 				out[i].Item = it
@@ -109,29 +109,22 @@ func (n *Node) manyDistinct(ctx context.Context, ops []Op, out []OpResult) {
 			remote[owner] = append(remote[owner], i)
 		}
 	}
-	// One request per owner (and per maxManyOps ops), in parallel; the last
-	// runs on this goroutine.
-	type part struct {
-		owner string
-		idx   []int
-	}
-	var parts []part
+	// One request per owner (and per maxManyOps ops), all sent from this
+	// goroutine before the local ops run; then each answer is read.
+	var parts []*manyPart
 	for owner, idx := range remote {
 		for len(idx) > 0 {
 			chunk := idx[:min(len(idx), maxManyOps)]
 			idx = idx[len(chunk):]
-			parts = append(parts, part{owner, chunk})
+			parts = append(parts, n.manyStart(ctx, v, owner, ops, chunk))
 		}
 	}
-	var wg sync.WaitGroup
-	for i, p := range parts {
-		if i == len(parts)-1 {
-			n.manyAt(ctx, v, p.owner, ops, p.idx, out, ep)
-			break
-		}
-		wg.Go(func() { n.manyAt(ctx, v, p.owner, ops, p.idx, out, ep) })
+	for _, i := range local {
+		out[i] = n.one(ctx, ops[i])
 	}
-	wg.Wait()
+	for _, p := range parts {
+		n.manyFinish(ctx, p, ops, out, ep)
+	}
 }
 
 // one carries out a single op as Get or Write would.
@@ -144,31 +137,53 @@ func (n *Node) one(ctx context.Context, op Op) OpResult {
 	return OpResult{WriteResult: WriteResult{Item: it}, Err: err}
 }
 
-// manyAt sends ops[idx] to their owner in one request. What the owner
-// refused because views differ (421), or could not be answered at all, is
-// retried key by key through the ordinary paths, which re-route.
-func (n *Node) manyAt(ctx context.Context, v *view, owner string, ops []Op, idx []int, out []OpResult, ep uint64) {
+// manyPart is one request of Many to one owner, sent and not yet answered.
+type manyPart struct {
+	owner  string
+	addr   string
+	idx    []int    // the ops it carries
+	guards []uint64 // their local tier guards when it left (nil: no tier)
+	sent   time.Time
+	call   *peer.ManyCall
+	cancel context.CancelFunc
+	e      *Error // it could not be sent
+}
+
+// manyStart sends ops[idx] to their owner in one request.
+func (n *Node) manyStart(ctx context.Context, v *view, owner string, ops []Op, idx []int) *manyPart {
+	p := &manyPart{owner: owner, idx: idx}
 	reqs := make([]peer.Request, len(idx))
-	var guards []uint64
 	if n.tier != nil {
-		guards = make([]uint64, len(idx))
+		p.guards = make([]uint64, len(idx))
 	}
 	for j, i := range idx {
 		reqs[j] = peer.Request{Key: ops[i].Key, Write: ops[i].Write, Mutation: ops[i].Mutation}
-		if guards != nil {
-			guards[j] = n.tier.guard(ops[i].Key).Load()
+		if p.guards != nil {
+			p.guards[j] = n.tier.guard(ops[i].Key).Load()
 		}
 	}
-	addr, e := n.peerAddr(v, owner)
+	p.addr, p.e = n.peerAddr(v, owner)
+	p.sent = time.Now()
+	if p.e == nil {
+		var pctx context.Context
+		pctx, p.cancel = n.peerCtx(ctx)
+		p.call = n.peers.StartMany(pctx, p.addr, reqs)
+	}
+	return p
+}
+
+// manyFinish reads the answer of p and writes out for its ops. What the
+// owner refused because views differ (421), or could not be answered at
+// all, is retried key by key through the ordinary paths, which re-route.
+func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpResult, ep uint64) {
+	owner, idx, guards, sent, e := p.owner, p.idx, p.guards, p.sent, p.e
 	var res []peer.Result
-	sent := time.Now()
 	if e == nil {
-		pctx, cancel := n.peerCtx(ctx)
 		var err error
-		res, err = n.peers.Many(pctx, addr, reqs)
-		cancel()
+		res, err = p.call.Wait()
+		p.cancel()
 		if err != nil {
-			e = asError(n.peerErr(owner, addr, err))
+			e = asError(n.peerErr(owner, p.addr, err))
 		}
 	}
 	for j, i := range idx {

@@ -207,11 +207,31 @@ func (c *Client) Invalidate(ctx context.Context, addr string, keys []string) err
 // error is for the whole request (no answer); errors of single keys are in
 // their Result.
 func (c *Client) Many(ctx context.Context, addr string, reqs []Request) ([]Result, error) {
+	return c.StartMany(ctx, addr, reqs).Wait()
+}
+
+// ManyCall is a Many request that has left and whose answer has not been
+// read yet (StartMany).
+type ManyCall struct {
+	c    *Client
+	ctx  context.Context
+	addr string
+	reqs []Request
+	sent time.Time
+	call *call
+	err  error
+}
+
+// StartMany sends reqs as Many does and returns without waiting for the
+// answer: a caller with requests for several peers sends them all from
+// one goroutine, then waits for each. Wait must be called once.
+func (c *Client) StartMany(ctx context.Context, addr string, reqs []Request) *ManyCall {
+	m := &ManyCall{c: c, ctx: ctx, addr: addr, reqs: reqs, sent: time.Now()}
 	if len(reqs) == 0 || len(reqs) > maxMany {
-		return nil, fmt.Errorf("peer: Many of %d requests; want 1 to %d", len(reqs), maxMany)
+		m.err = fmt.Errorf("peer: Many of %d requests; want 1 to %d", len(reqs), maxMany)
+		return m
 	}
-	sent := time.Now()
-	p, err := c.call(ctx, addr, opMany, func(b []byte) []byte {
+	m.call, m.err = c.send(ctx, addr, opMany, func(b []byte) []byte {
 		b = binary.AppendUvarint(b, uint64(len(reqs)))
 		for _, r := range reqs {
 			if r.Write {
@@ -222,6 +242,16 @@ func (c *Client) Many(ctx context.Context, addr string, reqs []Request) ([]Resul
 		}
 		return b
 	})
+	return m
+}
+
+// Wait returns the answer of the request, as Many.
+func (m *ManyCall) Wait() ([]Result, error) {
+	c, addr, reqs, sent := m.c, m.addr, m.reqs, m.sent
+	if m.err != nil {
+		return nil, m.err
+	}
+	p, err := c.wait(m.ctx, m.call)
 	if err != nil {
 		return nil, err
 	}
@@ -310,8 +340,36 @@ func (c *Client) badAnswer(addr string, err error) error {
 // call sends one request and waits for its answer payload. A peer's error
 // answer is returned as *kv.Error (kv.ErrNotFound for 404).
 func (c *Client) call(ctx context.Context, addr string, op byte, build func([]byte) []byte) ([]byte, error) {
+	cl, err := c.send(ctx, addr, op, build)
+	if err != nil {
+		return nil, err
+	}
+	return c.wait(ctx, cl)
+}
+
+// call is a request that has left (send) and waits for its answer (wait).
+type call struct {
+	cc    *clientConn
+	id    uint32
+	op    byte
+	addr  string
+	start time.Time
+	pc    *pendingCall
+}
+
+// send writes one request (its frame built by build) to a connection to
+// addr; its errors are counted as the request's outcome.
+func (c *Client) send(ctx context.Context, addr string, op byte, build func([]byte) []byte) (*call, error) {
 	start := time.Now()
-	p, err := c.roundTrip(ctx, addr, op, build)
+	cl, err := c.sendFrame(ctx, addr, op, build, start)
+	if err != nil {
+		c.count(op, start, err)
+	}
+	return cl, err
+}
+
+// count records the outcome and duration of a request.
+func (c *Client) count(op byte, start time.Time, err error) {
 	switch {
 	case err == nil:
 		c.met.request(sideClient, op, resultOK)
@@ -321,10 +379,9 @@ func (c *Client) call(ctx context.Context, addr string, op byte, build func([]by
 		c.met.request(sideClient, op, resultError)
 	}
 	c.met.observe(op, time.Since(start).Seconds())
-	return p, err
 }
 
-func (c *Client) roundTrip(ctx context.Context, addr string, op byte, build func([]byte) []byte) ([]byte, error) {
+func (c *Client) sendFrame(ctx context.Context, addr string, op byte, build func([]byte) []byte, start time.Time) (*call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, addr, err)
 	}
@@ -333,12 +390,11 @@ func (c *Client) roundTrip(ctx context.Context, addr string, op byte, build func
 		return nil, err
 	}
 	dl, _ := ctx.Deadline()
-	cl := &pendingCall{done: make(chan struct{})}
-	id, err := cc.register(cl)
+	pc := &pendingCall{done: make(chan struct{})}
+	id, err := cc.register(pc)
 	if err != nil {
 		return nil, err
 	}
-	sent := time.Now()
 	err = cc.w.enqueue(func(b []byte) []byte {
 		s := len(b)
 		b = appendHeader(b, op, 0, id)
@@ -351,25 +407,37 @@ func (c *Client) roundTrip(ctx context.Context, addr string, op byte, build func
 		cc.forget(id)
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, addr, err)
 	}
+	return &call{cc: cc, id: id, op: op, addr: addr, start: start, pc: pc}, nil
+}
+
+// wait returns the answer to cl (ctx: the request's, as given to send).
+func (c *Client) wait(ctx context.Context, cl *call) ([]byte, error) {
+	p, err := c.answer(ctx, cl)
+	c.count(cl.op, cl.start, err)
+	return p, err
+}
+
+func (c *Client) answer(ctx context.Context, cl *call) ([]byte, error) {
+	cc, pc, addr, op := cl.cc, cl.pc, cl.addr, cl.op
 	select {
-	case <-cl.done:
+	case <-pc.done:
 	case <-ctx.Done():
-		if cc.forget(id) {
+		if cc.forget(cl.id) {
 			// Nothing came back on this connection since the request left:
 			// it may be dead (a partition). Close it, dropping what it has
 			// not sent (SO_LINGER 0); the next request dials again.
-			if cc.lastRead.Load() < sent.UnixNano() {
+			if cc.lastRead.Load() < cl.start.UnixNano() {
 				cc.fail(fmt.Errorf("no answer within the request's deadline"))
 			}
 			return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, addr, ctx.Err())
 		}
-		<-cl.done // the answer arrived meanwhile
+		<-pc.done // the answer arrived meanwhile
 	}
-	if cl.err != nil {
-		return nil, cl.err
+	if pc.err != nil {
+		return nil, pc.err
 	}
-	if cl.flags&flagError != 0 {
-		e, err := decodeError(cl.payload)
+	if pc.flags&flagError != 0 {
+		e, err := decodeError(pc.payload)
 		if err != nil {
 			return nil, c.badAnswer(addr, err)
 		}
@@ -378,10 +446,10 @@ func (c *Client) roundTrip(ctx context.Context, addr string, op byte, build func
 		}
 		return nil, e
 	}
-	if cl.op != op|opResponse {
-		return nil, c.badAnswer(addr, fmt.Errorf("answer of op %d to op %d", cl.op, op))
+	if pc.op != op|opResponse {
+		return nil, c.badAnswer(addr, fmt.Errorf("answer of op %d to op %d", pc.op, op))
 	}
-	return cl.payload, nil
+	return pc.payload, nil
 }
 
 // pendingCall is one request waiting for its answer.
