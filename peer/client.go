@@ -217,7 +217,6 @@ type ManyCall struct {
 	ctx  context.Context
 	addr string
 	reqs []Request
-	sent time.Time
 	call *call
 	err  error
 }
@@ -226,7 +225,7 @@ type ManyCall struct {
 // answer: a caller with requests for several peers sends them all from
 // one goroutine, then waits for each. Wait must be called once.
 func (c *Client) StartMany(ctx context.Context, addr string, reqs []Request) *ManyCall {
-	m := &ManyCall{c: c, ctx: ctx, addr: addr, reqs: reqs, sent: time.Now()}
+	m := &ManyCall{c: c, ctx: ctx, addr: addr, reqs: reqs}
 	if len(reqs) == 0 || len(reqs) > maxMany {
 		m.err = fmt.Errorf("peer: Many of %d requests; want 1 to %d", len(reqs), maxMany)
 		return m
@@ -247,10 +246,10 @@ func (c *Client) StartMany(ctx context.Context, addr string, reqs []Request) *Ma
 
 // Wait returns the answer of the request, as Many.
 func (m *ManyCall) Wait() ([]Result, error) {
-	c, addr, reqs, sent := m.c, m.addr, m.reqs, m.sent
 	if m.err != nil {
 		return nil, m.err
 	}
+	c, addr, reqs, sent := m.c, m.addr, m.reqs, m.call.start
 	p, err := c.wait(m.ctx, m.call)
 	if err != nil {
 		return nil, err
