@@ -9,10 +9,14 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/peercache/peercache/internal/testredis"
 
@@ -20,10 +24,12 @@ import (
 )
 
 // BenchmarkJoinMigration measures key migration end to end (SCAN, MGET,
-// HTTP import, conditional Lua write on the receiver, version-checked delete
-// on the sender), each node with its own real redis-server: one node holds
-// PEERCACHE_BENCH_KEYS keys of 100 bytes (default 1,000,000), a second node
-// joins, and the benchmark reports the keys moved per second and the time
+// peer-protocol import, conditional write on the receiver, version-checked
+// delete on the sender), each node with its own real redis-server: one node
+// holds PEERCACHE_BENCH_KEYS keys of 100 bytes (default 1,000,000), a second
+// node joins, and the benchmark reports the keys moved per second, the CPU
+// per key moved of each side (this process: both nodes; each
+// redis-server), and the time
 // from the join until the joiner holds its whole share.
 //
 //	go test -run '^$' -bench BenchmarkJoinMigration -benchtime 1x ./node/
@@ -48,6 +54,7 @@ func BenchmarkJoinMigration(b *testing.B) {
 		b.Logf("loaded %d keys in %s", total, time.Since(loadStart).Round(time.Millisecond))
 		b.StartTimer()
 		start := time.Now()
+		goCPU, srcCPU := processCPU(b), redisCPU(b, a.redis.Client())
 		j := startNode(b, fmt.Sprintf("j%d", i), []string{a.GossipAddr()}, true)
 		var res *struct{ moved, stale int64 }
 		waitFor(b, 10*time.Minute, "the migration to the joiner finishes", func() bool {
@@ -60,6 +67,8 @@ func BenchmarkJoinMigration(b *testing.B) {
 		})
 		took := time.Since(start)
 		b.StopTimer()
+		// The joiner's redis-server is new: all its CPU is the join's.
+		reportCPUPerKey(b, res.moved, processCPU(b)-goCPU, redisCPU(b, a.redis.Client())-srcCPU, redisCPU(b, j.redis.Client()))
 		last := a.mig.Status().Last
 		got, _ := j.Store().Stats(context.Background())
 		b.ReportMetric(float64(res.moved)/last.Duration.Seconds(), "keys/s")
@@ -101,6 +110,7 @@ func BenchmarkRedisCopyBaseline(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
+		cpu0 := [3]time.Duration{processCPU(b), redisCPU(b, src), redisCPU(b, dst)}
 		var cursor uint64
 		moved := 0
 		for {
@@ -132,9 +142,53 @@ func BenchmarkRedisCopyBaseline(b *testing.B) {
 		}
 		took := time.Since(start)
 		b.StopTimer()
+		reportCPUPerKey(b, int64(moved), processCPU(b)-cpu0[0], redisCPU(b, src)-cpu0[1], redisCPU(b, dst)-cpu0[2])
 		b.ReportMetric(float64(moved)/took.Seconds(), "keys/s")
 		b.Logf("plain redis copy: %d keys in %s (%.0f keys/s)", moved, took.Round(time.Millisecond), float64(moved)/took.Seconds())
 	}
+}
+
+// processCPU is the CPU time (user and system) this test process has used.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the CPU time (user and system) a redis-server has used, from
+// its INFO cpu section.
+func redisCPU(tb testing.TB, c *goredis.Client) time.Duration {
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatalf("redis INFO cpu: %v", err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if ok && (name == "used_cpu_sys" || name == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatalf("redis INFO cpu: %s: %v", line, err)
+			}
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// reportCPUPerKey reports the CPU each side spent per key moved: this
+// process (the Go side, both nodes or the copying client), the source's
+// and the target's redis-server.
+func reportCPUPerKey(b *testing.B, keys int64, goSide, src, dst time.Duration) {
+	if keys == 0 {
+		return
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(keys) }
+	b.ReportMetric(per(goSide), "go-µs/key")
+	b.ReportMetric(per(src), "src-redis-µs/key")
+	b.ReportMetric(per(dst), "dst-redis-µs/key")
 }
 
 // BenchmarkPutReplicas measures PUT throughput and latency over HTTP on a
