@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/peer"
+	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
 
@@ -504,4 +506,71 @@ func TestWholeClusterStops(t *testing.T) {
 	} else {
 		t.Logf("whole cluster stopped in %s", took.Round(time.Millisecond))
 	}
+}
+
+// gatedPutStore is a Memory store whose Put, once armed, tells entered and
+// then waits for release: an import that is still writing.
+type gatedPutStore struct {
+	*store.Memory
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *gatedPutStore) Put(ctx context.Context, entries []store.Entry) ([]store.Outcome, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Memory.Put(ctx, entries)
+}
+
+// An import that a node accepted under one view and whose write lands
+// after the ring has changed is still moved to the key's new owner: the
+// migration run of the new view waits for it before its first pass.
+func TestImportAcceptedBeforeARingChangeIsMoved(t *testing.T) {
+	gs := &gatedPutStore{Memory: store.NewMemory(store.MemoryOptions{}), entered: make(chan struct{}), release: make(chan struct{})}
+	n0 := startNode(t, "n0", nil, false)
+	n1 := startNode(t, "n1", []string{n0.GossipAddr()}, false, func(c *Config) { c.Store = gs })
+	waitRing(t, []*testNode{n0, n1}, 2)
+	// A key n1 owns now and n2 will own once it joins.
+	opts := n1.ringOptions()
+	now, later := ring.New([]string{"n0", "n1"}, opts), ring.New([]string{"n0", "n1", "n2"}, opts)
+	var key string
+	for i := 0; ; i++ {
+		if key = fmt.Sprintf("late-%d", i); now.Owner(key) == "n1" && later.Owner(key) == "n2" {
+			break
+		}
+	}
+	gs.armed.Store(true)
+	imported := make(chan error, 1)
+	go func() {
+		e := store.Entry{Key: key, Value: []byte("v"), Version: n0.clock.Now()}
+		_, err := peerAs(t, "n0", peer.Auth{}).Import(context.Background(), n1.peerAdvertised, []store.Entry{e})
+		imported <- err
+	}()
+	select {
+	case <-gs.entered: // accepted under the ring of two, now writing
+	case err := <-imported:
+		t.Fatalf("import returned before its write: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the import did not reach n1's shard")
+	}
+	n2 := startNode(t, "n2", []string{n0.GossipAddr()}, false)
+	nodes := []*testNode{n0, n1, n2}
+	waitRing(t, nodes, 3)
+	// Give n1's run of the new ring time to pass over its shard (without
+	// the gate it finds nothing and ends), then let the write land.
+	time.Sleep(500 * time.Millisecond)
+	close(gs.release)
+	if err := <-imported; err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	// No sweep runs in tests: only the run of the new ring can move it.
+	waitFor(t, 10*time.Second, key+" moved from n1 to its owner n2", func() bool {
+		_, on1 := shardSnapshot(t, n1.Store())[key]
+		_, on2 := shardSnapshot(t, n2.Store())[key]
+		return on2 && !on1
+	})
+	waitMigrations(t, nodes, 30*time.Second)
 }

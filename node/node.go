@@ -87,9 +87,14 @@ type Node struct {
 	peerAdvertised string     // host:port other members use for the peer protocol
 	futureLog      logLimiter // WARN lines about versions from the future
 
-	keyLocks    [256]sync.Mutex // owner writes of one key are serialised
-	view        atomic.Pointer[view]
-	viewMu      sync.Mutex // serialises view swaps
+	keyLocks [256]sync.Mutex // owner writes of one key are serialised
+	view     atomic.Pointer[view]
+	viewMu   sync.Mutex // serialises view swaps
+	// importGate: an import holds it (read) from its ownership check
+	// until its write has landed; a migration run takes it (write) once
+	// before its first pass, so that every import accepted under an older
+	// view is in the shard when the run scans it.
+	importGate  sync.RWMutex
 	ready       atomic.Bool
 	leaving     atomic.Bool
 	ringChanged chan struct{} // capacity 1: a new ring wants a migration run
@@ -553,6 +558,16 @@ func (n *Node) restartedMembers(old, nv *view) []string {
 	return out
 }
 
+// awaitImports returns once every import accepted under an earlier view
+// has written its keys. A migration run calls it before its first pass:
+// otherwise such a write could land after the run's last pass had scanned
+// past the key, which would then stay on a node that no longer owns it
+// until the next sweep.
+func (n *Node) awaitImports() {
+	n.importGate.Lock()
+	n.importGate.Unlock() // a barrier: nothing to guard in between
+}
+
 // migrationLoop runs a migration after every ring change (cancelling one
 // still running: the new run re-plans from the shard as it is) and a sweep
 // every SweepInterval.
@@ -584,6 +599,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 		announce := reason == "ring-change"
 		go func() {
 			defer close(d)
+			n.awaitImports()
 			if announce {
 				n.setMeta(func(m *membership.Meta) {
 					m.Migrating = true
@@ -713,6 +729,7 @@ func (n *Node) drain(ctx context.Context) error {
 		}()
 		// Every key goes to all its owners on the ring without this node.
 		p := replicaPlacement{self: n.cfg.Name, rf: n.cfg.Replicas, ring: target, boots: v.boots}
+		n.awaitImports() // this node refuses imports now: the ones it accepted before must be in the drain
 		res, err := n.mig.Run(rctx, p, "drain")
 		rcancel()
 		n.metrics.observeMigration(res)

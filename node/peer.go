@@ -283,10 +283,32 @@ func (h peerHandler) Import(ctx context.Context, from string, entries []store.En
 	if err := h.refused(); err != nil {
 		return nil, err
 	}
-	v := n.view.Load()
 	res := make([]migrate.ImportResult, len(entries))
-	owned := make([]store.Entry, 0, len(entries))
-	idx := make([]int, 0, len(entries))
+	owned, idx, outs, err := n.importOwned(ctx, from, entries, res)
+	if err != nil {
+		return nil, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
+	}
+	for j, o := range outs {
+		res[idx[j]] = migrate.FromOutcome(o)
+		if o == store.Applied {
+			n.importApplied(owned[j].Key) // local and near copies (tier.go)
+		}
+	}
+	n.metrics.importsReceived.WithLabelValues("acked").Add(float64(len(owned)))
+	n.metrics.importsReceived.WithLabelValues("refused").Add(float64(len(entries) - len(owned)))
+	return res, nil
+}
+
+// importOwned writes the entries this node owns in its view and whose
+// versions are sane, marking the others Refused in res. It holds the
+// import gate from the ownership check until the write has landed: a
+// migration run of a newer view waits for that (Node.importGate).
+func (n *Node) importOwned(ctx context.Context, from string, entries []store.Entry, res []migrate.ImportResult) (owned []store.Entry, idx []int, outs []store.Outcome, err error) {
+	n.importGate.RLock()
+	defer n.importGate.RUnlock()
+	v := n.view.Load()
+	owned = make([]store.Entry, 0, len(entries))
+	idx = make([]int, 0, len(entries))
 	var maxVer uint64
 	limit := n.versionLimit()
 	future := 0
@@ -306,22 +328,12 @@ func (h peerHandler) Import(ctx context.Context, from string, entries []store.En
 	if future > 0 {
 		n.futureVersions(from, future, entries)
 	}
-	if len(owned) > 0 {
-		n.clock.Observe(maxVer)
-		outs, err := n.st.Put(ctx, owned)
-		if err != nil {
-			return nil, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
-		}
-		for j, o := range outs {
-			res[idx[j]] = migrate.FromOutcome(o)
-			if o == store.Applied {
-				n.importApplied(owned[j].Key) // local and near copies (tier.go)
-			}
-		}
+	if len(owned) == 0 {
+		return owned, idx, nil, nil
 	}
-	n.metrics.importsReceived.WithLabelValues("acked").Add(float64(len(owned)))
-	n.metrics.importsReceived.WithLabelValues("refused").Add(float64(len(entries) - len(owned)))
-	return res, nil
+	n.clock.Observe(maxVer)
+	outs, err = n.st.Put(ctx, owned)
+	return owned, idx, outs, err
 }
 
 // Invalidate drops this node's copies of the keys an owner changed.
