@@ -40,13 +40,97 @@ const maxManyOps = 1024
 // once in nine). Order among ops of different keys within a round is not
 // defined, as for separate calls.
 func (n *Node) Many(ctx context.Context, ops []Op) []OpResult {
-	out := make([]OpResult, len(ops))
+	return n.ManyInto(ctx, ops, nil)
+}
+
+// ManyInto is Many writing the results into out, which it reuses when it
+// has the room (a connection that runs pipeline after pipeline passes its
+// previous results back, and allocates nothing per pipeline for them).
+func (n *Node) ManyInto(ctx context.Context, ops []Op, out []OpResult) []OpResult {
+	if cap(out) < len(ops) {
+		out = make([]OpResult, len(ops))
+	} else {
+		out = out[:len(ops)]
+		clear(out)
+	}
+	sc := n.manyScratch.Get().(*manyScratch)
 	for start := 0; start < len(ops); {
 		end := start + distinctRun(ops[start:])
-		n.manyDistinct(ctx, ops[start:end], out[start:end])
+		n.manyDistinct(ctx, sc, ops[start:end], out[start:end])
 		start = end
 	}
+	sc.reset()
+	n.manyScratch.Put(sc)
 	return out
+}
+
+// manyScratch is the working space of one Many call, kept in a pool on the
+// Node for the next call: the ops of each owner, the local ops, and the
+// requests in flight with their buffers.
+type manyScratch struct {
+	owners []string // owner of remote[i]
+	remote [][]int  // ops going to owners[i]
+	local  []int
+	parts  []*manyPart
+	spare  []*manyPart // parts whose buffers are reused
+}
+
+// maxKeptOps bounds the slices a manyScratch keeps for reuse.
+const maxKeptOps = 1024
+
+// group returns the index of owner in sc.owners, adding it if needed.
+func (sc *manyScratch) group(owner string) int {
+	for i, o := range sc.owners {
+		if o == owner {
+			return i
+		}
+	}
+	sc.owners = append(sc.owners, owner)
+	if len(sc.remote) < len(sc.owners) {
+		sc.remote = append(sc.remote, nil)
+	}
+	sc.remote[len(sc.owners)-1] = sc.remote[len(sc.owners)-1][:0]
+	return len(sc.owners) - 1
+}
+
+// part returns a manyPart to fill, with the buffers of an earlier one.
+func (sc *manyScratch) part() *manyPart {
+	if k := len(sc.spare); k > 0 {
+		p := sc.spare[k-1]
+		sc.spare = sc.spare[:k-1]
+		return p
+	}
+	return new(manyPart)
+}
+
+// round forgets the ops of one round (manyDistinct), keeping the buffers.
+func (sc *manyScratch) round() {
+	for _, p := range sc.parts {
+		reqs, guards, res := p.reqs, p.guards, p.res
+		clear(reqs)
+		clear(res)
+		*p = manyPart{}
+		if cap(reqs) <= maxKeptOps {
+			p.reqs, p.guards, p.res = reqs[:0], guards[:0], res[:0]
+		}
+		sc.spare = append(sc.spare, p)
+	}
+	sc.parts = sc.parts[:0]
+	sc.owners = sc.owners[:0]
+	sc.local = sc.local[:0]
+}
+
+// reset makes sc ready for the next Many call.
+func (sc *manyScratch) reset() {
+	sc.round()
+	for i := range sc.remote {
+		if cap(sc.remote[i]) > maxKeptOps {
+			sc.remote[i] = nil
+		}
+	}
+	if cap(sc.local) > maxKeptOps {
+		sc.local = nil
+	}
 }
 
 // distinctRun is the length of the longest prefix of ops whose keys are
@@ -74,15 +158,13 @@ func distinctRun(ops []Op) int {
 
 // manyDistinct carries out ops of distinct keys together, writing out[i]
 // for ops[i].
-func (n *Node) manyDistinct(ctx context.Context, ops []Op, out []OpResult) {
+func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out []OpResult) {
 	if len(ops) == 1 {
 		out[0] = n.one(ctx, ops[0])
 		return
 	}
 	ep := n.tierEpoch() // before the view (tier.go)
 	v := n.view.Load()
-	var remote map[string][]int // owner -> ops it gets
-	var local []int
 	for i, op := range ops {
 		owner := v.ring.Owner(op.Key)
 		var e *Error
@@ -95,7 +177,7 @@ func (n *Node) manyDistinct(ctx context.Context, ops []Op, out []OpResult) {
 		case e != nil:
 			out[i].Err = e
 		case owner == "" || owner == n.cfg.Name:
-			local = append(local, i) // served here (or the cluster is forming)
+			sc.local = append(sc.local, i) // served here (or the cluster is forming)
 		case !op.Write:
 			if it, ok := n.nearGet(op.Key, owner); ok { // near cache (nearcache.go)
 				out[i].Item = it
@@ -103,28 +185,26 @@ func (n *Node) manyDistinct(ctx context.Context, ops []Op, out []OpResult) {
 			}
 			fallthrough
 		default:
-			if remote == nil {
-				remote = map[string][]int{}
-			}
-			remote[owner] = append(remote[owner], i)
+			g := sc.group(owner)
+			sc.remote[g] = append(sc.remote[g], i)
 		}
 	}
 	// One request per owner (and per maxManyOps ops), all sent from this
 	// goroutine before the local ops run; then each answer is read.
-	var parts []*manyPart
-	for owner, idx := range remote {
-		for len(idx) > 0 {
+	for g, owner := range sc.owners {
+		for idx := sc.remote[g]; len(idx) > 0; {
 			chunk := idx[:min(len(idx), maxManyOps)]
 			idx = idx[len(chunk):]
-			parts = append(parts, n.manyStart(ctx, v, owner, ops, chunk))
+			sc.parts = append(sc.parts, n.manyStart(ctx, sc.part(), v, owner, ops, chunk))
 		}
 	}
-	for _, i := range local {
+	for _, i := range sc.local {
 		out[i] = n.one(ctx, ops[i])
 	}
-	for _, p := range parts {
+	for _, p := range sc.parts {
 		n.manyFinish(ctx, p, ops, out, ep)
 	}
+	sc.round()
 }
 
 // one carries out a single op as Get or Write would.
@@ -141,27 +221,28 @@ func (n *Node) one(ctx context.Context, op Op) OpResult {
 type manyPart struct {
 	owner  string
 	addr   string
-	idx    []int    // the ops it carries
+	idx    []int // the ops it carries
+	reqs   []peer.Request
 	guards []uint64 // their local tier guards when it left (nil: no tier)
+	res    []peer.Result
 	sent   time.Time
 	call   *peer.ManyCall
 	cancel context.CancelFunc
 	e      *Error // it could not be sent
 }
 
-// manyStart sends ops[idx] to their owner in one request.
-func (n *Node) manyStart(ctx context.Context, v *view, owner string, ops []Op, idx []int) *manyPart {
-	p := &manyPart{owner: owner, idx: idx}
-	reqs := make([]peer.Request, len(idx))
-	if n.tier != nil {
-		p.guards = make([]uint64, len(idx))
-	}
-	for j, i := range idx {
-		reqs[j] = peer.Request{Key: ops[i].Key, Write: ops[i].Write, Mutation: ops[i].Mutation}
-		if p.guards != nil {
-			p.guards[j] = n.tier.guard(ops[i].Key).Load()
+// manyStart sends ops[idx] to their owner in one request, filling p
+// (empty, with buffers to reuse).
+func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string, ops []Op, idx []int) *manyPart {
+	p.owner, p.idx = owner, idx
+	reqs := p.reqs[:0]
+	for _, i := range idx {
+		reqs = append(reqs, peer.Request{Key: ops[i].Key, Write: ops[i].Write, Mutation: ops[i].Mutation})
+		if n.tier != nil {
+			p.guards = append(p.guards, n.tier.guard(ops[i].Key).Load())
 		}
 	}
+	p.reqs = reqs
 	p.addr, p.e = n.peerAddr(v, owner)
 	p.sent = time.Now()
 	if p.e == nil {
@@ -176,11 +257,16 @@ func (n *Node) manyStart(ctx context.Context, v *view, owner string, ops []Op, i
 // owner refused because views differ (421), or could not be answered at
 // all, is retried key by key through the ordinary paths, which re-route.
 func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpResult, ep uint64) {
-	owner, idx, guards, sent, e := p.owner, p.idx, p.guards, p.sent, p.e
+	owner, idx, sent, e := p.owner, p.idx, p.sent, p.e
+	var guards []uint64
+	if n.tier != nil {
+		guards = p.guards
+	}
 	var res []peer.Result
 	if e == nil {
 		var err error
-		res, err = p.call.Wait()
+		res, err = p.call.WaitInto(p.res)
+		p.res = res
 		p.cancel()
 		if err != nil {
 			e = asError(n.peerErr(owner, p.addr, err))

@@ -87,9 +87,10 @@ type Node struct {
 	peerAdvertised string     // host:port other members use for the peer protocol
 	futureLog      logLimiter // WARN lines about versions from the future
 
-	keyLocks [256]sync.Mutex // owner writes of one key are serialised
-	view     atomic.Pointer[view]
-	viewMu   sync.Mutex // serialises view swaps
+	keyLocks    [256]sync.Mutex // owner writes of one key are serialised
+	view        atomic.Pointer[view]
+	manyScratch sync.Pool  // of *manyScratch (many.go)
+	viewMu      sync.Mutex // serialises view swaps
 	// importGate: an import holds it (read) from its ownership check
 	// until its write has landed; a migration run takes it (write) once
 	// before its first pass, so that every import accepted under an older
@@ -150,6 +151,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		cfg:         cfg,
+		manyScratch: sync.Pool{New: func() any { return new(manyScratch) }},
 		log:         cfg.Logger.With("node", cfg.Name),
 		clock:       hlc.New(nil),
 		ringChanged: make(chan struct{}, 1),

@@ -245,7 +245,11 @@ func (c *Client) StartMany(ctx context.Context, addr string, reqs []Request) *Ma
 }
 
 // Wait returns the answer of the request, as Many.
-func (m *ManyCall) Wait() ([]Result, error) {
+func (m *ManyCall) Wait() ([]Result, error) { return m.WaitInto(nil) }
+
+// WaitInto is Wait writing the results into out, which it reuses when it
+// has the room.
+func (m *ManyCall) WaitInto(out []Result) ([]Result, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
@@ -258,7 +262,12 @@ func (m *ManyCall) Wait() ([]Result, error) {
 	if err != nil || len(subs) != len(reqs) {
 		return nil, c.badAnswer(addr, fmt.Errorf("many answer: %d answers for %d requests: %v", len(subs), len(reqs), err))
 	}
-	out := make([]Result, len(reqs))
+	if cap(out) < len(reqs) {
+		out = make([]Result, len(reqs))
+	} else {
+		out = out[:len(reqs)]
+		clear(out)
+	}
 	for i, sb := range subs {
 		r := &out[i]
 		switch {

@@ -351,27 +351,38 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 // leaves in one request; it reports false (and does nothing) when the run
 // holds any other command.
 func (s *Server) runBatch(c redcon.Conn, cl *client, run []job) bool {
-	ops := make([]node.Op, len(run))
-	kinds := make([]byte, len(run))
+	ops, kinds := cl.ops[:0], cl.kinds[:0]
+	defer func() {
+		clear(ops)
+		if cap(ops) <= maxKeptJobs {
+			cl.ops, cl.kinds = ops[:0], kinds[:0]
+		}
+	}()
 	for k := range run {
 		jb := &run[k]
 		key := string(jb.args[1])
 		switch jb.spec {
 		case specGet:
-			ops[k], kinds[k] = node.Op{Key: key}, 'g'
+			ops, kinds = append(ops, node.Op{Key: key}), append(kinds, 'g')
 		case specSet:
 			o, msg := parseSet(jb.args)
 			if msg != "" || o.get || o.expired {
 				return false
 			}
-			ops[k], kinds[k] = node.Op{Key: key, Write: true, Mutation: o.m}, 's'
+			ops, kinds = append(ops, node.Op{Key: key, Write: true, Mutation: o.m}), append(kinds, 's')
 		case specDel, specUnlink:
-			ops[k], kinds[k] = node.Op{Key: key, Write: true, Mutation: node.Mutation{Delete: true}}, 'd'
+			ops, kinds = append(ops, node.Op{Key: key, Write: true, Mutation: node.Mutation{Delete: true}}), append(kinds, 'd')
 		default:
 			return false
 		}
 	}
-	res := s.b.Many(s.cmdCtx(), ops)
+	res := s.b.ManyInto(s.cmdCtx(), ops, cl.results)
+	defer func() {
+		clear(res)
+		if cap(res) <= maxKeptJobs {
+			cl.results = res[:0]
+		}
+	}()
 	for k, r := range res {
 		s.stats.commands.Add(1)
 		switch {
@@ -680,7 +691,7 @@ func cmdMGet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	for i, k := range keys {
 		ops[i] = node.Op{Key: k}
 	}
-	res := s.b.Many(s.cmdCtx(), ops) // one request per owner
+	res := s.b.ManyInto(s.cmdCtx(), ops, nil) // one request per owner
 	for _, r := range res {
 		if r.Err != nil && !errors.Is(r.Err, node.ErrNotFound) {
 			s.writeNodeErr(c, r.Err)
@@ -718,7 +729,7 @@ func cmdMSet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	for i, k := range keys {
 		ops[i] = node.Op{Key: k, Write: true, Mutation: node.Mutation{Value: args[last[k]]}}
 	}
-	for _, r := range s.b.Many(s.cmdCtx(), ops) { // one request per owner
+	for _, r := range s.b.ManyInto(s.cmdCtx(), ops, nil) { // one request per owner
 		if r.Err != nil {
 			s.writeNodeErr(c, r.Err)
 			return

@@ -59,8 +59,8 @@ func (b *slowBackend) Write(ctx context.Context, key string, m node.Mutation) (n
 	return node.WriteResult{Applied: true, Existed: existed}, nil
 }
 
-// Many runs the ops in parallel, as a node does for keys on other nodes.
-func (b *slowBackend) Many(ctx context.Context, ops []node.Op) []node.OpResult {
+// ManyInto runs the ops in parallel, as a node does for keys on other nodes.
+func (b *slowBackend) ManyInto(ctx context.Context, ops []node.Op, _ []node.OpResult) []node.OpResult {
 	out := make([]node.OpResult, len(ops))
 	var wg sync.WaitGroup
 	for i, op := range ops {

@@ -46,9 +46,10 @@ type Backend interface {
 	Write(ctx context.Context, key string, m node.Mutation) (node.WriteResult, error)
 	// Status reports the node's own figures (INFO).
 	Status(ctx context.Context) node.NodeStatus
-	// Many carries out reads and writes of distinct keys together (a
-	// pipeline): what goes to one owner leaves in one request.
-	Many(ctx context.Context, ops []node.Op) []node.OpResult
+	// ManyInto carries out reads and writes of distinct keys together (a
+	// pipeline): what goes to one owner leaves in one request. The results
+	// go into out when it has the room (nil: a new slice).
+	ManyInto(ctx context.Context, ops []node.Op, out []node.OpResult) []node.OpResult
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -156,8 +157,14 @@ type client struct {
 	authed bool
 	user   string
 	role   auth.Role
-	// jobs is runPipeline's scratch space (the connection's goroutine only).
-	jobs []job
+	// jobs, cmds, ops, kinds and results are the scratch space of
+	// handle, runPipeline and runBatch (the connection's goroutine only),
+	// kept for the next pipeline unless they grew past maxKeptJobs.
+	jobs    []job
+	cmds    []redcon.Command
+	ops     []node.Op
+	kinds   []byte
+	results []node.OpResult
 }
 
 // authenticated reports whether the client may send full-size requests.
@@ -321,7 +328,12 @@ func (s *Server) handle(c redcon.Conn, cl *client, cmd redcon.Command) {
 		s.dispatch(c, cl, cmd.Args)
 		return
 	}
-	s.runPipeline(c, cl, append([]redcon.Command{cmd}, c.ReadPipeline()...))
+	cmds := append(append(cl.cmds[:0], cmd), c.ReadPipeline()...)
+	s.runPipeline(c, cl, cmds)
+	clear(cmds)
+	if cap(cmds) <= maxKeptJobs {
+		cl.cmds = cmds[:0]
+	}
 }
 
 // dispatch runs one command.
