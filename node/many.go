@@ -223,7 +223,7 @@ type manyPart struct {
 	addr   string
 	idx    []int // the ops it carries
 	reqs   []peer.Request
-	guards []uint64 // their local tier guards when it left (nil: no tier)
+	guards []uint64 // their local tier guards when it left (empty: no tier)
 	res    []peer.Result
 	sent   time.Time
 	call   *peer.ManyCall
@@ -257,11 +257,7 @@ func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string
 // owner refused because views differ (421), or could not be answered at
 // all, is retried key by key through the ordinary paths, which re-route.
 func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpResult, ep uint64) {
-	owner, idx, sent, e := p.owner, p.idx, p.sent, p.e
-	var guards []uint64
-	if n.tier != nil {
-		guards = p.guards
-	}
+	owner, idx, guards, sent, e := p.owner, p.idx, p.guards, p.sent, p.e
 	var res []peer.Result
 	if e == nil {
 		var err error
@@ -305,7 +301,7 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 				r.Item.Source = SourcePeer
 			}
 			var g uint64
-			if guards != nil {
+			if len(guards) > 0 {
 				g = guards[j]
 			}
 			n.nearFill(op.Key, r.Item, r.NearTTL, sent, g, ep)
