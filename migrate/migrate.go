@@ -237,7 +237,8 @@ type Migrator struct {
 	log   *slog.Logger
 	lim   *limiter
 
-	sem chan struct{} // holds a token while a run is active
+	sem   chan struct{} // holds a token while a run is active
+	track *tracker      // set by TrackWrites; nil: every run ends with a pass that finds nothing
 
 	mu   sync.Mutex
 	cur  *runState
@@ -455,7 +456,20 @@ func (m *Migrator) startProgress(log *slog.Logger, rs *runState) (stop func()) {
 
 // loop runs full passes and targeted retry rounds until a full pass finds
 // nothing to move or ctx is done.
+//
+// Without write tracking, the run ends only when a full pass finds nothing
+// to move. With it (TrackWrites), the run also ends when everything the last
+// complete pass found has been moved and no key the run would move was
+// written since that pass began: nothing can have landed behind its scanner.
 func (m *Migrator) loop(ctx context.Context, p Placement, rs *runState, log *slog.Logger) error {
+	w := m.startWatch(p)
+	if w != nil {
+		defer m.track.remove(w)
+	}
+	var since int64  // w.landed when the last full pass began
+	scanned := false // the last full pass scanned the whole shard
+	// done: once nothing is pending, the run may end without another pass.
+	done := func() bool { return w != nil && scanned && w.clean(since) }
 	pend := &pending{}
 	backoff := minBackoff
 	wait := false    // sleep before the next attempt
@@ -480,10 +494,14 @@ func (m *Migrator) loop(ctx context.Context, p Placement, rs *runState, log *slo
 			pend.reset()
 			rs.failed.Store(0)
 			pass := rs.passes.Add(1)
+			if w != nil {
+				since = w.landed.Load()
+			}
 			found, err := m.fullPass(ctx, p, rs, pend, pass == 1)
+			scanned = err == nil
 			if err != nil {
 				attemptErr = err
-			} else if found == 0 && pend.len() == 0 {
+			} else if pend.len() == 0 && (found == 0 || done()) {
 				return nil
 			}
 		}
@@ -494,6 +512,9 @@ func (m *Migrator) loop(ctx context.Context, p Placement, rs *runState, log *slo
 			attemptErr = pend.error()
 		}
 		if attemptErr == nil && pend.len() == 0 {
+			if done() {
+				return nil // the retries finished the last full pass's work
+			}
 			wait, failing, backoff = false, false, minBackoff
 			continue
 		}

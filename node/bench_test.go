@@ -30,7 +30,9 @@ import (
 // node joins, and the benchmark reports the keys moved per second, the CPU
 // per key moved of each side (this process: both nodes; each
 // redis-server), and the time
-// from the join until the joiner holds its whole share.
+// from the join until the joiner holds its whole share. With
+// PEERCACHE_BENCH_STATS=1 it also logs each redis-server's INFO
+// commandstats of the migration alone.
 //
 //	go test -run '^$' -bench BenchmarkJoinMigration -benchtime 1x ./node/
 func BenchmarkJoinMigration(b *testing.B) {
@@ -52,6 +54,9 @@ func BenchmarkJoinMigration(b *testing.B) {
 			}
 		}
 		b.Logf("loaded %d keys in %s", total, time.Since(loadStart).Round(time.Millisecond))
+		if os.Getenv("PEERCACHE_BENCH_STATS") != "" {
+			a.redis.Client().ConfigResetStat(context.Background())
+		}
 		b.StartTimer()
 		start := time.Now()
 		goCPU, srcCPU := processCPU(b), redisCPU(b, a.redis.Client())
@@ -70,10 +75,17 @@ func BenchmarkJoinMigration(b *testing.B) {
 		// The joiner's redis-server is new: all its CPU is the join's.
 		reportCPUPerKey(b, res.moved, processCPU(b)-goCPU, redisCPU(b, a.redis.Client())-srcCPU, redisCPU(b, j.redis.Client()))
 		last := a.mig.Status().Last
+		if os.Getenv("PEERCACHE_BENCH_STATS") != "" {
+			cs, _ := a.redis.Client().Info(context.Background(), "commandstats").Result()
+			b.Logf("source commandstats:\n%s", cs)
+			cs, _ = j.redis.Client().Info(context.Background(), "commandstats").Result()
+			b.Logf("joiner commandstats:\n%s", cs)
+		}
 		got, _ := j.Store().Stats(context.Background())
 		b.ReportMetric(float64(res.moved)/last.Duration.Seconds(), "keys/s")
 		b.ReportMetric(took.Seconds(), "s-to-share")
 		b.ReportMetric(float64(res.moved), "keys-moved")
+		b.ReportMetric(float64(last.Passes), "passes")
 		b.Logf("moved %d keys (%d already there) in %s of migration (%.0f keys/s); joiner holds %d keys %s after its start",
 			res.moved, res.stale, last.Duration.Round(time.Millisecond), float64(res.moved)/last.Duration.Seconds(), got.Keys, took.Round(time.Millisecond))
 		j.Abort()

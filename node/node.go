@@ -284,6 +284,9 @@ func New(cfg Config) (*Node, error) {
 		migOpts.Logger = n.log
 	}
 	n.mig = migrate.New(cfg.Name, n.st, peerTransport{n}, migOpts)
+	// Every write of the shard goes through n.st from here on, so a run
+	// knows whether a key it moves was written behind its scanner.
+	n.st = n.mig.TrackWrites(n.st)
 	n.csrf = http.NewCrossOriginProtection()
 	n.mux = n.routes()
 	n.srv = &http.Server{

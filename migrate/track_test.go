@@ -1,0 +1,157 @@
+package migrate
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/peercache/peercache/store"
+)
+
+// toB places every key on "b" except the keys named "mine-...", which stay
+// on "a".
+var toB = PlacementFunc(func(key string) string {
+	if len(key) > 5 && key[:5] == "mine-" {
+		return "a"
+	}
+	return "b"
+})
+
+func TestTrackedRunEndsAfterOneCleanPass(t *testing.T) {
+	ctx := context.Background()
+	src, dst := newTestStore(t), newTestStore(t)
+	fill(t, src, "k", 1000, 10)
+	fill(t, src, "mine", 100, 10)
+	m := New("a", src, newFakeTransport(map[string]store.Store{"b": dst}), Options{BatchSize: 64, ScanCount: 100})
+	m.TrackWrites(src)
+	res, err := m.Run(ctx, toB, "ring-change")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passes != 1 || res.Moved != 1000 {
+		t.Fatalf("result %+v, want 1 pass and 1000 moves", res)
+	}
+	if got := len(allEntries(t, src)); got != 100 {
+		t.Fatalf("source holds %d keys, want its own 100", got)
+	}
+}
+
+func TestTrackedWriteBehindTheScannerIsMoved(t *testing.T) {
+	ctx := context.Background()
+	src, dst := newTestStore(t), newTestStore(t)
+	fill(t, src, "k", 500, 10)
+	tr := newFakeTransport(map[string]store.Store{"b": dst})
+	m := New("a", src, tr, Options{BatchSize: 16, ScanCount: 50})
+	shard := m.TrackWrites(src)
+	var wrote atomic.Bool
+	tr.before = func(call int, peer string, entries []store.Entry) ([]ImportResult, error, bool) {
+		if wrote.CompareAndSwap(false, true) {
+			// Writes accepted under an older view land while the pass
+			// runs: one of a key this node keeps (no second pass for
+			// it), one of a key the run moves.
+			for _, e := range []store.Entry{
+				{Key: "mine-1", Value: []byte("kept"), Version: 1 << 40},
+				{Key: "late", Value: []byte("moved"), Version: 1 << 40},
+			} {
+				if _, err := shard.Put(ctx, []store.Entry{e}); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		return nil, nil, false
+	}
+	res, err := m.Run(ctx, toB, "ring-change")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, err := dst.Get(ctx, "late"); err != nil || !ok || string(e.Value) != "moved" {
+		t.Fatalf("receiver holds late = %+v %v %v, want it moved", e, ok, err)
+	}
+	left := allEntries(t, src)
+	if len(left) != 1 || left[0].Key != "mine-1" {
+		t.Fatalf("source holds %+v, want only mine-1", left)
+	}
+	if res.Passes < 2 || res.Moved != 501 {
+		t.Fatalf("result %+v, want a second pass and 501 moves", res)
+	}
+}
+
+func TestTrackedKeepsOnlyTheOwnKeyWrite(t *testing.T) {
+	ctx := context.Background()
+	src, dst := newTestStore(t), newTestStore(t)
+	fill(t, src, "k", 200, 10)
+	tr := newFakeTransport(map[string]store.Store{"b": dst})
+	m := New("a", src, tr, Options{BatchSize: 16, ScanCount: 50})
+	shard := m.TrackWrites(src)
+	var wrote atomic.Bool
+	tr.before = func(call int, peer string, entries []store.Entry) ([]ImportResult, error, bool) {
+		if wrote.CompareAndSwap(false, true) {
+			if _, err := shard.Put(ctx, []store.Entry{{Key: "mine-2", Value: []byte("kept"), Version: 1 << 40}}); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil, nil, false
+	}
+	res, err := m.Run(ctx, toB, "ring-change")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passes != 1 || res.Moved != 200 {
+		t.Fatalf("result %+v, want 1 pass (the write was of a key this node keeps) and 200 moves", res)
+	}
+}
+
+// blockingPut holds every Put until release is closed.
+type blockingPut struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingPut) Put(ctx context.Context, entries []store.Entry) ([]store.Outcome, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Store.Put(ctx, entries)
+}
+
+func TestTrackedRunWaitsForWritesInFlight(t *testing.T) {
+	ctx := context.Background()
+	src, dst := newTestStore(t), newTestStore(t)
+	fill(t, src, "k", 100, 10)
+	bp := &blockingPut{Store: src, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	m := New("a", src, newFakeTransport(map[string]store.Store{"b": dst}), Options{})
+	shard := m.TrackWrites(bp)
+
+	// A write that began before the run (under the old view) is still
+	// on its way to the shard when the run starts.
+	putDone := make(chan error, 1)
+	go func() {
+		_, err := shard.Put(ctx, []store.Entry{{Key: "slow", Value: []byte("v"), Version: 1 << 40}})
+		putDone <- err
+	}()
+	<-bp.entered
+	runDone := make(chan Result, 1)
+	go func() {
+		res, err := m.Run(ctx, toB, "ring-change")
+		if err != nil {
+			t.Error(err)
+		}
+		runDone <- res
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if st := m.Status(); st.Scanned != 0 {
+		t.Fatalf("the run scanned %d keys while a write was in flight; want it to wait", st.Scanned)
+	}
+	close(bp.release)
+	if err := <-putDone; err != nil {
+		t.Fatal(err)
+	}
+	res := <-runDone
+	if res.Passes != 1 || res.Moved != 101 {
+		t.Fatalf("result %+v, want the write found by the first pass: 1 pass, 101 moves", res)
+	}
+	if _, ok, _ := dst.Get(ctx, "slow"); !ok {
+		t.Fatal("the write in flight at the run's start was not moved")
+	}
+}
