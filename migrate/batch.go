@@ -155,6 +155,7 @@ func (m *Migrator) moveBatch(ctx context.Context, rs *runState, pend *pending, t
 		return
 	}
 
+	mark := rs.mark() // before the read: see deleteMoved
 	entries, found, err := m.st.GetMany(ctx, keys)
 	if err == nil && (len(entries) != len(keys) || len(found) != len(keys)) {
 		err = fmt.Errorf("store returned %d entries for %d keys", len(entries), len(keys))
@@ -271,10 +272,10 @@ func (m *Migrator) moveBatch(ctx context.Context, rs *runState, pend *pending, t
 
 	// The receiver holds these versions now: delete the local copies even
 	// if ctx was canceled meanwhile, but never a copy rewritten since it
-	// was read (DeleteIfVersion); the next full pass moves that one.
+	// was read (deleteMoved); the next full pass moves that one.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackDeleteTimeout)
 	defer cancel()
-	if _, err := m.st.DeleteIfVersion(dctx, ackKeys, ackVers); err != nil {
+	if err := m.deleteMoved(dctx, rs, mark, ackKeys, ackVers); err != nil {
 		fail(ackKeys, fmt.Errorf("delete acknowledged keys: %w", err))
 		return
 	}

@@ -289,6 +289,7 @@ func New(self string, st store.Store, tr Transport, opts Options) *Migrator {
 type runState struct {
 	reason  string
 	started time.Time
+	watch   *watch // the run's write watch; nil without TrackWrites
 
 	passes, retries                                                atomic.Int64
 	scanned, planned, moved, copied, stale, dropped, failed, bytes atomic.Int64
@@ -466,6 +467,7 @@ func (m *Migrator) loop(ctx context.Context, p Placement, rs *runState, log *slo
 	if w != nil {
 		defer m.track.remove(w)
 	}
+	rs.watch = w
 	var since int64  // w.landed when the last full pass began
 	scanned := false // the last full pass scanned the whole shard
 	// done: once nothing is pending, the run may end without another pass.

@@ -25,6 +25,10 @@ type tracker struct {
 // installation until the run ends.
 type watch struct {
 	foreign func(key string) bool
+	// writes is held for reading by each foreign Put while it runs, and for
+	// writing by deleteMoved around its check and its delete, so that no
+	// foreign write lands in between.
+	writes sync.RWMutex
 	// inflight is the number of foreign Puts in progress; landed the number
 	// finished. A Put adds to landed before it leaves inflight, and clean
 	// reads inflight before landed, so a Put is never missed by both.
@@ -77,10 +81,12 @@ func (s *trackedStore) Put(ctx context.Context, entries []store.Entry) ([]store.
 	if w == nil || !w.anyForeign(entries) {
 		return s.Store.Put(ctx, entries)
 	}
+	w.writes.RLock()
 	w.inflight.Add(1)
 	defer func() {
 		w.landed.Add(1)
 		w.inflight.Add(-1)
+		w.writes.RUnlock()
 	}()
 	return s.Store.Put(ctx, entries)
 }
@@ -109,4 +115,34 @@ func (m *Migrator) startWatch(p Placement) *watch {
 	}}
 	m.track.install(w)
 	return w
+}
+
+// deleteMoved deletes the local copies of keys whose receivers acknowledged
+// them at versions. mark is rs.watch.landed as read before the keys were:
+// when no key the run moves has been written since, each key still holds
+// the version read, and a plain Delete (under the watch's lock, so that none
+// lands meanwhile) removes exactly what DeleteIfVersion would, without
+// reading the records again. Otherwise, or without tracking, it is
+// DeleteIfVersion.
+func (m *Migrator) deleteMoved(ctx context.Context, rs *runState, mark int64, keys []string, versions []uint64) error {
+	if w := rs.watch; w != nil {
+		w.writes.Lock()
+		if w.landed.Load() == mark {
+			err := m.st.Delete(ctx, keys)
+			w.writes.Unlock()
+			return err
+		}
+		w.writes.Unlock()
+	}
+	_, err := m.st.DeleteIfVersion(ctx, keys, versions)
+	return err
+}
+
+// mark is the count of foreign writes a batch's later deleteMoved compares
+// with; 0 without tracking.
+func (rs *runState) mark() int64 {
+	if rs.watch == nil {
+		return 0
+	}
+	return rs.watch.landed.Load()
 }

@@ -155,3 +155,40 @@ func TestTrackedRunWaitsForWritesInFlight(t *testing.T) {
 		t.Fatal("the write in flight at the run's start was not moved")
 	}
 }
+
+func TestTrackedKeyRewrittenBeforeAckIsKeptAndMovedNext(t *testing.T) {
+	ctx := context.Background()
+	src, dst := newTestStore(t), newTestStore(t)
+	fill(t, src, "k", 100, 10)
+	const hot = "k-7"
+	tr := newFakeTransport(map[string]store.Store{"b": dst})
+	m := New("a", src, tr, Options{BatchSize: 16})
+	shard := m.TrackWrites(src)
+	var rewritten atomic.Bool
+	tr.before = func(call int, peer string, entries []store.Entry) ([]ImportResult, error, bool) {
+		for _, e := range entries {
+			if e.Key == hot && rewritten.CompareAndSwap(false, true) {
+				// A write under an older view lands after the read,
+				// before the ack: the delete must keep it.
+				if _, err := shard.Put(ctx, []store.Entry{{Key: hot, Value: []byte("new"), Version: 1 << 40}}); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		return nil, nil, false
+	}
+	res, err := m.Run(ctx, toB, "ring-change")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := dst.Get(ctx, hot)
+	if err != nil || !ok || e.Version != 1<<40 || string(e.Value) != "new" {
+		t.Fatalf("receiver holds %+v %v %v, want the rewritten version", e, ok, err)
+	}
+	if left := allEntries(t, src); len(left) != 0 {
+		t.Fatalf("source still holds %+v", left)
+	}
+	if res.Moved != 101 {
+		t.Fatalf("result %+v, want 101 moves", res)
+	}
+}

@@ -62,7 +62,7 @@ func instrumentStore(st store.Store, reg prometheus.Registerer) store.Store {
 			Help: "Calls to this node's shard that failed, by operation."}, []string{"op"}),
 	}
 	reg.MustRegister(s.latency, s.errors)
-	for _, op := range []string{"get", "get_many", "put", "delete_if_version", "scan", "stats", "ping"} {
+	for _, op := range []string{"get", "get_many", "put", "delete_if_version", "delete", "scan", "stats", "ping"} {
 		s.latency.WithLabelValues(op)
 		s.errors.WithLabelValues(op)
 	}
@@ -102,6 +102,13 @@ func (s *instrumentedStore) DeleteIfVersion(ctx context.Context, keys []string, 
 	out, err := s.Store.DeleteIfVersion(ctx, keys, versions)
 	s.observe("delete_if_version", start, err)
 	return out, err
+}
+
+func (s *instrumentedStore) Delete(ctx context.Context, keys []string) error {
+	start := time.Now()
+	err := s.Store.Delete(ctx, keys)
+	s.observe("delete", start, err)
+	return err
 }
 
 func (s *instrumentedStore) Scan(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {

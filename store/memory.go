@@ -681,6 +681,31 @@ func (m *Memory) DeleteIfVersion(ctx context.Context, keys []string, versions []
 	return deleted, nil
 }
 
+// Delete removes each key whatever its record (see Store).
+func (m *Memory) Delete(ctx context.Context, keys []string) error {
+	if err := m.check(ctx, "delete"); err != nil {
+		return err
+	}
+	if err := validateKeys(keys); err != nil {
+		return fmt.Errorf("store: memory delete: %w", err)
+	}
+	for i, k := range keys {
+		if i > 0 && i%ctxCheckEvery == 0 {
+			if err := m.check(ctx, "delete"); err != nil {
+				return err
+			}
+		}
+		h := m.hash(k)
+		sh := m.shardOf(h)
+		sh.mu.Lock()
+		if j := sh.find(h, k); j >= 0 {
+			m.removeLocked(sh, uint32(j))
+		}
+		sh.mu.Unlock()
+	}
+	return nil
+}
+
 // sortedHashes returns the shard's hashes in order; the caller holds mu
 // (read lock) and orderMu.
 func (sh *shard) sortedHashes() []uint64 {

@@ -522,6 +522,28 @@ func (r *Redis) DeleteIfVersion(ctx context.Context, keys []string, versions []u
 	return deleted, nil
 }
 
+// Delete removes each key whatever its record (see Store): one DEL per 1000
+// keys.
+func (r *Redis) Delete(ctx context.Context, keys []string) error {
+	if err := r.check("delete"); err != nil {
+		return err
+	}
+	if err := validateKeys(keys); err != nil {
+		return fmt.Errorf("store: redis delete: %w", err)
+	}
+	for start := 0; start < len(keys); start += redisBatchKeys {
+		end := min(start+redisBatchKeys, len(keys))
+		full := make([]string, 0, end-start)
+		for _, k := range keys[start:end] {
+			full = append(full, r.prefix+k)
+		}
+		if err := r.client.Del(ctx, full...).Err(); err != nil {
+			return fmt.Errorf("store: redis delete: %w", err)
+		}
+	}
+	return nil
+}
+
 // Scan is one Redis SCAN (with MATCH on the escaped prefix when there is
 // one), so it inherits SCAN's guarantees, which match Store's. With a prefix
 // on a shared database a batch may hold fewer than count keys, even none,

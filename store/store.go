@@ -93,6 +93,12 @@ type Store interface {
 	// to keys.
 	DeleteIfVersion(ctx context.Context, keys []string, versions []uint64) (deleted []bool, err error)
 
+	// Delete removes each key whatever its record (an absent key is not an
+	// error). It is for a caller that knows no write reached the keys since
+	// it read them (the migration's tracker), where it saves the version
+	// check.
+	Delete(ctx context.Context, keys []string) error
+
 	// Scan returns a batch of about count keys starting at cursor (0 starts a
 	// new scan) and the cursor for the next call; next == 0 means the scan is
 	// complete. Every key present for the whole scan is returned at least

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LargeBatches", testLargeBatches},
 		{"GetMany", testGetMany},
 		{"DeleteIfVersion", testDeleteIfVersion},
+		{"Delete", testDelete},
 		{"ScanAll", testScanAll},
 		{"ScanWhileChanging", testScanWhileChanging},
 		{"Stats", testStats},
@@ -438,6 +439,39 @@ func testGetMany(t *testing.T, s store.Store) {
 	}
 }
 
+func testDelete(t *testing.T, s store.Store) {
+	exp := nowMs() + time.Hour.Milliseconds()
+	put(t, s,
+		store.Entry{Key: "a", Value: []byte("a"), Version: 5},
+		store.Entry{Key: "b", Value: []byte("b"), Version: 5},
+		store.Entry{Key: "t", Version: 9, ExpireAt: exp, Tombstone: true},
+	)
+	if err := s.Delete(ctxFor(t), []string{"a", "missing", "t", "a"}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	wantMissing(t, s, "a")
+	wantMissing(t, s, "t")
+	wantEntry(t, s, store.Entry{Key: "b", Value: []byte("b"), Version: 5})
+	// Once deleted, an older version may be written again (no tombstone left).
+	wantOutcome(t, s, store.Entry{Key: "a", Value: []byte("a1"), Version: 1}, store.Applied)
+	if err := s.Delete(ctxFor(t), nil); err != nil {
+		t.Fatalf("Delete(nil) = %v", err)
+	}
+	keys := make([]string, 2500) // more than one Redis batch
+	entries := make([]store.Entry, len(keys))
+	for i := range keys {
+		keys[i] = fmt.Sprintf("many-%d", i)
+		entries[i] = store.Entry{Key: keys[i], Value: []byte("v"), Version: 1}
+	}
+	put(t, s, entries...)
+	if err := s.Delete(ctxFor(t), keys); err != nil {
+		t.Fatalf("Delete of %d keys: %v", len(keys), err)
+	}
+	for _, k := range []string{keys[0], keys[1500], keys[2499]} {
+		wantMissing(t, s, k)
+	}
+}
+
 func testDeleteIfVersion(t *testing.T, s store.Store) {
 	exp := nowMs() + time.Hour.Milliseconds()
 	put(t, s,
@@ -716,6 +750,9 @@ func testInvalid(t *testing.T, s store.Store) {
 	if _, err := s.DeleteIfVersion(ctx, []string{"a", "b"}, []uint64{1}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("DeleteIfVersion with mismatched lengths: error = %v, want ErrInvalid", err)
 	}
+	if err := s.Delete(ctx, []string{"a", ""}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Delete with an empty key: error = %v, want ErrInvalid", err)
+	}
 	if _, err := s.DeleteIfVersion(ctx, []string{""}, []uint64{1}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("DeleteIfVersion with an empty key: error = %v, want ErrInvalid", err)
 	}
@@ -742,6 +779,7 @@ func testContextCancelled(t *testing.T, s store.Store) {
 	check("Put", err)
 	_, err = s.DeleteIfVersion(ctx, []string{"k"}, []uint64{1})
 	check("DeleteIfVersion", err)
+	check("Delete", s.Delete(ctx, []string{"k"}))
 	_, _, err = s.Scan(ctx, 0, 10)
 	check("Scan", err)
 	wantEntry(t, s, store.Entry{Key: "k", Value: []byte("v"), Version: 1})
