@@ -42,7 +42,7 @@ func BenchmarkJoinMigration(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		a := startNode(b, fmt.Sprintf("a%d", i), nil, true)
+		a := startNode(b, fmt.Sprintf("a%d", i), nil, true, benchMigrateOpts)
 		value := make([]byte, 100)
 		entries := make([]store.Entry, 0, 10_000)
 		loadStart := time.Now()
@@ -60,7 +60,7 @@ func BenchmarkJoinMigration(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		goCPU, srcCPU := processCPU(b), redisCPU(b, a.redis.Client())
-		j := startNode(b, fmt.Sprintf("j%d", i), []string{a.GossipAddr()}, true)
+		j := startNode(b, fmt.Sprintf("j%d", i), []string{a.GossipAddr()}, true, benchMigrateOpts)
 		var res *struct{ moved, stale int64 }
 		waitFor(b, 10*time.Minute, "the migration to the joiner finishes", func() bool {
 			st := a.mig.Status()
@@ -91,6 +91,14 @@ func BenchmarkJoinMigration(b *testing.B) {
 		j.Abort()
 		a.Abort()
 	}
+}
+
+// benchMigrateOpts sets the migration's workers and batch size from
+// PEERCACHE_BENCH_MIGRATE_WORKERS and PEERCACHE_BENCH_MIGRATE_BATCH when
+// set (the defaults otherwise), to compare settings in one run.
+func benchMigrateOpts(c *Config) {
+	c.Migrate.Workers, _ = strconv.Atoi(os.Getenv("PEERCACHE_BENCH_MIGRATE_WORKERS"))
+	c.Migrate.BatchSize, _ = strconv.Atoi(os.Getenv("PEERCACHE_BENCH_MIGRATE_BATCH"))
 }
 
 // BenchmarkRedisCopyBaseline is the plain-Redis reference for
