@@ -15,7 +15,11 @@
 // an older copy arriving at the new owner.
 //
 // Run repeats full passes until one finds nothing left to move, which catches
-// writes that landed behind the scanner. Refused entries (the receiver does
+// writes that landed behind the scanner. When every write of the shard goes
+// through the store TrackWrites returns, the Migrator knows whether any key
+// it moves was written during a pass; when none was, the pass that moved the
+// keys is the last one, and the local copies of a batch nobody rewrote are
+// deleted without the version check. Refused entries (the receiver does
 // not own the key in its own view yet) and failed sends are retried with
 // exponential backoff until they are moved or the context is canceled.
 //
@@ -458,8 +462,8 @@ func (m *Migrator) startProgress(log *slog.Logger, rs *runState) (stop func()) {
 	}
 }
 
-// loop runs full passes and targeted retry rounds until a full pass finds
-// nothing to move or ctx is done.
+// loop runs full passes and targeted retry rounds until the run is done or
+// ctx is.
 //
 // Without write tracking, the run ends only when a full pass finds nothing
 // to move. With it (TrackWrites), the run also ends when everything the last
