@@ -37,7 +37,12 @@ func TestTrackedRunEndsAfterOneCleanPass(t *testing.T) {
 	}
 }
 
-func TestTrackedWriteBehindTheScannerIsMoved(t *testing.T) {
+// runWritingDuringPass runs a tracked migration of 500 keys to "b" that,
+// when the first batch reaches the receiver, writes writes through the
+// tracked shard (as writes accepted under an older view would land while
+// the pass runs). It returns the result, the source and the receiver.
+func runWritingDuringPass(t *testing.T, writes ...store.Entry) (Result, store.Store, store.Store) {
+	t.Helper()
 	ctx := context.Background()
 	src, dst := newTestStore(t), newTestStore(t)
 	fill(t, src, "k", 500, 10)
@@ -47,13 +52,7 @@ func TestTrackedWriteBehindTheScannerIsMoved(t *testing.T) {
 	var wrote atomic.Bool
 	tr.before = func(call int, peer string, entries []store.Entry) ([]ImportResult, error, bool) {
 		if wrote.CompareAndSwap(false, true) {
-			// Writes accepted under an older view land while the pass
-			// runs: one of a key this node keeps (no second pass for
-			// it), one of a key the run moves.
-			for _, e := range []store.Entry{
-				{Key: "mine-1", Value: []byte("kept"), Version: 1 << 40},
-				{Key: "late", Value: []byte("moved"), Version: 1 << 40},
-			} {
+			for _, e := range writes {
 				if _, err := shard.Put(ctx, []store.Entry{e}); err != nil {
 					t.Error(err)
 				}
@@ -65,7 +64,14 @@ func TestTrackedWriteBehindTheScannerIsMoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, ok, err := dst.Get(ctx, "late"); err != nil || !ok || string(e.Value) != "moved" {
+	return res, src, dst
+}
+
+func TestTrackedWriteBehindTheScannerIsMoved(t *testing.T) {
+	res, src, dst := runWritingDuringPass(t,
+		store.Entry{Key: "mine-1", Value: []byte("kept"), Version: 1 << 40},
+		store.Entry{Key: "late", Value: []byte("moved"), Version: 1 << 40})
+	if e, ok, err := dst.Get(context.Background(), "late"); err != nil || !ok || string(e.Value) != "moved" {
 		t.Fatalf("receiver holds late = %+v %v %v, want it moved", e, ok, err)
 	}
 	left := allEntries(t, src)
@@ -77,28 +83,13 @@ func TestTrackedWriteBehindTheScannerIsMoved(t *testing.T) {
 	}
 }
 
-func TestTrackedKeepsOnlyTheOwnKeyWrite(t *testing.T) {
-	ctx := context.Background()
-	src, dst := newTestStore(t), newTestStore(t)
-	fill(t, src, "k", 200, 10)
-	tr := newFakeTransport(map[string]store.Store{"b": dst})
-	m := New("a", src, tr, Options{BatchSize: 16, ScanCount: 50})
-	shard := m.TrackWrites(src)
-	var wrote atomic.Bool
-	tr.before = func(call int, peer string, entries []store.Entry) ([]ImportResult, error, bool) {
-		if wrote.CompareAndSwap(false, true) {
-			if _, err := shard.Put(ctx, []store.Entry{{Key: "mine-2", Value: []byte("kept"), Version: 1 << 40}}); err != nil {
-				t.Error(err)
-			}
-		}
-		return nil, nil, false
+func TestTrackedWriteOfAKeptKeyNeedsNoSecondPass(t *testing.T) {
+	res, src, _ := runWritingDuringPass(t, store.Entry{Key: "mine-2", Value: []byte("kept"), Version: 1 << 40})
+	if res.Passes != 1 || res.Moved != 500 {
+		t.Fatalf("result %+v, want 1 pass (the write was of a key this node keeps) and 500 moves", res)
 	}
-	res, err := m.Run(ctx, toB, "ring-change")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Passes != 1 || res.Moved != 200 {
-		t.Fatalf("result %+v, want 1 pass (the write was of a key this node keeps) and 200 moves", res)
+	if left := allEntries(t, src); len(left) != 1 || left[0].Key != "mine-2" {
+		t.Fatalf("source holds %+v, want only mine-2", left)
 	}
 }
 
