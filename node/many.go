@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/peercache/peercache/peer"
@@ -47,12 +48,8 @@ func (n *Node) Many(ctx context.Context, ops []Op) []OpResult {
 // has the room (a connection that runs pipeline after pipeline passes its
 // previous results back, and allocates nothing per pipeline for them).
 func (n *Node) ManyInto(ctx context.Context, ops []Op, out []OpResult) []OpResult {
-	if cap(out) < len(ops) {
-		out = make([]OpResult, len(ops))
-	} else {
-		out = out[:len(ops)]
-		clear(out)
-	}
+	out = slices.Grow(out[:0], len(ops))[:len(ops)]
+	clear(out)
 	sc := n.manyScratch.Get().(*manyScratch)
 	for start := 0; start < len(ops); {
 		end := start + distinctRun(ops[start:])

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,12 +263,8 @@ func (m *ManyCall) WaitInto(out []Result) ([]Result, error) {
 	if err != nil || len(subs) != len(reqs) {
 		return nil, c.badAnswer(addr, fmt.Errorf("many answer: %d answers for %d requests: %v", len(subs), len(reqs), err))
 	}
-	if cap(out) < len(reqs) {
-		out = make([]Result, len(reqs))
-	} else {
-		out = out[:len(reqs)]
-		clear(out)
-	}
+	out = slices.Grow(out[:0], len(reqs))[:len(reqs)]
+	clear(out)
 	for i, sb := range subs {
 		r := &out[i]
 		switch {

@@ -352,12 +352,7 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 // holds any other command.
 func (s *Server) runBatch(c redcon.Conn, cl *client, run []job) bool {
 	ops, kinds := cl.ops[:0], cl.kinds[:0]
-	defer func() {
-		clear(ops)
-		if cap(ops) <= maxKeptJobs {
-			cl.ops, cl.kinds = ops[:0], kinds[:0]
-		}
-	}()
+	defer func() { cl.ops, cl.kinds = reuse(ops), reuse(kinds) }()
 	for k := range run {
 		jb := &run[k]
 		key := string(jb.args[1])
@@ -377,12 +372,7 @@ func (s *Server) runBatch(c redcon.Conn, cl *client, run []job) bool {
 		}
 	}
 	res := s.b.ManyInto(s.cmdCtx(), ops, cl.results)
-	defer func() {
-		clear(res)
-		if cap(res) <= maxKeptJobs {
-			cl.results = res[:0]
-		}
-	}()
+	defer func() { cl.results = reuse(res) }()
 	for k, r := range res {
 		s.stats.commands.Add(1)
 		switch {
@@ -410,6 +400,16 @@ const (
 	shortRun    = 32
 	maxKeptJobs = 1024
 )
+
+// reuse returns s cleared and emptied, for the connection's next pipeline,
+// or nil when it grew past maxKeptJobs (the next pipeline allocates anew).
+func reuse[T any](s []T) []T {
+	if cap(s) > maxKeptJobs {
+		return nil
+	}
+	clear(s)
+	return s[:0]
+}
 
 // repeats reports whether key is the key of one of run's commands (seen:
 // their set, once the run is long). A pipeline run holds distinct keys, so

@@ -330,10 +330,7 @@ func (s *Server) handle(c redcon.Conn, cl *client, cmd redcon.Command) {
 	}
 	cmds := append(append(cl.cmds[:0], cmd), c.ReadPipeline()...)
 	s.runPipeline(c, cl, cmds)
-	clear(cmds)
-	if cap(cmds) <= maxKeptJobs {
-		cl.cmds = cmds[:0]
-	}
+	cl.cmds = reuse(cmds)
 }
 
 // dispatch runs one command.
