@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/peercache/peercache/internal/testredis"
-
+	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/store"
 )
 
@@ -63,7 +63,7 @@ func BenchmarkJoinMigration(b *testing.B) {
 		j := startNode(b, fmt.Sprintf("j%d", i), []string{a.GossipAddr()}, true, benchMigrateOpts)
 		var res *struct{ moved, stale int64 }
 		waitFor(b, 10*time.Minute, "the migration to the joiner finishes", func() bool {
-			st := a.mig.Status()
+			st := a.MigratorForTest().Status()
 			if st.Active || st.Last == nil || st.Last.Moved == 0 {
 				return false
 			}
@@ -74,7 +74,7 @@ func BenchmarkJoinMigration(b *testing.B) {
 		b.StopTimer()
 		// The joiner's redis-server is new: all its CPU is the join's.
 		reportCPUPerKey(b, res.moved, processCPU(b)-goCPU, redisCPU(b, a.redis.Client())-srcCPU, redisCPU(b, j.redis.Client()))
-		last := a.mig.Status().Last
+		last := a.MigratorForTest().Status().Last
 		if os.Getenv("PEERCACHE_BENCH_STATS") != "" {
 			cs, _ := a.redis.Client().Info(context.Background(), "commandstats").Result()
 			b.Logf("source commandstats:\n%s", cs)
@@ -96,7 +96,7 @@ func BenchmarkJoinMigration(b *testing.B) {
 // benchMigrateOpts sets the migration's workers and batch size from
 // PEERCACHE_BENCH_MIGRATE_WORKERS and PEERCACHE_BENCH_MIGRATE_BATCH when
 // set (the defaults otherwise), to compare settings in one run.
-func benchMigrateOpts(c *Config) {
+func benchMigrateOpts(c *node.Config) {
 	c.Migrate.Workers, _ = strconv.Atoi(os.Getenv("PEERCACHE_BENCH_MIGRATE_WORKERS"))
 	c.Migrate.BatchSize, _ = strconv.Atoi(os.Getenv("PEERCACHE_BENCH_MIGRATE_BATCH"))
 }
@@ -267,7 +267,7 @@ func BenchmarkPutReplicas(b *testing.B) {
 	})
 	for _, rf := range []int{1, 2, 3} {
 		b.Run(fmt.Sprintf("rf=%d", rf), func(b *testing.B) {
-			nodes := startCluster(b, 3, true, withReplicas(rf, WriteAcksAll))
+			nodes := startCluster(b, 3, true, withReplicas(rf, node.WriteAcksAll))
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
 			run(b, func(i int) error {
 				n := nodes[i%len(nodes)]

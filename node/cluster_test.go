@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
@@ -40,14 +41,14 @@ func TestThreeNodesRedis(t *testing.T) {
 			if r.status != http.StatusOK || string(r.body) != val(i) {
 				t.Fatalf("get %s via %s: %s", key, n.Name(), r)
 			}
-			if want := n.view.Load().ring.Owner(key); r.header.Get(hdrOwner) != want {
-				t.Fatalf("owner header %q, want %q", r.header.Get(hdrOwner), want)
+			if want := n.RingForTest().Owner(key); r.header.Get(node.HdrOwner) != want {
+				t.Fatalf("owner header %q, want %q", r.header.Get(node.HdrOwner), want)
 			}
 		}
 	}
 
 	// Each key is in exactly one Redis: its owner's.
-	ring := a.view.Load().ring
+	ring := a.RingForTest()
 	byName := map[string]*testNode{}
 	for _, n := range nodes {
 		byName[n.Name()] = n
@@ -85,11 +86,11 @@ func TestThreeNodesRedis(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("ttl key not readable: %s", r)
 	}
-	if ms, err := strconv.Atoi(r.header.Get(hdrTTLMs)); err != nil || ms <= 0 || ms > 400 {
-		t.Fatalf("ttl header %q, want 1..400 ms", r.header.Get(hdrTTLMs))
+	if ms, err := strconv.Atoi(r.header.Get(node.HdrTTLMs)); err != nil || ms <= 0 || ms > 400 {
+		t.Fatalf("ttl header %q, want 1..400 ms", r.header.Get(node.HdrTTLMs))
 	}
-	if r := c.get(t, "key-1"); r.header.Get(hdrTTLMs) != "" {
-		t.Fatalf("key without ttl has a ttl header %q", r.header.Get(hdrTTLMs))
+	if r := c.get(t, "key-1"); r.header.Get(node.HdrTTLMs) != "" {
+		t.Fatalf("key without ttl has a ttl header %q", r.header.Get(node.HdrTTLMs))
 	}
 	waitFor(t, 5*time.Second, "ttl keys expire on every node", func() bool {
 		for i := 0; i < 20; i++ {
@@ -131,7 +132,7 @@ func TestThreeNodesRedis(t *testing.T) {
 func TestCrashedNodeDropped(t *testing.T) {
 	nodes := startCluster(t, 3, true)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	ring := a.view.Load().ring
+	ring := a.RingForTest()
 	var survivorsKeys []string
 	for i := 0; len(survivorsKeys) < 200; i++ {
 		key := fmt.Sprintf("k%d", i)
@@ -145,7 +146,7 @@ func TestCrashedNodeDropped(t *testing.T) {
 	start := time.Now()
 	c.Abort()
 	took := waitFor(t, 10*time.Second, "the crashed node leaves the ring of A and B", func() bool {
-		return !a.view.Load().ring.Has(c.Name()) && !b.view.Load().ring.Has(c.Name())
+		return !a.RingForTest().Has(c.Name()) && !b.RingForTest().Has(c.Name())
 	})
 	t.Logf("crashed node dropped from the ring after %s", took.Round(time.Millisecond))
 	_ = start
@@ -162,7 +163,7 @@ func TestCrashedNodeDropped(t *testing.T) {
 // Acceptance (core cluster): bad requests get a clear 4xx with a JSON message
 // and change nothing.
 func TestBadRequests(t *testing.T) {
-	nodes := startCluster(t, 2, false, func(c *Config) { c.MaxKeyBytes = 64; c.MaxValueBytes = 1024 })
+	nodes := startCluster(t, 2, false, func(c *node.Config) { c.MaxKeyBytes = 64; c.MaxValueBytes = 1024 })
 	a, b := nodes[0], nodes[1]
 	for i := 0; i < 50; i++ {
 		if r := a.put(t, fmt.Sprintf("seed-%d", i), fmt.Sprintf("v%d", i)); r.status != http.StatusNoContent {
@@ -233,19 +234,19 @@ func TestBadRequests(t *testing.T) {
 	asB := peerAs(t, b.Name(), peer.Auth{})
 	var notA string
 	for i := 0; ; i++ {
-		if notA = fmt.Sprintf("seed-%d", i); a.view.Load().ring.Owner(notA) != a.Name() {
+		if notA = fmt.Sprintf("seed-%d", i); a.RingForTest().Owner(notA) != a.Name() {
 			break
 		}
 	}
 	mineA := keyOwnedBy(a, a.Name(), "seed-")
-	res, err := asB.Import(ctx, a.peerAdvertised, []store.Entry{
+	res, err := asB.Import(ctx, a.PeerAdvertisedForTest(), []store.Entry{
 		{Key: mineA, Value: []byte("evil"), Version: ^uint64(0)},
 		{Key: notA, Value: []byte("evil"), Version: 1},
 	})
 	if err != nil || res[0] != kv.Refused || res[1] != kv.Refused {
 		t.Fatalf("import of a future version and of a key not owned: %v %v", res, err)
 	}
-	if _, err := peerAs(t, "mallory", peer.Auth{}).Import(ctx, a.peerAdvertised, []store.Entry{{Key: mineA, Value: []byte("evil"), Version: 1}}); !errors.Is(err, peer.ErrRefused) {
+	if _, err := peerAs(t, "mallory", peer.Auth{}).Import(ctx, a.PeerAdvertisedForTest(), []store.Entry{{Key: mineA, Value: []byte("evil"), Version: 1}}); !errors.Is(err, peer.ErrRefused) {
 		t.Fatalf("import from a non-member: %v", err)
 	}
 	after := snapshot()
@@ -267,13 +268,13 @@ func TestForwardedRequestNotReforwarded(t *testing.T) {
 	var key string
 	for i := 0; ; i++ {
 		key = fmt.Sprintf("k%d", i)
-		if a.view.Load().ring.Owner(key) == b.Name() {
+		if a.RingForTest().Owner(key) == b.Name() {
 			break
 		}
 	}
 	// Ask a, as b over the peer protocol, for a key it does not own.
-	_, _, err := peerAs(t, b.Name(), peer.Auth{}).Get(context.Background(), a.peerAdvertised, key, false)
-	var e *Error
+	_, _, err := peerAs(t, b.Name(), peer.Auth{}).Get(context.Background(), a.PeerAdvertisedForTest(), key, false)
+	var e *node.Error
 	if !errors.As(err, &e) || e.Status != http.StatusMisdirectedRequest || e.Owner != b.Name() {
 		t.Fatalf("got %v, want 421 naming %s", err, b.Name())
 	}
@@ -293,12 +294,12 @@ func (loopbackResolver) LookupNetIP(context.Context, string, string) ([]netip.Ad
 // takes a cluster secret; without one the default binds loopback, and an
 // address beyond it is refused.)
 func TestDefaultsOnLoopbackOnlyHost(t *testing.T) {
-	_, err := New(Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{}})
-	var ie *InsecureError
+	_, err := node.New(node.Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{}})
+	var ie *node.InsecureError
 	if !errors.As(err, &ie) || ie.Field != "GossipAddr" {
 		t.Fatalf("gossip on every address without a secret: %v, want an InsecureError for GossipAddr", err)
 	}
-	n, err := New(Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{},
+	n, err := node.New(node.Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{},
 		ClusterSecret: []byte("0123456789abcdef0123456789abcdef"),
 		Timing:        membership.TimingFast, Logger: testLogger("vm")})
 	if err != nil {
@@ -327,26 +328,26 @@ func TestDefaultsOnLoopbackOnlyHost(t *testing.T) {
 // its owner, one peer request per owner, and reports per-key results as
 // Get and Write do (misses, conditions).
 func TestManyBatchesPerOwner(t *testing.T) {
-	nodes := startCluster(t, 3, false, withReplicas(2, WriteAcksAll))
+	nodes := startCluster(t, 3, false, withReplicas(2, node.WriteAcksAll))
 	a := nodes[0]
 	ctx := context.Background()
-	var ops []Op
+	var ops []node.Op
 	for i := 0; i < 300; i++ {
-		ops = append(ops, Op{Key: fmt.Sprintf("m%d", i), Write: true, Mutation: Mutation{Value: []byte(fmt.Sprint("v", i)), TTL: time.Minute}})
+		ops = append(ops, node.Op{Key: fmt.Sprintf("m%d", i), Write: true, Mutation: node.Mutation{Value: []byte(fmt.Sprint("v", i)), TTL: time.Minute}})
 	}
-	before := a.peerMetrics.AuthFailures.Load()
+	before := a.PeerMetricsForTest().AuthFailures.Load()
 	for i, r := range a.Many(ctx, ops) {
 		if r.Err != nil || !r.Applied {
 			t.Fatalf("write %d: %+v", i, r)
 		}
 	}
 	// Reads, a miss, and a conditional write that does not hold.
-	reads := []Op{{Key: "nope"}, {Key: "m7", Write: true, Mutation: Mutation{Value: []byte("x"), IfAbsent: true}}}
+	reads := []node.Op{{Key: "nope"}, {Key: "m7", Write: true, Mutation: node.Mutation{Value: []byte("x"), IfAbsent: true}}}
 	for i := 0; i < 300; i += 3 {
-		reads = append(reads, Op{Key: fmt.Sprintf("m%d", i)})
+		reads = append(reads, node.Op{Key: fmt.Sprintf("m%d", i)})
 	}
 	res := a.Many(ctx, reads)
-	if !errors.Is(res[0].Err, ErrNotFound) || res[1].Err != nil || res[1].Applied || !res[1].Existed {
+	if !errors.Is(res[0].Err, node.ErrNotFound) || res[1].Err != nil || res[1].Applied || !res[1].Existed {
 		t.Fatalf("miss / condition: %+v %+v", res[0], res[1])
 	}
 	for j, r := range res[2:] {
@@ -355,12 +356,12 @@ func TestManyBatchesPerOwner(t *testing.T) {
 		}
 	}
 	// A repeated key: its ops run in order (each repeat starts a new round).
-	seq := []Op{
-		{Key: "r1", Write: true, Mutation: Mutation{Value: []byte("a")}},
+	seq := []node.Op{
+		{Key: "r1", Write: true, Mutation: node.Mutation{Value: []byte("a")}},
 		{Key: "m1"},
 		{Key: "r1"},
-		{Key: "r1", Write: true, Mutation: Mutation{Value: []byte("b")}},
-		{Key: "r2", Write: true, Mutation: Mutation{Value: []byte("c")}},
+		{Key: "r1", Write: true, Mutation: node.Mutation{Value: []byte("b")}},
+		{Key: "r2", Write: true, Mutation: node.Mutation{Value: []byte("c")}},
 		{Key: "r1"},
 		{Key: "r2"},
 	}
@@ -370,16 +371,16 @@ func TestManyBatchesPerOwner(t *testing.T) {
 			t.Fatalf("repeated keys: op %d: %+v, want %q", i, sr[i], want)
 		}
 	}
-	if got := distinctRun(seq); got != 2 {
+	if got := node.DistinctRun(seq); got != 2 {
 		t.Fatalf("distinctRun = %d, want 2", got)
 	}
 	// Every key is on both its owners (replicated in batches too).
 	waitFor(t, 5*time.Second, "every key has 2 copies", func() bool { _, bad := copiesOK(t, nodes, 2); return bad == "" })
-	if a.peerMetrics.AuthFailures.Load() != before {
+	if a.PeerMetricsForTest().AuthFailures.Load() != before {
 		t.Fatal("refused connections")
 	}
 	for _, n := range nodes {
-		if got := n.repair.pending(); got != 0 {
+		if got := n.RepairPendingForTest(); got != 0 {
 			t.Errorf("%s: %d keys wait for repair", n.Name(), got)
 		}
 	}

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/peercache/peercache/node"
 )
 
 // findChromium returns the path of a Chromium (or Chrome) binary, "" if none.
@@ -161,7 +163,7 @@ func TestDashboardBrowser(t *testing.T) {
 func TestDashboardBrowserWithAuth(t *testing.T) {
 	exe := needChromium(t)
 	users := testUsers(t)
-	n := startNode(t, "auth0", nil, false, func(c *Config) { c.Auth = users })
+	n := startNode(t, "auth0", nil, false, func(c *node.Config) { c.Auth = users })
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -17,19 +17,20 @@ import (
 
 	"github.com/peercache/peercache/internal/testredis"
 	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
 
 // testNode is an in-process node with, optionally, its own redis-server.
 type testNode struct {
-	*Node
+	*node.Node
 	t     testing.TB
 	redis *testredis.Server
 	base  string // http://host:port
 }
 
-type nodeOpt func(*Config)
+type nodeOpt func(*node.Config)
 
 func testLogger(name string) *slog.Logger {
 	lvl := slog.LevelWarn
@@ -45,7 +46,7 @@ func testLogger(name string) *slog.Logger {
 // it a real redis-server of its own; otherwise it uses the Memory store.
 func startNode(t testing.TB, name string, seeds []string, withRedis bool, opts ...nodeOpt) *testNode {
 	t.Helper()
-	cfg := Config{
+	cfg := node.Config{
 		Name:          name,
 		HTTPAddr:      "127.0.0.1:0",
 		GossipAddr:    "127.0.0.1:0",
@@ -68,7 +69,7 @@ func startNode(t testing.TB, name string, seeds []string, withRedis bool, opts .
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n, err := New(cfg)
+	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatalf("node %s: %v", name, err)
 	}

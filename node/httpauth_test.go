@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"encoding/base64"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/node"
 )
 
 // testUsers writes a users file with root (admin), app (write) and ro
@@ -38,8 +39,8 @@ func basic(user string) string {
 // gives it; state-changing routes refuse cross-site browser requests.
 func TestHTTPAuth(t *testing.T) {
 	users := testUsers(t)
-	n := startNode(t, "a1", nil, false, func(c *Config) { c.Auth = users })
-	pub := startNode(t, "p1", nil, false, func(c *Config) { c.Auth = users; c.PublicMetrics = true })
+	n := startNode(t, "a1", nil, false, func(c *node.Config) { c.Auth = users })
+	pub := startNode(t, "p1", nil, false, func(c *node.Config) { c.Auth = users; c.PublicMetrics = true })
 	k := n.keyURL("k")
 	cases := []struct {
 		name, method, url, body string
@@ -95,10 +96,10 @@ func TestHTTPAuth(t *testing.T) {
 			}
 		})
 	}
-	if n.Mode().Mode != ModeReadWrite {
+	if n.Mode().Mode != node.ModeReadWrite {
 		t.Fatal("a refused request changed the mode")
 	}
-	if n.left.Load() || n.leaving.Load() {
+	if n.LeftForTest() || n.LeavingForTest() {
 		t.Fatal("a refused leave request started a leave")
 	}
 	// The admin may.

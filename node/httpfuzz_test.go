@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/peercache/peercache/node"
 )
 
 // FuzzHTTPKeys drives the key routes (and whatever path the input names)
@@ -35,8 +37,8 @@ func FuzzHTTPKeys(f *testing.F) {
 		f.Add(s.method, s.path, s.query, s.ctype, s.auth, s.body)
 	}
 	users := testUsers(f)
-	n := startNode(f, "fz", nil, false, func(c *Config) { c.Auth = users; c.MemoryMaxBytes = 16 << 20 })
-	h := n.mux
+	n := startNode(f, "fz", nil, false, func(c *node.Config) { c.Auth = users; c.MemoryMaxBytes = 16 << 20 })
+	h := n.MuxForTest()
 	f.Fuzz(func(t *testing.T, method, path, query, ctype, user string, body []byte) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}") {
 			method = "GET"

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/store"
 )
 
@@ -16,15 +17,15 @@ func TestMemorySplit(t *testing.T) {
 	t.Cleanup(func() { redisShard.Close() })
 	for _, c := range []struct {
 		name              string
-		cfg               Config
+		cfg               node.Config
 		wantStore, wantLT int64
 	}{
-		{"defaults", Config{}, 224 << 20, 32 << 20},
-		{"budget", Config{MemoryMaxBytes: 1 << 30}, 896 << 20, 128 << 20},
-		{"explicit tier", Config{MemoryMaxBytes: 1 << 30, LocalTierBytes: 100 << 20}, 924 << 20, 100 << 20},
-		{"no tier", Config{LocalTierBytes: -1}, 256 << 20, 0},
-		{"own shard", Config{Store: redisShard}, 0, 64 << 20},
-		{"own shard, budget", Config{Store: redisShard, MemoryMaxBytes: 1 << 30}, 0, 256 << 20},
+		{"defaults", node.Config{}, 224 << 20, 32 << 20},
+		{"budget", node.Config{MemoryMaxBytes: 1 << 30}, 896 << 20, 128 << 20},
+		{"explicit tier", node.Config{MemoryMaxBytes: 1 << 30, LocalTierBytes: 100 << 20}, 924 << 20, 100 << 20},
+		{"no tier", node.Config{LocalTierBytes: -1}, 256 << 20, 0},
+		{"own shard", node.Config{Store: redisShard}, 0, 64 << 20},
+		{"own shard, budget", node.Config{Store: redisShard, MemoryMaxBytes: 1 << 30}, 0, 256 << 20},
 	} {
 		st, lt := c.cfg.MemorySplit()
 		if st != c.wantStore || lt != c.wantLT {
@@ -32,14 +33,14 @@ func TestMemorySplit(t *testing.T) {
 		}
 		// setDefaults fills LocalTierBytes with the same share.
 		cfg := c.cfg
-		cfg.setDefaults()
+		cfg.SetDefaultsForTest()
 		if st2, lt2 := cfg.MemorySplit(); st2 != st || lt2 != lt {
 			t.Errorf("%s: after setDefaults MemorySplit = %d, %d; want %d, %d", c.name, st2, lt2, st, lt)
 		}
 	}
-	bad := Config{Name: "x", MemoryMaxBytes: 1 << 20, LocalTierBytes: 1 << 20}
-	bad.setDefaults()
-	if err := bad.validate(); err == nil || !strings.Contains(err.Error(), "local-tier-bytes") {
+	bad := node.Config{Name: "x", MemoryMaxBytes: 1 << 20, LocalTierBytes: 1 << 20}
+	bad.SetDefaultsForTest()
+	if err := bad.ValidateForTest(); err == nil || !strings.Contains(err.Error(), "local-tier-bytes") {
 		t.Fatalf("a local tier as large as the whole budget: validate = %v", err)
 	}
 }
@@ -47,9 +48,9 @@ func TestMemorySplit(t *testing.T) {
 // Keys the in-memory shard evicts to stay within the memory budget are
 // counted: in /v1/status, in peercache_evictions_total and by the store.
 func TestEvictionsCounted(t *testing.T) {
-	n := startNode(t, "n0", nil, false, func(c *Config) { c.MemoryMaxBytes = 64 << 10 })
+	n := startNode(t, "n0", nil, false, func(c *node.Config) { c.MemoryMaxBytes = 64 << 10 })
 	st := n.Status(context.Background())
-	if st.Evictions != (Evictions{}) || st.MemoryMaxBytes != 64<<10 {
+	if st.Evictions != (node.Evictions{}) || st.MemoryMaxBytes != 64<<10 {
 		t.Fatalf("status before any write: evictions %+v, budget %d", st.Evictions, st.MemoryMaxBytes)
 	}
 	if v := scrape(t, n)[`peercache_evictions_total{tier="store"}`]; v != 0 {
@@ -63,7 +64,7 @@ func TestEvictionsCounted(t *testing.T) {
 		}
 	}
 	r := do(t, http.MethodGet, n.base+"/v1/status", nil)
-	var got NodeStatus
+	var got node.NodeStatus
 	if err := json.Unmarshal(r.body, &got); err != nil || r.status != http.StatusOK {
 		t.Fatalf("/v1/status: %s (%v)", r, err)
 	}

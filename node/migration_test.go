@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
@@ -22,7 +23,7 @@ import (
 // without 100k HTTP round trips.
 func bulkLoad(t testing.TB, nodes []*testNode, entries []store.Entry) {
 	t.Helper()
-	ring := nodes[0].view.Load().ring
+	ring := nodes[0].RingForTest()
 	byName := map[string]*testNode{}
 	for _, n := range nodes {
 		byName[n.Name()] = n
@@ -30,7 +31,7 @@ func bulkLoad(t testing.TB, nodes []*testNode, entries []store.Entry) {
 	groups := map[string][]store.Entry{}
 	for _, e := range entries {
 		o := ring.Owner(e.Key)
-		e.Version = byName[o].clock.Now()
+		e.Version = byName[o].ClockForTest().Now()
 		groups[o] = append(groups[o], e)
 	}
 	ctx := context.Background()
@@ -57,7 +58,7 @@ func waitMigrations(t testing.TB, nodes []*testNode, timeout time.Duration) time
 	t.Helper()
 	return waitFor(t, timeout, "migrations finish", func() bool {
 		for _, n := range nodes {
-			if n.mig.Status().Active || n.view.Load().migrating {
+			if n.MigratorForTest().Status().Active || n.MigratingForTest() {
 				return false
 			}
 		}
@@ -103,13 +104,13 @@ func TestJoinMovesKeys(t *testing.T) {
 	_ = took
 	var moved int64
 	for _, n := range nodes {
-		if l := n.mig.Status().Last; l != nil {
+		if l := n.MigratorForTest().Status().Last; l != nil {
 			moved += l.Moved
 		}
 	}
 	t.Logf("keys moved: %d of %d", moved, total)
 
-	ring := nodes[0].view.Load().ring
+	ring := nodes[0].RingForTest()
 	seen := map[string]string{}
 	ctx := context.Background()
 	for _, n := range nodes {
@@ -415,7 +416,7 @@ func TestScaleUnderLoad(t *testing.T) {
 // Acceptance (migration 3): a graceful leave of a node holding 30k keys:
 // all readable afterwards; Stop returns within the drain timeout.
 func TestGracefulLeaveHandsOffEverything(t *testing.T) {
-	nodes := startCluster(t, 2, true, func(c *Config) { c.DrainTimeout = 30 * time.Second })
+	nodes := startCluster(t, 2, true, func(c *node.Config) { c.DrainTimeout = 30 * time.Second })
 	entries := make([]store.Entry, 60_000)
 	for i := range entries {
 		entries[i] = store.Entry{Key: fmt.Sprintf("g:%d", i), Value: []byte(fmt.Sprintf("value-%d", i))}
@@ -461,11 +462,11 @@ func TestImportRefusesKeysNotOwned(t *testing.T) {
 	var notA []store.Entry
 	for i := 0; len(notA) < 10; i++ {
 		k := fmt.Sprintf("k%d", i)
-		if a.view.Load().ring.Owner(k) != a.Name() {
+		if a.RingForTest().Owner(k) != a.Name() {
 			notA = append(notA, store.Entry{Key: k, Value: []byte("x"), Version: 1})
 		}
 	}
-	res, err := peerTransport{b.Node}.Import(context.Background(), a.Name(), notA)
+	res, err := b.PeerTransportForTest().Import(context.Background(), a.Name(), notA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +484,7 @@ func TestImportRefusesKeysNotOwned(t *testing.T) {
 // drain timeout: a node with no other active member to hand keys to stops
 // at once, and one whose targets start leaving re-plans.
 func TestWholeClusterStops(t *testing.T) {
-	nodes := startCluster(t, 3, false, func(c *Config) { c.DrainTimeout = 30 * time.Second })
+	nodes := startCluster(t, 3, false, func(c *node.Config) { c.DrainTimeout = 30 * time.Second })
 	for i := 0; i < 300; i++ {
 		if r := nodes[i%3].put(t, fmt.Sprintf("k%d", i), "v"); r.status != http.StatusNoContent {
 			t.Fatalf("put: %s", r)
@@ -531,10 +532,10 @@ func (s *gatedPutStore) Put(ctx context.Context, entries []store.Entry) ([]store
 func TestImportAcceptedBeforeARingChangeIsMoved(t *testing.T) {
 	gs := &gatedPutStore{Memory: store.NewMemory(store.MemoryOptions{}), entered: make(chan struct{}), release: make(chan struct{})}
 	n0 := startNode(t, "n0", nil, false)
-	n1 := startNode(t, "n1", []string{n0.GossipAddr()}, false, func(c *Config) { c.Store = gs })
+	n1 := startNode(t, "n1", []string{n0.GossipAddr()}, false, func(c *node.Config) { c.Store = gs })
 	waitRing(t, []*testNode{n0, n1}, 2)
 	// A key n1 owns now and n2 will own once it joins.
-	opts := n1.ringOptions()
+	opts := n1.RingOptionsForTest()
 	now, later := ring.New([]string{"n0", "n1"}, opts), ring.New([]string{"n0", "n1", "n2"}, opts)
 	var key string
 	for i := 0; ; i++ {
@@ -545,8 +546,8 @@ func TestImportAcceptedBeforeARingChangeIsMoved(t *testing.T) {
 	gs.armed.Store(true)
 	imported := make(chan error, 1)
 	go func() {
-		e := store.Entry{Key: key, Value: []byte("v"), Version: n0.clock.Now()}
-		_, err := peerAs(t, "n0", peer.Auth{}).Import(context.Background(), n1.peerAdvertised, []store.Entry{e})
+		e := store.Entry{Key: key, Value: []byte("v"), Version: n0.ClockForTest().Now()}
+		_, err := peerAs(t, "n0", peer.Auth{}).Import(context.Background(), n1.PeerAdvertisedForTest(), []store.Entry{e})
 		imported <- err
 	}()
 	select {

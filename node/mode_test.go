@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peercache/peercache/node"
 )
 
-func setModeHTTP(t *testing.T, n *testNode, body string) (resp, ModeChange) {
+func setModeHTTP(t *testing.T, n *testNode, body string) (resp, node.ModeChange) {
 	t.Helper()
 	r := do(t, http.MethodPut, n.base+"/v1/mode", []byte(body))
-	var mc ModeChange
+	var mc node.ModeChange
 	if r.status == http.StatusOK {
 		if err := json.Unmarshal(r.body, &mc); err != nil {
 			t.Fatalf("PUT /v1/mode answer: %v: %s", err, r.body)
@@ -49,7 +51,7 @@ func TestReadOnlyClusterMode(t *testing.T) {
 	}
 
 	r, mc := setModeHTTP(t, nodes[1], `{"mode":"read-only","scope":"cluster"}`)
-	if r.status != http.StatusOK || mc.ClusterMode != ModeReadOnly || mc.Mode != ModeReadOnly || mc.Scope != ScopeCluster {
+	if r.status != http.StatusOK || mc.ClusterMode != node.ModeReadOnly || mc.Mode != node.ModeReadOnly || mc.Scope != node.ScopeCluster {
 		t.Fatalf("set cluster read-only: %s", r)
 	}
 	if len(mc.Acknowledged) != 3 || len(mc.Pending) != 0 {
@@ -57,7 +59,7 @@ func TestReadOnlyClusterMode(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "every node is read-only", func() bool {
 		for _, n := range nodes {
-			if n.Mode().Mode != ModeReadOnly {
+			if n.Mode().Mode != node.ModeReadOnly {
 				return false
 			}
 		}
@@ -65,7 +67,7 @@ func TestReadOnlyClusterMode(t *testing.T) {
 	})
 	for i, n := range nodes {
 		expectRefused(t, n, fmt.Sprintf("k%d", i), "cluster mode")
-		var e *Error
+		var e *node.Error
 		if err := n.Set(context.Background(), "lib", []byte("x"), 0); !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable {
 			t.Fatalf("library Set on %s in read-only mode: %v, want a 503 *Error", n.Name(), err)
 		}
@@ -78,16 +80,16 @@ func TestReadOnlyClusterMode(t *testing.T) {
 			}
 		}
 	}
-	var mi ModeInfo
+	var mi node.ModeInfo
 	if r := do(t, http.MethodGet, nodes[2].base+"/v1/mode", nil); r.status != http.StatusOK || json.Unmarshal(r.body, &mi) != nil ||
-		mi.ClusterMode != ModeReadOnly || mi.NodeMode != ModeReadWrite || mi.ClusterModeSetAt.IsZero() {
+		mi.ClusterMode != node.ModeReadOnly || mi.NodeMode != node.ModeReadWrite || mi.ClusterModeSetAt.IsZero() {
 		t.Fatalf("GET /v1/mode: %s", r)
 	}
 
 	// A node joining now inherits read-only before it serves a request, and
 	// migration still moves its share of the keys to it.
 	joiner := startNode(t, "n3", []string{nodes[0].GossipAddr()}, false)
-	if got := joiner.Mode(); got.ClusterMode != ModeReadOnly {
+	if got := joiner.Mode(); got.ClusterMode != node.ModeReadOnly {
 		t.Fatalf("joiner's mode right after Start: %+v, want cluster read-only", got)
 	}
 	expectRefused(t, joiner, "k5", "cluster mode")
@@ -104,12 +106,12 @@ func TestReadOnlyClusterMode(t *testing.T) {
 	}
 
 	// Back to read-write, set through the newest member.
-	if r, mc := setModeHTTP(t, joiner, `{"mode":"read-write","scope":"cluster"}`); r.status != http.StatusOK || mc.ClusterMode != ModeReadWrite {
+	if r, mc := setModeHTTP(t, joiner, `{"mode":"read-write","scope":"cluster"}`); r.status != http.StatusOK || mc.ClusterMode != node.ModeReadWrite {
 		t.Fatalf("set cluster read-write: %s", r)
 	}
 	waitFor(t, 5*time.Second, "every node is read-write", func() bool {
 		for _, n := range all {
-			if n.Mode().Mode != ModeReadWrite {
+			if n.Mode().Mode != node.ModeReadWrite {
 				return false
 			}
 		}
@@ -127,24 +129,24 @@ func TestReadOnlyClusterMode(t *testing.T) {
 func TestReadOnlyNodeMode(t *testing.T) {
 	nodes := startCluster(t, 2, false)
 	a, b := nodes[0], nodes[1]
-	if err := a.SetMode(ModeReadOnly, ScopeNode); err != nil {
+	if err := a.SetMode(node.ModeReadOnly, node.ScopeNode); err != nil {
 		t.Fatal(err)
 	}
-	if got := a.Mode(); got.Mode != ModeReadOnly || got.NodeMode != ModeReadOnly || got.ClusterMode != ModeReadWrite {
+	if got := a.Mode(); got.Mode != node.ModeReadOnly || got.NodeMode != node.ModeReadOnly || got.ClusterMode != node.ModeReadWrite {
 		t.Fatalf("mode %+v", got)
 	}
-	if b.Mode().Mode != ModeReadWrite {
+	if b.Mode().Mode != node.ModeReadWrite {
 		t.Fatalf("node mode leaked to %s: %+v", b.Name(), b.Mode())
 	}
 	expectRefused(t, a, "x", "node mode")
 	// A key a owns, written through b.
 	key := ""
 	for i := 0; key == ""; i++ {
-		if k := fmt.Sprintf("owned-%d", i); a.view.Load().ring.Owner(k) == a.Name() {
+		if k := fmt.Sprintf("owned-%d", i); a.RingForTest().Owner(k) == a.Name() {
 			key = k
 		}
 	}
-	if r := b.put(t, key, "via b"); r.status != http.StatusNoContent || r.header.Get(hdrOwner) != a.Name() {
+	if r := b.put(t, key, "via b"); r.status != http.StatusNoContent || r.header.Get(node.HdrOwner) != a.Name() {
 		t.Fatalf("write through b to a read-only owner: %s", r)
 	}
 	if r := a.get(t, key); r.status != http.StatusOK || string(r.body) != "via b" {
@@ -152,9 +154,9 @@ func TestReadOnlyNodeMode(t *testing.T) {
 	}
 	// Gossip shows the node mode to others.
 	waitFor(t, 5*time.Second, "b sees a's node mode", func() bool {
-		return b.view.Load().members[a.Name()].Meta.Extra[extraNodeMode] == "ro"
+		return b.MembersForTest()[a.Name()].Meta.Extra[node.ExtraNodeMode] == "ro"
 	})
-	if r, mc := setModeHTTP(t, a, `{"mode":"rw","scope":"node"}`); r.status != http.StatusOK || mc.Mode != ModeReadWrite || mc.Scope != ScopeNode {
+	if r, mc := setModeHTTP(t, a, `{"mode":"rw","scope":"node"}`); r.status != http.StatusOK || mc.Mode != node.ModeReadWrite || mc.Scope != node.ScopeNode {
 		t.Fatalf("back to read-write: %s", r)
 	}
 	if r := a.put(t, "x", "y"); r.status != http.StatusNoContent {
@@ -180,32 +182,32 @@ func TestModeEndpointBadInput(t *testing.T) {
 			t.Errorf("%s /v1/mode %q: %s, want %d with a JSON error", tc.method, tc.body, r, tc.want)
 		}
 	}
-	if n.Mode().Mode != ModeReadWrite {
+	if n.Mode().Mode != node.ModeReadWrite {
 		t.Fatalf("bad requests changed the mode: %+v", n.Mode())
 	}
-	if err := n.SetMode("sleepy", ScopeNode); err == nil {
+	if err := n.SetMode("sleepy", node.ScopeNode); err == nil {
 		t.Fatal("SetMode accepted a bad mode")
 	}
 	// The scope defaults to cluster.
-	if r, mc := setModeHTTP(t, n, `{"mode":"read-only"}`); r.status != http.StatusOK || mc.Scope != ScopeCluster || mc.ClusterMode != ModeReadOnly {
+	if r, mc := setModeHTTP(t, n, `{"mode":"read-only"}`); r.status != http.StatusOK || mc.Scope != node.ScopeCluster || mc.ClusterMode != node.ModeReadOnly {
 		t.Fatalf("default scope: %s", r)
 	}
 }
 
 func TestClusterModeEncoding(t *testing.T) {
 	for _, s := range []string{"ro@1", "rw@1750000000000"} {
-		c, ok := parseClusterMode(s)
-		if !ok || c.encode() != s {
+		c, ok := node.ParseClusterMode(s)
+		if !ok || c.EncodeForTest() != s {
 			t.Errorf("%q: %+v %v", s, c, ok)
 		}
 	}
 	for _, s := range []string{"", "ro", "ro@", "ro@-5", "xx@5", "rw@abc"} {
-		if _, ok := parseClusterMode(s); ok {
+		if _, ok := node.ParseClusterMode(s); ok {
 			t.Errorf("%q parsed", s)
 		}
 	}
-	ro, rw := clusterMode{ModeReadOnly, 5}, clusterMode{ModeReadWrite, 5}
-	if !ro.newer(rw) || rw.newer(ro) || !(clusterMode{ModeReadWrite, 6}).newer(ro) {
+	ro, rw := node.NewClusterModeForTest(node.ModeReadOnly, 5), node.NewClusterModeForTest(node.ModeReadWrite, 5)
+	if !ro.NewerForTest(rw) || rw.NewerForTest(ro) || !(node.NewClusterModeForTest(node.ModeReadWrite, 6)).NewerForTest(ro) {
 		t.Error("newer: larger stamp wins, read-only wins ties")
 	}
 }

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/peercache/peercache/node"
 )
 
 // scrape fetches /metrics and returns every sample, keyed by its series as
@@ -41,7 +43,7 @@ func scrape(t *testing.T, n *testNode) map[string]float64 {
 // read-only gauges.
 func TestOperatorMetrics(t *testing.T) {
 	// No local tier: the reads below are to reach the store.
-	nodes := startCluster(t, 3, false, func(c *Config) { c.LocalTierBytes = -1 })
+	nodes := startCluster(t, 3, false, func(c *node.Config) { c.LocalTierBytes = -1 })
 	n := nodes[0]
 	before := scrape(t, n)
 	for _, s := range []string{
@@ -63,7 +65,7 @@ func TestOperatorMetrics(t *testing.T) {
 	owned := 0
 	for i := 0; owned < 50; i++ {
 		k := fmt.Sprintf("m%d", i)
-		if n.view.Load().ring.Owner(k) != n.Name() {
+		if n.RingForTest().Owner(k) != n.Name() {
 			continue
 		}
 		owned++
@@ -74,7 +76,7 @@ func TestOperatorMetrics(t *testing.T) {
 			t.Fatalf("get: %s", r)
 		}
 	}
-	if err := n.SetMode(ModeReadOnly, ScopeNode); err != nil {
+	if err := n.SetMode(node.ModeReadOnly, node.ScopeNode); err != nil {
 		t.Fatal(err)
 	}
 	after := scrape(t, n)

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/ring"
 )
 
 func withReplicas(rf int, acks string) nodeOpt {
-	return func(c *Config) { c.Replicas = rf; c.WriteAcks = acks }
+	return func(c *node.Config) { c.Replicas = rf; c.WriteAcks = acks }
 }
 
 // copiesOK checks that every record on the live nodes is held by all of its
@@ -25,7 +26,7 @@ func copiesOK(t testing.TB, nodes []*testNode, rf int) (keys int, bad string) {
 
 func copiesCheck(t testing.TB, nodes []*testNode, rf int) (keys int, bad, badKey string) {
 	t.Helper()
-	ring := nodes[0].view.Load().ring
+	ring := nodes[0].RingForTest()
 	holders := map[string][]string{}
 	for _, n := range nodes {
 		for k := range shardSnapshot(t, n.Store()) {
@@ -69,7 +70,7 @@ func copiesCheck(t testing.TB, nodes []*testNode, rf int) (keys int, bad, badKey
 func repairedKeys(nodes []*testNode) uint64 {
 	var n uint64
 	for _, tn := range nodes {
-		n += tn.repair.stats().Repaired
+		n += tn.RepairStatsForTest().Repaired
 	}
 	return n
 }
@@ -104,7 +105,7 @@ func runKillScenario(t *testing.T, size, rf int, acks string, kills int) {
 		crashAt := time.Now()
 		detected := waitFor(t, 30*time.Second, victim.Name()+" leaves every ring", func() bool {
 			for _, n := range nodes {
-				if n.view.Load().ring.Has(victim.Name()) {
+				if n.RingForTest().Has(victim.Name()) {
 					return false
 				}
 			}
@@ -120,7 +121,7 @@ func runKillScenario(t *testing.T, size, rf int, acks string, kills int) {
 		for {
 			idle := true
 			for _, n := range nodes {
-				idle = idle && !n.mig.Status().Active && n.repair.pending() == 0
+				idle = idle && !n.MigratorForTest().Status().Active && n.RepairPendingForTest() == 0
 			}
 			if _, bad := copiesOK(t, nodes, rf); bad == "" && idle {
 				rebuilt = time.Since(rebuildStart) + detected
@@ -146,7 +147,7 @@ func runKillScenario(t *testing.T, size, rf int, acks string, kills int) {
 			t.Errorf("after the crash of %s: %s", victim.Name(), bad)
 			_, _, k := copiesCheck(t, nodes, rf)
 			for _, n := range nodes {
-				st := n.mig.Status()
+				st := n.MigratorForTest().Status()
 				e, found, _ := n.Store().Get(context.Background(), k)
 				t.Logf("  %s migration: active=%v last=%+v; %s: found=%v version time %s tomb=%v", n.Name(), st.Active, st.Last, k, found,
 					time.Unix(0, int64(e.Version)).Format("15:04:05.000000"), e.Tombstone)
@@ -170,23 +171,23 @@ func runKillScenario(t *testing.T, size, rf int, acks string, kills int) {
 // nodes; one node crashes (its Redis emptied), then a second one after the
 // copies were rebuilt: no acknowledged write lost, no delete undone.
 func TestReplicasSurviveCrashes(t *testing.T) {
-	runKillScenario(t, 3, 2, WriteAcksAll, 2)
+	runKillScenario(t, 3, 2, node.WriteAcksAll, 2)
 }
 
 // Acceptance (replication 3): rf=3 with write-acks quorum, one crash.
 func TestQuorumSurvivesCrash(t *testing.T) {
-	runKillScenario(t, 3, 3, WriteAcksQuorum, 1)
+	runKillScenario(t, 3, 3, node.WriteAcksQuorum, 1)
 }
 
 // Reads fail over to a replica while the primary is unreachable, before the
 // ring drops it.
 func TestReadFailsOverToReplica(t *testing.T) {
-	nodes := startCluster(t, 3, false, withReplicas(2, WriteAcksAll), func(c *Config) { c.Timing = 0 }) // LAN timing: slow failure detection
+	nodes := startCluster(t, 3, false, withReplicas(2, node.WriteAcksAll), func(c *node.Config) { c.Timing = 0 }) // LAN timing: slow failure detection
 	a := nodes[0]
 	var key string
 	for i := 0; ; i++ {
 		key = fmt.Sprintf("k%d", i)
-		if a.view.Load().ring.Owner(key) == nodes[2].Name() {
+		if a.RingForTest().Owner(key) == nodes[2].Name() {
 			break
 		}
 	}
@@ -195,8 +196,8 @@ func TestReadFailsOverToReplica(t *testing.T) {
 	}
 	nodes[2].Abort() // the primary; memberlist (LAN timing) notices only after seconds
 	r := a.get(t, key)
-	if r.status != http.StatusOK || string(r.body) != "v" || r.header.Get(hdrSource) != string(SourceReplica) {
-		t.Fatalf("read with the primary down: %s (source %q)", r, r.header.Get(hdrSource))
+	if r.status != http.StatusOK || string(r.body) != "v" || r.header.Get(node.HdrSource) != string(node.SourceReplica) {
+		t.Fatalf("read with the primary down: %s (source %q)", r, r.header.Get(node.HdrSource))
 	}
 }
 
@@ -207,7 +208,7 @@ func TestReadFailsOverToReplica(t *testing.T) {
 // again: within 5 s every key has its 2 copies, without a sweep or a ring
 // change.
 func TestRepairAfterPeerOutage(t *testing.T) {
-	nodes := startCluster(t, 3, true, withReplicas(2, WriteAcksAll), withoutNearCache)
+	nodes := startCluster(t, 3, true, withReplicas(2, node.WriteAcksAll), withoutNearCache)
 	w := newWorkload(t, 3000, 12, nodes)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -217,18 +218,18 @@ func TestRepairAfterPeerOutage(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	versions := make([]uint64, len(nodes))
 	for i, n := range nodes {
-		versions[i] = n.view.Load().version
+		versions[i] = n.ViewVersionForTest()
 	}
 
 	victim := nodes[2]
 	failedBefore := w.failed.Load()
-	victim.peerRefuse.Store(true)
+	victim.PeerRefuseForTest().Store(true)
 	time.Sleep(3 * time.Second)
 	var pending int
 	for _, n := range nodes {
-		pending += n.repair.pending()
+		pending += n.RepairPendingForTest()
 	}
-	victim.peerRefuse.Store(false)
+	victim.PeerRefuseForTest().Store(false)
 	back := time.Now()
 	w.pause() // count copies on a quiesced cluster (see runKillScenario)
 	paused := time.Since(back)
@@ -255,7 +256,7 @@ func TestRepairAfterPeerOutage(t *testing.T) {
 		t.Errorf("copies complete %s after the peer answered again; want within 5 s", took)
 	}
 	for i, n := range nodes {
-		if v := n.view.Load().version; v != versions[i] {
+		if v := n.ViewVersionForTest(); v != versions[i] {
 			t.Errorf("%s's ring changed during the test (version %d -> %d): the repair must not need one", n.Name(), versions[i], v)
 		}
 	}
@@ -272,7 +273,7 @@ func TestPlacementCopiesKeysOfAGonePrimary(t *testing.T) {
 	base := ring.New([]string{"n0", "n1", "n2"}, ring.Options{})
 	now := base.Without("n2")
 	boots := map[string]string{"n0": "b0", "n1": "b1", "n2": "b2"}
-	p := replicaPlacement{self: "n0", rf: 3, ring: now, base: base, baseBoots: boots, boots: boots}
+	p := node.NewReplicaPlacementForTest("n0", 3, now, base, boots, boots)
 	var orphan, kept string
 	for i := 0; orphan == "" || kept == ""; i++ {
 		k := fmt.Sprint("k", i)
@@ -296,19 +297,19 @@ func TestPlacementCopiesKeysOfAGonePrimary(t *testing.T) {
 // out). Copies that finish after the write returned (acks one or quorum)
 // must send the value as written, not what the buffer holds later.
 func TestBackgroundCopiesOwnTheirValue(t *testing.T) {
-	nodes := startCluster(t, 3, false, withReplicas(3, WriteAcksOne), withoutNearCache)
+	nodes := startCluster(t, 3, false, withReplicas(3, node.WriteAcksOne), withoutNearCache)
 	a := nodes[0]
 	ctx := context.Background()
 	var keys []string
 	for i := 0; len(keys) < 200; i++ {
-		if k := fmt.Sprint("alias", i); a.view.Load().ring.Owner(k) == a.Name() {
+		if k := fmt.Sprint("alias", i); a.RingForTest().Owner(k) == a.Name() {
 			keys = append(keys, k)
 		}
 	}
 	buf := make([]byte, 64)
 	for _, k := range keys {
 		copy(buf, "value-of-"+k+"--------------------------------------------------")
-		if _, err := a.Write(ctx, k, Mutation{Value: buf}); err != nil {
+		if _, err := a.Write(ctx, k, node.Mutation{Value: buf}); err != nil {
 			t.Fatalf("write %s: %v", k, err)
 		}
 		copy(buf, "OVERWRITTEN-BY-THE-NEXT-REQUEST-------------------------------------") // the next pipeline

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/peercache/peercache/node"
 )
 
 // syncBuf is a goroutine-safe log sink.
@@ -37,7 +39,7 @@ func (s *syncBuf) String() string {
 // logged one line each.
 func TestStatusClusterRingDashboard(t *testing.T) {
 	logs := &syncBuf{}
-	nodes := startCluster(t, 3, false, func(c *Config) {
+	nodes := startCluster(t, 3, false, func(c *node.Config) {
 		if c.Name == "n0" {
 			c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		}
@@ -48,12 +50,12 @@ func TestStatusClusterRingDashboard(t *testing.T) {
 		}
 	}
 
-	var st NodeStatus
+	var st node.NodeStatus
 	r := do(t, http.MethodGet, nodes[1].base+"/v1/status", nil)
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &st) != nil {
 		t.Fatalf("/v1/status: %s", r)
 	}
-	if st.Name != "n1" || st.State != "active" || !st.Ready || st.Mode != ModeReadWrite || st.Keys == 0 ||
+	if st.Name != "n1" || st.State != "active" || !st.Ready || st.Mode != node.ModeReadWrite || st.Keys == 0 ||
 		st.MemoryBytes == 0 || st.RingShare <= 0 || st.UptimeSeconds <= 0 || st.HitRatio == nil || st.HTTPAddr == "" {
 		t.Errorf("/v1/status: %+v", st)
 	}
@@ -64,7 +66,7 @@ func TestStatusClusterRingDashboard(t *testing.T) {
 		t.Errorf("/v1/status?x=1: %s", r)
 	}
 
-	var rep ClusterReport
+	var rep node.ClusterReport
 	r = do(t, http.MethodGet, nodes[0].base+"/v1/cluster", nil)
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &rep) != nil {
 		t.Fatalf("/v1/cluster: %s", r)
@@ -93,7 +95,7 @@ func TestStatusClusterRingDashboard(t *testing.T) {
 
 	// A member whose peer port does not answer is reported unreachable,
 	// quickly, while the others still report.
-	nodes[2].peerSrv.Close()
+	nodes[2].PeerServerForTest().Close()
 	start := time.Now()
 	rep = nodes[0].ClusterReport(t.Context())
 	if d := time.Since(start); d > 2*time.Second {
@@ -107,7 +109,7 @@ func TestStatusClusterRingDashboard(t *testing.T) {
 	}
 
 	// Ring sampling.
-	var rs RingSegments
+	var rs node.RingSegments
 	r = do(t, http.MethodGet, nodes[0].base+"/v1/ring?segments=12", nil)
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &rs) != nil || len(rs.Owners) != 12 || len(rs.Members) != 3 || rs.Segments != 12 {
 		t.Fatalf("/v1/ring: %s", r)
@@ -161,19 +163,19 @@ func TestStatusClusterRingDashboard(t *testing.T) {
 }
 
 func TestRateCounter(t *testing.T) {
-	var c rateCounter
+	var c node.RateCounter
 	start := time.Unix(1000, 0)
 	for i := 0; i < 100; i++ {
-		c.add(start.Add(time.Duration(i) * 50 * time.Millisecond)) // 20/s for 5 s
+		c.AddForTest(start.Add(time.Duration(i) * 50 * time.Millisecond)) // 20/s for 5 s
 	}
 	now := start.Add(5 * time.Second)
-	if r := c.rate(now, start.Add(-time.Hour)); r < 15 || r > 25 {
+	if r := c.RateForTest(now, start.Add(-time.Hour)); r < 15 || r > 25 {
 		t.Errorf("rate %.1f, want about 20", r)
 	}
-	if r := c.rate(start.Add(time.Minute), start.Add(-time.Hour)); r != 0 {
+	if r := c.RateForTest(start.Add(time.Minute), start.Add(-time.Hour)); r != 0 {
 		t.Errorf("rate a minute later %.1f, want 0", r)
 	}
-	if c.total.Load() != 100 {
-		t.Errorf("total %d", c.total.Load())
+	if c.TotalForTest() != 100 {
+		t.Errorf("total %d", c.TotalForTest())
 	}
 }

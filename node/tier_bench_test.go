@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/peercache/peercache/node"
 )
 
 // BenchmarkHTTPGetLocalTier compares GETs answered from a node's local
@@ -76,7 +78,7 @@ func BenchmarkHTTPGetLocalTier(b *testing.B) {
 						firstErr.CompareAndSwap(nil, fmt.Errorf("status %d", resp.StatusCode))
 						return
 					}
-					if src := resp.Header.Get(hdrSource); base == pc.URL && src != string(SourceLocal) {
+					if src := resp.Header.Get(node.HdrSource); base == pc.URL && src != string(node.SourceLocal) {
 						firstErr.CompareAndSwap(nil, fmt.Errorf("source %q, want local", src))
 						return
 					}

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -13,18 +13,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
 
 // withoutNearCache turns the near cache off (the local tier stays on).
-func withoutNearCache(c *Config) { c.NearCacheTTL = -1 }
+func withoutNearCache(c *node.Config) { c.NearCacheTTL = -1 }
 
 // keyOwnedBy returns a key that node owner owns in n's view.
 func keyOwnedBy(n *testNode, owner, prefix string) string {
 	for i := 0; ; i++ {
 		k := fmt.Sprintf("%s%d", prefix, i)
-		if n.view.Load().ring.Owner(k) == owner {
+		if n.RingForTest().Owner(k) == owner {
 			return k
 		}
 	}
@@ -56,11 +57,11 @@ func TestColdKeyLoadsOnce(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // a slow origin: the GETs pile up meanwhile
 		return []byte("origin:" + key), time.Minute, nil
 	}
-	nodes := startCluster(t, 3, false, func(c *Config) { c.Getter, c.NearCacheTTL = getter, nearTTL })
+	nodes := startCluster(t, 3, false, func(c *node.Config) { c.Getter, c.NearCacheTTL = getter, nearTTL })
 	epochs := func() []uint64 {
 		var ep []uint64
 		for _, n := range nodes {
-			ep = append(ep, n.tierEpoch())
+			ep = append(ep, n.TierEpochForTest())
 		}
 		return ep
 	}
@@ -69,10 +70,10 @@ func TestColdKeyLoadsOnce(t *testing.T) {
 		key := fmt.Sprintf("cold-key-%d", attempt)
 		waitRing(t, nodes, 3) // after a change, from a ring all nodes agree on again
 		ep0 := epochs()
-		owner := nodes[0].view.Load().ring.Owner(key)
-		before := make([]tierStats, len(nodes))
+		owner := nodes[0].RingForTest().Owner(key)
+		before := make([]node.TierStats, len(nodes))
 		for i, n := range nodes {
-			before[i] = n.tierStats()
+			before[i] = n.TierStatsForTest()
 		}
 
 		var wg sync.WaitGroup
@@ -95,7 +96,7 @@ func TestColdKeyLoadsOnce(t *testing.T) {
 					}
 					return
 				}
-				c, _ := sources.LoadOrStore(n.Name()+"/"+r.header.Get(hdrSource), new(atomic.Int64))
+				c, _ := sources.LoadOrStore(n.Name()+"/"+r.header.Get(node.HdrSource), new(atomic.Int64))
 				c.(*atomic.Int64).Add(1)
 			}(nodes[i%3])
 		}
@@ -103,7 +104,7 @@ func TestColdKeyLoadsOnce(t *testing.T) {
 		close(start)
 		wg.Wait()
 		took := time.Since(began)
-		if ep1 := epochs(); !slices.Equal(ep0, ep1) || nodes[0].view.Load().ring.Owner(key) != owner {
+		if ep1 := epochs(); !slices.Equal(ep0, ep1) || nodes[0].RingForTest().Owner(key) != owner {
 			if attempt == attempts {
 				t.Fatalf("the ring changed during each of %d runs (tier epochs now %v): membership is not stable", attempts, ep1)
 			}
@@ -125,10 +126,10 @@ func TestColdKeyLoadsOnce(t *testing.T) {
 		}
 		maxForwards := 1 + uint64(took/nearTTL) // one per near-copy lifetime
 		for i, n := range nodes {
-			st, b := n.tierStats(), before[i]
+			st, b := n.TierStatsForTest(), before[i]
 			fwd, reads := st.Forwards-b.Forwards, st.OwnerReads-b.OwnerReads
 			t.Logf("%s: forwards %d, collapsed forwards %d, shard reads %d, collapsed owner reads %d, hits [%d %d], loads [%d %d %d]",
-				n.Name(), fwd, st.Collapsed[tierNear]-b.Collapsed[tierNear], reads, st.Collapsed[tierLocal]-b.Collapsed[tierLocal],
+				n.Name(), fwd, st.Collapsed[node.TierNear]-b.Collapsed[node.TierNear], reads, st.Collapsed[node.TierLocal]-b.Collapsed[node.TierLocal],
 				st.Hits[0]-b.Hits[0], st.Hits[1]-b.Hits[1], st.Loads[0]-b.Loads[0], st.Loads[1]-b.Loads[1], st.Loads[2]-b.Loads[2])
 			if n.Name() != owner && fwd > maxForwards {
 				t.Errorf("%s forwarded %d reads to the owner, want at most %d", n.Name(), fwd, maxForwards)
@@ -142,11 +143,11 @@ func TestColdKeyLoadsOnce(t *testing.T) {
 				// near), and each such GET reads the shard, answering
 				// "shard" (one read may answer several).
 				want := int64(1)
-				if !n.tier.owned {
-					want += counts[owner+"/"+string(SourceShard)]
+				if !n.TierOwnedForTest() {
+					want += counts[owner+"/"+string(node.SourceShard)]
 				}
 				if int64(reads) > want {
-					t.Errorf("owner read its shard %d times, want at most %d (%d answers from its shard)", reads, want, counts[owner+"/"+string(SourceShard)])
+					t.Errorf("owner read its shard %d times, want at most %d (%d answers from its shard)", reads, want, counts[owner+"/"+string(node.SourceShard)])
 				}
 			}
 		}
@@ -189,14 +190,14 @@ func TestOriginGetter(t *testing.T) {
 		}
 		return 0
 	}
-	if _, err := OriginGetter("http://x/items", time.Minute, nil, 0); err == nil {
+	if _, err := node.OriginGetter("http://x/items", time.Minute, nil, 0); err == nil {
 		t.Fatal("a template without {key} was accepted")
 	}
-	getter, err := OriginGetter(origin.URL+"/items/{key}", 30*time.Second, nil, 1024)
+	getter, err := node.OriginGetter(origin.URL+"/items/{key}", 30*time.Second, nil, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes := startCluster(t, 2, false, func(c *Config) {
+	nodes := startCluster(t, 2, false, func(c *node.Config) {
 		c.Getter, c.LoaderNegativeTTL, c.TTLJitter = getter, 300*time.Millisecond, 0.1
 	})
 	a := nodes[0]
@@ -204,10 +205,10 @@ func TestOriginGetter(t *testing.T) {
 	if r.status != http.StatusOK || string(r.body) != "from origin" {
 		t.Fatalf("present: %s", r)
 	}
-	if ms, _ := strconv.Atoi(r.header.Get(hdrTTLMs)); ms <= 26_000 || ms > 30_000 {
+	if ms, _ := strconv.Atoi(r.header.Get(node.HdrTTLMs)); ms <= 26_000 || ms > 30_000 {
 		t.Fatalf("loaded TTL %d ms, want 27-30 s (30 s less at most 10%% jitter)", ms)
 	}
-	if src := r.header.Get(hdrSource); src != string(SourceOrigin) && src != string(SourcePeer) {
+	if src := r.header.Get(node.HdrSource); src != string(node.SourceOrigin) && src != string(node.SourcePeer) {
 		t.Fatalf("first read source %q", src)
 	}
 	for i := 0; i < 5; i++ {
@@ -357,7 +358,7 @@ func measureStaleness(t testing.TB, nodes []*testNode, keys, writesPerKey, reade
 					continue
 				}
 				at := time.Now()
-				acks[k] = append(acks[k], ack{at, s, n.Name(), n.view.Load().ring.Owner(names[k])})
+				acks[k] = append(acks[k], ack{at, s, n.Name(), n.RingForTest().Owner(names[k])})
 				time.Sleep(time.Duration(1+s%3) * time.Millisecond) // let readers fetch the new value
 			}
 		}(k)
@@ -405,14 +406,14 @@ func TestNearCacheStaleness(t *testing.T) {
 		wait time.Duration
 	}{{"wait", 0}, {"async", -1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			nodes := startCluster(t, 3, false, func(c *Config) { c.InvalidationWait = tc.wait })
+			nodes := startCluster(t, 3, false, func(c *node.Config) { c.InvalidationWait = tc.wait })
 			res := measureStaleness(t, nodes, 4, 250, 2, 20*time.Microsecond)
 			reportStaleness(t, nodes, res)
 			if len(res.perWrite) < 1000 {
 				t.Fatalf("only %d writes measured", len(res.perWrite))
 			}
-			if p99 := res.quantile(0.99); p99 >= DefaultNearCacheTTL {
-				t.Fatalf("staleness p99 %s, want below the near-cache TTL %s", p99, DefaultNearCacheTTL)
+			if p99 := res.quantile(0.99); p99 >= node.DefaultNearCacheTTL {
+				t.Fatalf("staleness p99 %s, want below the near-cache TTL %s", p99, node.DefaultNearCacheTTL)
 			}
 		})
 	}
@@ -421,9 +422,9 @@ func TestNearCacheStaleness(t *testing.T) {
 func reportStaleness(t testing.TB, nodes []*testNode, res staleness) {
 	var hits, near, timeouts uint64
 	for _, n := range nodes {
-		st := n.tierStats()
-		hits += st.Hits[tierLocal] + st.Hits[tierNear]
-		near += st.Hits[tierNear]
+		st := n.TierStatsForTest()
+		hits += st.Hits[node.TierLocal] + st.Hits[node.TierNear]
+		near += st.Hits[node.TierNear]
 		timeouts += st.InvalidationWaitTimeouts
 	}
 	t.Logf("%d writes, %d reads (%d tier hits, %d near), %d stale reads; staleness p50 %s, p99 %s, max %s; %d writes stopped waiting for invalidations",
@@ -455,7 +456,7 @@ func BenchmarkNearCacheStaleness(b *testing.B) {
 			b.Run(load.name+"/"+tc.name, func(b *testing.B) {
 				var all staleness
 				for i := 0; i < b.N; i++ {
-					nodes := startCluster(b, 3, false, func(c *Config) { c.InvalidationWait = tc.wait })
+					nodes := startCluster(b, 3, false, func(c *node.Config) { c.InvalidationWait = tc.wait })
 					res := measureStaleness(b, nodes, 4, load.writes, 2, load.pace)
 					reportStaleness(b, nodes, res)
 					all.perWrite = append(all.perWrite, res.perWrite...)
@@ -478,9 +479,9 @@ func BenchmarkNearCacheStaleness(b *testing.B) {
 // reaches its owner a handful of times per near-cache lifetime.
 func TestHotKeyNearCache(t *testing.T) {
 	const ttl = 250 * time.Millisecond
-	nodes := startCluster(t, 3, false, func(c *Config) { c.NearCacheTTL = ttl })
+	nodes := startCluster(t, 3, false, func(c *node.Config) { c.NearCacheTTL = ttl })
 	const key = "hot"
-	owner := nodes[0].view.Load().ring.Owner(key)
+	owner := nodes[0].RingForTest().Owner(key)
 	if err := nodes[0].Set(context.Background(), key, []byte("hot value"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -506,8 +507,8 @@ func TestHotKeyNearCache(t *testing.T) {
 	wg.Wait()
 	lifetimes := int64(dur/ttl) + 1
 	for _, n := range nodes {
-		st := n.tierStats()
-		t.Logf("%s: forwards %d, near hits %d, local hits %d over %d lifetimes (%d reads in all)", n.Name(), st.Forwards, st.Hits[tierNear], st.Hits[tierLocal], lifetimes, reads.Load())
+		st := n.TierStatsForTest()
+		t.Logf("%s: forwards %d, near hits %d, local hits %d over %d lifetimes (%d reads in all)", n.Name(), st.Forwards, st.Hits[node.TierNear], st.Hits[node.TierLocal], lifetimes, reads.Load())
 		if n.Name() != owner && uint64(st.Forwards) > uint64(3*lifetimes) {
 			t.Errorf("%s reached the owner %d times in %d near-cache lifetimes", n.Name(), st.Forwards, lifetimes)
 		}
@@ -560,15 +561,15 @@ func tierExpiryRun(t *testing.T, nodes []*testNode, key string, ttl time.Duratio
 			r := n.get(t, key)
 			if r.status == http.StatusOK {
 				if !before.Before(expires) {
-					t.Fatalf("served by %s (%s) %s after it expired", n.Name(), r.header.Get(hdrSource), before.Sub(expires))
+					t.Fatalf("served by %s (%s) %s after it expired", n.Name(), r.header.Get(node.HdrSource), before.Sub(expires))
 				}
-				ms, _ := strconv.Atoi(r.header.Get(hdrTTLMs))
+				ms, _ := strconv.Atoi(r.header.Get(node.HdrTTLMs))
 				// +1 ms: a TTL under a millisecond is reported as 1 ms.
 				if left := expires.Sub(before); time.Duration(ms)*time.Millisecond > left+time.Millisecond {
 					t.Fatalf("%s (%s) reports %d ms left, at most %s remain (the GET took %s)",
-						n.Name(), r.header.Get(hdrSource), ms, left, time.Since(before))
+						n.Name(), r.header.Get(node.HdrSource), ms, left, time.Since(before))
 				}
-				sources[r.header.Get(hdrSource)] = true
+				sources[r.header.Get(node.HdrSource)] = true
 			}
 		}
 		if time.Now().After(expires.Add(100 * time.Millisecond)) {
@@ -593,7 +594,7 @@ func TestRingChangeDropsCopies(t *testing.T) {
 		a.get(t, k)
 		b.get(t, k)
 	}
-	if st := a.tierStats(); st.Cache.Entries < 200 {
+	if st := a.TierStatsForTest(); st.Cache.Entries < 200 {
 		t.Fatalf("a's tier holds %d entries", st.Cache.Entries)
 	}
 	c := startNode(t, "n2", []string{a.GossipAddr()}, true)
@@ -602,10 +603,10 @@ func TestRingChangeDropsCopies(t *testing.T) {
 	waitMigrations(t, nodes, 30*time.Second)
 	for _, n := range nodes[:2] {
 		for _, k := range keys {
-			if _, ok := n.tier.get(k, true); ok {
+			if _, ok := n.TierGetForTest(k, true); ok {
 				t.Fatalf("%s still serves a near copy of %s after the ring changed", n.Name(), k)
 			}
-			if _, ok := n.tier.get(k, false); ok && n.view.Load().ring.Owner(k) != n.Name() {
+			if _, ok := n.TierGetForTest(k, false); ok && n.RingForTest().Owner(k) != n.Name() {
 				t.Fatalf("%s holds a local copy of %s it no longer owns", n.Name(), k)
 			}
 		}
@@ -624,7 +625,7 @@ func TestRingChangeDropsCopies(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "old-epoch entries are purged", func() bool {
-		return a.tierStats().Cache.Entries <= int64(len(keys))
+		return a.TierStatsForTest().Cache.Entries <= int64(len(keys))
 	})
 }
 
@@ -638,12 +639,12 @@ func TestImportInvalidatesTier(t *testing.T) {
 	if r := a.put(t, key, "old"); r.status != http.StatusNoContent {
 		t.Fatal(r)
 	}
-	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourceLocal) {
-		t.Fatalf("second read not from the local tier: %s %s", r, r.header.Get(hdrSource))
+	if r := a.get(t, key); r.header.Get(node.HdrSource) != string(node.SourceLocal) {
+		t.Fatalf("second read not from the local tier: %s %s", r, r.header.Get(node.HdrSource))
 	}
 	e, _, _ := a.Store().Get(context.Background(), key)
 	e.Value, e.Version = []byte("imported"), e.Version+1000
-	res, err := peerTransport{b.Node}.Import(context.Background(), a.Name(), []store.Entry{e})
+	res, err := b.PeerTransportForTest().Import(context.Background(), a.Name(), []store.Entry{e})
 	if err != nil || !res[0].IsAcked() {
 		t.Fatalf("import: %v %v", res, err)
 	}
@@ -660,25 +661,25 @@ func TestInvalidateEndpoint(t *testing.T) {
 		t.Fatal(r)
 	}
 	a.get(t, key)
-	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourceNear) {
-		t.Fatalf("not a near hit: %s", r.header.Get(hdrSource))
+	if r := a.get(t, key); r.header.Get(node.HdrSource) != string(node.SourceNear) {
+		t.Fatalf("not a near hit: %s", r.header.Get(node.HdrSource))
 	}
 	ctx := context.Background()
-	if err := peerAs(t, "stranger", peer.Auth{}).Invalidate(ctx, a.peerAdvertised, []string{key}); !errors.Is(err, peer.ErrRefused) {
+	if err := peerAs(t, "stranger", peer.Auth{}).Invalidate(ctx, a.PeerAdvertisedForTest(), []string{key}); !errors.Is(err, peer.ErrRefused) {
 		t.Fatalf("non-member: %v", err)
 	}
-	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourceNear) {
-		t.Fatalf("a stranger's invalidation dropped the copy: source %s", r.header.Get(hdrSource))
+	if r := a.get(t, key); r.header.Get(node.HdrSource) != string(node.SourceNear) {
+		t.Fatalf("a stranger's invalidation dropped the copy: source %s", r.header.Get(node.HdrSource))
 	}
-	if err := peerAs(t, b.Name(), peer.Auth{}).Invalidate(ctx, a.peerAdvertised, []string{key}); err != nil {
+	if err := peerAs(t, b.Name(), peer.Auth{}).Invalidate(ctx, a.PeerAdvertisedForTest(), []string{key}); err != nil {
 		t.Fatalf("invalidate: %v", err)
 	}
-	if r := a.get(t, key); r.header.Get(hdrSource) != string(SourcePeer) {
-		t.Fatalf("after an invalidation: source %s", r.header.Get(hdrSource))
+	if r := a.get(t, key); r.header.Get(node.HdrSource) != string(node.SourcePeer) {
+		t.Fatalf("after an invalidation: source %s", r.header.Get(node.HdrSource))
 	}
 	// Library-mode config errors.
-	for _, c := range []Config{{Name: "x", LocalTierPolicy: "arc"}, {Name: "x", TTLJitter: 1.5}} {
-		if _, err := New(c); err == nil {
+	for _, c := range []node.Config{{Name: "x", LocalTierPolicy: "arc"}, {Name: "x", TTLJitter: 1.5}} {
+		if _, err := node.New(c); err == nil {
 			t.Errorf("config %+v accepted", c)
 		}
 	}
@@ -699,18 +700,18 @@ func TestInProcessShardNoOwnedCopies(t *testing.T) {
 		}
 	}
 	for i := 0; i < 3; i++ {
-		if r := a.get(t, mine); r.status != http.StatusOK || r.header.Get(hdrSource) != string(SourceShard) {
-			t.Fatalf("read %d of an owned key: %s from %s, want 200 from the shard", i, r, r.header.Get(hdrSource))
+		if r := a.get(t, mine); r.status != http.StatusOK || r.header.Get(node.HdrSource) != string(node.SourceShard) {
+			t.Fatalf("read %d of an owned key: %s from %s, want 200 from the shard", i, r, r.header.Get(node.HdrSource))
 		}
 	}
-	if _, ok := a.tier.c.Get(mine); ok {
+	if _, ok := a.TierCacheForTest().Get(mine); ok {
 		t.Fatal("the local tier holds a copy of an owned key")
 	}
 	a.get(t, theirs)
-	if r := a.get(t, theirs); r.header.Get(hdrSource) != string(SourceNear) {
-		t.Fatalf("second read of another owner's key: %s from %s, want a near copy", r, r.header.Get(hdrSource))
+	if r := a.get(t, theirs); r.header.Get(node.HdrSource) != string(node.SourceNear) {
+		t.Fatalf("second read of another owner's key: %s from %s, want a near copy", r, r.header.Get(node.HdrSource))
 	}
-	if st := a.tierStats(); st.Cache.Entries != 1 {
+	if st := a.TierStatsForTest(); st.Cache.Entries != 1 {
 		t.Fatalf("the local tier holds %d entries, want only the near copy", st.Cache.Entries)
 	}
 }

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/peercache/peercache/internal/zipf"
+	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/store"
 )
 
@@ -20,7 +21,7 @@ import (
 func TestWarmupOnJoin(t *testing.T) {
 	for _, warm := range []bool{true, false} {
 		t.Run(fmt.Sprintf("warm=%v", warm), func(t *testing.T) {
-			opt := func(c *Config) {
+			opt := func(c *node.Config) {
 				c.NearCacheTTL = -1
 				if !warm {
 					c.WarmKeys = -1
@@ -47,10 +48,10 @@ func TestWarmupOnJoin(t *testing.T) {
 			// joiner's tier say only that one warm-up arrived. Wait until
 			// every node has finished the warm-up of the ring (the joiner
 			// has answered every list, so its tier is filled).
-			r := j.view.Load().ring
+			r := j.RingForTest()
 			waitFor(t, 30*time.Second, "every node finished the warm-up of the new ring", func() bool {
 				for _, n := range nodes {
-					if !n.view.Load().ring.Equal(r) || !n.warmedUp(r) {
+					if !n.RingForTest().Equal(r) || !n.WarmedUpForTest(r) {
 						return false
 					}
 				}
@@ -59,11 +60,11 @@ func TestWarmupOnJoin(t *testing.T) {
 			var mine, local int
 			for i := 0; i < keys; i++ {
 				k := fmt.Sprintf("h%d", i)
-				if j.view.Load().ring.Owner(k) != j.Name() {
+				if j.RingForTest().Owner(k) != j.Name() {
 					continue
 				}
 				mine++
-				if r := j.get(t, k); r.header.Get(hdrSource) == string(SourceLocal) {
+				if r := j.get(t, k); r.header.Get(node.HdrSource) == string(node.SourceLocal) {
 					local++
 				}
 			}
@@ -85,11 +86,11 @@ func TestWarmupOnJoin(t *testing.T) {
 func TestWarmEndpoint(t *testing.T) {
 	origin := func(ctx context.Context, key string) ([]byte, time.Duration, error) {
 		if strings.HasPrefix(key, "none") {
-			return nil, 0, ErrNotFound
+			return nil, 0, node.ErrNotFound
 		}
 		return []byte("from origin " + key), time.Minute, nil
 	}
-	nodes := startCluster(t, 2, false, func(c *Config) { c.Getter = origin })
+	nodes := startCluster(t, 2, false, func(c *node.Config) { c.Getter = origin })
 	a := nodes[0]
 	body := "w1\nw2\nw3\nnone1\nw1\n"
 	r := do(t, http.MethodPost, a.base+"/v1/warm", []byte(body))
@@ -127,7 +128,7 @@ func BenchmarkJoinWarmup(b *testing.B) {
 }
 
 func benchWarmup(b *testing.B, warm bool) {
-	opt := func(c *Config) {
+	opt := func(c *node.Config) {
 		c.NearCacheTTL = -1
 		if !warm {
 			c.WarmKeys = -1
@@ -161,9 +162,9 @@ func benchWarmup(b *testing.B, warm bool) {
 	defer func() { cancel(); wg.Wait() }()
 	ratio := func(ns ...*testNode) (h, m uint64) {
 		for _, n := range ns {
-			s := n.tierStats()
-			h += s.Hits[tierLocal]
-			m += s.Misses[tierLocal]
+			s := n.TierStatsForTest()
+			h += s.Hits[node.TierLocal]
+			m += s.Misses[node.TierLocal]
 		}
 		return
 	}

@@ -1,0 +1,88 @@
+package node
+
+// This file exposes internals of package node to its tests, which are the
+// external package node_test (so that they can import packages that import
+// node). It is compiled only by go test.
+//
+// Naming: a package-level constant, variable or type keeps its name,
+// capitalised (HdrSource = hdrSource, type TierStats = tierStats); every
+// accessor this file adds (methods, constructors) ends in ForTest
+// (n.RingForTest() is n.view.Load().ring). Each is a plain read or call of
+// what it names, nothing more.
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/peercache/peercache/internal/hlc"
+	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/migrate"
+	"github.com/peercache/peercache/peer"
+	"github.com/peercache/peercache/ring"
+	"github.com/peercache/peercache/tier"
+)
+
+const (
+	HdrOwner      = hdrOwner
+	HdrSource     = hdrSource
+	HdrTTLMs      = hdrTTLMs
+	TierLocal     = tierLocal
+	TierNear      = tierNear
+	ExtraNodeMode = extraNodeMode
+)
+
+var (
+	DistinctRun      = distinctRun
+	ParseClusterMode = parseClusterMode
+)
+
+type (
+	ClusterMode      = clusterMode
+	RateCounter      = rateCounter
+	ReplicaPlacement = replicaPlacement
+	TierStats        = tierStats
+)
+
+// Node internals (fields and unexported methods); the view ones read the
+// current view (n.view.Load()) each call.
+func (n *Node) RingForTest() *ring.Ring                                 { return n.view.Load().ring }
+func (n *Node) MigratingForTest() bool                                  { return n.view.Load().migrating }
+func (n *Node) MembersForTest() map[string]membership.Member            { return n.view.Load().members }
+func (n *Node) ViewVersionForTest() uint64                              { return n.view.Load().version }
+func (n *Node) RingOptionsForTest() ring.Options                        { return n.ringOptions() }
+func (n *Node) WarmedUpForTest(r *ring.Ring) bool                       { return n.warmedUp(r) }
+func (n *Node) ClockForTest() *hlc.Clock                                { return n.clock }
+func (n *Node) MigratorForTest() *migrate.Migrator                      { return n.mig }
+func (n *Node) RepairPendingForTest() int                               { return n.repair.pending() }
+func (n *Node) RepairStatsForTest() repairStats                         { return n.repair.stats() }
+func (n *Node) LeftForTest() bool                                       { return n.left.Load() }
+func (n *Node) LeavingForTest() bool                                    { return n.leaving.Load() }
+func (n *Node) MuxForTest() http.Handler                                { return n.mux }
+func (n *Node) PeerTransportForTest() migrate.Transport                 { return peerTransport{n} }
+func (n *Node) PeerAdvertisedForTest() string                           { return n.peerAdvertised }
+func (n *Node) PeerMetricsForTest() *peer.Metrics                       { return n.peerMetrics }
+func (n *Node) PeerServerForTest() *peer.Server                         { return n.peerSrv }
+func (n *Node) PeerRefuseForTest() *atomic.Bool                         { return &n.peerRefuse }
+func (n *Node) TierEpochForTest() uint64                                { return n.tierEpoch() }
+func (n *Node) TierStatsForTest() TierStats                             { return n.tierStats() }
+func (n *Node) TierOwnedForTest() bool                                  { return n.tier.owned }
+func (n *Node) TierGetForTest(key string, near bool) (tier.Entry, bool) { return n.tier.get(key, near) }
+func (n *Node) TierCacheForTest() tier.Cache                            { return n.tier.c }
+
+func (c *Config) SetDefaultsForTest()    { c.setDefaults() }
+func (c *Config) ValidateForTest() error { return c.validate() }
+
+func NewClusterModeForTest(mode Mode, stamp int64) ClusterMode {
+	return clusterMode{mode: mode, stamp: stamp}
+}
+func (c ClusterMode) EncodeForTest() string           { return c.encode() }
+func (c ClusterMode) NewerForTest(o ClusterMode) bool { return c.newer(o) }
+
+func (c *RateCounter) AddForTest(now time.Time)                 { c.add(now) }
+func (c *RateCounter) RateForTest(now, start time.Time) float64 { return c.rate(now, start) }
+func (c *RateCounter) TotalForTest() uint64                     { return c.total.Load() }
+
+func NewReplicaPlacementForTest(self string, rf int, now, base *ring.Ring, baseBoots, boots map[string]string) ReplicaPlacement {
+	return replicaPlacement{self: self, rf: rf, ring: now, base: base, baseBoots: baseBoots, boots: boots}
+}
