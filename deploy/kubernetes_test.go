@@ -27,6 +27,7 @@ import (
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/store"
 )
@@ -213,7 +214,7 @@ func TestKubernetesBase(t *testing.T) {
 	if _, ok := env["CACHENODE_PEER_ADDR"]; ok {
 		peerPort = env.port(t, "CACHENODE_PEER_ADDR", "")
 	}
-	httpPort := env.port(t, "CACHENODE_HTTP_ADDR", node.DefaultHTTPAddr)
+	httpPort := env.port(t, "CACHENODE_HTTP_ADDR", httpapi.DefaultAddr)
 
 	t.Run("seed", func(t *testing.T) {
 		if headless.Spec.ClusterIP != corev1.ClusterIPNone {

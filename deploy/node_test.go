@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/node"
 )
 
@@ -183,8 +184,8 @@ func checkKnownFlags(t *testing.T, env nodeEnv) {
 // serve answers 404.
 func servedStatus(t *testing.T, paths ...string) map[string]int {
 	t.Helper()
-	n, err := node.New(node.Config{Name: "probe", HTTPAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.DiscardHandler)})
+	n, web, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "probe", GossipAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler)}, httpapi.Config{})
 	if err != nil {
 		t.Fatalf("node.New: %v", err)
 	}
@@ -193,7 +194,7 @@ func servedStatus(t *testing.T, paths ...string) map[string]int {
 	for _, p := range paths {
 		req := httptest.NewRequestWithContext(context.Background(), http.MethodGet, p, nil)
 		rec := httptest.NewRecorder()
-		n.Handler().ServeHTTP(rec, req)
+		web.Handler().ServeHTTP(rec, req)
 		out[p] = rec.Code
 	}
 	return out

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cespare/xxhash/v2"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/store"
@@ -59,6 +60,15 @@ func (n *Node) checkKey(key string) *Error {
 	}
 	if len(key) > n.cfg.MaxKeyBytes {
 		return errorf(http.StatusBadRequest, "key is %d bytes; the limit is %d", len(key), n.cfg.MaxKeyBytes)
+	}
+	return nil
+}
+
+// CheckKey returns an *Error (400) for a key the node refuses: empty, or
+// longer than MaxKeyBytes. A door calls it before it reads the value.
+func (n *Node) CheckKey(key string) error {
+	if e := n.checkKey(key); e != nil {
+		return e
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/node"
@@ -41,8 +42,8 @@ func TestThreeNodesRedis(t *testing.T) {
 			if r.status != http.StatusOK || string(r.body) != val(i) {
 				t.Fatalf("get %s via %s: %s", key, n.Name(), r)
 			}
-			if want := n.RingForTest().Owner(key); r.header.Get(node.HdrOwner) != want {
-				t.Fatalf("owner header %q, want %q", r.header.Get(node.HdrOwner), want)
+			if want := n.RingForTest().Owner(key); r.header.Get(httpapi.HeaderOwner) != want {
+				t.Fatalf("owner header %q, want %q", r.header.Get(httpapi.HeaderOwner), want)
 			}
 		}
 	}
@@ -86,11 +87,11 @@ func TestThreeNodesRedis(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("ttl key not readable: %s", r)
 	}
-	if ms, err := strconv.Atoi(r.header.Get(node.HdrTTLMs)); err != nil || ms <= 0 || ms > 400 {
-		t.Fatalf("ttl header %q, want 1..400 ms", r.header.Get(node.HdrTTLMs))
+	if ms, err := strconv.Atoi(r.header.Get(httpapi.HeaderTTLMs)); err != nil || ms <= 0 || ms > 400 {
+		t.Fatalf("ttl header %q, want 1..400 ms", r.header.Get(httpapi.HeaderTTLMs))
 	}
-	if r := c.get(t, "key-1"); r.header.Get(node.HdrTTLMs) != "" {
-		t.Fatalf("key without ttl has a ttl header %q", r.header.Get(node.HdrTTLMs))
+	if r := c.get(t, "key-1"); r.header.Get(httpapi.HeaderTTLMs) != "" {
+		t.Fatalf("key without ttl has a ttl header %q", r.header.Get(httpapi.HeaderTTLMs))
 	}
 	waitFor(t, 5*time.Second, "ttl keys expire on every node", func() bool {
 		for i := 0; i < 20; i++ {
@@ -294,24 +295,25 @@ func (loopbackResolver) LookupNetIP(context.Context, string, string) ([]netip.Ad
 // takes a cluster secret; without one the default binds loopback, and an
 // address beyond it is refused.)
 func TestDefaultsOnLoopbackOnlyHost(t *testing.T) {
-	_, err := node.New(node.Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{}})
+	_, _, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", GossipAddr: ":0", Resolver: loopbackResolver{}}, httpapi.Config{})
 	var ie *node.InsecureError
 	if !errors.As(err, &ie) || ie.Field != "GossipAddr" {
 		t.Fatalf("gossip on every address without a secret: %v, want an InsecureError for GossipAddr", err)
 	}
-	n, err := node.New(node.Config{Name: "vm", HTTPAddr: "127.0.0.1:0", GossipAddr: ":0", Resolver: loopbackResolver{},
+	n, web, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", GossipAddr: ":0", Resolver: loopbackResolver{},
 		ClusterSecret: []byte("0123456789abcdef0123456789abcdef"),
-		Timing:        membership.TimingFast, Logger: testLogger("vm")})
+		Timing:        membership.TimingFast, Logger: testLogger("vm")}, httpapi.Config{})
 	if err != nil {
 		t.Fatalf("New with default addresses: %v", err)
 	}
 	defer n.Abort()
+	web.Serve()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := n.Start(ctx); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	tn := &testNode{Node: n, t: t, base: "http://" + n.HTTPAddr()}
+	tn := &testNode{Node: n, t: t, web: web, base: "http://" + web.Addr()}
 	waitFor(t, 10*time.Second, "the node is ready", n.Ready)
 	if !strings.HasPrefix(n.GossipAddr(), "127.0.0.1:") {
 		t.Errorf("advertised gossip address %s, want loopback", n.GossipAddr())

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peercache/peercache/auth"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -24,7 +23,6 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultHTTPAddr = ":8080"
 	// DefaultGossipAddr is the gossip bind address with a cluster secret;
 	// without one it is DefaultLoopbackGossipAddr.
 	DefaultGossipAddr         = ":7946"
@@ -44,11 +42,14 @@ const (
 type Config struct {
 	// Name is the node's unique name in the cluster. Required.
 	Name string
-	// HTTPAddr is where the HTTP API listens (host:port, port 0 picks one).
+	// HTTPAddr is the address this node's HTTP door (package httpapi)
+	// listens on, as bound (host:port with the port it got). The node
+	// serves no HTTP itself: it only advertises the door to the other
+	// members. Empty: no HTTP door.
 	HTTPAddr string
 	// AdvertiseHTTP is the host:port other members use to reach this node's
-	// HTTP API. Empty: the advertise host (see AdvertiseAddr) with the
-	// actual HTTP port.
+	// HTTP door. Empty: the advertise host (see AdvertiseAddr) with the
+	// port of HTTPAddr.
 	AdvertiseHTTP string
 	// GossipAddr is the memberlist bind host:port (port 0 picks one).
 	// Empty: DefaultGossipAddr with a cluster secret (or Insecure), else
@@ -183,16 +184,6 @@ type Config struct {
 	// together do not expire together.
 	TTLJitter float64
 
-	// Auth holds the users, passwords and roles of the HTTP API (nil or
-	// disabled: no authentication; see node/httpauth.go for the role each
-	// route needs).
-	Auth *auth.Store
-	// PublicMetrics serves /metrics without authentication even when Auth
-	// is enabled (for a Prometheus scraper on a private network).
-	PublicMetrics bool
-	// HTTPTLS, when set, serves the HTTP API over TLS only.
-	HTTPTLS *tls.Config
-
 	// Logger receives the node's logs (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -248,9 +239,6 @@ func (c *Config) peerAuth() peer.Auth {
 }
 
 func (c *Config) setDefaults() {
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = DefaultHTTPAddr
-	}
 	if c.GossipAddr == "" {
 		c.GossipAddr = DefaultLoopbackGossipAddr
 		if c.peerAuth().Enabled() || c.Insecure {
@@ -332,8 +320,12 @@ func (c *Config) validate() error {
 	if c.Name == "" {
 		errs = append(errs, errors.New("name: must not be empty"))
 	}
-	if _, _, err := splitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err))
+	if c.HTTPAddr != "" {
+		if _, p, err := splitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err))
+		} else if p == 0 && c.AdvertiseHTTP == "" {
+			errs = append(errs, fmt.Errorf("http-addr %q: want the address the HTTP door is bound to, with its port", c.HTTPAddr))
+		}
 	}
 	if _, _, err := splitHostPort(c.GossipAddr); err != nil {
 		errs = append(errs, fmt.Errorf("gossip-addr %q: %w", c.GossipAddr, err))

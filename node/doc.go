@@ -1,7 +1,9 @@
 // Package node composes a peercache node: the ring (who owns a key), the
 // store (this node's shard), membership (who is in the cluster) and migrate
-// (moving keys when the ring changes). It owns request routing, the peer
-// client and server, the public HTTP API and the node's lifecycle.
+// (moving keys when the ring changes). It owns request routing, what to ask
+// peers and how to answer them, and the node's lifecycle. It serves no
+// client protocol itself: the doors (packages httpapi and resp) are built
+// on its exported API and register with AddDoor.
 //
 // A node is a library: a Go program starts one with New and Start and stops
 // it with Stop (graceful leave: hand every key to its new owner, then leave

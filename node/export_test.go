@@ -5,13 +5,12 @@ package node
 // node). It is compiled only by go test.
 //
 // Naming: a package-level constant, variable or type keeps its name,
-// capitalised (HdrSource = hdrSource, type TierStats = tierStats); every
+// capitalised (TierLocal = tierLocal, type TierStats = tierStats); every
 // accessor this file adds (methods, constructors) ends in ForTest
 // (n.RingForTest() is n.view.Load().ring). Each is a plain read or call of
 // what it names, nothing more.
 
 import (
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -24,9 +23,6 @@ import (
 )
 
 const (
-	HdrOwner      = hdrOwner
-	HdrSource     = hdrSource
-	HdrTTLMs      = hdrTTLMs
 	TierLocal     = tierLocal
 	TierNear      = tierNear
 	ExtraNodeMode = extraNodeMode
@@ -56,9 +52,6 @@ func (n *Node) ClockForTest() *hlc.Clock                                { return
 func (n *Node) MigratorForTest() *migrate.Migrator                      { return n.mig }
 func (n *Node) RepairPendingForTest() int                               { return n.repair.pending() }
 func (n *Node) RepairStatsForTest() repairStats                         { return n.repair.stats() }
-func (n *Node) LeftForTest() bool                                       { return n.left.Load() }
-func (n *Node) LeavingForTest() bool                                    { return n.leaving.Load() }
-func (n *Node) MuxForTest() http.Handler                                { return n.mux }
 func (n *Node) PeerTransportForTest() migrate.Transport                 { return peerTransport{n} }
 func (n *Node) PeerAdvertisedForTest() string                           { return n.peerAdvertised }
 func (n *Node) PeerMetricsForTest() *peer.Metrics                       { return n.peerMetrics }

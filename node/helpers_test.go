@@ -1,61 +1,44 @@
 package node_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/peercache/peercache/httpapi"
+	"github.com/peercache/peercache/internal/nodetest"
 	"github.com/peercache/peercache/internal/testredis"
-	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
 
-// testNode is an in-process node with, optionally, its own redis-server.
+// testNode is an in-process node with its HTTP door and, optionally, its
+// own redis-server.
 type testNode struct {
 	*node.Node
 	t     testing.TB
+	web   *httpapi.Server
 	redis *testredis.Server
 	base  string // http://host:port
 }
 
 type nodeOpt func(*node.Config)
 
-func testLogger(name string) *slog.Logger {
-	lvl := slog.LevelWarn
-	if os.Getenv("PEERCACHE_TEST_LOG") == "debug" {
-		lvl = slog.LevelDebug
-	} else if os.Getenv("PEERCACHE_TEST_LOG") == "info" {
-		lvl = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("test_node", name)
-}
+func testLogger(name string) *slog.Logger { return nodetest.Logger(name) }
 
 // startNode starts a node named name joining through seeds. withRedis gives
 // it a real redis-server of its own; otherwise it uses the Memory store.
 func startNode(t testing.TB, name string, seeds []string, withRedis bool, opts ...nodeOpt) *testNode {
 	t.Helper()
-	cfg := node.Config{
-		Name:          name,
-		HTTPAddr:      "127.0.0.1:0",
-		GossipAddr:    "127.0.0.1:0",
-		AdvertiseAddr: "127.0.0.1",
-		Seeds:         seeds,
-		Timing:        membership.TimingFast,
-		Logger:        testLogger(name),
-		SweepInterval: -1,
-	}
+	cfg := nodetest.Base(name, seeds)
 	tn := &testNode{t: t}
 	if withRedis {
 		tn.redis = testredis.Start(t)
@@ -67,20 +50,10 @@ func startNode(t testing.TB, name string, seeds []string, withRedis bool, opts .
 		cfg.Store = rs
 	}
 	for _, o := range opts {
-		o(&cfg)
+		o(&cfg.Config)
 	}
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatalf("node %s: %v", name, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Cleanup(func() { n.Abort() })
-	tn.Node = n
-	tn.base = "http://" + n.HTTPAddr()
+	tn.Node, tn.web = nodetest.Start(t, cfg)
+	tn.base = "http://" + tn.web.Addr()
 	return tn
 }
 
@@ -100,39 +73,17 @@ func startCluster(t testing.TB, size int, withRedis bool, opts ...nodeOpt) []*te
 // nodes agree on it.
 func waitRing(t testing.TB, nodes []*testNode, want int) {
 	t.Helper()
-	waitFor(t, 20*time.Second, fmt.Sprintf("all nodes see a ring of %d", want), func() bool {
-		var sum string
-		for i, n := range nodes {
-			ci := n.Cluster()
-			if len(ci.Ring.Members) != want {
-				return false
-			}
-			if i == 0 {
-				sum = ci.Ring.Checksum
-			} else if ci.Ring.Checksum != sum {
-				return false
-			}
-		}
-		return true
-	})
+	ns := make([]*node.Node, len(nodes))
+	for i, n := range nodes {
+		ns[i] = n.Node
+	}
+	nodetest.WaitRing(t, ns, want)
 }
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return nodetest.WaitFor(t, timeout, what, cond)
 }
-
-var httpc = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 type resp struct {
 	status int
@@ -144,24 +95,8 @@ func (r resp) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
 
 func do(t testing.TB, method, u string, body []byte, hdr ...string) resp {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		t.Fatalf("request %s %s: %v", method, u, err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := httpc.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, b}
+	r := nodetest.Do(t, method, u, body, hdr...)
+	return resp{r.Status, r.Header, r.Body}
 }
 
 func (n *testNode) keyURL(key string) string { return n.base + "/v1/keys/" + url.PathEscape(key) }
@@ -181,13 +116,8 @@ func (n *testNode) get(t testing.TB, key string) resp {
 // tryGet is get for goroutines other than the test's (which must not call
 // t.Fatal): a request that got no answer is returned as an error.
 func (n *testNode) tryGet(key string) (resp, error) {
-	res, err := httpc.Get(n.keyURL(key))
-	if err != nil {
-		return resp{}, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, b}, err
+	r, err := nodetest.TryGet(n.keyURL(key))
+	return resp{r.Status, r.Header, r.Body}, err
 }
 
 func (n *testNode) del(t testing.TB, key string) resp {

@@ -14,8 +14,6 @@ import (
 // that several nodes can run in one process.
 type metrics struct {
 	reg             *prometheus.Registry
-	requests        *prometheus.CounterVec
-	latency         *prometheus.HistogramVec
 	forwarded       *prometheus.CounterVec
 	fwdGet, fwdPut  prometheus.Counter // forwarded's get and put (resolved once: hot path)
 	fwdDelete       prometheus.Counter
@@ -34,18 +32,12 @@ type metrics struct {
 	repaired        prometheus.Counter
 	futureVersions  prometheus.Counter
 	warm            *prometheus.CounterVec
-	authFailures    prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &metrics{reg: reg}
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_http_requests_total",
-		Help: "HTTP requests by route, method and status code."}, []string{"route", "method", "code"})
-	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "peercache_http_request_duration_seconds",
-		Help:    "HTTP request latency by route and method.",
-		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"route", "method"})
 	m.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_forwarded_total",
 		Help: "Requests forwarded to the key's owner, by operation."}, []string{"op"})
 	m.fwdGet, m.fwdPut, m.fwdDelete = m.forwarded.WithLabelValues("get"), m.forwarded.WithLabelValues("put"), m.forwarded.WithLabelValues("delete")
@@ -77,7 +69,7 @@ func newMetrics(n *Node) *metrics {
 		Help: "Reads answered by a replica because the primary was unreachable."})
 	m.expiredWrites = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_expired_forwarded_writes_total",
 		Help: "Forwarded writes refused because they arrived after their sender's deadline."})
-	for _, c := range []prometheus.Collector{m.expiredWrites, m.replication, m.replicaReads, m.writeThrough, m.requests, m.latency, m.forwarded, m.misdirected, m.peerErrors,
+	for _, c := range []prometheus.Collector{m.expiredWrites, m.replication, m.replicaReads, m.writeThrough, m.forwarded, m.misdirected, m.peerErrors,
 		m.handoff, m.ringChanges, m.importsSent, m.importsReceived, m.migrated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -85,9 +77,6 @@ func newMetrics(n *Node) *metrics {
 	m.futureVersions = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_future_versions_refused_total",
 		Help: "Entries from other members refused because their versions lay more than --max-clock-skew ahead of this node's clock."})
 	f(m.futureVersions)
-	m.authFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "peercache_http_auth_failures_total",
-		Help: "HTTP requests refused for a wrong user name, password or token."})
-	f(m.authFailures)
 	m.warm = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "peercache_warm_keys_total",
 		Help: "Warm-up after ring changes: keys sent to their new owners (sent) and keys this node loaded into its local tier for them (filled)."}, []string{"result"})
 	f(m.warm)

@@ -2,9 +2,7 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"strconv"
@@ -269,6 +267,12 @@ func (n *Node) checkWritable(forwarded bool) *Error {
 
 // awaitClusterMode waits (bounded by ctx) until every member's gossiped
 // metadata carries value, and reports who does and who does not.
+// AwaitClusterMode waits (within ctx) until every member gossips the
+// cluster mode this node knows, and says who did and who did not yet.
+func (n *Node) AwaitClusterMode(ctx context.Context) (acked, pending []string) {
+	return n.awaitClusterMode(ctx, n.ops.cmode().encode())
+}
+
 func (n *Node) awaitClusterMode(ctx context.Context, value string) (acked, pending []string) {
 	for {
 		acked, pending = acked[:0], pending[:0]
@@ -287,70 +291,5 @@ func (n *Node) awaitClusterMode(ctx context.Context, value string) (acked, pendi
 			return acked, pending
 		case <-time.After(20 * time.Millisecond):
 		}
-	}
-}
-
-// modeRequest is PUT /v1/mode's body.
-type modeRequest struct {
-	Mode  string `json:"mode"`
-	Scope string `json:"scope"`
-}
-
-// modeAckWait bounds how long PUT /v1/mode waits for members to carry a new
-// cluster mode before it answers (the change is in effect either way).
-const modeAckWait = 2 * time.Second
-
-func (n *Node) handleMode(w http.ResponseWriter, r *http.Request) {
-	if e := noQuery(r.URL.Query()); e != nil {
-		writeError(w, e)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		writeJSON(w, http.StatusOK, n.Mode())
-	case http.MethodPut, http.MethodPost:
-		b, err := io.ReadAll(io.LimitReader(r.Body, 4097))
-		if err != nil {
-			writeError(w, errorf(http.StatusBadRequest, "reading body: %v", err))
-			return
-		}
-		if len(b) > 4096 {
-			writeError(w, errorf(http.StatusRequestEntityTooLarge, "mode request larger than 4096 bytes"))
-			return
-		}
-		var req modeRequest
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, errorf(http.StatusBadRequest, `body: want JSON {"mode": "read-only"|"read-write", "scope": "cluster"|"node"}: %v`, err))
-			return
-		}
-		mode, err := ParseMode(req.Mode)
-		if err != nil {
-			writeError(w, errorf(http.StatusBadRequest, "%v", err))
-			return
-		}
-		scope := ScopeCluster
-		if req.Scope != "" {
-			if scope, err = ParseScope(req.Scope); err != nil {
-				writeError(w, errorf(http.StatusBadRequest, "%v", err))
-				return
-			}
-		}
-		if err := n.SetMode(mode, scope); err != nil {
-			writeError(w, errorf(http.StatusBadRequest, "%v", err))
-			return
-		}
-		n.log.Info("mode set over HTTP", "mode", mode, "scope", scope, "remote", r.RemoteAddr)
-		out := ModeChange{Scope: scope}
-		if scope == ScopeCluster {
-			ctx, cancel := context.WithTimeout(r.Context(), modeAckWait)
-			out.Acknowledged, out.Pending = n.awaitClusterMode(ctx, n.ops.cmode().encode())
-			cancel()
-		}
-		out.ModeInfo = n.Mode()
-		writeJSON(w, http.StatusOK, out)
-	default:
-		methodNotAllowed(w, "GET, HEAD, PUT")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/node"
 )
 
@@ -146,7 +147,7 @@ func TestReadOnlyNodeMode(t *testing.T) {
 			key = k
 		}
 	}
-	if r := b.put(t, key, "via b"); r.status != http.StatusNoContent || r.header.Get(node.HdrOwner) != a.Name() {
+	if r := b.put(t, key, "via b"); r.status != http.StatusNoContent || r.header.Get(httpapi.HeaderOwner) != a.Name() {
 		t.Fatalf("write through b to a read-only owner: %s", r)
 	}
 	if r := a.get(t, key); r.status != http.StatusOK || string(r.body) != "via b" {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,13 +72,10 @@ type Node struct {
 	clock          *hlc.Clock
 	ml             *membership.Membership
 	mig            *migrate.Migrator
-	ln             net.Listener
-	srv            *http.Server
 	metrics        *metrics
 	ops            *operator
-	httpAddr       string // advertised host:port of the HTTP API
-	mux            http.Handler
-	csrf           *http.CrossOriginProtection // refuses cross-site state changes (httpauth.go)
+	httpAddr       string // advertised host:port of the HTTP door ("" without one)
+	doors          []Door // client doors, stopped before the store (AddDoor)
 
 	peers          *peer.Client // requests to other members (peer.go)
 	peerSrv        *peer.Server // their requests to this node
@@ -206,12 +202,6 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fail(fmt.Errorf("node: http-addr %s: %w", cfg.HTTPAddr, err))
-	}
-	n.ln = ln
-	undo = append(undo, func() { ln.Close() })
 	pln, err := net.Listen("tcp", cfg.PeerAddr)
 	if err != nil {
 		return fail(fmt.Errorf("node: peer-addr %s: %w", cfg.PeerAddr, err))
@@ -245,8 +235,8 @@ func New(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("node: %w", err))
 	}
 	n.httpAddr = cfg.AdvertiseHTTP
-	if n.httpAddr == "" {
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if n.httpAddr == "" && cfg.HTTPAddr != "" {
+		_, port, _ := net.SplitHostPort(cfg.HTTPAddr)
 		n.httpAddr = net.JoinHostPort(host, port)
 	}
 	n.peerAdvertised = cfg.AdvertisePeer
@@ -287,17 +277,6 @@ func New(cfg Config) (*Node, error) {
 	// Every write of the shard goes through n.st from here on, so a run
 	// knows whether a key it moves was written behind its scanner.
 	n.st = n.mig.TrackWrites(n.st)
-	n.csrf = http.NewCrossOriginProtection()
-	n.mux = n.routes()
-	n.srv = &http.Server{
-		Handler:           n.mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
-	}
 	n.view.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
 	if err := n.initTier(); err != nil { // local tier, near cache (tier.go)
 		return fail(fmt.Errorf("node: local tier: %w", err))
@@ -335,17 +314,17 @@ func (n *Node) ringOptions() ring.Options {
 // Name returns the node's cluster name.
 func (n *Node) Name() string { return n.cfg.Name }
 
-// HTTPAddr returns the address the HTTP API listens on.
-func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
-
 // AdvertisedHTTPAddr returns the HTTP address other members use.
 func (n *Node) AdvertisedHTTPAddr() string { return n.httpAddr }
 
 // GossipAddr returns the advertised gossip host:port (a seed for others).
 func (n *Node) GossipAddr() string { return n.ml.LocalAddr() }
 
-// Handler returns the node's HTTP handler (public API, peer API, metrics).
-func (n *Node) Handler() http.Handler { return n.mux }
+// Config returns the configuration the node runs with (defaults applied).
+func (n *Node) Config() Config { return n.cfg }
+
+// Logger returns the node's logger.
+func (n *Node) Logger() *slog.Logger { return n.log }
 
 // Registry returns the node's Prometheus registry.
 func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
@@ -356,25 +335,45 @@ func (n *Node) Store() store.Store { return n.st }
 // Ready reports whether the node has joined and its shard answers.
 func (n *Node) Ready() bool { return n.ready.Load() && !n.leaving.Load() }
 
-// Start serves HTTP, joins the cluster through the seeds and becomes an
+// Leaving reports whether the node is leaving the cluster (Stop has begun).
+func (n *Node) Leaving() bool { return n.leaving.Load() }
+
+// HasLeft reports whether the node has left the cluster: it answers its
+// clients "retry on another node" from then on.
+func (n *Node) HasLeft() bool { return n.left.Load() }
+
+// Stopped reports whether the node has stopped (or is stopping).
+func (n *Node) Stopped() bool { return n.stopped.Load() }
+
+// Door is a client door (the HTTP API, the Redis protocol) that serves
+// this node. The node stops its doors when it stops, before it closes its
+// store: graceful (Stop) lets requests in flight finish within ctx, else
+// (Abort) the door drops its connections at once, as a crash would.
+type Door interface {
+	StopDoor(ctx context.Context, graceful bool)
+}
+
+// AddDoor registers d to be stopped with the node.
+func (n *Node) AddDoor(d Door) {
+	n.stopMu.Lock()
+	defer n.stopMu.Unlock()
+	n.doors = append(n.doors, d)
+}
+
+// stopDoors stops the doors, newest first (stopMu held).
+func (n *Node) stopDoors(ctx context.Context, graceful bool) {
+	for i := len(n.doors) - 1; i >= 0; i-- {
+		n.doors[i].StopDoor(ctx, graceful)
+	}
+}
+
+// Start serves the peer protocol, joins the cluster through the seeds and becomes an
 // active member. It returns once the node is active; the node keeps running
 // until Stop or Abort.
 func (n *Node) Start(ctx context.Context) error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("node: already started")
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		serve := func() error { return n.srv.Serve(n.ln) }
-		if n.cfg.HTTPTLS != nil {
-			n.srv.TLSConfig = n.cfg.HTTPTLS
-			serve = func() error { return n.srv.ServeTLS(n.ln, "", "") }
-		}
-		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("http server stopped", "err", err)
-		}
-	}()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -421,7 +420,7 @@ func (n *Node) Start(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	n.log.Info("node started", "http", n.HTTPAddr(), "advertise_http", n.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Seeds)
+	n.log.Info("node started", "http", n.cfg.HTTPAddr, "advertise_http", n.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Seeds)
 	return nil
 }
 
@@ -660,7 +659,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.stopped.Store(true)
 		n.cancel()
 		n.ml.Shutdown()
-		n.ln.Close()
+		n.stopDoors(context.Background(), false)
 		n.peerSrv.Close()
 		n.peers.Close()
 		n.closeTier()
@@ -794,14 +793,7 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) {
 	n.ready.Store(false)
 	n.ml.Shutdown()
 	n.cancel()
-	if graceful {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		n.srv.Shutdown(sctx)
-		cancel()
-	} else {
-		n.srv.Close()
-	}
-	n.ln.Close()
+	n.stopDoors(ctx, graceful)
 	n.peerSrv.Close() // cancels the requests it serves and waits for them
 	if n.migStop != nil {
 		n.migStop()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/ring"
 )
@@ -196,8 +197,8 @@ func TestReadFailsOverToReplica(t *testing.T) {
 	}
 	nodes[2].Abort() // the primary; memberlist (LAN timing) notices only after seconds
 	r := a.get(t, key)
-	if r.status != http.StatusOK || string(r.body) != "v" || r.header.Get(node.HdrSource) != string(node.SourceReplica) {
-		t.Fatalf("read with the primary down: %s (source %q)", r, r.header.Get(node.HdrSource))
+	if r.status != http.StatusOK || string(r.body) != "v" || r.header.Get(httpapi.HeaderSource) != string(node.SourceReplica) {
+		t.Fatalf("read with the primary down: %s (source %q)", r, r.header.Get(httpapi.HeaderSource))
 	}
 }
 

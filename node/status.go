@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -61,6 +59,10 @@ type NodeStatus struct {
 // statsTimeout bounds the shard size query of a status report.
 const statsTimeout = 300 * time.Millisecond
 
+// CountRequest counts one key request of a client door, for the request
+// rate of Status.
+func (n *Node) CountRequest() { n.ops.keyRequests.add(time.Now()) }
+
 // Status returns this node's figures (see NodeStatus).
 func (n *Node) Status(ctx context.Context) NodeStatus {
 	now := time.Now()
@@ -97,18 +99,6 @@ func (n *Node) Status(ctx context.Context) NodeStatus {
 		s.Keys, s.MemoryBytes = st.Keys, st.Bytes
 	}
 	return s
-}
-
-func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		methodNotAllowed(w, "GET, HEAD")
-		return
-	}
-	if e := noQuery(r.URL.Query()); e != nil {
-		writeError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, n.Status(r.Context()))
 }
 
 // NodeReport is one member's entry in /v1/cluster's "nodes": its status as
@@ -219,12 +209,6 @@ type RingSegments struct {
 	Owners []int `json:"owners"`
 }
 
-// Bounds of /v1/ring?segments=.
-const (
-	defaultRingSegments = 360
-	maxRingSegments     = 4096
-)
-
 // RingSegments samples the ring at segments evenly spaced positions.
 func (n *Node) RingSegments(segments int) RingSegments {
 	v := n.view.Load()
@@ -249,23 +233,82 @@ func (n *Node) RingSegments(segments int) RingSegments {
 	return rs
 }
 
-func (n *Node) handleRing(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		methodNotAllowed(w, "GET, HEAD")
-		return
+// MemberInfo describes one member in /v1/cluster.
+type MemberInfo struct {
+	Name       string `json:"name"`
+	GossipAddr string `json:"gossip_addr"`
+	HTTPAddr   string `json:"http_addr"`
+	State      string `json:"state"`
+	Suspect    bool   `json:"suspect"`
+	Migrating  bool   `json:"migrating"`
+	InRing     bool   `json:"in_ring"`
+}
+
+// RingInfo describes the ring snapshot in /v1/cluster.
+type RingInfo struct {
+	Version  uint64   `json:"version"`
+	Members  []string `json:"members"`
+	Checksum string   `json:"checksum"`
+	VNodes   int      `json:"vnodes"`
+}
+
+// ReplicationInfo describes replication in /v1/cluster.
+type ReplicationInfo struct {
+	Factor    int    `json:"factor"`
+	WriteAcks string `json:"write_acks"`
+	// UnderReplicated estimates the keys this node holds whose copies on
+	// other owners are not yet confirmed (during a re-replication run).
+	UnderReplicated int64 `json:"under_replicated"`
+	// RepairPending is the number of keys whose copies failed (an owner
+	// did not answer) and that the repair path copies again as soon as
+	// their owners answer.
+	RepairPending int `json:"repair_pending"`
+	// Repaired counts the keys the repair path copied since the start.
+	Repaired uint64 `json:"repaired"`
+}
+
+// ClusterInfo is the /v1/cluster document: this node's view of the cluster.
+type ClusterInfo struct {
+	Self    string       `json:"self"`
+	State   string       `json:"state"`
+	Ready   bool         `json:"ready"`
+	Ring    RingInfo     `json:"ring"`
+	Members []MemberInfo `json:"members"`
+	Handoff bool         `json:"handoff_active"`
+	// Auth is how members authenticate each other: "secret" (the cluster
+	// secret), "mtls" (peer certificates) or "off".
+	Auth        string          `json:"auth"`
+	Replication ReplicationInfo `json:"replication"`
+	Migration   migrate.Status  `json:"migration"`
+}
+
+// Cluster returns this node's view of the cluster.
+func (n *Node) Cluster() ClusterInfo {
+	v := n.view.Load()
+	n.metaMu.Lock()
+	state := string(n.meta.State)
+	n.metaMu.Unlock()
+	ci := ClusterInfo{
+		Self:  n.cfg.Name,
+		State: state,
+		Ready: n.Ready(),
+		Ring: RingInfo{Version: v.version, Members: v.ring.Members(), VNodes: v.ring.Options().VNodes,
+			Checksum: v.checksum},
+		Members:     []MemberInfo{},
+		Handoff:     n.handoffActive(v),
+		Auth:        n.cfg.peerAuth().Mode(),
+		Migration:   n.mig.Status(),
+		Replication: ReplicationInfo{Factor: n.cfg.Replicas, WriteAcks: n.cfg.WriteAcks},
 	}
-	segments := defaultRingSegments
-	for k, vals := range r.URL.Query() {
-		if k != "segments" {
-			writeError(w, errorf(http.StatusBadRequest, "unknown query parameter %q (only segments is accepted)", k))
-			return
-		}
-		s, err := strconv.Atoi(vals[0])
-		if err != nil || len(vals) > 1 || s < 1 || s > maxRingSegments {
-			writeError(w, errorf(http.StatusBadRequest, "segments %q: want one whole number from 1 to %d", vals[0], maxRingSegments))
-			return
-		}
-		segments = s
+	ci.Replication.UnderReplicated = n.underReplicated()
+	rs := n.repair.stats()
+	ci.Replication.RepairPending, ci.Replication.Repaired = rs.Pending, rs.Repaired
+	for _, name := range sortedNames(v.members) {
+		m := v.members[name]
+		ci.Members = append(ci.Members, MemberInfo{
+			Name: m.Name, GossipAddr: m.Addr, HTTPAddr: m.Meta.HTTPAddr, State: string(m.Meta.State),
+			Suspect: m.Suspect, Migrating: m.Meta.Migrating, InRing: v.ring.Has(m.Name),
+		})
 	}
-	writeJSON(w, http.StatusOK, n.RingSegments(segments))
+	return ci
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/node"
 )
 
@@ -49,7 +50,7 @@ func BenchmarkHTTPGetLocalTier(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	pc := httptest.NewServer(n.Handler())
+	pc := httptest.NewServer(n.web.Handler())
 	defer pc.Close()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc}}
@@ -78,7 +79,7 @@ func BenchmarkHTTPGetLocalTier(b *testing.B) {
 						firstErr.CompareAndSwap(nil, fmt.Errorf("status %d", resp.StatusCode))
 						return
 					}
-					if src := resp.Header.Get(node.HdrSource); base == pc.URL && src != string(node.SourceLocal) {
+					if src := resp.Header.Get(httpapi.HeaderSource); base == pc.URL && src != string(node.SourceLocal) {
 						firstErr.CompareAndSwap(nil, fmt.Errorf("source %q, want local", src))
 						return
 					}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
@@ -96,7 +97,7 @@ func TestColdKeyLoadsOnce(t *testing.T) {
 					}
 					return
 				}
-				c, _ := sources.LoadOrStore(n.Name()+"/"+r.header.Get(node.HdrSource), new(atomic.Int64))
+				c, _ := sources.LoadOrStore(n.Name()+"/"+r.header.Get(httpapi.HeaderSource), new(atomic.Int64))
 				c.(*atomic.Int64).Add(1)
 			}(nodes[i%3])
 		}
@@ -205,10 +206,10 @@ func TestOriginGetter(t *testing.T) {
 	if r.status != http.StatusOK || string(r.body) != "from origin" {
 		t.Fatalf("present: %s", r)
 	}
-	if ms, _ := strconv.Atoi(r.header.Get(node.HdrTTLMs)); ms <= 26_000 || ms > 30_000 {
+	if ms, _ := strconv.Atoi(r.header.Get(httpapi.HeaderTTLMs)); ms <= 26_000 || ms > 30_000 {
 		t.Fatalf("loaded TTL %d ms, want 27-30 s (30 s less at most 10%% jitter)", ms)
 	}
-	if src := r.header.Get(node.HdrSource); src != string(node.SourceOrigin) && src != string(node.SourcePeer) {
+	if src := r.header.Get(httpapi.HeaderSource); src != string(node.SourceOrigin) && src != string(node.SourcePeer) {
 		t.Fatalf("first read source %q", src)
 	}
 	for i := 0; i < 5; i++ {
@@ -561,15 +562,15 @@ func tierExpiryRun(t *testing.T, nodes []*testNode, key string, ttl time.Duratio
 			r := n.get(t, key)
 			if r.status == http.StatusOK {
 				if !before.Before(expires) {
-					t.Fatalf("served by %s (%s) %s after it expired", n.Name(), r.header.Get(node.HdrSource), before.Sub(expires))
+					t.Fatalf("served by %s (%s) %s after it expired", n.Name(), r.header.Get(httpapi.HeaderSource), before.Sub(expires))
 				}
-				ms, _ := strconv.Atoi(r.header.Get(node.HdrTTLMs))
+				ms, _ := strconv.Atoi(r.header.Get(httpapi.HeaderTTLMs))
 				// +1 ms: a TTL under a millisecond is reported as 1 ms.
 				if left := expires.Sub(before); time.Duration(ms)*time.Millisecond > left+time.Millisecond {
 					t.Fatalf("%s (%s) reports %d ms left, at most %s remain (the GET took %s)",
-						n.Name(), r.header.Get(node.HdrSource), ms, left, time.Since(before))
+						n.Name(), r.header.Get(httpapi.HeaderSource), ms, left, time.Since(before))
 				}
-				sources[r.header.Get(node.HdrSource)] = true
+				sources[r.header.Get(httpapi.HeaderSource)] = true
 			}
 		}
 		if time.Now().After(expires.Add(100 * time.Millisecond)) {
@@ -639,8 +640,8 @@ func TestImportInvalidatesTier(t *testing.T) {
 	if r := a.put(t, key, "old"); r.status != http.StatusNoContent {
 		t.Fatal(r)
 	}
-	if r := a.get(t, key); r.header.Get(node.HdrSource) != string(node.SourceLocal) {
-		t.Fatalf("second read not from the local tier: %s %s", r, r.header.Get(node.HdrSource))
+	if r := a.get(t, key); r.header.Get(httpapi.HeaderSource) != string(node.SourceLocal) {
+		t.Fatalf("second read not from the local tier: %s %s", r, r.header.Get(httpapi.HeaderSource))
 	}
 	e, _, _ := a.Store().Get(context.Background(), key)
 	e.Value, e.Version = []byte("imported"), e.Version+1000
@@ -661,21 +662,21 @@ func TestInvalidateEndpoint(t *testing.T) {
 		t.Fatal(r)
 	}
 	a.get(t, key)
-	if r := a.get(t, key); r.header.Get(node.HdrSource) != string(node.SourceNear) {
-		t.Fatalf("not a near hit: %s", r.header.Get(node.HdrSource))
+	if r := a.get(t, key); r.header.Get(httpapi.HeaderSource) != string(node.SourceNear) {
+		t.Fatalf("not a near hit: %s", r.header.Get(httpapi.HeaderSource))
 	}
 	ctx := context.Background()
 	if err := peerAs(t, "stranger", peer.Auth{}).Invalidate(ctx, a.PeerAdvertisedForTest(), []string{key}); !errors.Is(err, peer.ErrRefused) {
 		t.Fatalf("non-member: %v", err)
 	}
-	if r := a.get(t, key); r.header.Get(node.HdrSource) != string(node.SourceNear) {
-		t.Fatalf("a stranger's invalidation dropped the copy: source %s", r.header.Get(node.HdrSource))
+	if r := a.get(t, key); r.header.Get(httpapi.HeaderSource) != string(node.SourceNear) {
+		t.Fatalf("a stranger's invalidation dropped the copy: source %s", r.header.Get(httpapi.HeaderSource))
 	}
 	if err := peerAs(t, b.Name(), peer.Auth{}).Invalidate(ctx, a.PeerAdvertisedForTest(), []string{key}); err != nil {
 		t.Fatalf("invalidate: %v", err)
 	}
-	if r := a.get(t, key); r.header.Get(node.HdrSource) != string(node.SourcePeer) {
-		t.Fatalf("after an invalidation: source %s", r.header.Get(node.HdrSource))
+	if r := a.get(t, key); r.header.Get(httpapi.HeaderSource) != string(node.SourcePeer) {
+		t.Fatalf("after an invalidation: source %s", r.header.Get(httpapi.HeaderSource))
 	}
 	// Library-mode config errors.
 	for _, c := range []node.Config{{Name: "x", LocalTierPolicy: "arc"}, {Name: "x", TTLJitter: 1.5}} {
@@ -700,16 +701,16 @@ func TestInProcessShardNoOwnedCopies(t *testing.T) {
 		}
 	}
 	for i := 0; i < 3; i++ {
-		if r := a.get(t, mine); r.status != http.StatusOK || r.header.Get(node.HdrSource) != string(node.SourceShard) {
-			t.Fatalf("read %d of an owned key: %s from %s, want 200 from the shard", i, r, r.header.Get(node.HdrSource))
+		if r := a.get(t, mine); r.status != http.StatusOK || r.header.Get(httpapi.HeaderSource) != string(node.SourceShard) {
+			t.Fatalf("read %d of an owned key: %s from %s, want 200 from the shard", i, r, r.header.Get(httpapi.HeaderSource))
 		}
 	}
 	if _, ok := a.TierCacheForTest().Get(mine); ok {
 		t.Fatal("the local tier holds a copy of an owned key")
 	}
 	a.get(t, theirs)
-	if r := a.get(t, theirs); r.header.Get(node.HdrSource) != string(node.SourceNear) {
-		t.Fatalf("second read of another owner's key: %s from %s, want a near copy", r, r.header.Get(node.HdrSource))
+	if r := a.get(t, theirs); r.header.Get(httpapi.HeaderSource) != string(node.SourceNear) {
+		t.Fatalf("second read of another owner's key: %s from %s, want a near copy", r, r.header.Get(httpapi.HeaderSource))
 	}
 	if st := a.TierStatsForTest(); st.Cache.Entries != 1 {
 		t.Fatalf("the local tier holds %d entries, want only the near copy", st.Cache.Entries)

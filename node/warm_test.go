@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/internal/zipf"
 	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/store"
@@ -64,7 +65,7 @@ func TestWarmupOnJoin(t *testing.T) {
 					continue
 				}
 				mine++
-				if r := j.get(t, k); r.header.Get(node.HdrSource) == string(node.SourceLocal) {
+				if r := j.get(t, k); r.header.Get(httpapi.HeaderSource) == string(node.SourceLocal) {
 					local++
 				}
 			}

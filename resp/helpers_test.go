@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/node"
 )
@@ -18,6 +19,7 @@ import (
 type testNode struct {
 	*node.Node
 	resp *Server
+	web  *httpapi.Server
 	addr string // RESP host:port
 	port string
 }
@@ -33,7 +35,6 @@ func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Con
 	t.Helper()
 	cfg := node.Config{
 		Name:          name,
-		HTTPAddr:      "127.0.0.1:0",
 		GossipAddr:    "127.0.0.1:0",
 		AdvertiseAddr: "127.0.0.1",
 		Seeds:         seeds,
@@ -44,10 +45,11 @@ func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Con
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n, err := node.New(cfg)
+	n, web, err := httpapi.NewNode("127.0.0.1:0", cfg, httpapi.Config{})
 	if err != nil {
 		t.Fatalf("node %s: %v", name, err)
 	}
+	web.Serve()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := n.Start(ctx); err != nil {
@@ -67,7 +69,7 @@ func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Con
 			t.Errorf("resp close: %v", err)
 		}
 	})
-	tn := &testNode{Node: n, resp: s, addr: s.Addr().String()}
+	tn := &testNode{Node: n, resp: s, web: web, addr: s.Addr().String()}
 	_, tn.port, _ = splitPort(tn.addr)
 	return tn
 }

@@ -61,7 +61,7 @@ func TestProfileForwarding(t *testing.T) {
 	for len(a.Cluster().Ring.Members) != 2 || len(b.Cluster().Ring.Members) != 2 {
 		time.Sleep(20 * time.Millisecond)
 	}
-	res, err := load.Run(context.Background(), load.Config{Target: load.TargetHTTP, Addrs: []string{a.HTTPAddr()},
+	res, err := load.Run(context.Background(), load.Config{Target: load.TargetHTTP, Addrs: []string{a.web.Addr()},
 		Ops: 100000, Concurrency: 50, Keys: 1000, ReadRatio: 1, Preload: true, RemoteOnly: true})
 	if err != nil {
 		t.Fatal(err)

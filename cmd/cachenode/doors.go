@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/internal/tlsconf"
-	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/resp"
 )
 
 // loopbackHTTPAddr is --http-addr's default without client authentication
-// (with --password-file or --users-file it is node.DefaultHTTPAddr).
+// (with --password-file or --users-file it is httpapi.DefaultAddr).
 const loopbackHTTPAddr = "127.0.0.1:8080"
 
 // doorOptions are the flags of the client doors (HTTP API and RESP):
@@ -94,15 +94,14 @@ func (d *doorOptions) load(maxValueBytes int, log *slog.Logger) (*doors, error) 
 	return out, nil
 }
 
-// apply puts the HTTP door's settings into the node's config.
-func (dr *doors) apply(cfg *node.Config, d *doorOptions) {
-	cfg.Auth = dr.auth
-	cfg.PublicMetrics = d.publicMetrics
+// httpConfig is the HTTP door's configuration.
+func (dr *doors) httpConfig(d *doorOptions, log *slog.Logger) httpapi.Config {
+	c := httpapi.Config{Auth: dr.auth, PublicMetrics: d.publicMetrics, Logger: log}
 	if dr.tls != nil {
-		c := dr.tls.Config()
-		c.NextProtos = []string{"h2", "http/1.1"}
-		cfg.HTTPTLS = c
+		c.TLS = dr.tls.Config()
+		c.TLS.NextProtos = []string{"h2", "http/1.1"}
 	}
+	return c
 }
 
 // respOptions are the RESP door's settings.

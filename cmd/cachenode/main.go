@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/node"
@@ -108,7 +109,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	host, _ := os.Hostname()
 	fs.StringVar(&o.name, "name", host, "unique node name in the cluster (default: the hostname)")
-	fs.StringVar(&o.httpAddr, "http-addr", "", "HTTP API listen address host:port (default: "+node.DefaultHTTPAddr+" with --password-file or --users-file, else "+loopbackHTTPAddr+")")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "HTTP API listen address host:port (default: "+httpapi.DefaultAddr+" with --password-file or --users-file, else "+loopbackHTTPAddr+")")
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "gossip (memberlist) bind address host:port (default: "+node.DefaultGossipAddr+" with a cluster secret, else "+node.DefaultLoopbackGossipAddr+")")
 	fs.StringVar(&o.peerAddr, "peer-addr", "", "peer protocol listen address host:port, for other members only (default: the gossip host, gossip port + 1)")
 	fs.StringVar(&o.peerAdvertise, "peer-advertise-addr", "", "host:port other members use for the peer protocol (default: the advertise host and the peer port)")
@@ -241,8 +242,15 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	dr.apply(&cfg, &o.doors)
+	hln, err := httpapi.Listen(cfg.HTTPAddr) // the HTTP door, bound first: the node advertises its port
+	if err != nil {
+		return usageError{err}
+	}
+	cfg.HTTPAddr = hln.Addr().String()
 	n, err := node.New(cfg)
+	if err != nil {
+		hln.Close()
+	}
 	if ie := (*node.InsecureError)(nil); errors.As(err, &ie) {
 		return usageError{fmt.Errorf("%s %s reaches beyond loopback, but no cluster secret is set: anyone who can reach it could join the cluster and read or change any key; "+
 			"give --cluster-secret-file (make one with `cachenode keygen --out FILE`), or --insecure on a network you trust", configFlag(ie.Field), ie.Addr)}
@@ -254,6 +262,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	web := httpapi.New(n, hln, dr.httpConfig(&o.doors, log))                             // stopped with the node
 	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log)                     // (memlimit.go)
 	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
 	if err != nil {
@@ -277,7 +286,7 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		defer stopPprof()
 	}
-	dr.logPosture(n.HTTPAddr(), o.respAddr)
+	dr.logPosture(cfg.HTTPAddr, o.respAddr)
 	hup, hupDone := make(chan os.Signal, 1), make(chan struct{}) // SIGHUP: re-read users and certificates
 	signal.Notify(hup, syscall.SIGHUP)
 	defer func() { signal.Stop(hup); close(hupDone) }()
@@ -293,6 +302,7 @@ func serve(args []string, stderr io.Writer) error {
 	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	web.Serve()
 	if err := n.Start(ctx); err != nil {
 		n.Abort()
 		return err
@@ -319,7 +329,7 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 		// unless --http-addr says otherwise (as Redis' protected mode).
 		o.httpAddr = loopbackHTTPAddr
 		if o.doors.usersFile != "" || o.doors.passwordFile != "" {
-			o.httpAddr = node.DefaultHTTPAddr
+			o.httpAddr = httpapi.DefaultAddr
 		}
 	}
 	cfg := node.Config{

@@ -1,4 +1,4 @@
-package node_test
+package httpapi_test
 
 import (
 	"encoding/base64"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/internal/nodetest"
 	"github.com/peercache/peercache/node"
 )
 
@@ -35,12 +36,12 @@ func basic(user string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+user+"-pw"))
 }
 
-// TestHTTPAuth: every route asks for the role the table in httpauth.go
+// TestHTTPAuth: every route asks for the role the table in auth.go
 // gives it; state-changing routes refuse cross-site browser requests.
 func TestHTTPAuth(t *testing.T) {
 	users := testUsers(t)
-	n := startNode(t, "a1", nil, false, func(c *node.Config) { c.Auth = users })
-	pub := startNode(t, "p1", nil, false, func(c *node.Config) { c.Auth = users; c.PublicMetrics = true })
+	n := startNode(t, "a1", nil, func(c *nodetest.Config) { c.HTTP.Auth = users })
+	pub := startNode(t, "p1", nil, func(c *nodetest.Config) { c.HTTP.Auth = users; c.HTTP.PublicMetrics = true })
 	k := n.keyURL("k")
 	cases := []struct {
 		name, method, url, body string
@@ -99,7 +100,7 @@ func TestHTTPAuth(t *testing.T) {
 	if n.Mode().Mode != node.ModeReadWrite {
 		t.Fatal("a refused request changed the mode")
 	}
-	if n.LeftForTest() || n.LeavingForTest() {
+	if n.HasLeft() || n.Leaving() {
 		t.Fatal("a refused leave request started a leave")
 	}
 	// The admin may.
@@ -111,7 +112,7 @@ func TestHTTPAuth(t *testing.T) {
 // Keys "." and ".." (and others a path cleaner would rewrite) work through
 // any node, the owner and the others.
 func TestDotKeys(t *testing.T) {
-	nodes := startCluster(t, 3, false)
+	nodes := startCluster(t, 3)
 	for _, key := range []string{".", "..", "a/../b", "./x", "a//b"} {
 		for i, n := range nodes {
 			v := key + "@" + n.Name()

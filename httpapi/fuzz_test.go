@@ -1,4 +1,4 @@
-package node_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/internal/nodetest"
 )
 
 // FuzzHTTPKeys drives the key routes (and whatever path the input names)
@@ -18,7 +18,7 @@ import (
 // may panic or get a 500, every error answer is JSON with a message, and a
 // second request keeps being served.
 //
-//	go test -run XXX -fuzz FuzzHTTPKeys -fuzztime 60s ./node/
+//	go test -run XXX -fuzz FuzzHTTPKeys -fuzztime 60s ./httpapi/
 func FuzzHTTPKeys(f *testing.F) {
 	for _, s := range []struct {
 		method, path, query, ctype, auth string
@@ -37,8 +37,8 @@ func FuzzHTTPKeys(f *testing.F) {
 		f.Add(s.method, s.path, s.query, s.ctype, s.auth, s.body)
 	}
 	users := testUsers(f)
-	n := startNode(f, "fz", nil, false, func(c *node.Config) { c.Auth = users; c.MemoryMaxBytes = 16 << 20 })
-	h := n.MuxForTest()
+	n := startNode(f, "fz", nil, func(c *nodetest.Config) { c.HTTP.Auth = users; c.MemoryMaxBytes = 16 << 20 })
+	h := n.web.Handler()
 	f.Fuzz(func(t *testing.T, method, path, query, ctype, user string, body []byte) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}") {
 			method = "GET"

@@ -1,4 +1,4 @@
-package node
+package httpapi
 
 import (
 	"errors"
@@ -44,10 +44,10 @@ func always(role auth.Role) func(*http.Request) auth.Role {
 // allow wraps h with the door's checks. admin marks the routes that take
 // no value from a browser form (they refuse the content types a
 // cross-site form can send without a preflight, whatever its origin).
-func (n *Node) allow(need func(*http.Request) auth.Role, admin bool, h http.HandlerFunc) http.HandlerFunc {
+func (s *Server) allow(need func(*http.Request) auth.Role, admin bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !safeMethod(r.Method) {
-			if err := n.csrf.Check(r); err != nil {
+			if err := s.csrf.Check(r); err != nil {
 				writeError(w, errorf(http.StatusForbidden, "cross-site request refused: state-changing requests must come from this node's own origin or from a non-browser client"))
 				return
 			}
@@ -57,18 +57,18 @@ func (n *Node) allow(need func(*http.Request) auth.Role, admin bool, h http.Hand
 			}
 		}
 		role := need(r)
-		if role == auth.RoleNone || !n.cfg.Auth.Enabled() {
+		if role == auth.RoleNone || !s.cfg.Auth.Enabled() {
 			h(w, r)
 			return
 		}
-		p, err := n.cfg.Auth.FromRequest(r)
+		p, err := s.cfg.Auth.FromRequest(r)
 		switch {
 		case errors.Is(err, auth.ErrNoCredentials):
 			w.Header().Set("WWW-Authenticate", auth.WWWAuthenticate)
 			writeError(w, errorf(http.StatusUnauthorized, "authentication required: send Authorization: Bearer <password> or Basic credentials"))
 			return
 		case err != nil:
-			n.metrics.authFailures.Inc()
+			s.metrics.authFailures.Inc()
 			w.Header().Set("WWW-Authenticate", auth.WWWAuthenticate)
 			writeError(w, errorf(http.StatusUnauthorized, "wrong user name or password"))
 			return

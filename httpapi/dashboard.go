@@ -1,4 +1,4 @@
-package node
+package httpapi
 
 import (
 	"embed"
@@ -30,21 +30,21 @@ func uiContentType(name string) (string, bool) {
 }
 
 // handleDashboard serves the dashboard page at exactly "/".
-func (n *Node) handleDashboard(w http.ResponseWriter, r *http.Request) {
-	n.serveUI(w, r, "index.html")
+func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
+	s.serveUI(w, r, "index.html")
 }
 
 // handleDashboardAsset serves the dashboard's files under /ui/.
-func (n *Node) handleDashboardAsset(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDashboardAsset(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/ui/")
 	if name == "" || name == "index.html" || strings.Contains(name, "..") || path.Clean(name) != name {
 		writeError(w, errorf(http.StatusNotFound, "no dashboard file %q", r.URL.Path))
 		return
 	}
-	n.serveUI(w, r, name)
+	s.serveUI(w, r, name)
 }
 
-func (n *Node) serveUI(w http.ResponseWriter, r *http.Request, name string) {
+func (s *Server) serveUI(w http.ResponseWriter, r *http.Request, name string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		methodNotAllowed(w, "GET, HEAD")
 		return

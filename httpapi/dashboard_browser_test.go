@@ -1,4 +1,4 @@
-package node_test
+package httpapi_test
 
 import (
 	"context"
@@ -13,8 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-
-	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/internal/nodetest"
 )
 
 // findChromium returns the path of a Chromium (or Chrome) binary, "" if none.
@@ -63,7 +62,7 @@ func artifactDir(t testing.TB) string {
 // coloured by 3 owners in the DOM, and saves a screenshot.
 func TestDashboardBrowser(t *testing.T) {
 	exe := needChromium(t)
-	nodes := startCluster(t, 3, false)
+	nodes := startCluster(t, 3)
 	for i := 0; i < 300; i++ {
 		if r := nodes[i%3].put(t, fmt.Sprintf("dash-%d", i), fmt.Sprintf("value %d %0*d", i, i%200, 0)); r.status != 204 {
 			t.Fatalf("put: %s", r)
@@ -80,9 +79,7 @@ func TestDashboardBrowser(t *testing.T) {
 				return
 			case <-time.After(15 * time.Millisecond):
 			}
-			if res, err := httpc.Get(nodes[i%3].keyURL(fmt.Sprintf("dash-%d", i%300))); err == nil {
-				res.Body.Close()
-			}
+			nodetest.TryGet(nodes[i%3].keyURL(fmt.Sprintf("dash-%d", i%300))) // load for the rates; errors do not matter
 		}
 	})
 	defer func() { close(stop); wg.Wait() }()
@@ -163,7 +160,7 @@ func TestDashboardBrowser(t *testing.T) {
 func TestDashboardBrowserWithAuth(t *testing.T) {
 	exe := needChromium(t)
 	users := testUsers(t)
-	n := startNode(t, "auth0", nil, false, func(c *node.Config) { c.Auth = users })
+	n := startNode(t, "auth0", nil, func(c *nodetest.Config) { c.HTTP.Auth = users })
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
