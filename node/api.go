@@ -513,7 +513,11 @@ func (n *Node) ownerApplyForwarded(ctx context.Context, key string, m Mutation) 
 // acknowledged.
 func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []*Error {
 	if invalidate {
-		n.invalidateFetchersMany(ctx, es) // (nearcache.go)
+		keys := make([]string, len(es))
+		for i, e := range es {
+			keys[i] = e.Key
+		}
+		n.near.InvalidateKeys(ctx, keys)
 	}
 	v := n.view.Load()
 	if n.handoffActive(v) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/peercache/peercache/internal/flight"
 	"github.com/peercache/peercache/internal/hlc"
+	"github.com/peercache/peercache/internal/nearcache"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -104,8 +105,7 @@ type Node struct {
 
 	// Local tier, near cache, singleflight, read-through (tier.go).
 	tier    *localTier
-	tracker *fetchTracker
-	inval   *invalidator
+	near    nearcache.Owner // who fetched which keys; invalidations to them
 	flights flight.Group[ownerRead]
 	loads   [3]atomic.Uint64 // Getter results: loaded, not found, failed
 

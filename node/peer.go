@@ -235,7 +235,7 @@ func (h peerHandler) Get(ctx context.Context, from, key string, replica bool) (I
 		it, err := n.replicaGet(ctx, n.view.Load(), key)
 		return it, 0, err
 	}
-	nearTTL := n.trackFetch(key, from) // before the read (nearcache.go)
+	nearTTL := n.near.Track(key, from) // before the read
 	it, err := n.get(ctx, key, true)
 	if err != nil {
 		return Item{}, 0, err
@@ -345,9 +345,7 @@ func (h peerHandler) Invalidate(ctx context.Context, from string, keys []string)
 	for _, k := range keys {
 		n.tierInvalidate(k)
 	}
-	if n.inval != nil {
-		n.inval.received.Add(uint64(len(keys)))
-	}
+	n.near.Received(len(keys))
 }
 
 // versionLimit is the largest version this node accepts from elsewhere:

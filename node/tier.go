@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/peercache/peercache/internal/nearcache"
 	"github.com/peercache/peercache/store"
 	"github.com/peercache/peercache/tier"
 )
@@ -337,7 +338,7 @@ func (n *Node) ownerGuard(key string) uint64 {
 // copy goes, and so do near copies other nodes fetched from here.
 func (n *Node) importApplied(key string) {
 	n.tierInvalidate(key)
-	n.invalidateFetchers(context.Background(), key, false)
+	n.near.Invalidate(context.Background(), key, false)
 }
 
 // tierStats are the local tier's counters (metrics, status, tests).
@@ -366,13 +367,10 @@ func (n *Node) tierStats() tierStats {
 		s.Forwards, s.OwnerReads = t.forwards.Load(), t.ownerReads.Load()
 		s.Cache = t.c.Stats()
 	}
-	if inv := n.inval; inv != nil {
-		s.InvalidationsOut, s.InvalidationBatches, s.InvalidationsIn = inv.sent.Load(), inv.batches.Load(), inv.received.Load()
-		s.InvalidationDrop, s.InvalidationFailed, s.InvalidationWaitTimeouts = inv.dropped.Load(), inv.failed.Load(), inv.waitTimeouts.Load()
-	}
-	if tr := n.tracker; tr != nil {
-		s.NearRefused = tr.refused.Load()
-	}
+	ns := n.near.Stats()
+	s.InvalidationsOut, s.InvalidationBatches, s.InvalidationsIn = ns.Sent, ns.Batches, ns.Received
+	s.InvalidationDrop, s.InvalidationFailed, s.InvalidationWaitTimeouts = ns.Dropped, ns.Failed, ns.WaitTimeouts
+	s.NearRefused = ns.Refused
 	for i := range s.Loads {
 		s.Loads[i] = n.loads[i].Load()
 	}
@@ -399,12 +397,7 @@ func (n *Node) closeTier() {
 	if n.tier != nil {
 		n.tier.c.Close()
 	}
-	if n.inval != nil {
-		n.inval.stop()
-	}
-	if n.tracker != nil {
-		n.tracker.stop()
-	}
+	n.near.Stop()
 }
 
 // initTier sets up the local tier, the near-cache tracker and the
@@ -415,9 +408,9 @@ func (n *Node) initTier() error {
 		return err
 	}
 	n.tier = t
-	if n.cfg.NearCacheTTL > 0 {
-		n.tracker = newFetchTracker(n.cfg.NearCacheTTL, n.cfg.NearTrackMaxKeys)
-		n.inval = newInvalidator(n)
-	}
+	n.near = nearcache.New(n.ctx, nearcache.Config{Self: n.cfg.Name, TTL: n.cfg.NearCacheTTL,
+		MaxKeys: n.cfg.NearTrackMaxKeys, Wait: n.cfg.InvalidationWait, Send: n.peerInvalidate,
+		Member: func(name string) bool { _, ok := n.view.Load().members[name]; return ok },
+		Logger: n.log})
 	return nil
 }

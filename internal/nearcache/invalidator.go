@@ -1,4 +1,4 @@
-package node
+package nearcache
 
 import (
 	"context"
@@ -17,8 +17,10 @@ const (
 	invalidateQueueMax = 65536 // keys waiting per peer; more are dropped (the near-cache TTL still bounds them)
 )
 
+// invalidator sends invalidations to the members that hold near copies:
+// one queue and one sender goroutine per member, started on its first key.
 type invalidator struct {
-	n      *Node
+	cfg    Config
 	mu     sync.Mutex
 	peers  map[string]*invalQueue
 	ctx    context.Context
@@ -45,9 +47,9 @@ type invalWaiter struct {
 	ch   chan struct{}
 }
 
-func newInvalidator(n *Node) *invalidator {
-	ctx, cancel := context.WithCancel(n.ctx)
-	return &invalidator{n: n, peers: map[string]*invalQueue{}, ctx: ctx, cancel: cancel}
+func newInvalidator(ctx context.Context, cfg Config) *invalidator {
+	ctx, cancel := context.WithCancel(ctx)
+	return &invalidator{cfg: cfg, peers: map[string]*invalQueue{}, ctx: ctx, cancel: cancel}
 }
 
 func (iv *invalidator) stop() {
@@ -125,13 +127,13 @@ func (iv *invalidator) run(q *invalQueue) {
 			}
 			if err != nil {
 				iv.failed.Add(uint64(len(batch)))
-				iv.n.log.Debug("invalidation batch not delivered", "peer", q.name, "keys", len(batch), "err", err)
+				iv.cfg.Logger.Debug("invalidation batch not delivered", "peer", q.name, "keys", len(batch), "err", err)
 			} else {
 				iv.sent.Add(uint64(len(batch)))
 				iv.batches.Add(1)
 			}
 			q.release(upto)
-			if _, member := iv.n.view.Load().members[q.name]; !member {
+			if !iv.cfg.Member(q.name) {
 				// Gone: forget the queue (a later fetch from a node of that
 				// name starts a new one).
 				iv.mu.Lock()
@@ -161,5 +163,5 @@ func (q *invalQueue) release(upto uint64) {
 }
 
 func (iv *invalidator) send(peer string, keys []string) error {
-	return iv.n.peerInvalidate(iv.ctx, peer, keys)
+	return iv.cfg.Send(iv.ctx, peer, keys)
 }
