@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/internal/respreader"
 )
 
 // conn is one client connection: the request reader (ours, with limits)
@@ -20,7 +21,7 @@ type conn struct {
 	nc     net.Conn
 	addr   string
 	wr     *redcon.Writer
-	rd     *reader
+	rd     *respreader.Reader
 	ctx    any
 	cmds   []redcon.Command // the rest of the pipeline being served
 	closed bool             // Close was called: stop after this command
@@ -144,7 +145,7 @@ func (s *Server) register(nc net.Conn) (*client, bool) {
 // A panic anywhere below closes this connection only.
 func (s *Server) serveConn(nc net.Conn, cl *client) {
 	c := &conn{nc: nc, addr: cl.addr, wr: redcon.NewWriter(nc), ctx: cl}
-	c.rd = newReader(nc, s.opts.Limits, cl.authenticated)
+	c.rd = respreader.New(nc, s.opts.Limits, cl.authenticated)
 	defer func() {
 		if p := recover(); p != nil {
 			s.stats.panics.Add(1)
@@ -162,9 +163,9 @@ func (s *Server) serveConn(nc net.Conn, cl *client) {
 			nc.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
 		}
 		var err error
-		cmds, err = c.rd.read(cmds[:0])
+		cmds, err = c.rd.Read(cmds[:0])
 		if err != nil {
-			if msg := errorReply(err); msg != "" {
+			if msg := respreader.ErrorReply(err); msg != "" {
 				s.stats.errors.Add(1)
 				s.log.Debug("resp: closing a connection after a protocol error", "addr", cl.addr, "err", err)
 				c.wr.WriteError(msg)

@@ -8,9 +8,9 @@
 // while keys migrate). Any node therefore serves any key.
 //
 // Each connection has one goroutine (conn.go) with its own request reader
-// (reader.go: multibulk and inline requests, pipelines, and limits on
-// everything a client can make the server hold: Options.Limits,
-// MaxClients, IdleTimeout); replies are written with
+// (package internal/respreader: multibulk and inline requests, pipelines,
+// and limits on everything a client can make the server hold:
+// Options.Limits, MaxClients, IdleTimeout); replies are written with
 // github.com/tidwall/redcon's Writer, and command handlers see the
 // connection as a redcon.Conn. Malformed or oversized input is answered
 // with Redis' error text and closes that connection only; a panic while
@@ -35,6 +35,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/internal/respreader"
 	"github.com/peercache/peercache/node"
 )
 
@@ -58,6 +59,19 @@ var _ Backend = (*node.Node)(nil)
 const (
 	DefaultCommandTimeout = 5 * time.Second
 	DefaultMaxClients     = 10000
+)
+
+// Limits bound what one client may make the server hold (Options.Limits):
+// the longest argument and the bytes of one request buffered before it is
+// complete. Zero fields take DefaultMaxBulkBytes and DefaultMaxQueryBytes.
+// The request reader, internal/respreader, owns the type.
+type Limits = respreader.Limits
+
+// Defaults of Limits (see respreader: Redis allows far more, and every
+// byte here is a byte one client can make a node hold).
+const (
+	DefaultMaxBulkBytes  = respreader.DefaultMaxBulkBytes
+	DefaultMaxQueryBytes = respreader.DefaultMaxQueryBytes
 )
 
 // Options configures a Server.

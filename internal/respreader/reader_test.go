@@ -1,4 +1,4 @@
-package resp
+package respreader
 
 import (
 	"bytes"
@@ -11,14 +11,14 @@ import (
 	"github.com/tidwall/redcon"
 )
 
-// readAll parses everything in in, the way serveConn does, and returns
-// the requests and the error that ended the stream.
+// readAll parses everything in in, the way resp's serveConn does, and
+// returns the requests and the error that ended the stream.
 func readAll(t testing.TB, in io.Reader, lim Limits, authed bool) ([][]string, error) {
 	t.Helper()
-	r := newReader(in, lim, func() bool { return authed })
+	r := New(in, lim, func() bool { return authed })
 	var out [][]string
 	for {
-		cmds, err := r.read(nil)
+		cmds, err := r.Read(nil)
 		for _, c := range cmds {
 			args := make([]string, len(c.Args))
 			for i, a := range c.Args {
@@ -108,10 +108,10 @@ func TestReaderRequestsOwnTheirBytes(t *testing.T) {
 		in.WriteString(strings.Repeat(string(rune('a'+i%26)), 8))
 		in.WriteString("\r\n")
 	}
-	r := newReader(iotest.HalfReader(&in), Limits{}, nil)
+	r := New(iotest.HalfReader(&in), Limits{}, nil)
 	var kept []redcon.Command
 	for {
-		cmds, err := r.read(nil)
+		cmds, err := r.Read(nil)
 		kept = append(kept, cmds...)
 		if err != nil {
 			break
@@ -131,13 +131,13 @@ func TestReaderRequestsOwnTheirBytes(t *testing.T) {
 // buffer is let go once its request is served.
 func TestReaderBuffer(t *testing.T) {
 	pr, pw := io.Pipe()
-	r := newReader(pr, Limits{MaxBulkBytes: 8 << 20, MaxQueryBytes: 16 << 20}, nil)
+	r := New(pr, Limits{MaxBulkBytes: 8 << 20, MaxQueryBytes: 16 << 20}, nil)
 	go func() {
 		pw.Write([]byte("*1\r\n$8000000\r\n"))
 		pw.Write(bytes.Repeat([]byte("x"), 1000))
 		pw.Close()
 	}()
-	cmds, err := r.read(nil)
+	cmds, err := r.Read(nil)
 	if len(cmds) != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("read: %d requests, %v", len(cmds), err)
 	}
@@ -146,17 +146,17 @@ func TestReaderBuffer(t *testing.T) {
 	}
 
 	big := "*1\r\n$1000000\r\n" + strings.Repeat("y", 1000000) + "\r\n"
-	r = newReader(strings.NewReader(big+"*1\r\n$4\r\nPING\r\n"), Limits{}, nil)
+	r = New(strings.NewReader(big+"*1\r\n$4\r\nPING\r\n"), Limits{}, nil)
 	var all []redcon.Command
 	err = nil
 	for len(all) < 2 && err == nil {
-		cmds, err = r.read(nil)
+		cmds, err = r.Read(nil)
 		all = append(all, cmds...)
 	}
 	if err != nil || len(all) != 2 || len(all[0].Args[0]) != 1000000 || string(all[1].Args[0]) != "PING" {
 		t.Fatalf("big request then PING: %d requests, %v", len(all), err)
 	}
-	if _, err := r.read(nil); !errors.Is(err, io.EOF) {
+	if _, err := r.Read(nil); !errors.Is(err, io.EOF) {
 		t.Fatalf("end: %v", err)
 	}
 	if len(r.buf) > shrinkAbove {
@@ -182,9 +182,9 @@ func FuzzReader(f *testing.F) {
 		if split%2 == 1 {
 			rd = iotest.OneByteReader(rd)
 		}
-		r := newReader(rd, lim, func() bool { return authed })
+		r := New(rd, lim, func() bool { return authed })
 		for {
-			cmds, err := r.read(nil)
+			cmds, err := r.Read(nil)
 			for _, c := range cmds {
 				if len(c.Args) == 0 {
 					t.Fatal("empty request")

@@ -1,4 +1,18 @@
-package resp
+// Package respreader reads client requests of the Redis protocol (RESP
+// multibulk and inline, as redis-cli and telnet send them, pipelined or
+// split across reads) off a connection, with a limit on every length a
+// client declares: argument counts, bulk lengths, header and inline lines,
+// and the bytes of one request buffered before it is complete. No length a
+// client sends is trusted before it is checked: lengths of more than 18
+// digits are refused before any arithmetic, and each is compared with its
+// limit before it is used, so memory follows the bytes that arrived, not
+// what a header declares. Malformed or oversized input is a
+// *ProtocolError carrying Redis' own error text.
+//
+// It knows nothing of commands, of authentication beyond the "authed"
+// callback given to New (which selects the tighter pre-AUTH limits), or of
+// the node: package resp serves what it reads.
+package respreader
 
 import (
 	"errors"
@@ -26,7 +40,10 @@ type Limits struct {
 // a cache whose values are at most node.DefaultMaxValueBytes (1 MiB) needs
 // far less, and every byte here is a byte one client can make a node hold.
 const (
-	DefaultMaxBulkBytes  = 1<<20 + 64<<10
+	// DefaultMaxBulkBytes is Limits.MaxBulkBytes when zero: the largest
+	// value (1 MiB) plus 64 KiB.
+	DefaultMaxBulkBytes = 1<<20 + 64<<10
+	// DefaultMaxQueryBytes is Limits.MaxQueryBytes when zero.
 	DefaultMaxQueryBytes = 64 << 20
 	// maxArgs bounds the argument count of one request (Redis: 2^31-1, but
 	// any count it accepts beyond a million is an attack on a cache).
@@ -43,31 +60,32 @@ const (
 	shrinkAbove = 64 << 10 // an idle buffer larger than this is let go
 )
 
-// protocolError is a malformed or oversized request. Its text is what the
+// ProtocolError is a malformed or oversized request. Its text is what the
 // client is told (after "ERR "); the connection is then closed, as Redis
 // does.
-type protocolError struct{ msg string }
+type ProtocolError struct{ msg string }
 
-func (e *protocolError) Error() string { return "Protocol error: " + e.msg }
+// Error returns "Protocol error: " and the text the client is told.
+func (e *ProtocolError) Error() string { return "Protocol error: " + e.msg }
 
 var (
-	errMultibulkLen    = &protocolError{"invalid multibulk length"}
-	errBulkLen         = &protocolError{"invalid bulk length"}
-	errNoAuthMultibulk = &protocolError{"unauthenticated multibulk length"}
-	errNoAuthBulk      = &protocolError{"unauthenticated bulk length"}
-	errBigInline       = &protocolError{"too big inline request"}
-	errBigMultibulk    = &protocolError{"too big mbulk count string"}
-	errBigBulkCount    = &protocolError{"too big bulk count string"}
-	errQuotes          = &protocolError{"unbalanced quotes in request"}
-	errQueryBuffer     = &protocolError{"query buffer limit reached"}
+	errMultibulkLen    = &ProtocolError{"invalid multibulk length"}
+	errBulkLen         = &ProtocolError{"invalid bulk length"}
+	errNoAuthMultibulk = &ProtocolError{"unauthenticated multibulk length"}
+	errNoAuthBulk      = &ProtocolError{"unauthenticated bulk length"}
+	errBigInline       = &ProtocolError{"too big inline request"}
+	errBigMultibulk    = &ProtocolError{"too big mbulk count string"}
+	errBigBulkCount    = &ProtocolError{"too big bulk count string"}
+	errQuotes          = &ProtocolError{"unbalanced quotes in request"}
+	errQueryBuffer     = &ProtocolError{"query buffer limit reached"}
 )
 
-// reader parses requests (RESP multibulk and inline, as redis-cli and
+// Reader parses requests (RESP multibulk and inline, as redis-cli and
 // telnet send them) off a connection, within Limits. It never allocates
 // more than the bytes a request has actually sent plus the next read
 // chunk, and it parses each byte once: a request split across reads
 // resumes where the previous read stopped.
-type reader struct {
+type Reader struct {
 	rd  io.Reader
 	lim Limits
 	// authed reports whether the client has authenticated (the tighter
@@ -89,7 +107,10 @@ type reader struct {
 	scan int
 }
 
-func newReader(rd io.Reader, lim Limits, authed func() bool) *reader {
+// New returns a Reader of rd within lim (zero fields: the defaults).
+// authed reports whether the client has authenticated; until it does, the
+// tighter pre-AUTH limits apply (nil: always authenticated).
+func New(rd io.Reader, lim Limits, authed func() bool) *Reader {
 	if lim.MaxBulkBytes <= 0 {
 		lim.MaxBulkBytes = DefaultMaxBulkBytes
 	}
@@ -99,14 +120,14 @@ func newReader(rd io.Reader, lim Limits, authed func() bool) *reader {
 	if authed == nil {
 		authed = func() bool { return true }
 	}
-	return &reader{rd: rd, lim: lim, authed: authed, buf: make([]byte, readChunk)}
+	return &Reader{rd: rd, lim: lim, authed: authed, buf: make([]byte, readChunk)}
 }
 
-// read returns the requests that are complete in what has arrived,
+// Read returns the requests that are complete in what has arrived,
 // reading from the connection (blocking) when none is. Each Command owns
 // its bytes (Raw is a fresh copy; Args slice it), so handlers may keep
-// them. Errors: *protocolError for bad input, else the connection's.
-func (r *reader) read(cmds []redcon.Command) ([]redcon.Command, error) {
+// them. Errors: *ProtocolError for bad input, else the connection's.
+func (r *Reader) Read(cmds []redcon.Command) ([]redcon.Command, error) {
 	for {
 		var err error
 		cmds, err = r.parse(cmds)
@@ -120,7 +141,7 @@ func (r *reader) read(cmds []redcon.Command) ([]redcon.Command, error) {
 }
 
 // fill reads once from the connection into the buffer, making room first.
-func (r *reader) fill() error {
+func (r *Reader) fill() error {
 	if r.start == r.end {
 		// Nothing pending: start over (and let a large buffer go).
 		r.pos -= r.start
@@ -168,7 +189,7 @@ func (r *reader) fill() error {
 }
 
 // parse appends the complete requests in buf[start:end] to cmds.
-func (r *reader) parse(cmds []redcon.Command) ([]redcon.Command, error) {
+func (r *Reader) parse(cmds []redcon.Command) ([]redcon.Command, error) {
 	for r.start < r.end {
 		if r.argc == 0 {
 			if r.buf[r.start] != '*' {
@@ -203,7 +224,7 @@ func (r *reader) parse(cmds []redcon.Command) ([]redcon.Command, error) {
 				return cmds, r.checkQuery()
 			}
 			if c := r.buf[r.pos]; c != '$' {
-				return cmds, &protocolError{"expected '$', got '" + printable(c) + "'"}
+				return cmds, &ProtocolError{"expected '$', got '" + printable(c) + "'"}
 			}
 			line, next, err := r.line(r.pos+1, errBigBulkCount)
 			if err != nil {
@@ -246,7 +267,7 @@ func (r *reader) parse(cmds []redcon.Command) ([]redcon.Command, error) {
 }
 
 // checkQuery fails once the pending request has outgrown the query limit.
-func (r *reader) checkQuery() error {
+func (r *Reader) checkQuery() error {
 	if r.end-r.start > r.lim.MaxQueryBytes {
 		return errQueryBuffer
 	}
@@ -256,7 +277,7 @@ func (r *reader) checkQuery() error {
 // line finds the CRLF-terminated line starting at from: it returns the
 // line without its terminator and the index after it, or next = -1 when
 // the line has not all arrived (tooLong once it exceeds maxInline).
-func (r *reader) line(from int, tooLong error) (line []byte, next int, err error) {
+func (r *Reader) line(from int, tooLong error) (line []byte, next int, err error) {
 	i := from
 	if r.scan > i {
 		i = r.scan
@@ -285,7 +306,7 @@ func (r *reader) line(from int, tooLong error) (line []byte, next int, err error
 
 // inline parses one inline request (words separated by spaces, quotes as
 // redis-cli's): ok is false when its line has not all arrived.
-func (r *reader) inline() (cmd redcon.Command, ok bool, err error) {
+func (r *Reader) inline() (cmd redcon.Command, ok bool, err error) {
 	i := max(r.start, r.scan)
 	for ; i < r.end && r.buf[i] != '\n'; i++ {
 	}
@@ -433,10 +454,10 @@ func printable(c byte) string {
 	return string(c)
 }
 
-// errorReply is the RESP error text for a read error, "" when the
+// ErrorReply is the RESP error text for a read error, "" when the
 // connection simply ended.
-func errorReply(err error) string {
-	var pe *protocolError
+func ErrorReply(err error) string {
+	var pe *ProtocolError
 	if errors.As(err, &pe) {
 		return "ERR " + pe.Error()
 	}
