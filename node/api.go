@@ -129,7 +129,7 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 		return Item{}, err
 	}
 	ep := n.tierEpoch() // before the view (tier.go)
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	owner := v.ring.Owner(key)
 	if !forwarded && owner != "" && owner != n.cfg.Name {
 		if it, ok := n.nearGet(key, owner); ok { // near cache (nearcache.go)
@@ -228,7 +228,7 @@ func (n *Node) waitView(ctx context.Context, d time.Duration, done func(*view) b
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		nv := n.view.Load()
+		nv := n.views.cur.Load()
 		if done(nv) {
 			return nv, true
 		}
@@ -283,7 +283,7 @@ func itemOf(e store.Entry, owner string, src Source) Item {
 // handoffActive reports whether a key this node owns may still sit on its
 // previous owner: shortly after a ring change, or while any member migrates.
 func (n *Node) handoffActive(v *view) bool {
-	if r := n.resetAt.Load(); r != 0 && time.Since(time.Unix(0, r)) < n.cfg.HandoffWindow {
+	if r := n.shard.resetAt.Load(); r != 0 && time.Since(time.Unix(0, r)) < n.cfg.HandoffWindow {
 		return true // the shard came back after an outage, maybe empty
 	}
 	return len(v.prev) > 0 && (v.migrating || time.Since(v.changedAt) < n.cfg.HandoffWindow)
@@ -355,7 +355,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 	if err := n.checkWrite(key, m, forwarded); err != nil {
 		return WriteResult{}, err
 	}
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	owner := v.ring.Owner(key)
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
@@ -427,7 +427,7 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation, loaded bo
 func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res WriteResult, e store.Entry, applied bool, err *Error) {
 	// One owner write of a key at a time: conditions and read-modify-write
 	// mutations must see the write before them.
-	mu := &n.keyLocks[xxhash.Sum64String(key)%uint64(len(n.keyLocks))]
+	mu := &n.writes.keyLocks[xxhash.Sum64String(key)%uint64(len(n.writes.keyLocks))]
 	mu.Lock()
 	defer mu.Unlock()
 
@@ -499,7 +499,7 @@ func (n *Node) ownerApplyForwarded(ctx context.Context, key string, m Mutation) 
 	if err := n.checkWrite(key, m, true); err != nil {
 		return WriteResult{}, store.Entry{}, false, err
 	}
-	if owner := n.view.Load().ring.Owner(key); owner != n.cfg.Name {
+	if owner := n.views.cur.Load().ring.Owner(key); owner != n.cfg.Name {
 		return WriteResult{}, store.Entry{}, false, n.notOwner(owner)
 	}
 	return n.ownerApply(ctx, key, m)
@@ -517,9 +517,9 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 		for i, e := range es {
 			keys[i] = e.Key
 		}
-		n.near.InvalidateKeys(ctx, keys)
+		n.reads.near.InvalidateKeys(ctx, keys)
 	}
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	if n.handoffActive(v) {
 		for _, e := range es {
 			n.writeThroughPrevious(ctx, e)
@@ -544,7 +544,7 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 // copy: one that announces the same ring already forwards reads of the key.
 // In a settled cluster that is nobody, so writes pay nothing.
 func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	var wg sync.WaitGroup
 	for _, p := range n.previousOwners(v, e.Key) {
 		m, ok := v.members[p]

@@ -7,7 +7,7 @@ package node
 // Naming: a package-level constant, variable or type keeps its name,
 // capitalised (TierLocal = tierLocal, type TierStats = tierStats); every
 // accessor this file adds (methods, constructors) ends in ForTest
-// (n.RingForTest() is n.view.Load().ring). Each is a plain read or call of
+// (n.RingForTest() is n.views.cur.Load().ring). Each is a plain read or call of
 // what it names, nothing more.
 
 import (
@@ -41,27 +41,29 @@ type (
 )
 
 // Node internals (fields and unexported methods); the view ones read the
-// current view (n.view.Load()) each call.
-func (n *Node) RingForTest() *ring.Ring                                 { return n.view.Load().ring }
-func (n *Node) MigratingForTest() bool                                  { return n.view.Load().migrating }
-func (n *Node) MembersForTest() map[string]membership.Member            { return n.view.Load().members }
-func (n *Node) ViewVersionForTest() uint64                              { return n.view.Load().version }
-func (n *Node) RingOptionsForTest() ring.Options                        { return n.ringOptions() }
-func (n *Node) WarmedUpForTest(r *ring.Ring) bool                       { return n.warmedUp(r) }
-func (n *Node) ClockForTest() *hlc.Clock                                { return n.clock }
-func (n *Node) MigratorForTest() *migrate.Migrator                      { return n.mig }
-func (n *Node) RepairPendingForTest() int                               { return n.repair.pending() }
-func (n *Node) RepairStatsForTest() repairStats                         { return n.repair.stats() }
-func (n *Node) PeerTransportForTest() migrate.Transport                 { return peerTransport{n} }
-func (n *Node) PeerAdvertisedForTest() string                           { return n.peerAdvertised }
-func (n *Node) PeerMetricsForTest() *peer.Metrics                       { return n.peerMetrics }
-func (n *Node) PeerServerForTest() *peer.Server                         { return n.peerSrv }
-func (n *Node) PeerRefuseForTest() *atomic.Bool                         { return &n.peerRefuse }
-func (n *Node) TierEpochForTest() uint64                                { return n.tierEpoch() }
-func (n *Node) TierStatsForTest() TierStats                             { return n.tierStats() }
-func (n *Node) TierOwnedForTest() bool                                  { return n.tier.owned }
-func (n *Node) TierGetForTest(key string, near bool) (tier.Entry, bool) { return n.tier.get(key, near) }
-func (n *Node) TierCacheForTest() tier.Cache                            { return n.tier.c }
+// current view (n.views.cur.Load()) each call.
+func (n *Node) RingForTest() *ring.Ring                      { return n.views.cur.Load().ring }
+func (n *Node) MigratingForTest() bool                       { return n.views.cur.Load().migrating }
+func (n *Node) MembersForTest() map[string]membership.Member { return n.views.cur.Load().members }
+func (n *Node) ViewVersionForTest() uint64                   { return n.views.cur.Load().version }
+func (n *Node) RingOptionsForTest() ring.Options             { return n.ringOptions() }
+func (n *Node) WarmedUpForTest(r *ring.Ring) bool            { return n.warmedUp(r) }
+func (n *Node) ClockForTest() *hlc.Clock                     { return n.clock }
+func (n *Node) MigratorForTest() *migrate.Migrator           { return n.mig }
+func (n *Node) RepairPendingForTest() int                    { return n.repair.pending() }
+func (n *Node) RepairStatsForTest() repairStats              { return n.repair.stats() }
+func (n *Node) PeerTransportForTest() migrate.Transport      { return peerTransport{n} }
+func (n *Node) PeerAdvertisedForTest() string                { return n.peer.advertised }
+func (n *Node) PeerMetricsForTest() *peer.Metrics            { return n.peer.metrics }
+func (n *Node) PeerServerForTest() *peer.Server              { return n.peer.srv }
+func (n *Node) PeerRefuseForTest() *atomic.Bool              { return &n.peer.refuse }
+func (n *Node) TierEpochForTest() uint64                     { return n.tierEpoch() }
+func (n *Node) TierStatsForTest() TierStats                  { return n.tierStats() }
+func (n *Node) TierOwnedForTest() bool                       { return n.reads.tier.owned }
+func (n *Node) TierGetForTest(key string, near bool) (tier.Entry, bool) {
+	return n.reads.tier.get(key, near)
+}
+func (n *Node) TierCacheForTest() tier.Cache { return n.reads.tier.c }
 
 func (c *Config) SetDefaultsForTest()    { c.setDefaults() }
 func (c *Config) ValidateForTest() error { return c.validate() }

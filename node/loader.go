@@ -32,20 +32,20 @@ func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Ite
 	val, ttl, err := n.cfg.Getter(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		n.loads[1].Add(1)
-		if t := n.tier; t != nil && n.cfg.LoaderNegativeTTL > 0 {
+		n.reads.loads[1].Add(1)
+		if t := n.reads.tier; t != nil && n.cfg.LoaderNegativeTTL > 0 {
 			neg := n.jitter(n.cfg.LoaderNegativeTTL)
 			t.fill(key, tier.Entry{Expires: time.Now().Add(neg), Tag: tagOf(ep, tagNegative)}, g)
 		}
 		return Item{}, ErrNotFound
 	case err != nil:
-		n.loads[2].Add(1)
+		n.reads.loads[2].Add(1)
 		return Item{}, errorf(http.StatusBadGateway, "loading the key from the origin failed: %v", err)
 	case len(val) > n.cfg.MaxValueBytes:
-		n.loads[2].Add(1)
+		n.reads.loads[2].Add(1)
 		return Item{}, errorf(http.StatusBadGateway, "the origin's value is %d bytes; the limit is %d", len(val), n.cfg.MaxValueBytes)
 	}
-	n.loads[0].Add(1)
+	n.reads.loads[0].Add(1)
 	if ttl < 0 {
 		ttl = 0
 	}

@@ -50,14 +50,14 @@ func (n *Node) Many(ctx context.Context, ops []Op) []OpResult {
 func (n *Node) ManyInto(ctx context.Context, ops []Op, out []OpResult) []OpResult {
 	out = slices.Grow(out[:0], len(ops))[:len(ops)]
 	clear(out)
-	sc := n.manyScratch.Get().(*manyScratch)
+	sc := n.writes.scratch.Get().(*manyScratch)
 	for start := 0; start < len(ops); {
 		end := start + distinctRun(ops[start:])
 		n.manyDistinct(ctx, sc, ops[start:end], out[start:end])
 		start = end
 	}
 	sc.reset()
-	n.manyScratch.Put(sc)
+	n.writes.scratch.Put(sc)
 	return out
 }
 
@@ -161,7 +161,7 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 		return
 	}
 	ep := n.tierEpoch() // before the view (tier.go)
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	for i, op := range ops {
 		owner := v.ring.Owner(op.Key)
 		var e *Error
@@ -235,8 +235,8 @@ func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string
 	reqs := p.reqs[:0]
 	for _, i := range idx {
 		reqs = append(reqs, peer.Request{Key: ops[i].Key, Write: ops[i].Write, Mutation: ops[i].Mutation})
-		if n.tier != nil {
-			p.guards = append(p.guards, n.tier.guard(ops[i].Key).Load())
+		if n.reads.tier != nil {
+			p.guards = append(p.guards, n.reads.tier.guard(ops[i].Key).Load())
 		}
 	}
 	p.reqs = reqs
@@ -245,7 +245,7 @@ func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string
 	if p.e == nil {
 		var pctx context.Context
 		pctx, p.cancel = n.peerCtx(ctx)
-		p.call = n.peers.StartMany(pctx, p.addr, reqs)
+		p.call = n.peer.client.StartMany(pctx, p.addr, reqs)
 	}
 	return p
 }

@@ -88,9 +88,9 @@ func newMetrics(n *Node) *metrics {
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_under_replicated_keys",
 		Help: "Keys held here whose copies on other owners are not confirmed yet (estimate)."}, func() float64 { return float64(n.underReplicated()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ring_members",
-		Help: "Members in this node's ring snapshot."}, func() float64 { return float64(n.view.Load().ring.Len()) }))
+		Help: "Members in this node's ring snapshot."}, func() float64 { return float64(n.views.cur.Load().ring.Len()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ring_version",
-		Help: "This node's ring snapshot version (local counter)."}, func() float64 { return float64(n.view.Load().version) }))
+		Help: "This node's ring snapshot version (local counter)."}, func() float64 { return float64(n.views.cur.Load().version) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "peercache_ready",
 		Help: "1 when the node is ready to serve."}, func() float64 {
 		if n.Ready() {

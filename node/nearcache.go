@@ -10,7 +10,7 @@ import (
 
 // nearGet looks key up in this node's near cache (another node owns it).
 func (n *Node) nearGet(key, owner string) (Item, bool) {
-	t := n.tier
+	t := n.reads.tier
 	if t == nil || t.nearTTL == 0 {
 		return Item{}, false
 	}
@@ -36,7 +36,7 @@ func nearItem(key, owner string, e tier.Entry) Item {
 // misses of the key on this node, whose answer fills the near cache when
 // the owner allows it. ep is the tier epoch loaded before the view v.
 func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep uint64) (Item, error) {
-	t := n.tier
+	t := n.reads.tier
 	var g uint64
 	fkey := "f\x00" + owner + "\x00" + key
 	if t != nil {
@@ -75,7 +75,7 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 // left). g is the key's guard and ep the tier epoch, both loaded before the
 // request.
 func (n *Node) nearFill(key string, it Item, nearTTL time.Duration, sent time.Time, g, ep uint64) {
-	t := n.tier
+	t := n.reads.tier
 	if t == nil || t.nearTTL == 0 || nearTTL <= 0 {
 		return
 	}

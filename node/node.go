@@ -60,82 +60,113 @@ const metaBoot = "boot"
 
 // Node is one peercache cluster member. Create it with New.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	st       store.Store
-	ownStore bool
-	// shardInProcess: the shard keeps its records in this process (see
+	cfg     Config
+	log     *slog.Logger
+	clock   *hlc.Clock
+	st      store.Store // the shard; every write goes through mig's tracker
+	shard   shardState
+	ml      *membership.Membership
+	mig     *migrate.Migrator
+	metrics *metrics
+	ops     *operator
+	peer    peerSide  // the peer protocol (peer.go)
+	self    selfState // what this node gossips about itself
+	views   viewState // what it knows of the cluster
+	writes  writeState
+	reads   readState // local tier, near cache, singleflight, read-through (tier.go)
+	base    baseState // the ring replication last completed against (repair.go)
+	repair  *repairer // keys whose replica copies failed (repair.go)
+	warm    warmer    // the warm-up plan of the latest ring change (warm.go)
+	life    lifecycle
+}
+
+// shardState is what the node knows about its shard beyond the store.
+type shardState struct {
+	own bool // the node created the store (and closes it)
+	// inProcess: the shard keeps its records in this process (see
 	// inProcessStore), so the local tier holds no copies of owned keys.
-	shardInProcess bool
-	// shardEvictions counts the shard's evictions (nil: the shard does not
+	inProcess bool
+	// evictions counts the shard's evictions (nil: the shard does not
 	// count them; Redis reports its own).
-	shardEvictions evictionCounter
-	clock          *hlc.Clock
-	ml             *membership.Membership
-	mig            *migrate.Migrator
-	metrics        *metrics
-	ops            *operator
-	httpAddr       string // advertised host:port of the HTTP door ("" without one)
-	doors          []Door // client doors, stopped before the store (AddDoor)
+	evictions evictionCounter
+	lost      atomic.Bool  // the store stopped answering since it was last ready
+	resetAt   atomic.Int64 // Unix ns when the store came back after an outage
+}
 
-	peers          *peer.Client // requests to other members (peer.go)
-	peerSrv        *peer.Server // their requests to this node
-	peerMetrics    *peer.Metrics
-	peerAdvertised string     // host:port other members use for the peer protocol
-	futureLog      logLimiter // WARN lines about versions from the future
+// peerSide is the node's end of the peer protocol.
+type peerSide struct {
+	client     *peer.Client // requests to other members (peer.go)
+	srv        *peer.Server // their requests to this node
+	metrics    *peer.Metrics
+	advertised string     // host:port other members use for the peer protocol
+	futureLog  logLimiter // WARN lines about versions from the future
+	// refuse makes the peer API answer every request with 503 (fault
+	// injection for tests: a member whose peer traffic fails while its
+	// gossip goes on).
+	refuse atomic.Bool
+}
 
-	keyLocks    [256]sync.Mutex // owner writes of one key are serialised
-	view        atomic.Pointer[view]
-	manyScratch sync.Pool  // of *manyScratch (many.go)
-	viewMu      sync.Mutex // serialises view swaps
+// selfState is what this node gossips about itself.
+type selfState struct {
+	mu       sync.Mutex
+	meta     membership.Meta
+	state    atomic.Value // membership.State: this node's own state, authoritative locally
+	httpAddr string       // advertised host:port of the HTTP door ("" without one)
+}
+
+// viewState holds the node's current view of the cluster.
+type viewState struct {
+	cur         atomic.Pointer[view]
+	mu          sync.Mutex          // serialises view swaps
+	lastMembers []membership.Member // guarded by mu
+	ringChanged chan struct{}       // capacity 1: a new ring wants a migration run
+}
+
+// writeState serialises and gates writes of the shard.
+type writeState struct {
+	keyLocks [256]sync.Mutex // owner writes of one key are serialised
+	scratch  sync.Pool       // of *manyScratch (many.go)
 	// importGate: an import holds it (read) from its ownership check
 	// until its write has landed; a migration run takes it (write) once
 	// before its first pass, so that every import accepted under an older
 	// view is in the shard when the run scans it.
-	importGate  sync.RWMutex
-	ready       atomic.Bool
-	leaving     atomic.Bool
-	ringChanged chan struct{} // capacity 1: a new ring wants a migration run
+	importGate sync.RWMutex
+}
 
-	metaMu    sync.Mutex
-	meta      membership.Meta
-	selfState atomic.Value // membership.State: this node's own state, authoritative locally
-
-	lastMembers []membership.Member // guarded by viewMu
-
-	// Local tier, near cache, singleflight, read-through (tier.go).
+// readState is what reads go through before the shard (tier.go).
+type readState struct {
 	tier    *localTier
 	near    nearcache.Owner // who fetched which keys; invalidations to them
 	flights flight.Group[ownerRead]
 	loads   [3]atomic.Uint64 // Getter results: loaded, not found, failed
+}
 
-	baseMu     sync.Mutex
-	baseRing   *ring.Ring        // ring of the last completed ring-change run
-	baseBoots  map[string]string // boot ids at that run
-	fullWanted uint64            // full re-replication runs asked for (repair.go)
+// baseState is the ring of the last completed ring-change run, against
+// which replication decides what to copy (repair.go).
+type baseState struct {
+	mu         sync.Mutex
+	ring       *ring.Ring
+	boots      map[string]string // boot ids at that run
+	fullWanted uint64            // full re-replication runs asked for
 	fullDone   uint64            // the latest of them a completed run served
+}
 
-	repair *repairer // keys whose replica copies failed (repair.go)
-	warm   warmer    // the warm-up plan of the latest ring change (warm.go)
-
-	// peerRefuse makes the peer API answer every request with 503 (fault
-	// injection for tests: a member whose peer traffic fails while its
-	// gossip goes on).
-	peerRefuse atomic.Bool
-
-	ctx       context.Context // lives until Stop/Abort
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	migWG     sync.WaitGroup // the migration loop (stopped before drain)
-	migStop   context.CancelFunc
-	started   atomic.Bool
-	stopped   atomic.Bool
-	left      atomic.Bool  // memberlist Leave done: answer clients 503
-	storeLost atomic.Bool  // the store stopped answering since it was last ready
-	resetAt   atomic.Int64 // Unix ns when the store came back after an outage
-	stopMu    sync.Mutex
-	done      chan struct{} // closed once the node has stopped
-	stopErr   error         // what Stop returned, readable after done
+// lifecycle is the node's running state and the goroutines it owns.
+type lifecycle struct {
+	ctx     context.Context // lives until Stop/Abort
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	migWG   sync.WaitGroup // the migration loop (stopped before drain)
+	migStop context.CancelFunc
+	started atomic.Bool
+	ready   atomic.Bool // joined, and the store answers
+	leaving atomic.Bool // Stop has begun
+	left    atomic.Bool // memberlist Leave done: answer clients 503
+	stopped atomic.Bool
+	mu      sync.Mutex    // serialises Stop and Abort (and AddDoor)
+	doors   []Door        // client doors, stopped before the store (AddDoor)
+	done    chan struct{} // closed once the node has stopped
+	stopErr error         // what Stop returned, readable after done
 }
 
 // New validates cfg, opens the HTTP listener and the gossip socket, and
@@ -146,29 +177,29 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: invalid config: %w", err)
 	}
 	n := &Node{
-		cfg:         cfg,
-		manyScratch: sync.Pool{New: func() any { return new(manyScratch) }},
-		log:         cfg.Logger.With("node", cfg.Name),
-		clock:       hlc.New(nil),
-		ringChanged: make(chan struct{}, 1),
-		done:        make(chan struct{}),
+		cfg:    cfg,
+		writes: writeState{scratch: sync.Pool{New: func() any { return new(manyScratch) }}},
+		log:    cfg.Logger.With("node", cfg.Name),
+		clock:  hlc.New(nil),
+		views:  viewState{ringChanged: make(chan struct{}, 1)},
+		life:   lifecycle{done: make(chan struct{})},
 	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.life.ctx, n.life.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
 	n.ops = newOperator()
 	n.repair = newRepairer(n)
-	n.selfState.Store(membership.StateJoining)
+	n.self.state.Store(membership.StateJoining)
 
 	if cfg.Store != nil {
 		n.st = cfg.Store
 	} else {
 		storeBytes, _ := cfg.MemorySplit()
 		n.st = store.NewMemory(store.MemoryOptions{MaxBytes: storeBytes})
-		n.ownStore = true
+		n.shard.own = true
 	}
-	n.shardInProcess = isInProcess(n.st)
+	n.shard.inProcess = isInProcess(n.st)
 	if ec, ok := n.st.(evictionCounter); ok {
-		n.shardEvictions = ec
+		n.shard.evictions = ec
 	}
 	n.st = instrumentStore(n.st, n.metrics.reg)
 
@@ -208,7 +239,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	undo = append(undo, func() { pln.Close() })
 
-	n.meta = membership.Meta{State: membership.StateJoining, Proto: membership.ProtocolVersion,
+	n.self.meta = membership.Meta{State: membership.StateJoining, Proto: membership.ProtocolVersion,
 		Extra: map[string]string{metaBoot: newBootID()}}
 	ml, err := membership.New(membership.Config{
 		Name:          cfg.Name,
@@ -219,7 +250,7 @@ func New(cfg Config) (*Node, error) {
 		Seeds:         cfg.Seeds,
 		ClusterLabel:  cfg.ClusterLabel,
 		SecretKey:     gossipKey,
-		Meta:          n.meta, // HTTPAddr and PeerAddr filled below, once known
+		Meta:          n.self.meta, // HTTPAddr and PeerAddr filled below, once known
 		Timing:        cfg.Timing,
 		Logger:        n.log,
 		Resolver:      cfg.Resolver,
@@ -234,22 +265,22 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.checkLoopback("AdvertiseAddr", host, host); err != nil {
 		return fail(fmt.Errorf("node: %w", err))
 	}
-	n.httpAddr = cfg.AdvertiseHTTP
-	if n.httpAddr == "" && cfg.HTTPAddr != "" {
+	n.self.httpAddr = cfg.AdvertiseHTTP
+	if n.self.httpAddr == "" && cfg.HTTPAddr != "" {
 		_, port, _ := net.SplitHostPort(cfg.HTTPAddr)
-		n.httpAddr = net.JoinHostPort(host, port)
+		n.self.httpAddr = net.JoinHostPort(host, port)
 	}
-	n.peerAdvertised = cfg.AdvertisePeer
-	if n.peerAdvertised == "" {
+	n.peer.advertised = cfg.AdvertisePeer
+	if n.peer.advertised == "" {
 		_, port, _ := net.SplitHostPort(pln.Addr().String())
-		n.peerAdvertised = net.JoinHostPort(host, port)
+		n.peer.advertised = net.JoinHostPort(host, port)
 	}
-	ph, _, _ := net.SplitHostPort(n.peerAdvertised)
-	if err := cfg.checkLoopback("AdvertisePeer", n.peerAdvertised, ph); err != nil {
+	ph, _, _ := net.SplitHostPort(n.peer.advertised)
+	if err := cfg.checkLoopback("AdvertisePeer", n.peer.advertised, ph); err != nil {
 		return fail(fmt.Errorf("node: %w", err))
 	}
-	n.meta.HTTPAddr, n.meta.PeerAddr = n.httpAddr, n.peerAdvertised
-	if err := ml.SetMeta(n.meta); err != nil {
+	n.self.meta.HTTPAddr, n.self.meta.PeerAddr = n.self.httpAddr, n.peer.advertised
+	if err := ml.SetMeta(n.self.meta); err != nil {
 		return fail(fmt.Errorf("node: membership meta: %w", err))
 	}
 
@@ -257,16 +288,16 @@ func New(cfg Config) (*Node, error) {
 	// its own port for what the others ask (peer.go).
 	pm := peer.NewMetrics(n.metrics.reg)
 	lim := peer.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, MaxBatchEntries: DefaultMaxImportBatch}
-	if n.peers, err = peer.NewClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.peerAuth(),
+	if n.peer.client, err = peer.NewClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.peerAuth(),
 		Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
 		return fail(fmt.Errorf("node: peer client: %w", err))
 	}
-	undo = append(undo, n.peers.Close)
-	if n.peerSrv, err = peer.NewServer(pln, peerHandler{n}, peer.ServerConfig{Name: cfg.Name, Label: cfg.ClusterLabel,
+	undo = append(undo, n.peer.client.Close)
+	if n.peer.srv, err = peer.NewServer(pln, peerHandler{n}, peer.ServerConfig{Name: cfg.Name, Label: cfg.ClusterLabel,
 		Auth: cfg.peerAuth(), Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
 		return fail(fmt.Errorf("node: peer server: %w", err))
 	}
-	n.peerMetrics = pm
+	n.peer.metrics = pm
 
 	// Status pages of other members (ClusterReport) are asked over HTTP.
 	migOpts := cfg.Migrate
@@ -277,7 +308,7 @@ func New(cfg Config) (*Node, error) {
 	// Every write of the shard goes through n.st from here on, so a run
 	// knows whether a key it moves was written behind its scanner.
 	n.st = n.mig.TrackWrites(n.st)
-	n.view.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
+	n.views.cur.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
 	if err := n.initTier(); err != nil { // local tier, near cache (tier.go)
 		return fail(fmt.Errorf("node: local tier: %w", err))
 	}
@@ -315,7 +346,7 @@ func (n *Node) ringOptions() ring.Options {
 func (n *Node) Name() string { return n.cfg.Name }
 
 // AdvertisedHTTPAddr returns the HTTP address other members use.
-func (n *Node) AdvertisedHTTPAddr() string { return n.httpAddr }
+func (n *Node) AdvertisedHTTPAddr() string { return n.self.httpAddr }
 
 // GossipAddr returns the advertised gossip host:port (a seed for others).
 func (n *Node) GossipAddr() string { return n.ml.LocalAddr() }
@@ -333,17 +364,17 @@ func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
 func (n *Node) Store() store.Store { return n.st }
 
 // Ready reports whether the node has joined and its shard answers.
-func (n *Node) Ready() bool { return n.ready.Load() && !n.leaving.Load() }
+func (n *Node) Ready() bool { return n.life.ready.Load() && !n.life.leaving.Load() }
 
 // Leaving reports whether the node is leaving the cluster (Stop has begun).
-func (n *Node) Leaving() bool { return n.leaving.Load() }
+func (n *Node) Leaving() bool { return n.life.leaving.Load() }
 
 // HasLeft reports whether the node has left the cluster: it answers its
 // clients "retry on another node" from then on.
-func (n *Node) HasLeft() bool { return n.left.Load() }
+func (n *Node) HasLeft() bool { return n.life.left.Load() }
 
 // Stopped reports whether the node has stopped (or is stopping).
-func (n *Node) Stopped() bool { return n.stopped.Load() }
+func (n *Node) Stopped() bool { return n.life.stopped.Load() }
 
 // Door is a client door (the HTTP API, the Redis protocol) that serves
 // this node. The node stops its doors when it stops, before it closes its
@@ -355,15 +386,15 @@ type Door interface {
 
 // AddDoor registers d to be stopped with the node.
 func (n *Node) AddDoor(d Door) {
-	n.stopMu.Lock()
-	defer n.stopMu.Unlock()
-	n.doors = append(n.doors, d)
+	n.life.mu.Lock()
+	defer n.life.mu.Unlock()
+	n.life.doors = append(n.life.doors, d)
 }
 
-// stopDoors stops the doors, newest first (stopMu held).
+// stopDoors stops the doors, newest first (life.mu held).
 func (n *Node) stopDoors(ctx context.Context, graceful bool) {
-	for i := len(n.doors) - 1; i >= 0; i-- {
-		n.doors[i].StopDoor(ctx, graceful)
+	for i := len(n.life.doors) - 1; i >= 0; i-- {
+		n.life.doors[i].StopDoor(ctx, graceful)
 	}
 }
 
@@ -371,13 +402,13 @@ func (n *Node) stopDoors(ctx context.Context, graceful bool) {
 // active member. It returns once the node is active; the node keeps running
 // until Stop or Abort.
 func (n *Node) Start(ctx context.Context) error {
-	if !n.started.CompareAndSwap(false, true) {
+	if !n.life.started.CompareAndSwap(false, true) {
 		return errors.New("node: already started")
 	}
-	n.wg.Add(1)
+	n.life.wg.Add(1)
 	go func() {
-		defer n.wg.Done()
-		if err := n.peerSrv.Serve(); err != nil {
+		defer n.life.wg.Done()
+		if err := n.peer.srv.Serve(); err != nil {
 			n.log.Error("peer server stopped", "err", err)
 		}
 	}()
@@ -394,17 +425,17 @@ func (n *Node) Start(ctx context.Context) error {
 	// a ring of itself alone would accept writes for keys it does not own.
 	n.applyMembers(n.ml.Members())
 	n.observeMembers(n.ml.Members()) // inherit the cluster's read/write mode before going active
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.watchMembers() }()
-	mctx, mcancel := context.WithCancel(n.ctx)
-	n.migStop = mcancel
-	n.migWG.Add(1)
-	go func() { defer n.migWG.Done(); n.migrationLoop(mctx) }()
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.readinessLoop() }()
+	n.life.wg.Add(1)
+	go func() { defer n.life.wg.Done(); n.watchMembers() }()
+	mctx, mcancel := context.WithCancel(n.life.ctx)
+	n.life.migStop = mcancel
+	n.life.migWG.Add(1)
+	go func() { defer n.life.migWG.Done(); n.migrationLoop(mctx) }()
+	n.life.wg.Add(1)
+	go func() { defer n.life.wg.Done(); n.readinessLoop() }()
 	if n.cfg.Replicas > 1 {
-		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.repair.run(n.ctx) }()
+		n.life.wg.Add(1)
+		go func() { defer n.life.wg.Done(); n.repair.run(n.life.ctx) }()
 	}
 
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateActive })
@@ -412,7 +443,7 @@ func (n *Node) Start(ctx context.Context) error {
 	// sends requests right after Start finds a node that knows the cluster.
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
-	for !n.view.Load().ring.Has(n.cfg.Name) {
+	for !n.views.cur.Load().ring.Has(n.cfg.Name) {
 		select {
 		case <-wctx.Done():
 			n.log.Warn("started, but this node is not in its own ring yet", "err", wctx.Err())
@@ -420,24 +451,24 @@ func (n *Node) Start(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	n.log.Info("node started", "http", n.cfg.HTTPAddr, "advertise_http", n.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Seeds)
+	n.log.Info("node started", "http", n.cfg.HTTPAddr, "advertise_http", n.self.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Seeds)
 	return nil
 }
 
 // setMeta changes this node's gossiped metadata. A change of its own state
 // takes effect in its own ring at once, before gossip carries it to others.
 func (n *Node) setMeta(f func(*membership.Meta)) {
-	n.metaMu.Lock()
-	f(&n.meta)
-	meta := n.meta
+	n.self.mu.Lock()
+	f(&n.self.meta)
+	meta := n.self.meta
 	if err := n.ml.SetMeta(meta); err != nil {
 		n.log.Warn("gossip metadata update failed", "err", err)
 	}
-	n.metaMu.Unlock()
-	if n.selfState.Swap(meta.State) != meta.State {
-		n.viewMu.Lock()
-		ms := n.lastMembers
-		n.viewMu.Unlock()
+	n.self.mu.Unlock()
+	if n.self.state.Swap(meta.State) != meta.State {
+		n.views.mu.Lock()
+		ms := n.views.lastMembers
+		n.views.mu.Unlock()
 		if ms != nil {
 			n.applyMembers(ms)
 		}
@@ -449,21 +480,21 @@ func (n *Node) readinessLoop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+		ctx, cancel := context.WithTimeout(n.life.ctx, time.Second)
 		err := n.st.Ping(ctx)
 		cancel()
-		was := n.ready.Swap(err == nil)
+		was := n.life.ready.Swap(err == nil)
 		if was && err != nil {
 			n.log.Warn("store unreachable: node unready", "err", err)
-			n.storeLost.Store(true)
+			n.shard.lost.Store(true)
 		} else if !was && err == nil {
 			n.log.Info("store reachable: node ready")
-			if n.storeLost.Swap(false) {
+			if n.shard.lost.Swap(false) {
 				n.storeBack()
 			}
 		}
 		select {
-		case <-n.ctx.Done():
+		case <-n.life.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -474,7 +505,7 @@ func (n *Node) readinessLoop() {
 func (n *Node) watchMembers() {
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-n.life.ctx.Done():
 			return
 		case ms, ok := <-n.ml.Updates():
 			if !ok {
@@ -487,10 +518,10 @@ func (n *Node) watchMembers() {
 }
 
 func (n *Node) applyMembers(ms []membership.Member) {
-	n.viewMu.Lock()
-	defer n.viewMu.Unlock()
-	n.lastMembers = ms
-	old := n.view.Load()
+	n.views.mu.Lock()
+	defer n.views.mu.Unlock()
+	n.views.lastMembers = ms
+	old := n.views.cur.Load()
 	nv := &view{members: make(map[string]membership.Member, len(ms)), boots: make(map[string]string, len(ms))}
 	var active []string
 	for _, m := range ms {
@@ -501,8 +532,8 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		}
 		state := m.Meta.State
 		if m.Name == n.cfg.Name {
-			state = n.selfState.Load().(membership.State)
-			if n.leaving.Load() {
+			state = n.self.state.Load().(membership.State)
+			if n.life.leaving.Load() {
 				state = membership.StateLeaving
 			}
 		}
@@ -513,14 +544,14 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	r := ring.New(active, n.ringOptions())
 	if r.Equal(old.ring) {
 		nv.version, nv.ring, nv.prev, nv.changedAt, nv.checksum = old.version, old.ring, old.prev, old.changedAt, old.checksum
-		n.view.Store(nv)
+		n.views.cur.Store(nv)
 		if restarted := n.restartedMembers(old, nv); len(restarted) > 0 {
 			n.tierViewChanged() // near copies from a restarted owner: it forgot who holds them
 			// Same ring, but these members came back empty: give them
 			// their copies again.
 			n.log.Info("members restarted under the same name; re-replicating", "members", restarted)
 			select {
-			case n.ringChanged <- struct{}{}:
+			case n.views.ringChanged <- struct{}{}:
 			default:
 			}
 		}
@@ -538,12 +569,12 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	}
 	nv.prev = pushPrev(prev, old.prev)
 	n.planWarm(r) // the hottest copies the new owners will want (warm.go), before they are dropped
-	n.view.Store(nv)
+	n.views.cur.Store(nv)
 	n.tierViewChanged() // after the store: see localTier
 	n.metrics.ringChanges.Inc()
 	n.log.Info("ring changed", "ring_version", nv.version, "members", r.Members(), "previous", old.ring.Members())
 	select {
-	case n.ringChanged <- struct{}{}:
+	case n.views.ringChanged <- struct{}{}:
 	default:
 	}
 }
@@ -568,8 +599,8 @@ func (n *Node) restartedMembers(old, nv *view) []string {
 // past the key, which would then stay on a node that no longer owns it
 // until the next sweep.
 func (n *Node) awaitImports() {
-	n.importGate.Lock()
-	n.importGate.Unlock() // a barrier: nothing to guard in between
+	n.writes.importGate.Lock()
+	n.writes.importGate.Unlock() // a barrier: nothing to guard in between
 }
 
 // migrationLoop runs a migration after every ring change (cancelling one
@@ -598,7 +629,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 		rctx, c := context.WithCancel(ctx)
 		d := make(chan struct{})
 		cancel, done = c, d
-		v := n.view.Load()
+		v := n.views.cur.Load()
 		p := n.placement(v)
 		announce := reason == "ring-change"
 		go func() {
@@ -629,7 +660,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 		case <-ctx.Done():
 			stopRun()
 			return
-		case <-n.ringChanged:
+		case <-n.views.ringChanged:
 			start("ring-change")
 		case <-sweep:
 			if done == nil {
@@ -650,30 +681,30 @@ func (n *Node) migrationLoop(ctx context.Context) {
 // ctx), leaves memberlist, and shuts down. It reports how many keys could not
 // be handed off, if any.
 func (n *Node) Stop(ctx context.Context) error {
-	n.stopMu.Lock()
-	defer n.stopMu.Unlock()
-	if n.stopped.Load() {
+	n.life.mu.Lock()
+	defer n.life.mu.Unlock()
+	if n.life.stopped.Load() {
 		return nil
 	}
-	if !n.started.Load() {
-		n.stopped.Store(true)
-		n.cancel()
+	if !n.life.started.Load() {
+		n.life.stopped.Store(true)
+		n.life.cancel()
 		n.ml.Shutdown()
 		n.stopDoors(context.Background(), false)
-		n.peerSrv.Close()
-		n.peers.Close()
+		n.peer.srv.Close()
+		n.peer.client.Close()
 		n.closeTier()
 		n.closeStore()
-		close(n.done)
+		close(n.life.done)
 		return nil
 	}
 	var drainErr error
-	n.leaving.Store(true)
+	n.life.leaving.Store(true)
 	n.log.Info("leaving: handing keys to their new owners", "drain_timeout", n.cfg.DrainTimeout)
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateLeaving; m.Migrating = true })
 	// Stop ring-change migrations; the drain below replaces them.
-	n.migStop()
-	n.migWG.Wait()
+	n.life.migStop()
+	n.life.migWG.Wait()
 	n.excludeSelf()
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
 	drainErr = n.drain(dctx)
@@ -681,28 +712,28 @@ func (n *Node) Stop(ctx context.Context) error {
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		n.log.Warn("memberlist leave", "err", err)
 	}
-	n.left.Store(true)
+	n.life.left.Store(true)
 	// Keep answering (421 with the new owner, handoff reads) a little longer
 	// for members whose view still lags.
 	select {
 	case <-time.After(n.cfg.LeaveLinger):
 	case <-ctx.Done():
 	}
-	n.stopErr = drainErr
+	n.life.stopErr = drainErr
 	n.shutdown(ctx, true)
 	return drainErr
 }
 
 // Done is closed once the node has stopped (Stop, Abort, or a leave asked
 // for through POST /v1/leave). Err then tells how the stop went.
-func (n *Node) Done() <-chan struct{} { return n.done }
+func (n *Node) Done() <-chan struct{} { return n.life.done }
 
 // Err returns the error of a graceful stop (keys that could not be handed
 // off), once Done is closed.
 func (n *Node) Err() error {
 	select {
-	case <-n.done:
-		return n.stopErr
+	case <-n.life.done:
+		return n.life.stopErr
 	default:
 		return nil
 	}
@@ -714,7 +745,7 @@ func (n *Node) Err() error {
 // cluster is shutting down) it stops at once and says how many keys stay.
 func (n *Node) drain(ctx context.Context) error {
 	for {
-		v := n.view.Load()
+		v := n.views.cur.Load()
 		target := v.ring.Without(n.cfg.Name)
 		if target.Len() == 0 {
 			// The last member (or the whole cluster is stopping): nothing
@@ -759,9 +790,9 @@ func (n *Node) drain(ctx context.Context) error {
 // request and refuses imports while it drains, without waiting for its own
 // LEAVING state to come back through gossip.
 func (n *Node) excludeSelf() {
-	n.viewMu.Lock()
-	defer n.viewMu.Unlock()
-	old := n.view.Load()
+	n.views.mu.Lock()
+	defer n.views.mu.Unlock()
+	old := n.views.cur.Load()
 	if !old.ring.Has(n.cfg.Name) {
 		return
 	}
@@ -772,7 +803,7 @@ func (n *Node) excludeSelf() {
 	nv.changedAt = time.Now()
 	nv.prev = pushPrev(old.ring, old.prev)
 	n.planWarm(nv.ring) // warm.go: sent once the drain is done
-	n.view.Store(&nv)
+	n.views.cur.Store(&nv)
 	n.tierViewChanged()
 	n.metrics.ringChanges.Inc()
 }
@@ -780,35 +811,35 @@ func (n *Node) excludeSelf() {
 // Abort stops the node without leaving the cluster or handing off keys, as
 // a crash would. Other members notice through failure detection.
 func (n *Node) Abort() {
-	n.stopMu.Lock()
-	defer n.stopMu.Unlock()
-	if n.stopped.Load() {
+	n.life.mu.Lock()
+	defer n.life.mu.Unlock()
+	if n.life.stopped.Load() {
 		return
 	}
 	n.shutdown(context.Background(), false)
 }
 
 func (n *Node) shutdown(ctx context.Context, graceful bool) {
-	n.stopped.Store(true)
-	n.ready.Store(false)
+	n.life.stopped.Store(true)
+	n.life.ready.Store(false)
 	n.ml.Shutdown()
-	n.cancel()
+	n.life.cancel()
 	n.stopDoors(ctx, graceful)
-	n.peerSrv.Close() // cancels the requests it serves and waits for them
-	if n.migStop != nil {
-		n.migStop()
+	n.peer.srv.Close() // cancels the requests it serves and waits for them
+	if n.life.migStop != nil {
+		n.life.migStop()
 	}
-	n.migWG.Wait()
-	n.wg.Wait()
+	n.life.migWG.Wait()
+	n.life.wg.Wait()
 	n.closeTier()
-	n.peers.Close()
+	n.peer.client.Close()
 	n.closeStore()
 	n.log.Info("node stopped", "graceful", graceful)
-	close(n.done)
+	close(n.life.done)
 }
 
 func (n *Node) closeStore() {
-	if n.ownStore {
+	if n.shard.own {
 		n.st.Close()
 	}
 }
@@ -819,7 +850,7 @@ func (n *Node) closeStore() {
 // copies of the keys it owns again (with replicas), and for a handoff window
 // it asks the key's other owners on a local miss.
 func (n *Node) storeBack() {
-	n.resetAt.Store(time.Now().UnixNano())
+	n.shard.resetAt.Store(time.Now().UnixNano())
 	n.log.Warn("store answers again after an outage; it may have lost its data: asking peers for copies")
 	n.setExtra(metaBoot, newBootID())
 }

@@ -56,7 +56,7 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counts := map[string]int{string(membership.StateJoining): 0, string(membership.StateActive): 0,
 		string(membership.StateLeaving): 0, "unknown": 0}
-	for _, m := range n.view.Load().members {
+	for _, m := range n.views.cur.Load().members {
 		s := string(m.Meta.State)
 		if _, ok := counts[s]; !ok {
 			s = "unknown"
@@ -86,7 +86,7 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	g(c.migRunB, float64(ms.Bytes))
 	g(c.migRate, ms.KeysPerSec)
 
-	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+	ctx, cancel := context.WithTimeout(n.life.ctx, time.Second)
 	st, err := n.st.Stats(ctx)
 	cancel()
 	if err == nil { // a failure shows in peercache_store_errors_total{op="stats"}

@@ -41,7 +41,7 @@ func (n *Node) peerErr(name, addr string, err error) error {
 		return ErrNotFound
 	case errors.As(err, &e) && e.Status != http.StatusForbidden:
 		return e
-	case n.left.Load() || n.leaving.Load():
+	case n.life.left.Load() || n.life.leaving.Load():
 		// Members no longer take this node's calls.
 		return retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node")
 	case e != nil: // 403: the peer does not (yet) count this node as a member
@@ -95,7 +95,7 @@ func (n *Node) peerRead(ctx context.Context, v *view, name, key string, replica 
 	}
 	ctx, cancel := n.peerCtx(ctx)
 	defer cancel()
-	it, nearTTL, err := n.peers.Get(ctx, addr, key, replica)
+	it, nearTTL, err := n.peer.client.Get(ctx, addr, key, replica)
 	if err != nil {
 		return Item{}, 0, n.peerErr(name, addr, err)
 	}
@@ -121,7 +121,7 @@ func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, m Muta
 	}
 	ctx, cancel := n.peerCtx(ctx)
 	defer cancel()
-	res, err := n.peers.Write(ctx, addr, key, m)
+	res, err := n.peer.client.Write(ctx, addr, key, m)
 	if err != nil {
 		return WriteResult{}, asError(n.peerErr(owner, addr, err))
 	}
@@ -137,7 +137,7 @@ func (n *Node) peerHandoff(ctx context.Context, v *view, name, key string) (stor
 	}
 	ctx, cancel := n.peerCtx(ctx)
 	defer cancel()
-	en, found, err := n.peers.Handoff(ctx, addr, key)
+	en, found, err := n.peer.client.Handoff(ctx, addr, key)
 	if err != nil {
 		return store.Entry{}, false, n.peerErr(name, addr, err)
 	}
@@ -146,14 +146,14 @@ func (n *Node) peerHandoff(ctx context.Context, v *view, name, key string) (stor
 
 // peerInvalidate tells member name that keys changed.
 func (n *Node) peerInvalidate(ctx context.Context, name string, keys []string) error {
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	addr, e := n.peerAddr(v, name)
 	if e != nil {
 		return e
 	}
 	ctx, cancel := n.peerCtx(ctx)
 	defer cancel()
-	return n.peerErr(name, addr, n.peers.Invalidate(ctx, addr, keys))
+	return n.peerErr(name, addr, n.peer.client.Invalidate(ctx, addr, keys))
 }
 
 // peerTransport ships entries to peers' imports (migration, replica
@@ -165,7 +165,7 @@ var _ migrate.Transport = peerTransport{}
 // Import implements migrate.Transport.
 func (t peerTransport) Import(ctx context.Context, name string, entries []store.Entry) ([]migrate.ImportResult, error) {
 	n := t.n
-	addr, e := n.peerAddr(n.view.Load(), name)
+	addr, e := n.peerAddr(n.views.cur.Load(), name)
 	if e != nil {
 		return nil, fmt.Errorf("import to %s: %w", name, e)
 	}
@@ -177,7 +177,7 @@ func (t peerTransport) Import(ctx context.Context, name string, entries []store.
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout*time.Duration(1+size>>23))
 	defer cancel()
-	res, err := n.peers.Import(ctx, addr, entries)
+	res, err := n.peer.client.Import(ctx, addr, entries)
 	if err != nil {
 		return nil, fmt.Errorf("import to %s: %w", name, n.peerErr(name, addr, err))
 	}
@@ -204,7 +204,7 @@ func (h peerHandler) Admit(from string) bool {
 	if from == "" || from == n.cfg.Name {
 		return false
 	}
-	if _, ok := n.view.Load().members[from]; ok {
+	if _, ok := n.views.cur.Load().members[from]; ok {
 		return true
 	}
 	for _, m := range n.ml.Members() {
@@ -215,9 +215,9 @@ func (h peerHandler) Admit(from string) bool {
 	return false
 }
 
-// refused is the fault-injection check of tests (Node.peerRefuse).
+// refused is the fault-injection check of tests (peerSide.refuse).
 func (h peerHandler) refused() error {
-	if h.n.peerRefuse.Load() {
+	if h.n.peer.refuse.Load() {
 		return retryable(http.StatusServiceUnavailable, "peer API unavailable (fault injection)")
 	}
 	return nil
@@ -232,10 +232,10 @@ func (h peerHandler) Get(ctx context.Context, from, key string, replica bool) (I
 		return Item{}, 0, err
 	}
 	if replica {
-		it, err := n.replicaGet(ctx, n.view.Load(), key)
+		it, err := n.replicaGet(ctx, n.views.cur.Load(), key)
 		return it, 0, err
 	}
-	nearTTL := n.near.Track(key, from) // before the read
+	nearTTL := n.reads.near.Track(key, from) // before the read
 	it, err := n.get(ctx, key, true)
 	if err != nil {
 		return Item{}, 0, err
@@ -302,11 +302,11 @@ func (h peerHandler) Import(ctx context.Context, from string, entries []store.En
 // importOwned writes the entries this node owns in its view and whose
 // versions are sane, marking the others Refused in res. It holds the
 // import gate from the ownership check until the write has landed: a
-// migration run of a newer view waits for that (Node.importGate).
+// migration run of a newer view waits for that (writeState.importGate).
 func (n *Node) importOwned(ctx context.Context, from string, entries []store.Entry, res []migrate.ImportResult) (owned []store.Entry, idx []int, outs []store.Outcome, err error) {
-	n.importGate.RLock()
-	defer n.importGate.RUnlock()
-	v := n.view.Load()
+	n.writes.importGate.RLock()
+	defer n.writes.importGate.RUnlock()
+	v := n.views.cur.Load()
 	owned = make([]store.Entry, 0, len(entries))
 	idx = make([]int, 0, len(entries))
 	var maxVer uint64
@@ -345,7 +345,7 @@ func (h peerHandler) Invalidate(ctx context.Context, from string, keys []string)
 	for _, k := range keys {
 		n.tierInvalidate(k)
 	}
-	n.near.Received(len(keys))
+	n.reads.near.Received(len(keys))
 }
 
 // versionLimit is the largest version this node accepts from elsewhere:
@@ -358,7 +358,7 @@ func (n *Node) versionLimit() uint64 {
 // their versions lie too far ahead of this node's clock.
 func (n *Node) futureVersions(from string, count int, entries []store.Entry) {
 	n.metrics.futureVersions.Add(float64(count))
-	if n.futureLog.allow() {
+	if n.peer.futureLog.allow() {
 		var newest uint64
 		for _, e := range entries {
 			newest = max(newest, e.Version)

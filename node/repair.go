@@ -179,7 +179,7 @@ func (r *repairer) round(ctx context.Context, taken map[string]uint64) bool {
 		n.log.Debug("repair: reading the shard failed", "keys", len(keys), "err", err)
 		return false
 	}
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	var gone []string
 	groups := map[string][]store.Entry{} // targets joined by "\x00" -> entries
 	for i, k := range keys {
@@ -245,11 +245,11 @@ func (n *Node) importer() migrate.Transport { return peerTransport{n} }
 // holds to all of its owners, as if no run had completed before (see
 // placement and completed).
 func (n *Node) requestFullReplication() {
-	n.baseMu.Lock()
-	n.fullWanted++
-	n.baseMu.Unlock()
+	n.base.mu.Lock()
+	n.base.fullWanted++
+	n.base.mu.Unlock()
 	select {
-	case n.ringChanged <- struct{}{}:
+	case n.views.ringChanged <- struct{}{}:
 	default:
 	}
 }

@@ -287,12 +287,12 @@ func (p replicaPlacement) Targets(key string) ([]string, bool) {
 // full copy is wanted (requestFullReplication) it has no base ring: every
 // key is copied to all its owners.
 func (n *Node) placement(v *view) replicaPlacement {
-	n.baseMu.Lock()
-	defer n.baseMu.Unlock()
+	n.base.mu.Lock()
+	defer n.base.mu.Unlock()
 	p := replicaPlacement{self: n.cfg.Name, rf: n.cfg.Replicas, ring: v.ring,
-		base: n.baseRing, baseBoots: n.baseBoots, boots: v.boots}
-	if n.fullWanted > n.fullDone {
-		p.base, p.baseBoots, p.fullGen = nil, nil, n.fullWanted
+		base: n.base.ring, baseBoots: n.base.boots, boots: v.boots}
+	if n.base.fullWanted > n.base.fullDone {
+		p.base, p.baseBoots, p.fullGen = nil, nil, n.base.fullWanted
 	}
 	return p
 }
@@ -300,10 +300,10 @@ func (n *Node) placement(v *view) replicaPlacement {
 // completed records that a ring-change run finished for p: every key this
 // node holds is on all its owners in p.ring.
 func (n *Node) completed(p replicaPlacement) {
-	n.baseMu.Lock()
-	n.baseRing, n.baseBoots = p.ring, p.boots
-	n.fullDone = max(n.fullDone, p.fullGen)
-	n.baseMu.Unlock()
+	n.base.mu.Lock()
+	n.base.ring, n.base.boots = p.ring, p.boots
+	n.base.fullDone = max(n.base.fullDone, p.fullGen)
+	n.base.mu.Unlock()
 }
 
 // underReplicated estimates the keys this node holds whose copies are not

@@ -66,14 +66,14 @@ func (n *Node) CountRequest() { n.ops.keyRequests.add(time.Now()) }
 // Status returns this node's figures (see NodeStatus).
 func (n *Node) Status(ctx context.Context) NodeStatus {
 	now := time.Now()
-	v := n.view.Load()
-	n.metaMu.Lock()
-	state := string(n.meta.State)
-	n.metaMu.Unlock()
+	v := n.views.cur.Load()
+	n.self.mu.Lock()
+	state := string(n.self.meta.State)
+	n.self.mu.Unlock()
 	mi := n.Mode()
 	s := NodeStatus{
 		Name:           n.cfg.Name,
-		HTTPAddr:       n.httpAddr,
+		HTTPAddr:       n.self.httpAddr,
 		State:          state,
 		Ready:          n.Ready(),
 		Mode:           mi.Mode,
@@ -135,7 +135,7 @@ const statusFanoutTimeout = 500 * time.Millisecond
 func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
 	ci := n.Cluster()
 	rep := ClusterReport{ClusterInfo: ci, ClusterMode: n.ops.cmode().effective(), Nodes: []NodeReport{}}
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	names := sortedNames(v.members)
 	if _, ok := v.members[n.cfg.Name]; !ok {
 		names = append([]string{n.cfg.Name}, names...)
@@ -146,7 +146,7 @@ func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
 		r := &rep.Nodes[i]
 		r.Name = name
 		if name == n.cfg.Name {
-			r.HTTPAddr = n.httpAddr
+			r.HTTPAddr = n.self.httpAddr
 			st := n.Status(ctx)
 			r.Reachable, r.NodeStatus = true, &st
 			continue
@@ -174,7 +174,7 @@ func (n *Node) fetchStatus(ctx context.Context, v *view, name string) (*NodeStat
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusFanoutTimeout)
 	defer cancel()
-	b, err := n.peers.Status(ctx, addr)
+	b, err := n.peer.client.Status(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ type RingSegments struct {
 
 // RingSegments samples the ring at segments evenly spaced positions.
 func (n *Node) RingSegments(segments int) RingSegments {
-	v := n.view.Load()
+	v := n.views.cur.Load()
 	r := v.ring
 	rs := RingSegments{Version: v.version, Members: r.Members(), Shares: r.Shares(),
 		Partitions: r.Partitions(), Segments: segments, Owners: make([]int, segments)}
@@ -284,10 +284,10 @@ type ClusterInfo struct {
 
 // Cluster returns this node's view of the cluster.
 func (n *Node) Cluster() ClusterInfo {
-	v := n.view.Load()
-	n.metaMu.Lock()
-	state := string(n.meta.State)
-	n.metaMu.Unlock()
+	v := n.views.cur.Load()
+	n.self.mu.Lock()
+	state := string(n.self.meta.State)
+	n.self.mu.Unlock()
 	ci := ClusterInfo{
 		Self:  n.cfg.Name,
 		State: state,

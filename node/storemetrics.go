@@ -33,11 +33,11 @@ type Evictions struct {
 // evictions returns the node's eviction counts.
 func (n *Node) evictions() Evictions {
 	var e Evictions
-	if n.shardEvictions != nil {
-		e.Store = n.shardEvictions.Evictions()
+	if n.shard.evictions != nil {
+		e.Store = n.shard.evictions.Evictions()
 	}
-	if n.tier != nil {
-		e.LocalTier = n.tier.c.Stats().Evictions
+	if n.reads.tier != nil {
+		e.LocalTier = n.reads.tier.c.Stats().Evictions
 	}
 	return e
 }

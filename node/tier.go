@@ -181,10 +181,10 @@ func tagOf(epoch uint64, flags uint64) uint64 { return epoch<<2 | flags }
 // tierEpoch returns the current tier epoch (0 without a tier). Load it
 // before the view a read routes by.
 func (n *Node) tierEpoch() uint64 {
-	if n.tier == nil {
+	if n.reads.tier == nil {
 		return 0
 	}
-	return n.tier.epoch.Load()
+	return n.reads.tier.epoch.Load()
 }
 
 // tierViewChanged is called after a new view with a different ring (or
@@ -192,7 +192,7 @@ func (n *Node) tierEpoch() uint64 {
 // dropped (lazily: entries of older epochs are never served; a background
 // pass frees their memory).
 func (n *Node) tierViewChanged() {
-	t := n.tier
+	t := n.reads.tier
 	if t == nil {
 		return
 	}
@@ -211,8 +211,8 @@ func (n *Node) tierViewChanged() {
 // tierInvalidate drops key's local copy (a write forwarded from here, an
 // import, an invalidation from the owner).
 func (n *Node) tierInvalidate(key string) {
-	if n.tier != nil {
-		n.tier.invalidate(key)
+	if n.reads.tier != nil {
+		n.reads.tier.invalidate(key)
 	}
 }
 
@@ -227,7 +227,7 @@ type ownerRead struct {
 // fills the tier), else from Config.Getter (one load, written through the
 // ordinary owner write path).
 func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, error) {
-	t := n.tier
+	t := n.reads.tier
 	if t != nil && !t.owned && (n.cfg.Getter == nil || n.cfg.LoaderNegativeTTL <= 0) {
 		t = nil // no copies of owned records, and no negative entries either
 	}
@@ -280,9 +280,9 @@ func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, e
 // same time (singleflight), counting the callers that joined one in
 // flight by kind (tierLocal: owner reads; tierNear: forwards).
 func (n *Node) collapsed(ctx context.Context, fkey string, kind int, flight func() (ownerRead, error)) (Item, error) {
-	res, shared, err := n.flights.Do(ctx, fkey, flight)
-	if shared && n.tier != nil {
-		n.tier.collapsed[kind].Add(1)
+	res, shared, err := n.reads.flights.Do(ctx, fkey, flight)
+	if shared && n.reads.tier != nil {
+		n.reads.tier.collapsed[kind].Add(1)
 	}
 	if err != nil { // this caller's ctx ended while it waited
 		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
@@ -295,7 +295,7 @@ func (n *Node) collapsed(ctx context.Context, fkey string, kind int, flight func
 // key's guard before the write. A later change, or a read that began
 // before this write, can then never leave an older value behind.
 func (n *Node) ownerPublish(key string, e store.Entry, g uint64) {
-	t := n.tier
+	t := n.reads.tier
 	if t == nil {
 		return
 	}
@@ -327,10 +327,10 @@ func (n *Node) ownerPublish(key string, e store.Entry, g uint64) {
 
 // ownerGuard returns key's guard before an owner write (0 without a tier).
 func (n *Node) ownerGuard(key string) uint64 {
-	if n.tier == nil {
+	if n.reads.tier == nil {
 		return 0
 	}
-	return n.tier.guard(key).Load()
+	return n.reads.tier.guard(key).Load()
 }
 
 // importApplied is called for every entry an import wrote to the shard
@@ -338,7 +338,7 @@ func (n *Node) ownerGuard(key string) uint64 {
 // copy goes, and so do near copies other nodes fetched from here.
 func (n *Node) importApplied(key string) {
 	n.tierInvalidate(key)
-	n.near.Invalidate(context.Background(), key, false)
+	n.reads.near.Invalidate(context.Background(), key, false)
 }
 
 // tierStats are the local tier's counters (metrics, status, tests).
@@ -360,19 +360,19 @@ type tierStats struct {
 
 func (n *Node) tierStats() tierStats {
 	var s tierStats
-	if t := n.tier; t != nil {
+	if t := n.reads.tier; t != nil {
 		for i := 0; i < 2; i++ {
 			s.Hits[i], s.Misses[i], s.Collapsed[i] = t.hits[i].load(), t.misses[i].load(), t.collapsed[i].Load()
 		}
 		s.Forwards, s.OwnerReads = t.forwards.Load(), t.ownerReads.Load()
 		s.Cache = t.c.Stats()
 	}
-	ns := n.near.Stats()
+	ns := n.reads.near.Stats()
 	s.InvalidationsOut, s.InvalidationBatches, s.InvalidationsIn = ns.Sent, ns.Batches, ns.Received
 	s.InvalidationDrop, s.InvalidationFailed, s.InvalidationWaitTimeouts = ns.Dropped, ns.Failed, ns.WaitTimeouts
 	s.NearRefused = ns.Refused
 	for i := range s.Loads {
-		s.Loads[i] = n.loads[i].Load()
+		s.Loads[i] = n.reads.loads[i].Load()
 	}
 	return s
 }
@@ -380,7 +380,7 @@ func (n *Node) tierStats() tierStats {
 // hitRatio is the local tier's hit ratio over both kinds of entries (nil
 // without a tier; 0 before its first lookup).
 func (n *Node) hitRatio() *float64 {
-	if n.tier == nil {
+	if n.reads.tier == nil {
 		return nil
 	}
 	s := n.tierStats()
@@ -394,23 +394,23 @@ func (n *Node) hitRatio() *float64 {
 
 // closeTier stops the tier's background work.
 func (n *Node) closeTier() {
-	if n.tier != nil {
-		n.tier.c.Close()
+	if n.reads.tier != nil {
+		n.reads.tier.c.Close()
 	}
-	n.near.Stop()
+	n.reads.near.Stop()
 }
 
 // initTier sets up the local tier, the near-cache tracker and the
 // invalidation sender from the config (called by New).
 func (n *Node) initTier() error {
-	t, err := newLocalTier(n.cfg, !n.shardInProcess)
+	t, err := newLocalTier(n.cfg, !n.shard.inProcess)
 	if err != nil {
 		return err
 	}
-	n.tier = t
-	n.near = nearcache.New(n.ctx, nearcache.Config{Self: n.cfg.Name, TTL: n.cfg.NearCacheTTL,
+	n.reads.tier = t
+	n.reads.near = nearcache.New(n.life.ctx, nearcache.Config{Self: n.cfg.Name, TTL: n.cfg.NearCacheTTL,
 		MaxKeys: n.cfg.NearTrackMaxKeys, Wait: n.cfg.InvalidationWait, Send: n.peerInvalidate,
-		Member: func(name string) bool { _, ok := n.view.Load().members[name]; return ok },
+		Member: func(name string) bool { _, ok := n.views.cur.Load().members[name]; return ok },
 		Logger: n.log})
 	return nil
 }

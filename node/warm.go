@@ -46,7 +46,7 @@ type warmer struct {
 // planWarm notes the hottest local copies whose key another member owns in
 // nr. Called at a ring change, before the tier epoch moves on.
 func (n *Node) planWarm(nr *ring.Ring) {
-	t := n.tier
+	t := n.reads.tier
 	if t == nil || !t.owned || n.cfg.WarmKeys <= 0 || nr.Len() == 0 {
 		return // an in-process shard leaves no copies of owned keys to send
 	}
@@ -93,14 +93,14 @@ func (n *Node) sendWarm(ctx context.Context, r *ring.Ring) {
 	n.warm.mu.Unlock()
 	var wg sync.WaitGroup
 	for owner, keys := range plan.keys {
-		addr, e := n.peerAddr(n.view.Load(), owner)
+		addr, e := n.peerAddr(n.views.cur.Load(), owner)
 		if e != nil {
 			continue
 		}
 		wg.Go(func() {
 			wctx, cancel := n.peerCtx(ctx)
 			defer cancel()
-			loaded, err := n.peers.Warm(wctx, addr, keys)
+			loaded, err := n.peer.client.Warm(wctx, addr, keys)
 			n.metrics.warm.WithLabelValues("sent").Add(float64(len(keys)))
 			if err != nil {
 				n.log.Debug("warm-up not delivered", "peer", owner, "keys", len(keys), "err", err)
@@ -130,7 +130,7 @@ const warmBatch = 256
 // (the guard read before the shard, so that a write in between wins).
 func (h peerHandler) Warm(ctx context.Context, from string, keys []string) int {
 	n := h.n
-	t := n.tier
+	t := n.reads.tier
 	if t == nil || !t.owned || h.refused() != nil {
 		return 0 // (an in-process shard is as warm as a tier would be)
 	}
@@ -139,7 +139,7 @@ func (h peerHandler) Warm(ctx context.Context, from string, keys []string) int {
 		batch := keys[:min(len(keys), warmBatch)]
 		keys = keys[len(batch):]
 		ep := n.tierEpoch()
-		v := n.view.Load()
+		v := n.views.cur.Load()
 		var mine []string
 		var guards []uint64
 		for _, k := range batch {
