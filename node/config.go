@@ -238,6 +238,14 @@ func (c *Config) peerAuth() peer.Auth {
 	return peer.Auth{Secret: c.ClusterSecret, Certificate: c.PeerCertificate, CAs: c.PeerCAs}
 }
 
+// zeroDefault sets *field to def when it is the zero value.
+func zeroDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
 func (c *Config) setDefaults() {
 	if c.GossipAddr == "" {
 		c.GossipAddr = DefaultLoopbackGossipAddr
@@ -253,66 +261,30 @@ func (c *Config) setDefaults() {
 			c.PeerAddr = net.JoinHostPort(h, strconv.Itoa(p))
 		}
 	}
-	if c.WarmKeys == 0 {
-		c.WarmKeys = DefaultWarmKeys
-	}
+	zeroDefault(&c.WarmKeys, DefaultWarmKeys)
 	if c.WarmBytes <= 0 {
 		c.WarmBytes = DefaultWarmBytes
 	}
-	if c.MaxClockSkew == 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	if c.WriteAcks == "" {
-		c.WriteAcks = WriteAcksAll
-	}
-	if c.MaxKeyBytes == 0 {
-		c.MaxKeyBytes = DefaultMaxKeyBytes
-	}
-	if c.MaxValueBytes == 0 {
-		c.MaxValueBytes = DefaultMaxValueBytes
-	}
-	if c.TombstoneTTL == 0 {
-		c.TombstoneTTL = DefaultTombstoneTTL
-	}
-	if c.HandoffWindow == 0 {
-		c.HandoffWindow = DefaultHandoffWindow
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = DefaultDrainTimeout
-	}
-	if c.LeaveLinger == 0 {
-		c.LeaveLinger = time.Second
-	}
-	if c.PeerTimeout == 0 {
-		c.PeerTimeout = DefaultPeerTimeout
-	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = DefaultSweepInterval
-	}
+	zeroDefault(&c.MaxClockSkew, DefaultMaxClockSkew)
+	zeroDefault(&c.Replicas, 1)
+	zeroDefault(&c.WriteAcks, WriteAcksAll)
+	zeroDefault(&c.MaxKeyBytes, DefaultMaxKeyBytes)
+	zeroDefault(&c.MaxValueBytes, DefaultMaxValueBytes)
+	zeroDefault(&c.TombstoneTTL, DefaultTombstoneTTL)
+	zeroDefault(&c.HandoffWindow, DefaultHandoffWindow)
+	zeroDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	zeroDefault(&c.LeaveLinger, time.Second)
+	zeroDefault(&c.PeerTimeout, DefaultPeerTimeout)
+	zeroDefault(&c.SweepInterval, DefaultSweepInterval)
 	if c.MemoryMaxBytes <= 0 {
 		c.MemoryMaxBytes = DefaultMemoryMaxBytes
 	}
-	if c.LocalTierBytes == 0 {
-		c.LocalTierBytes = c.MemoryMaxBytes / localTierShare(c.Store == nil)
-	}
-	if c.NearCacheTTL == 0 {
-		c.NearCacheTTL = DefaultNearCacheTTL
-	}
-	if c.NearTrackMaxKeys == 0 {
-		c.NearTrackMaxKeys = DefaultNearTrackMaxKeys
-	}
-	if c.InvalidationWait == 0 {
-		c.InvalidationWait = DefaultInvalidationWait
-	}
-	if c.LoaderNegativeTTL == 0 {
-		c.LoaderNegativeTTL = DefaultLoaderNegTTL
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	zeroDefault(&c.LocalTierBytes, c.MemoryMaxBytes/localTierShare(c.Store == nil))
+	zeroDefault(&c.NearCacheTTL, DefaultNearCacheTTL)
+	zeroDefault(&c.NearTrackMaxKeys, DefaultNearTrackMaxKeys)
+	zeroDefault(&c.InvalidationWait, DefaultInvalidationWait)
+	zeroDefault(&c.LoaderNegativeTTL, DefaultLoaderNegTTL)
+	zeroDefault(&c.Logger, slog.Default())
 }
 
 func (c *Config) validate() error {
