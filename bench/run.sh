@@ -10,7 +10,7 @@
 # Knobs (environment): BENCH_N (redis-benchmark requests, 200000),
 # BENCH_OPS (load-tool operations per HTTP run, 100000), BENCH_C (clients,
 # 50), BENCH_KEYSPACE (redis-benchmark -r, 1000), BENCH_RSS_KEYS (100000),
-# BENCH_PORT (first port used, 17100; 47 from it are used), BENCH_REPEAT
+# BENCH_PORT (first port used, 17100; the 96 from it are used), BENCH_REPEAT
 # (runs of each comparison, 3; the best is reported).
 #
 # Needs redis-server and redis-benchmark (scripts/deps.sh installs them) and
@@ -73,12 +73,15 @@ start_redis() {
 	exit 1
 }
 
-# start_node NAME HTTP GOSSIP RESP [extra flags...]: a cachenode, waits until ready.
+# start_node NAME HTTP GOSSIP RESP [extra flags...]: a cachenode, waits until
+# ready. Its peer port is GOSSIP + 50 (the default, GOSSIP + 1, is the
+# next node's HTTP port here).
 start_node() {
 	local name=$1 http=$2 gossip=$3 resp=$4
 	shift 4
 	env ${NODE_ENV:-} "$BIN" --name "$name" --http-addr "127.0.0.1:$http" --gossip-addr "127.0.0.1:$gossip" \
-		--advertise-addr 127.0.0.1 --resp-addr "127.0.0.1:$resp" --log-level warn "$@" >"$WORK/$name.log" 2>&1 &
+		--peer-addr "127.0.0.1:$((gossip + 50))" --advertise-addr 127.0.0.1 --resp-addr "127.0.0.1:$resp" \
+		--log-level warn "$@" >"$WORK/$name.log" 2>&1 &
 	PIDS+=($!)
 	echo $! >"$WORK/$name.pid"
 	for _ in $(seq 200); do

@@ -84,15 +84,15 @@ func TestHTTPAuth(t *testing.T) {
 				body = []byte(tc.body)
 			}
 			r := do(t, tc.method, tc.url, body, tc.hdr...)
-			if r.status != tc.want || !strings.Contains(string(r.body), tc.inBody) {
+			if r.Status != tc.want || !strings.Contains(string(r.Body), tc.inBody) {
 				t.Fatalf("%s %s: %v, want %d containing %q", tc.method, tc.url, r, tc.want, tc.inBody)
 			}
-			if r.status == 401 && r.header.Get("WWW-Authenticate") != auth.WWWAuthenticate {
-				t.Fatalf("401 without WWW-Authenticate: %v", r.header)
+			if r.Status == 401 && r.Header.Get("WWW-Authenticate") != auth.WWWAuthenticate {
+				t.Fatalf("401 without WWW-Authenticate: %v", r.Header)
 			}
 			for _, secret := range []string{"-pw", "sha256:"} {
-				if strings.Contains(string(r.body), secret) {
-					t.Fatalf("answer shows %q: %s", secret, r.body)
+				if strings.Contains(string(r.Body), secret) {
+					t.Fatalf("answer shows %q: %s", secret, r.Body)
 				}
 			}
 		})
@@ -104,7 +104,7 @@ func TestHTTPAuth(t *testing.T) {
 		t.Fatal("a refused leave request started a leave")
 	}
 	// The admin may.
-	if r := do(t, "PUT", n.base+"/v1/mode", []byte(`{"mode":"read-only","scope":"node"}`), "Authorization", basic("root"), "Content-Type", "application/json"); r.status != 200 {
+	if r := do(t, "PUT", n.base+"/v1/mode", []byte(`{"mode":"read-only","scope":"node"}`), "Authorization", basic("root"), "Content-Type", "application/json"); r.Status != 200 {
 		t.Fatalf("admin mode change: %v", r)
 	}
 }
@@ -116,16 +116,16 @@ func TestDotKeys(t *testing.T) {
 	for _, key := range []string{".", "..", "a/../b", "./x", "a//b"} {
 		for i, n := range nodes {
 			v := key + "@" + n.Name()
-			if r := n.put(t, key, v); r.status != http.StatusNoContent {
+			if r := n.put(t, key, v); r.Status != http.StatusNoContent {
 				t.Fatalf("PUT %q through %s: %v", key, n.Name(), r)
 			}
 			for _, m := range nodes {
-				if r := m.get(t, key); r.status != http.StatusOK || string(r.body) != v {
+				if r := m.get(t, key); r.Status != http.StatusOK || string(r.Body) != v {
 					t.Fatalf("GET %q through %s after the PUT through %s: %v", key, m.Name(), nodes[i].Name(), r)
 				}
 			}
 		}
-		if r := nodes[1].del(t, key); r.status != http.StatusNoContent {
+		if r := nodes[1].del(t, key); r.Status != http.StatusNoContent {
 			t.Fatalf("DELETE %q: %v", key, r)
 		}
 	}

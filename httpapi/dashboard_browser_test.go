@@ -64,7 +64,7 @@ func TestDashboardBrowser(t *testing.T) {
 	exe := needChromium(t)
 	nodes := startCluster(t, 3)
 	for i := 0; i < 300; i++ {
-		if r := nodes[i%3].put(t, fmt.Sprintf("dash-%d", i), fmt.Sprintf("value %d %0*d", i, i%200, 0)); r.status != 204 {
+		if r := nodes[i%3].put(t, fmt.Sprintf("dash-%d", i), fmt.Sprintf("value %d %0*d", i, i%200, 0)); r.Status != 204 {
 			t.Fatalf("put: %s", r)
 		}
 	}

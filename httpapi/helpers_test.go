@@ -2,9 +2,6 @@ package httpapi_test
 
 import (
 	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/peercache/peercache/httpapi"
@@ -47,34 +44,17 @@ func startCluster(t testing.TB, size int) []*testNode {
 	return nodes
 }
 
-type resp struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r resp) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
-
-func do(t testing.TB, method, u string, body []byte, hdr ...string) resp {
+func do(t testing.TB, method, u string, body []byte, hdr ...string) nodetest.Resp {
 	t.Helper()
-	r := nodetest.Do(t, method, u, body, hdr...)
-	return resp{r.Status, r.Header, r.Body}
+	return nodetest.Do(t, method, u, body, hdr...)
 }
 
-func (n *testNode) keyURL(key string) string { return n.base + "/v1/keys/" + url.PathEscape(key) }
+func (n *testNode) keyURL(key string) string { return nodetest.KeyURL(n.base, key) }
 
-func (n *testNode) put(t testing.TB, key, value string, query ...string) resp {
-	u := n.keyURL(key)
-	if len(query) > 0 {
-		u += "?" + strings.Join(query, "&")
-	}
-	return do(t, http.MethodPut, u, []byte(value))
+func (n *testNode) put(t testing.TB, key, value string, query ...string) nodetest.Resp {
+	return nodetest.Put(t, n.base, key, value, query...)
 }
 
-func (n *testNode) get(t testing.TB, key string) resp {
-	return do(t, http.MethodGet, n.keyURL(key), nil)
-}
+func (n *testNode) get(t testing.TB, key string) nodetest.Resp { return nodetest.Get(t, n.base, key) }
 
-func (n *testNode) del(t testing.TB, key string) resp {
-	return do(t, http.MethodDelete, n.keyURL(key), nil)
-}
+func (n *testNode) del(t testing.TB, key string) nodetest.Resp { return nodetest.Del(t, n.base, key) }

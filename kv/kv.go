@@ -80,11 +80,37 @@ type WriteResult struct {
 // deleted.
 var ErrNotFound = errors.New("node: key not found")
 
+// Kinds of request failure. An *Error matches one of them with errors.Is
+// (by its Status and flags), so that callers and the doors decide by kind,
+// never by message text.
+var (
+	// ErrInvalid: the request is malformed (bad key, TTL or condition).
+	ErrInvalid = errors.New("invalid request")
+	// ErrTooLarge: a value or a list exceeds its limit.
+	ErrTooLarge = errors.New("request too large")
+	// ErrNotOwner: the answering node does not own the key in its view
+	// (Error.Owner names the owner it believes in).
+	ErrNotOwner = errors.New("not the key's owner")
+	// ErrUnavailable: the request could not be served now (cluster
+	// forming, owner unreachable, shard down); Retryable says whether a
+	// retry may succeed.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrReadOnly: a write refused because the node or the cluster is in
+	// read-only mode.
+	ErrReadOnly = errors.New("read-only")
+	// ErrRefused: the caller is not allowed (not a member of the cluster).
+	ErrRefused = errors.New("refused")
+)
+
 // Error is a request failure. Status is the HTTP status it maps to (the
-// doors render it; the peer protocol carries it between nodes).
+// doors render it; the peer protocol carries it between nodes); errors.Is
+// tells its kind (ErrInvalid, ErrTooLarge, ErrNotOwner, ErrUnavailable,
+// ErrReadOnly, ErrRefused).
 type Error struct {
 	Status  int
 	Message string
+	// ReadOnly marks a write refused by read-only mode (ErrReadOnly).
+	ReadOnly bool
 	// Owner, for 421 (misdirected), is the owner in the answering node's
 	// view.
 	Owner string
@@ -98,6 +124,26 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Is reports whether e is of the kind target (see ErrInvalid and the
+// other kinds).
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrInvalid:
+		return e.Status == 400
+	case ErrTooLarge:
+		return e.Status == 413
+	case ErrNotOwner:
+		return e.Status == 421
+	case ErrRefused:
+		return e.Status == 403
+	case ErrReadOnly:
+		return e.ReadOnly
+	case ErrUnavailable:
+		return e.Status == 503 && !e.ReadOnly
+	}
+	return false
+}
 
 // ImportResult is a receiver's answer for one imported entry (a migrated
 // key, a replica copy, a repair). The zero value is not an

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -95,34 +93,28 @@ func (r resp) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
 
 func do(t testing.TB, method, u string, body []byte, hdr ...string) resp {
 	t.Helper()
-	r := nodetest.Do(t, method, u, body, hdr...)
-	return resp{r.Status, r.Header, r.Body}
+	return wrap(nodetest.Do(t, method, u, body, hdr...))
 }
 
-func (n *testNode) keyURL(key string) string { return n.base + "/v1/keys/" + url.PathEscape(key) }
+// wrap is nodetest's answer in this package's resp.
+func wrap(r nodetest.Resp) resp { return resp{r.Status, r.Header, r.Body} }
+
+func (n *testNode) keyURL(key string) string { return nodetest.KeyURL(n.base, key) }
 
 func (n *testNode) put(t testing.TB, key, value string, query ...string) resp {
-	u := n.keyURL(key)
-	if len(query) > 0 {
-		u += "?" + strings.Join(query, "&")
-	}
-	return do(t, http.MethodPut, u, []byte(value))
+	return wrap(nodetest.Put(t, n.base, key, value, query...))
 }
 
-func (n *testNode) get(t testing.TB, key string) resp {
-	return do(t, http.MethodGet, n.keyURL(key), nil)
-}
+func (n *testNode) get(t testing.TB, key string) resp { return wrap(nodetest.Get(t, n.base, key)) }
 
 // tryGet is get for goroutines other than the test's (which must not call
 // t.Fatal): a request that got no answer is returned as an error.
 func (n *testNode) tryGet(key string) (resp, error) {
 	r, err := nodetest.TryGet(n.keyURL(key))
-	return resp{r.Status, r.Header, r.Body}, err
+	return wrap(r), err
 }
 
-func (n *testNode) del(t testing.TB, key string) resp {
-	return do(t, http.MethodDelete, n.keyURL(key), nil)
-}
+func (n *testNode) del(t testing.TB, key string) resp { return wrap(nodetest.Del(t, n.base, key)) }
 
 // shardSnapshot returns every live record of a node's shard.
 func shardSnapshot(t testing.TB, st store.Store) map[string]store.Entry {

@@ -2,16 +2,12 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/peercache/peercache/tier"
 )
 
 // Getter loads a value that is in no shard (read-through, as groupcache's
@@ -24,60 +20,6 @@ import (
 // key is still absent). A key the origin does not have is remembered in
 // the owner's local tier for Config.LoaderNegativeTTL.
 type Getter func(ctx context.Context, key string) (value []byte, ttl time.Duration, err error)
-
-// load calls the Getter for key (a miss at its owner) and stores the
-// value. g and ep are the key's guard and the tier epoch from before the
-// shard read that missed.
-func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Item, error) {
-	val, ttl, err := n.cfg.Getter(ctx, key)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		n.reads.loads[1].Add(1)
-		if t := n.reads.tier; t != nil && n.cfg.LoaderNegativeTTL > 0 {
-			neg := n.jitter(n.cfg.LoaderNegativeTTL)
-			t.fill(key, tier.Entry{Expires: time.Now().Add(neg), Tag: tagOf(ep, tagNegative)}, g)
-		}
-		return Item{}, ErrNotFound
-	case err != nil:
-		n.reads.loads[2].Add(1)
-		return Item{}, errorf(http.StatusBadGateway, "loading the key from the origin failed: %v", err)
-	case len(val) > n.cfg.MaxValueBytes:
-		n.reads.loads[2].Add(1)
-		return Item{}, errorf(http.StatusBadGateway, "the origin's value is %d bytes; the limit is %d", len(val), n.cfg.MaxValueBytes)
-	}
-	n.reads.loads[0].Add(1)
-	if ttl < 0 {
-		ttl = 0
-	}
-	if ttl > 0 {
-		ttl = max(n.jitter(ttl), time.Millisecond)
-		if n.cfg.MaxTTL > 0 {
-			ttl = min(ttl, n.cfg.MaxTTL)
-		}
-	}
-	// The key is absent, so no node holds a copy to invalidate; the nodes
-	// that asked keep their fetch records for later writes, and get this
-	// very value.
-	res, werr := n.ownerWrite(ctx, key, Mutation{Value: val, TTL: ttl, IfAbsent: true}, true)
-	if werr != nil {
-		return Item{}, werr
-	}
-	if !res.Applied { // written meanwhile: that write wins
-		return n.shardGet(ctx, v, key)
-	}
-	it := res.Item
-	it.Value, it.Source = val, SourceOrigin
-	return it, nil
-}
-
-// jitter shortens d by a random fraction of up to Config.TTLJitter, so
-// that keys written together do not all expire together.
-func (n *Node) jitter(d time.Duration) time.Duration {
-	if n.cfg.TTLJitter <= 0 || d <= 0 {
-		return d
-	}
-	return d - time.Duration(rand.Float64()*n.cfg.TTLJitter*float64(d))
-}
 
 // OriginGetter returns a Getter that reads keys over HTTP from an origin:
 // GET tmpl with "{key}" replaced by the path-escaped key. 200: the body is

@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
 
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
@@ -160,7 +162,7 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 		out[0] = n.one(ctx, ops[0])
 		return
 	}
-	ep := n.tierEpoch() // before the view (tier.go)
+	ep := n.tierEpoch() // before the view
 	v := n.views.cur.Load()
 	for i, op := range ops {
 		owner := v.ring.Owner(op.Key)
@@ -176,7 +178,7 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 		case owner == "" || owner == n.cfg.Name:
 			sc.local = append(sc.local, i) // served here (or the cluster is forming)
 		case !op.Write:
-			if it, ok := n.nearGet(op.Key, owner); ok { // near cache (nearcache.go)
+			if it, ok := n.nearGet(op.Key, owner); ok { // near cache
 				out[i].Item = it
 				continue
 			}
@@ -283,7 +285,7 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 			r = res[j]
 		}
 		var re *Error
-		if e != nil || (asKVError(r.Err, &re) && (re.Status == http.StatusMisdirectedRequest || re.Status == http.StatusForbidden)) {
+		if e != nil || (asKVError(r.Err, &re) && (errors.Is(re, ErrNotOwner) || errors.Is(re, kv.ErrRefused))) {
 			out[i] = n.one(ctx, op) // re-routed key by key
 			continue
 		}

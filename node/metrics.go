@@ -72,8 +72,8 @@ func newMetrics(n *Node) *metrics {
 		"Writes copied to a key's previous owner while a ring change settles, by result.", "result")
 	m.migratedBytes = counter("peercache_migration_bytes_total",
 		"Key and value bytes moved by finished migration runs.")
-	f(newOpsCollector(n)) // members by state, memberlist health, running migration, shard size, modes (opsmetrics.go)
-	// local tier, near cache, invalidations, loads (tiermetrics.go)
+	f(newOpsCollector(n)) // members by state, memberlist health, running migration, shard size, modes
+	// local tier, near cache, invalidations, loads
 	f(newTierCollector(n))
 	m.replication = counterVec("peercache_replica_writes_total",
 		"Copies of writes sent by a primary to replicas, by result.", "result")

@@ -255,24 +255,31 @@ func (n *Node) adoptClusterMode(ms []membership.Member) {
 // checkWritable refuses user writes in read-only mode. A write forwarded by
 // another node is refused only by the cluster mode (the sender checked its
 // own node mode), so a read-only node still stores the keys it owns.
+// readOnly is the refusal of a write in read-only mode (ErrReadOnly).
+func readOnly(format string, args ...any) *Error {
+	e := errorf(http.StatusServiceUnavailable, format, args...)
+	e.ReadOnly = true
+	return e
+}
+
 func (n *Node) checkWritable(forwarded bool) *Error {
 	if n.ops.cmode().mode == ModeReadOnly {
-		return errorf(http.StatusServiceUnavailable, "node %s is read-only (cluster mode): writes are refused until the cluster is set back to read-write", n.cfg.Name)
+		return readOnly("node %s is read-only (cluster mode): writes are refused until the cluster is set back to read-write", n.cfg.Name)
 	}
 	if !forwarded && n.ops.nodeRO.Load() {
-		return errorf(http.StatusServiceUnavailable, "node %s is read-only (node mode): writes are refused until it is set back to read-write", n.cfg.Name)
+		return readOnly("node %s is read-only (node mode): writes are refused until it is set back to read-write", n.cfg.Name)
 	}
 	return nil
 }
 
-// awaitClusterMode waits (bounded by ctx) until every member's gossiped
-// metadata carries value, and reports who does and who does not.
 // AwaitClusterMode waits (within ctx) until every member gossips the
 // cluster mode this node knows, and says who did and who did not yet.
 func (n *Node) AwaitClusterMode(ctx context.Context) (acked, pending []string) {
 	return n.awaitClusterMode(ctx, n.ops.cmode().encode())
 }
 
+// awaitClusterMode waits (bounded by ctx) until every member's gossiped
+// metadata carries value, and reports who does and who does not.
 func (n *Node) awaitClusterMode(ctx context.Context, value string) (acked, pending []string) {
 	for {
 		acked, pending = acked[:0], pending[:0]

@@ -69,14 +69,14 @@ type Node struct {
 	mig     *migrate.Migrator
 	metrics *metrics
 	ops     *operator
-	peer    peerSide  // the peer protocol (peer.go)
+	peer    peerSide  // the peer protocol
 	self    selfState // what this node gossips about itself
 	views   viewState // what it knows of the cluster
 	writes  writeState
-	reads   readState // local tier, near cache, singleflight, read-through (tier.go)
-	base    baseState // the ring replication last completed against (repair.go)
-	repair  *repairer // keys whose replica copies failed (repair.go)
-	warm    warmer    // the warm-up plan of the latest ring change (warm.go)
+	reads   readState // local tier, near cache, singleflight, read-through
+	base    baseState // the ring replication last completed against
+	repair  *repairer // keys whose replica copies failed
+	warm    warmer    // the warm-up plan of the latest ring change
 	life    lifecycle
 }
 
@@ -95,7 +95,7 @@ type shardState struct {
 
 // peerSide is the node's end of the peer protocol.
 type peerSide struct {
-	client     *peer.Client // requests to other members (peer.go)
+	client     *peer.Client // requests to other members
 	srv        *peer.Server // their requests to this node
 	metrics    *peer.Metrics
 	advertised string     // host:port other members use for the peer protocol
@@ -125,7 +125,7 @@ type viewState struct {
 // writeState serialises and gates writes of the shard.
 type writeState struct {
 	keyLocks [256]sync.Mutex // owner writes of one key are serialised
-	scratch  sync.Pool       // of *manyScratch (many.go)
+	scratch  sync.Pool       // of *manyScratch
 	// importGate: an import holds it (read) from its ownership check
 	// until its write has landed; a migration run takes it (write) once
 	// before its first pass, so that every import accepted under an older
@@ -133,7 +133,7 @@ type writeState struct {
 	importGate sync.RWMutex
 }
 
-// readState is what reads go through before the shard (tier.go).
+// readState is what reads go through before the shard.
 type readState struct {
 	tier    *localTier
 	near    nearcache.Owner // who fetched which keys; invalidations to them
@@ -142,7 +142,7 @@ type readState struct {
 }
 
 // baseState is the ring of the last completed ring-change run, against
-// which replication decides what to copy (repair.go).
+// which replication decides what to copy.
 type baseState struct {
 	mu         sync.Mutex
 	ring       *ring.Ring
@@ -285,7 +285,7 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	// The peer protocol: a client for what this node asks, a server on
-	// its own port for what the others ask (peer.go).
+	// its own port for what the others ask.
 	pm := peer.NewMetrics(n.metrics.reg)
 	lim := peer.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, MaxBatchEntries: DefaultMaxImportBatch}
 	if n.peer.client, err = peer.NewClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.peerAuth(),
@@ -309,7 +309,7 @@ func New(cfg Config) (*Node, error) {
 	// knows whether a key it moves was written behind its scanner.
 	n.st = n.mig.TrackWrites(n.st)
 	n.views.cur.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
-	if err := n.initTier(); err != nil { // local tier, near cache (tier.go)
+	if err := n.initTier(); err != nil { // local tier, near cache
 		return fail(fmt.Errorf("node: local tier: %w", err))
 	}
 	return n, nil
@@ -568,7 +568,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		prev = r.Without(n.cfg.Name)
 	}
 	nv.prev = pushPrev(prev, old.prev)
-	n.planWarm(r) // the hottest copies the new owners will want (warm.go), before they are dropped
+	n.planWarm(r) // the hottest copies the new owners will want, before they are dropped
 	n.views.cur.Store(nv)
 	n.tierViewChanged() // after the store: see localTier
 	n.metrics.ringChanges.Inc()
@@ -645,7 +645,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 			n.metrics.observeMigration(res)
 			if err == nil {
 				n.completed(p)
-				n.sendWarm(rctx, p.ring) // the keys moved: now warm their new owners' tiers (warm.go)
+				n.sendWarm(rctx, p.ring) // the keys moved: now warm their new owners' tiers
 			}
 			if announce && rctx.Err() == nil {
 				n.setMeta(func(m *membership.Meta) { m.Migrating = false })
@@ -802,7 +802,7 @@ func (n *Node) excludeSelf() {
 	nv.checksum = nv.ring.Checksum()
 	nv.changedAt = time.Now()
 	nv.prev = pushPrev(old.ring, old.prev)
-	n.planWarm(nv.ring) // warm.go: sent once the drain is done
+	n.planWarm(nv.ring) // the warm-up plan, sent once the drain is done
 	n.views.cur.Store(&nv)
 	n.tierViewChanged()
 	n.metrics.ringChanges.Inc()

@@ -39,7 +39,7 @@ func (n *Node) peerErr(name, addr string, err error) error {
 		return nil
 	case errors.Is(err, kv.ErrNotFound):
 		return ErrNotFound
-	case errors.As(err, &e) && e.Status != http.StatusForbidden:
+	case errors.As(err, &e) && !errors.Is(e, kv.ErrRefused):
 		return e
 	case n.life.left.Load() || n.life.leaving.Load():
 		// Members no longer take this node's calls.
@@ -291,7 +291,7 @@ func (h peerHandler) Import(ctx context.Context, from string, entries []store.En
 	for j, o := range outs {
 		res[idx[j]] = migrate.FromOutcome(o)
 		if o == store.Applied {
-			n.importApplied(owned[j].Key) // local and near copies (tier.go)
+			n.importApplied(owned[j].Key) // local and near copies
 		}
 	}
 	n.metrics.importsReceived.WithLabelValues("acked").Add(float64(len(owned)))

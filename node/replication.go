@@ -93,7 +93,7 @@ func (n *Node) replicate(ctx context.Context, v *view, es []store.Entry) []*Erro
 					why, label = err.Error(), "error"
 				}
 				n.metrics.replication.WithLabelValues(label).Inc()
-				n.repair.add(batch[j].Key) // copied again as soon as the replica answers (repair.go)
+				n.repair.add(batch[j].Key) // copied again as soon as the replica answers
 				errs[i] = retryable(http.StatusServiceUnavailable,
 					"write applied on the primary but its replica copy was not acknowledged: %s", why)
 			}
@@ -136,7 +136,7 @@ func (n *Node) replicate(ctx context.Context, v *view, es []store.Entry) []*Erro
 					n.metrics.replication.WithLabelValues("acked").Inc()
 					continue
 				}
-				n.repair.add(batch[j].Key) // copied again as soon as the replica answers (repair.go)
+				n.repair.add(batch[j].Key) // copied again as soon as the replica answers
 			}
 			answers <- answer{p, idx, res, err}
 		}()

@@ -1,12 +1,9 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"hash/maphash"
 	"math/rand/v2"
-	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -214,123 +211,6 @@ func (n *Node) tierInvalidate(key string) {
 	if n.reads.tier != nil {
 		n.reads.tier.invalidate(key)
 	}
-}
-
-// ownerRead is one collapsed read of the owner's shard (or load).
-type ownerRead struct {
-	it  Item
-	err error
-}
-
-// tieredOwnerGet answers a read of a key this node owns: from the local
-// tier, else from the shard (one read for concurrent misses, which then
-// fills the tier), else from Config.Getter (one load, written through the
-// ordinary owner write path).
-func (n *Node) tieredOwnerGet(ctx context.Context, v *view, key string) (Item, error) {
-	t := n.reads.tier
-	if t != nil && !t.owned && (n.cfg.Getter == nil || n.cfg.LoaderNegativeTTL <= 0) {
-		t = nil // no copies of owned records, and no negative entries either
-	}
-	var g uint64
-	if t != nil {
-		if e, ok := t.get(key, false); ok {
-			t.hits[tierLocal].inc()
-			if e.Tag&tagNegative != 0 {
-				return Item{}, ErrNotFound
-			}
-			return Item{Key: key, Value: e.Value, Version: e.Version, ExpireAt: e.Expires, Owner: n.cfg.Name, Source: SourceLocal}, nil
-		}
-		t.misses[tierLocal].inc()
-		g = t.guard(key).Load()
-	}
-	ep := n.tierEpoch()
-	flight := func() (ownerRead, error) {
-		// Shared by every caller that joins: not bound to the first one's
-		// cancellation.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*n.cfg.PeerTimeout)
-		defer cancel()
-		if t != nil {
-			t.ownerReads.Add(1)
-		}
-		it, err := n.shardGet(ctx, v, key)
-		if err == nil {
-			if t != nil && t.owned {
-				t.fill(key, tier.Entry{Value: it.Value, Version: it.Version, Expires: it.ExpireAt, Tag: tagOf(ep, 0)}, g)
-			}
-			return ownerRead{it: it}, nil
-		}
-		if err != ErrNotFound || n.cfg.Getter == nil {
-			return ownerRead{err: err}, nil
-		}
-		it, err = n.load(ctx, v, key, g, ep)
-		return ownerRead{it: it, err: err}, nil
-	}
-	fkey := "l\x00" + key
-	if t != nil {
-		// The guard value keys the flight: a read joins only a flight that
-		// began after every change this read must see.
-		fkey = "o\x00" + strconv.FormatUint(g, 36) + "\x00" + key
-	} else if n.cfg.Getter == nil {
-		return n.shardGet(ctx, v, key)
-	}
-	return n.collapsed(ctx, fkey, tierLocal, flight)
-}
-
-// collapsed runs flight once for every caller that asks for fkey at the
-// same time (singleflight), counting the callers that joined one in
-// flight by kind (tierLocal: owner reads; tierNear: forwards).
-func (n *Node) collapsed(ctx context.Context, fkey string, kind int, flight func() (ownerRead, error)) (Item, error) {
-	res, shared, err := n.reads.flights.Do(ctx, fkey, flight)
-	if shared && n.reads.tier != nil {
-		n.reads.tier.collapsed[kind].Add(1)
-	}
-	if err != nil { // this caller's ctx ended while it waited
-		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
-	}
-	return res.it, res.err
-}
-
-// ownerPublish brings the local tier in line with a write the owner just
-// applied to its shard (called with the key's write lock held). g is the
-// key's guard before the write. A later change, or a read that began
-// before this write, can then never leave an older value behind.
-func (n *Node) ownerPublish(key string, e store.Entry, g uint64) {
-	t := n.reads.tier
-	if t == nil {
-		return
-	}
-	gd := t.guard(key)
-	if gd.Add(1) != g+1 || e.Tombstone {
-		// Another change of this stripe came in between (or a delete):
-		// drop rather than reason about the order.
-		t.drop(key)
-		return
-	}
-	if !t.owned {
-		// No copies of owned records (the write above bumped the guard, so
-		// a negative entry's fill that raced it fails); drop a negative entry.
-		t.drop(key)
-		return
-	}
-	// A copy: e.Value may alias the request's buffer, which the tier must
-	// not keep alive (nor see reused).
-	te := tier.Entry{Value: bytes.Clone(e.Value), Version: e.Version, Tag: tagOf(t.epoch.Load(), 0)}
-	if e.ExpireAt != 0 {
-		te.Expires = time.UnixMilli(e.ExpireAt)
-	}
-	if !t.fill(key, te, g+1) {
-		if old, ok := t.c.Get(key); !ok || old.Version < e.Version || old.Tag != te.Tag {
-			t.c.Delete(key)
-		}
-	}
-}
-
-// ownerGuard returns key's guard before an owner write (0 without a tier).
-func (n *Node) ownerGuard(key string) uint64 {
-	if n.reads.tier == nil {
-		return 0
-	}
-	return n.reads.tier.guard(key).Load()
 }
 
 // importApplied is called for every entry an import wrote to the shard

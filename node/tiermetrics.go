@@ -2,7 +2,7 @@ package node
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// tierCollector exports the local tier's counters (tier.go) at scrape time.
+// tierCollector exports the local tier's counters at scrape time.
 type tierCollector struct {
 	n                                    *Node
 	hits, misses, collapsed              *prometheus.Desc

@@ -373,7 +373,11 @@ func decodeKeys(p []byte, maxKeys, maxKey int) ([]string, error) {
 	return keys, nil
 }
 
-const errRetryable byte = 1
+// Error flags.
+const (
+	errRetryable byte = 1 << iota
+	errReadOnly
+)
 
 // error response: status u16 | flags u8 | owner length uvarint | owner |
 // message.
@@ -383,6 +387,9 @@ func appendError(b []byte, e *kv.Error) []byte {
 	if e.Retryable {
 		f |= errRetryable
 	}
+	if e.ReadOnly {
+		f |= errReadOnly
+	}
 	b = append(b, f)
 	b = binary.AppendUvarint(b, uint64(len(e.Owner)))
 	b = append(b, e.Owner...)
@@ -390,10 +397,10 @@ func appendError(b []byte, e *kv.Error) []byte {
 }
 
 func decodeError(p []byte) (*kv.Error, error) {
-	if len(p) < 4 || p[2]&^errRetryable != 0 {
+	if len(p) < 4 || p[2]&^(errRetryable|errReadOnly) != 0 {
 		return nil, fmt.Errorf("%w: bad error", ErrMalformed)
 	}
-	e := &kv.Error{Status: int(binary.BigEndian.Uint16(p)), Retryable: p[2]&errRetryable != 0}
+	e := &kv.Error{Status: int(binary.BigEndian.Uint16(p)), Retryable: p[2]&errRetryable != 0, ReadOnly: p[2]&errReadOnly != 0}
 	if e.Status < 400 || e.Status > 599 {
 		return nil, fmt.Errorf("%w: error status %d", ErrMalformed, e.Status)
 	}

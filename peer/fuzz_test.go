@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -149,3 +150,30 @@ type nopListener struct{}
 func (nopListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
 func (nopListener) Close() error              { return nil }
 func (nopListener) Addr() net.Addr            { return &net.TCPAddr{} }
+
+// An error's kind survives the wire: a read-only refusal forwarded from
+// the owner is still ErrReadOnly (not ErrUnavailable) where it arrives,
+// and a misdirected one still names the owner.
+func TestErrorKindsRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		e    *kv.Error
+		kind error
+	}{
+		{&kv.Error{Status: 503, ReadOnly: true, Retryable: true, Message: "node n1 is read-only (cluster mode)"}, kv.ErrReadOnly},
+		{&kv.Error{Status: 503, Retryable: true, Message: "owner unreachable"}, kv.ErrUnavailable},
+		{&kv.Error{Status: 421, Owner: "n2", Retryable: true, Message: "not mine"}, kv.ErrNotOwner},
+		{&kv.Error{Status: 400, Message: "bad key"}, kv.ErrInvalid},
+		{&kv.Error{Status: 413, Message: "too big"}, kv.ErrTooLarge},
+		{&kv.Error{Status: 403, Message: "not a member"}, kv.ErrRefused},
+	} {
+		got, err := decodeError(appendError(nil, tc.e))
+		if err != nil || *got != *tc.e {
+			t.Fatalf("%v: decoded %+v, %v", tc.e, got, err)
+		}
+		for _, k := range []error{kv.ErrReadOnly, kv.ErrUnavailable, kv.ErrNotOwner, kv.ErrInvalid, kv.ErrTooLarge, kv.ErrRefused} {
+			if errors.Is(got, k) != (k == tc.kind) {
+				t.Errorf("%q: errors.Is(%v) = %v", tc.e.Message, k, errors.Is(got, k))
+			}
+		}
+	}
+}

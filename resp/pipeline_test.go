@@ -179,10 +179,10 @@ func TestParseHelpers(t *testing.T) {
 	}
 	for err, want := range map[error]string{
 		node.ErrNotFound: "ERR node: key not found",
-		&node.Error{Status: 503, Message: "owner n2 unreachable", Retryable: true}:                   "TRYAGAIN owner n2 unreachable",
-		&node.Error{Status: 503, Message: "node n1 is read-only (node mode): writes are refused"}:    "READONLY node n1 is read-only (node mode): writes are refused",
-		&node.Error{Status: 503, Message: "node n1 is read-only (cluster mode): x", Retryable: true}: "READONLY node n1 is read-only (cluster mode): x",
-		&node.Error{Status: 413, Message: "value is 3 bytes; the limit is 2"}:                        "ERR value is 3 bytes; the limit is 2",
+		&node.Error{Status: 503, Message: "owner n2 unreachable", Retryable: true}:                                   "TRYAGAIN owner n2 unreachable",
+		&node.Error{Status: 503, ReadOnly: true, Message: "node n1 is read-only (node mode): writes are refused"}:    "READONLY node n1 is read-only (node mode): writes are refused",
+		&node.Error{Status: 503, ReadOnly: true, Message: "node n1 is read-only (cluster mode): x", Retryable: true}: "READONLY node n1 is read-only (cluster mode): x",
+		&node.Error{Status: 413, Message: "value is 3 bytes; the limit is 2"}:                                        "ERR value is 3 bytes; the limit is 2",
 		context.DeadlineExceeded: "TRYAGAIN command timed out",
 	} {
 		if got := nodeErrMessage(err); got != want {

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -414,12 +413,9 @@ func nodeErrMessage(err error) string {
 	}
 }
 
-// isReadOnly recognises the node's read-only refusal (503, "... is
-// read-only (cluster mode)..." or "(node mode)"); a forwarded one arrives
-// marked retryable.
-func isReadOnly(e *node.Error) bool {
-	return e.Status == 503 && strings.Contains(e.Message, " is read-only (")
-}
+// isReadOnly recognises the node's read-only refusal (cluster or node
+// mode), also when it was forwarded from the key's owner.
+func isReadOnly(e *node.Error) bool { return errors.Is(e, node.ErrReadOnly) }
 
 // unknownCommand formats Redis' error for an unknown command.
 func unknownCommand(args [][]byte) string {

@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +85,35 @@ type Resp struct {
 	Status int
 	Header http.Header
 	Body   []byte
+}
+
+// String is the status and the body, for test failures.
+func (r Resp) String() string { return fmt.Sprintf("%d %s", r.Status, r.Body) }
+
+// KeyURL is the URL of key on the HTTP door at base (http://host:port).
+func KeyURL(base, key string) string { return base + "/v1/keys/" + url.PathEscape(key) }
+
+// Put writes key = value through the door at base; query holds
+// parameters such as "ttl=30s".
+func Put(t testing.TB, base, key, value string, query ...string) Resp {
+	t.Helper()
+	u := KeyURL(base, key)
+	if len(query) > 0 {
+		u += "?" + strings.Join(query, "&")
+	}
+	return Do(t, http.MethodPut, u, []byte(value))
+}
+
+// Get reads key through the door at base.
+func Get(t testing.TB, base, key string) Resp {
+	t.Helper()
+	return Do(t, http.MethodGet, KeyURL(base, key), nil)
+}
+
+// Del deletes key through the door at base.
+func Del(t testing.TB, base, key string) Resp {
+	t.Helper()
+	return Do(t, http.MethodDelete, KeyURL(base, key), nil)
 }
 
 // Do sends method u with body (nil: none) and the header pairs hdr

@@ -1,0 +1,394 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/peercache/peercache/store"
+	"github.com/peercache/peercache/tier"
+)
+
+// The read path, top to bottom: Get -> get (route: near cache, then the
+// owner here or a forward to it) -> ownerGet (local tier,
+// then one collapsed read of the shard, the handoff source or the loader)
+// or forwardGet (one collapsed peer read, filling the near cache).
+
+// Get reads key through the cluster: from this node's shard when it owns the
+// key, else from the owner. A missing key returns ErrNotFound.
+func (n *Node) Get(ctx context.Context, key string) (Item, error) {
+	it, err := n.get(ctx, key, false)
+	if err != nil {
+		return Item{}, err
+	}
+	return it, nil
+}
+
+// get implements reads. forwarded marks a request that came over the peer
+// API: it is answered here or refused with 421, never forwarded again.
+func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error) {
+	if err := n.checkKey(key); err != nil {
+		return Item{}, err
+	}
+	ep := n.tierEpoch() // before the view
+	v := n.views.cur.Load()
+	owner := v.ring.Owner(key)
+	if !forwarded && owner != "" && owner != n.cfg.Name {
+		if it, ok := n.nearGet(key, owner); ok { // near cache
+			return it, nil
+		}
+	}
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		if owner == "" {
+			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
+		}
+		if owner == n.cfg.Name {
+			return n.ownerGet(ctx, v, key) // local tier, singleflight, shard, handoff, loader
+		}
+		if forwarded {
+			return Item{}, n.notOwner(owner)
+		}
+		it, err := n.forwardGet(ctx, v, owner, key, ep) // peerGet, collapsed, near-cached
+		var e *Error
+		if !errors.As(err, &e) || !retryMore(ctx, start) {
+			return it, err
+		}
+		switch {
+		case errors.Is(e, ErrNotOwner):
+			v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
+		case e.Unreachable:
+			if n.cfg.Replicas > 1 {
+				if rit, rerr, ok := n.readFromReplicas(ctx, v, owner, key); ok {
+					return rit, rerr
+				}
+			}
+			var ok bool
+			if v, owner, ok = n.awaitNewOwner(ctx, v, owner, key); !ok {
+				return it, err
+			}
+		default:
+			return it, err
+		}
+	}
+}
+
+// nearGet looks key up in this node's near cache (another node owns it).
+func (n *Node) nearGet(key, owner string) (Item, bool) {
+	t := n.reads.tier
+	if t == nil || t.nearTTL == 0 {
+		return Item{}, false
+	}
+	e, ok := t.get(key, true)
+	if !ok {
+		t.misses[tierNear].inc()
+		return Item{}, false
+	}
+	t.hits[tierNear].inc()
+	return nearItem(key, owner, e), true
+}
+
+// nearItem is the item a near-cache entry holds.
+func nearItem(key, owner string, e tier.Entry) Item {
+	it := Item{Key: key, Value: e.Value, Version: e.Version, Owner: owner, Source: SourceNear}
+	if e.Aux != 0 {
+		it.ExpireAt = time.UnixMilli(e.Aux)
+	}
+	return it
+}
+
+// forwardGet reads key from its owner: one request for all concurrent
+// misses of the key on this node, whose answer fills the near cache when
+// the owner allows it. ep is the tier epoch loaded before the view v.
+func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep uint64) (Item, error) {
+	t := n.reads.tier
+	var g uint64
+	fkey := "f\x00" + owner + "\x00" + key
+	if t != nil {
+		// Keyed by the guard too: a read never joins a forward that began
+		// before a write through this node (which bumps the guard).
+		g = t.guard(key).Load()
+		fkey = "f\x00" + strconv.FormatUint(g, 36) + "\x00" + owner + "\x00" + key
+	}
+	flight := func() (ownerRead, error) {
+		ctx := context.WithoutCancel(ctx) // peerRead bounds it by PeerTimeout
+		if t != nil && t.nearTTL > 0 {
+			// A flight that ended just before this one began may have
+			// filled the near cache after this read looked: use that copy
+			// rather than asking the owner again.
+			if e, ok := t.get(key, true); ok {
+				return ownerRead{it: nearItem(key, owner, e)}, nil
+			}
+		}
+		if t != nil {
+			t.forwards.Add(1)
+		}
+		sent := time.Now()
+		// nearTTL: how long the owner lets this node keep a copy (it has
+		// recorded this node and will invalidate the copy on a change).
+		it, nearTTL, err := n.peerGet(ctx, v, owner, key)
+		if err == nil {
+			n.nearFill(key, it, nearTTL, sent, g, ep)
+		}
+		return ownerRead{it: it, err: err}, nil
+	}
+	return n.collapsed(ctx, fkey, tierNear, flight)
+}
+
+// nearFill keeps a copy of it, fetched from its owner, in the near cache
+// for at most nearTTL (the owner's permission) from sent (when the request
+// left). g is the key's guard and ep the tier epoch, both loaded before the
+// request.
+func (n *Node) nearFill(key string, it Item, nearTTL time.Duration, sent time.Time, g, ep uint64) {
+	t := n.reads.tier
+	if t == nil || t.nearTTL == 0 || nearTTL <= 0 {
+		return
+	}
+	exp := sent.Add(min(nearTTL, t.nearTTL))
+	e := tier.Entry{Value: it.Value, Version: it.Version, Tag: tagOf(ep, tagNear)}
+	if !it.ExpireAt.IsZero() {
+		// The owner's remaining TTL is counted from before the request
+		// left: never later than the owner's copy expires.
+		if it.ExpireAt.Before(exp) {
+			exp = it.ExpireAt
+		}
+		e.Aux = it.ExpireAt.UnixMilli()
+	}
+	e.Expires = exp
+	t.fill(key, e, g)
+}
+
+// ownerRead is one collapsed read of the owner's shard (or load).
+type ownerRead struct {
+	it  Item
+	err error
+}
+
+// ownerGet answers a read of a key this node owns: from the local
+// tier, else from the shard (one read for concurrent misses, which then
+// fills the tier), else from Config.Getter (one load, written through the
+// ordinary owner write path).
+func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) {
+	t := n.reads.tier
+	if t != nil && !t.owned && (n.cfg.Getter == nil || n.cfg.LoaderNegativeTTL <= 0) {
+		t = nil // no copies of owned records, and no negative entries either
+	}
+	var g uint64
+	if t != nil {
+		if e, ok := t.get(key, false); ok {
+			t.hits[tierLocal].inc()
+			if e.Tag&tagNegative != 0 {
+				return Item{}, ErrNotFound
+			}
+			return Item{Key: key, Value: e.Value, Version: e.Version, ExpireAt: e.Expires, Owner: n.cfg.Name, Source: SourceLocal}, nil
+		}
+		t.misses[tierLocal].inc()
+		g = t.guard(key).Load()
+	}
+	ep := n.tierEpoch()
+	flight := func() (ownerRead, error) {
+		// Shared by every caller that joins: not bound to the first one's
+		// cancellation.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*n.cfg.PeerTimeout)
+		defer cancel()
+		if t != nil {
+			t.ownerReads.Add(1)
+		}
+		it, err := n.shardGet(ctx, v, key)
+		if err == nil {
+			if t != nil && t.owned {
+				t.fill(key, tier.Entry{Value: it.Value, Version: it.Version, Expires: it.ExpireAt, Tag: tagOf(ep, 0)}, g)
+			}
+			return ownerRead{it: it}, nil
+		}
+		if err != ErrNotFound || n.cfg.Getter == nil {
+			return ownerRead{err: err}, nil
+		}
+		it, err = n.load(ctx, v, key, g, ep)
+		return ownerRead{it: it, err: err}, nil
+	}
+	fkey := "l\x00" + key
+	if t != nil {
+		// The guard value keys the flight: a read joins only a flight that
+		// began after every change this read must see.
+		fkey = "o\x00" + strconv.FormatUint(g, 36) + "\x00" + key
+	} else if n.cfg.Getter == nil {
+		return n.shardGet(ctx, v, key)
+	}
+	return n.collapsed(ctx, fkey, tierLocal, flight)
+}
+
+// collapsed runs flight once for every caller that asks for fkey at the
+// same time (singleflight), counting the callers that joined one in
+// flight by kind (tierLocal: owner reads; tierNear: forwards).
+func (n *Node) collapsed(ctx context.Context, fkey string, kind int, flight func() (ownerRead, error)) (Item, error) {
+	res, shared, err := n.reads.flights.Do(ctx, fkey, flight)
+	if shared && n.reads.tier != nil {
+		n.reads.tier.collapsed[kind].Add(1)
+	}
+	if err != nil { // this caller's ctx ended while it waited
+		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
+	}
+	return res.it, res.err
+}
+
+// shardGet reads key from this node's shard (and, during a migration,
+// from its previous owner).
+func (n *Node) shardGet(ctx context.Context, v *view, key string) (Item, error) {
+	e, found, err := n.st.Get(ctx, key)
+	if err != nil {
+		return Item{}, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+	}
+	src := SourceShard
+	if !found && n.handoffActive(v) {
+		if he, ok := n.handoffGet(ctx, v, key); ok {
+			e, found, src = he, true, SourceHandoff
+		} else {
+			// The previous owner may have handed the key over (and deleted
+			// its copy after this shard acknowledged it) between the first
+			// read and the handoff read: look again.
+			if e, found, err = n.st.Get(ctx, key); err != nil {
+				return Item{}, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+			}
+		}
+	}
+	if !found || e.Tombstone {
+		return Item{}, ErrNotFound
+	}
+	return itemOf(e, n.cfg.Name, src), nil
+}
+
+func itemOf(e store.Entry, owner string, src Source) Item {
+	it := Item{Key: e.Key, Value: e.Value, Version: e.Version, Owner: owner, Source: src}
+	if e.ExpireAt != 0 {
+		it.ExpireAt = time.UnixMilli(e.ExpireAt)
+	}
+	return it
+}
+
+// handoffActive reports whether a key this node owns may still sit on its
+// previous owner: shortly after a ring change, or while any member migrates.
+func (n *Node) handoffActive(v *view) bool {
+	if r := n.shard.resetAt.Load(); r != 0 && time.Since(time.Unix(0, r)) < n.cfg.HandoffWindow {
+		return true // the shard came back after an outage, maybe empty
+	}
+	return len(v.prev) > 0 && (v.migrating || time.Since(v.changedAt) < n.cfg.HandoffWindow)
+}
+
+// handoffCandidates bounds how many members a handoff read asks.
+const handoffCandidates = 3
+
+// previousOwners lists the other members that may still hold key from
+// before the latest ring changes: its owner in each earlier ring this node
+// saw (newest first), then the next members in the key's rendezvous order,
+// which is where the key lived before members that joined recently (even
+// ones that joined before this node did, whose earlier rings it never saw).
+func (n *Node) previousOwners(v *view, key string) []string {
+	var out []string
+	add := func(o string) {
+		if o != "" && o != n.cfg.Name && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	for _, r := range v.prev {
+		add(r.Owner(key))
+	}
+	var buf [handoffCandidates + 1]string
+	for _, o := range v.ring.AppendOwners(buf[:0], key, handoffCandidates+1) {
+		if len(out) >= handoffCandidates {
+			break
+		}
+		add(o)
+	}
+	return out
+}
+
+// handoffGet asks the key's previous owners (newest ring first) for their
+// copy and imports it into this node's shard (only if newer).
+func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry, bool) {
+	for _, prev := range n.previousOwners(v, key) {
+		if _, ok := v.members[prev]; !ok {
+			continue // gone: nothing to ask
+		}
+		e, found, err := n.peerHandoff(ctx, v, prev, key)
+		if err != nil {
+			n.metrics.handoff.WithLabelValues("error").Inc()
+			n.log.Debug("handoff read failed", "peer", prev, "key", key, "err", err)
+			continue
+		}
+		if !found {
+			n.metrics.handoff.WithLabelValues("miss").Inc()
+			continue
+		}
+		n.metrics.handoff.WithLabelValues("hit").Inc()
+		if e.Version > n.versionLimit() {
+			n.futureVersions(prev, 1, []store.Entry{e})
+			continue
+		}
+		n.clock.Observe(e.Version)
+		if _, err := n.st.Put(ctx, []store.Entry{e}); err != nil {
+			n.log.Warn("storing a handed-off key failed", "key", key, "err", err)
+		}
+		return e, true
+	}
+	n.log.Debug("handoff miss", "key", key, "asked", n.previousOwners(v, key), "ring_version", v.version)
+	return store.Entry{}, false
+}
+
+// load calls the Getter for key (a miss at its owner) and stores the
+// value. g and ep are the key's guard and the tier epoch from before the
+// shard read that missed.
+func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Item, error) {
+	val, ttl, err := n.cfg.Getter(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		n.reads.loads[1].Add(1)
+		if t := n.reads.tier; t != nil && n.cfg.LoaderNegativeTTL > 0 {
+			neg := n.jitter(n.cfg.LoaderNegativeTTL)
+			t.fill(key, tier.Entry{Expires: time.Now().Add(neg), Tag: tagOf(ep, tagNegative)}, g)
+		}
+		return Item{}, ErrNotFound
+	case err != nil:
+		n.reads.loads[2].Add(1)
+		return Item{}, errorf(http.StatusBadGateway, "loading the key from the origin failed: %v", err)
+	case len(val) > n.cfg.MaxValueBytes:
+		n.reads.loads[2].Add(1)
+		return Item{}, errorf(http.StatusBadGateway, "the origin's value is %d bytes; the limit is %d", len(val), n.cfg.MaxValueBytes)
+	}
+	n.reads.loads[0].Add(1)
+	if ttl < 0 {
+		ttl = 0
+	}
+	if ttl > 0 {
+		ttl = max(n.jitter(ttl), time.Millisecond)
+		if n.cfg.MaxTTL > 0 {
+			ttl = min(ttl, n.cfg.MaxTTL)
+		}
+	}
+	// The key is absent, so no node holds a copy to invalidate; the nodes
+	// that asked keep their fetch records for later writes, and get this
+	// very value.
+	res, werr := n.ownerWrite(ctx, key, Mutation{Value: val, TTL: ttl, IfAbsent: true}, true)
+	if werr != nil {
+		return Item{}, werr
+	}
+	if !res.Applied { // written meanwhile: that write wins
+		return n.shardGet(ctx, v, key)
+	}
+	it := res.Item
+	it.Value, it.Source = val, SourceOrigin
+	return it, nil
+}
+
+// jitter shortens d by a random fraction of up to Config.TTLJitter, so
+// that keys written together do not all expire together.
+func (n *Node) jitter(d time.Duration) time.Duration {
+	if n.cfg.TTLJitter <= 0 || d <= 0 {
+		return d
+	}
+	return d - time.Duration(rand.Float64()*n.cfg.TTLJitter*float64(d))
+}
