@@ -201,7 +201,7 @@ func New(cfg Config) (*Node, error) {
 	if ec, ok := n.st.(evictionCounter); ok {
 		n.shard.evictions = ec
 	}
-	n.st = instrumentStore(n.st, n.metrics.reg)
+	n.st = store.Instrument(n.st, n.metrics.reg)
 
 	// What New opened so far, closed in reverse if a later step fails.
 	var undo []func()
