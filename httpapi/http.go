@@ -294,7 +294,7 @@ func noQuery(q url.Values) *node.Error {
 
 // readValue reads a PUT body with a hard cap of MaxValueBytes.
 func (s *Server) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *node.Error) {
-	limit := int64(s.n.Config().MaxValueBytes)
+	limit := int64(s.maxValue)
 	if r.ContentLength > limit {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", r.ContentLength, limit)
 	}

@@ -46,6 +46,9 @@ type Server struct {
 	handler http.Handler
 	csrf    *http.CrossOriginProtection // refuses cross-site state changes (auth.go)
 	metrics metrics
+	// maxValue is the node's MaxValueBytes, read once (Config copies the
+	// whole configuration; a PUT should not).
+	maxValue int
 
 	ln  net.Listener
 	mu  sync.Mutex
@@ -94,7 +97,7 @@ func New(n *node.Node, ln net.Listener, cfg Config) *Server {
 		cfg.Logger = n.Logger()
 	}
 	s := &Server{n: n, cfg: cfg, log: cfg.Logger, ln: ln, csrf: http.NewCrossOriginProtection(),
-		metrics: newMetrics(n.Registry())}
+		metrics: newMetrics(n.Registry()), maxValue: n.Config().MaxValueBytes}
 	s.handler = s.routes()
 	n.AddDoor(s)
 	return s
