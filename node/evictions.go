@@ -26,8 +26,6 @@ func (n *Node) evictions() Evictions {
 	if n.shard.evictions != nil {
 		e.Store = n.shard.evictions.Evictions()
 	}
-	if n.reads.tier != nil {
-		e.LocalTier = n.reads.tier.c.Stats().Evictions
-	}
+	e.LocalTier = n.reads.tier.Stats().Cache.Evictions
 	return e
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/peercache/peercache/internal/hlc"
+	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -23,8 +24,8 @@ import (
 )
 
 const (
-	TierLocal     = tierLocal
-	TierNear      = tierNear
+	TierLocal     = localtier.Local
+	TierNear      = localtier.Near
 	ExtraNodeMode = extraNodeMode
 )
 
@@ -57,13 +58,13 @@ func (n *Node) PeerAdvertisedForTest() string                { return n.peer.adv
 func (n *Node) PeerMetricsForTest() *peer.Metrics            { return n.peer.metrics }
 func (n *Node) PeerServerForTest() *peer.Server              { return n.peer.srv }
 func (n *Node) PeerRefuseForTest() *atomic.Bool              { return &n.peer.refuse }
-func (n *Node) TierEpochForTest() uint64                     { return n.tierEpoch() }
+func (n *Node) TierEpochForTest() uint64                     { return n.reads.tier.Epoch() }
 func (n *Node) TierStatsForTest() TierStats                  { return n.tierStats() }
-func (n *Node) TierOwnedForTest() bool                       { return n.reads.tier.owned }
+func (n *Node) TierOwnedForTest() bool                       { return n.reads.tier.Owned() }
 func (n *Node) TierGetForTest(key string, near bool) (tier.Entry, bool) {
-	return n.reads.tier.get(key, near)
+	return n.reads.tier.Lookup(key, near)
 }
-func (n *Node) TierCacheForTest() tier.Cache { return n.reads.tier.c }
+func (n *Node) TierCacheForTest() tier.Cache { return n.reads.tier.Cache() }
 
 func (c *Config) SetDefaultsForTest()    { c.setDefaults() }
 func (c *Config) ValidateForTest() error { return c.validate() }

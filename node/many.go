@@ -162,7 +162,7 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 		out[0] = n.one(ctx, ops[0])
 		return
 	}
-	ep := n.tierEpoch() // before the view
+	ep := n.reads.tier.Epoch() // before the view
 	v := n.views.cur.Load()
 	for i, op := range ops {
 		owner := v.ring.Owner(op.Key)
@@ -178,7 +178,7 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 		case owner == "" || owner == n.cfg.Name:
 			sc.local = append(sc.local, i) // served here (or the cluster is forming)
 		case !op.Write:
-			if it, ok := n.nearGet(op.Key, owner); ok { // near cache
+			if it, ok := n.reads.tier.Near(op.Key, owner); ok { // near cache
 				out[i].Item = it
 				continue
 			}
@@ -238,7 +238,7 @@ func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string
 	for _, i := range idx {
 		reqs = append(reqs, peer.Request{Key: ops[i].Key, Write: ops[i].Write, Mutation: ops[i].Mutation})
 		if n.reads.tier != nil {
-			p.guards = append(p.guards, n.reads.tier.guard(ops[i].Key).Load())
+			p.guards = append(p.guards, n.reads.tier.Guard(ops[i].Key))
 		}
 	}
 	p.reqs = reqs
@@ -271,7 +271,7 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 		op := ops[i]
 		switch {
 		case op.Write:
-			n.tierInvalidate(op.Key) // this node's near copy goes before the write is acknowledged
+			n.reads.tier.Invalidate(op.Key) // this node's near copy goes before the write is acknowledged
 			if op.Mutation.Delete {
 				n.metrics.fwdDelete.Inc()
 			} else {
@@ -303,7 +303,7 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 			if len(guards) > 0 {
 				g = guards[j]
 			}
-			n.nearFill(op.Key, r.Item, r.NearTTL, sent, g, ep)
+			n.reads.tier.FillNear(op.Key, r.Item, r.NearTTL, sent, g, ep)
 		}
 		out[i] = OpResult{WriteResult: WriteResult{Item: r.Item}, Err: peerResultErr(r.Err)}
 	}

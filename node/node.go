@@ -17,6 +17,7 @@ import (
 
 	"github.com/peercache/peercache/internal/flight"
 	"github.com/peercache/peercache/internal/hlc"
+	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/nearcache"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
@@ -135,7 +136,7 @@ type writeState struct {
 
 // readState is what reads go through before the shard.
 type readState struct {
-	tier    *localTier
+	tier    *localtier.Tier // nil: no local tier
 	near    nearcache.Owner // who fetched which keys; invalidations to them
 	flights flight.Group[ownerRead]
 	loads   [3]atomic.Uint64 // Getter results: loaded, not found, failed
@@ -546,7 +547,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		nv.version, nv.ring, nv.prev, nv.changedAt, nv.checksum = old.version, old.ring, old.prev, old.changedAt, old.checksum
 		n.views.cur.Store(nv)
 		if restarted := n.restartedMembers(old, nv); len(restarted) > 0 {
-			n.tierViewChanged() // near copies from a restarted owner: it forgot who holds them
+			n.reads.tier.NewEpoch() // near copies from a restarted owner: it forgot who holds them
 			// Same ring, but these members came back empty: give them
 			// their copies again.
 			n.log.Info("members restarted under the same name; re-replicating", "members", restarted)
@@ -570,7 +571,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	nv.prev = pushPrev(prev, old.prev)
 	n.planWarm(r) // the hottest copies the new owners will want, before they are dropped
 	n.views.cur.Store(nv)
-	n.tierViewChanged() // after the store: see localTier
+	n.reads.tier.NewEpoch() // after the view is stored: reads that began before it fill nothing
 	n.metrics.ringChanges.Inc()
 	n.log.Info("ring changed", "ring_version", nv.version, "members", r.Members(), "previous", old.ring.Members())
 	select {
@@ -804,7 +805,7 @@ func (n *Node) excludeSelf() {
 	nv.prev = pushPrev(old.ring, old.prev)
 	n.planWarm(nv.ring) // the warm-up plan, sent once the drain is done
 	n.views.cur.Store(&nv)
-	n.tierViewChanged()
+	n.reads.tier.NewEpoch()
 	n.metrics.ringChanges.Inc()
 }
 

@@ -343,7 +343,7 @@ func (h peerHandler) Invalidate(ctx context.Context, from string, keys []string)
 		return
 	}
 	for _, k := range keys {
-		n.tierInvalidate(k)
+		n.reads.tier.Invalidate(k)
 	}
 	n.reads.near.Received(len(keys))
 }

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/store"
-	"github.com/peercache/peercache/tier"
 )
 
 // The read path, top to bottom: Get -> get (route: near cache, then the
@@ -34,11 +34,11 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 	if err := n.checkKey(key); err != nil {
 		return Item{}, err
 	}
-	ep := n.tierEpoch() // before the view
+	ep := n.reads.tier.Epoch() // before the view
 	v := n.views.cur.Load()
 	owner := v.ring.Owner(key)
 	if !forwarded && owner != "" && owner != n.cfg.Name {
-		if it, ok := n.nearGet(key, owner); ok { // near cache
+		if it, ok := n.reads.tier.Near(key, owner); ok { // near cache
 			return it, nil
 		}
 	}
@@ -77,30 +77,6 @@ func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error
 	}
 }
 
-// nearGet looks key up in this node's near cache (another node owns it).
-func (n *Node) nearGet(key, owner string) (Item, bool) {
-	t := n.reads.tier
-	if t == nil || t.nearTTL == 0 {
-		return Item{}, false
-	}
-	e, ok := t.get(key, true)
-	if !ok {
-		t.misses[tierNear].inc()
-		return Item{}, false
-	}
-	t.hits[tierNear].inc()
-	return nearItem(key, owner, e), true
-}
-
-// nearItem is the item a near-cache entry holds.
-func nearItem(key, owner string, e tier.Entry) Item {
-	it := Item{Key: key, Value: e.Value, Version: e.Version, Owner: owner, Source: SourceNear}
-	if e.Aux != 0 {
-		it.ExpireAt = time.UnixMilli(e.Aux)
-	}
-	return it
-}
-
 // forwardGet reads key from its owner: one request for all concurrent
 // misses of the key on this node, whose answer fills the near cache when
 // the owner allows it. ep is the tier epoch loaded before the view v.
@@ -111,55 +87,28 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 	if t != nil {
 		// Keyed by the guard too: a read never joins a forward that began
 		// before a write through this node (which bumps the guard).
-		g = t.guard(key).Load()
+		g = t.Guard(key)
 		fkey = "f\x00" + strconv.FormatUint(g, 36) + "\x00" + owner + "\x00" + key
 	}
 	flight := func() (ownerRead, error) {
 		ctx := context.WithoutCancel(ctx) // peerRead bounds it by PeerTimeout
-		if t != nil && t.nearTTL > 0 {
-			// A flight that ended just before this one began may have
-			// filled the near cache after this read looked: use that copy
-			// rather than asking the owner again.
-			if e, ok := t.get(key, true); ok {
-				return ownerRead{it: nearItem(key, owner, e)}, nil
-			}
+		// A flight that ended just before this one began may have filled
+		// the near cache after this read looked: use that copy rather than
+		// asking the owner again.
+		if it, ok := t.PeekNear(key, owner); ok {
+			return ownerRead{it: it}, nil
 		}
-		if t != nil {
-			t.forwards.Add(1)
-		}
+		t.CountForward()
 		sent := time.Now()
 		// nearTTL: how long the owner lets this node keep a copy (it has
 		// recorded this node and will invalidate the copy on a change).
 		it, nearTTL, err := n.peerGet(ctx, v, owner, key)
 		if err == nil {
-			n.nearFill(key, it, nearTTL, sent, g, ep)
+			t.FillNear(key, it, nearTTL, sent, g, ep)
 		}
 		return ownerRead{it: it, err: err}, nil
 	}
-	return n.collapsed(ctx, fkey, tierNear, flight)
-}
-
-// nearFill keeps a copy of it, fetched from its owner, in the near cache
-// for at most nearTTL (the owner's permission) from sent (when the request
-// left). g is the key's guard and ep the tier epoch, both loaded before the
-// request.
-func (n *Node) nearFill(key string, it Item, nearTTL time.Duration, sent time.Time, g, ep uint64) {
-	t := n.reads.tier
-	if t == nil || t.nearTTL == 0 || nearTTL <= 0 {
-		return
-	}
-	exp := sent.Add(min(nearTTL, t.nearTTL))
-	e := tier.Entry{Value: it.Value, Version: it.Version, Tag: tagOf(ep, tagNear)}
-	if !it.ExpireAt.IsZero() {
-		// The owner's remaining TTL is counted from before the request
-		// left: never later than the owner's copy expires.
-		if it.ExpireAt.Before(exp) {
-			exp = it.ExpireAt
-		}
-		e.Aux = it.ExpireAt.UnixMilli()
-	}
-	e.Expires = exp
-	t.fill(key, e, g)
+	return n.collapsed(ctx, fkey, localtier.Near, flight)
 }
 
 // ownerRead is one collapsed read of the owner's shard (or load).
@@ -174,35 +123,29 @@ type ownerRead struct {
 // ordinary owner write path).
 func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) {
 	t := n.reads.tier
-	if t != nil && !t.owned && (n.cfg.Getter == nil || n.cfg.LoaderNegativeTTL <= 0) {
+	if !t.Owned() && (n.cfg.Getter == nil || n.cfg.LoaderNegativeTTL <= 0) {
 		t = nil // no copies of owned records, and no negative entries either
 	}
 	var g uint64
 	if t != nil {
-		if e, ok := t.get(key, false); ok {
-			t.hits[tierLocal].inc()
-			if e.Tag&tagNegative != 0 {
+		if it, negative, ok := t.Local(key, n.cfg.Name); ok {
+			if negative {
 				return Item{}, ErrNotFound
 			}
-			return Item{Key: key, Value: e.Value, Version: e.Version, ExpireAt: e.Expires, Owner: n.cfg.Name, Source: SourceLocal}, nil
+			return it, nil
 		}
-		t.misses[tierLocal].inc()
-		g = t.guard(key).Load()
+		g = t.Guard(key)
 	}
-	ep := n.tierEpoch()
+	ep := n.reads.tier.Epoch()
 	flight := func() (ownerRead, error) {
 		// Shared by every caller that joins: not bound to the first one's
 		// cancellation.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*n.cfg.PeerTimeout)
 		defer cancel()
-		if t != nil {
-			t.ownerReads.Add(1)
-		}
+		t.CountOwnerRead()
 		it, err := n.shardGet(ctx, v, key)
 		if err == nil {
-			if t != nil && t.owned {
-				t.fill(key, tier.Entry{Value: it.Value, Version: it.Version, Expires: it.ExpireAt, Tag: tagOf(ep, 0)}, g)
-			}
+			t.FillLocal(key, it, g, ep)
 			return ownerRead{it: it}, nil
 		}
 		if err != ErrNotFound || n.cfg.Getter == nil {
@@ -219,16 +162,16 @@ func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) 
 	} else if n.cfg.Getter == nil {
 		return n.shardGet(ctx, v, key)
 	}
-	return n.collapsed(ctx, fkey, tierLocal, flight)
+	return n.collapsed(ctx, fkey, localtier.Local, flight)
 }
 
 // collapsed runs flight once for every caller that asks for fkey at the
 // same time (singleflight), counting the callers that joined one in
-// flight by kind (tierLocal: owner reads; tierNear: forwards).
+// flight by kind (localtier.Local: owner reads; localtier.Near: forwards).
 func (n *Node) collapsed(ctx context.Context, fkey string, kind int, flight func() (ownerRead, error)) (Item, error) {
 	res, shared, err := n.reads.flights.Do(ctx, fkey, flight)
-	if shared && n.reads.tier != nil {
-		n.reads.tier.collapsed[kind].Add(1)
+	if shared {
+		n.reads.tier.CountCollapsed(kind)
 	}
 	if err != nil { // this caller's ctx ended while it waited
 		return Item{}, retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
@@ -347,9 +290,8 @@ func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Ite
 	switch {
 	case errors.Is(err, ErrNotFound):
 		n.reads.loads[1].Add(1)
-		if t := n.reads.tier; t != nil && n.cfg.LoaderNegativeTTL > 0 {
-			neg := n.jitter(n.cfg.LoaderNegativeTTL)
-			t.fill(key, tier.Entry{Expires: time.Now().Add(neg), Tag: tagOf(ep, tagNegative)}, g)
+		if n.cfg.LoaderNegativeTTL > 0 {
+			n.reads.tier.FillNegative(key, time.Now().Add(n.jitter(n.cfg.LoaderNegativeTTL)), g, ep)
 		}
 		return Item{}, ErrNotFound
 	case err != nil:

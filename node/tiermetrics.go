@@ -1,6 +1,10 @@
 package node
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/peercache/peercache/internal/localtier"
+)
 
 // tierCollector exports the local tier's counters at scrape time.
 type tierCollector struct {
@@ -58,8 +62,8 @@ func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.hits, s.Hits[i], name)
 		counter(c.misses, s.Misses[i], name)
 	}
-	counter(c.collapsed, s.Collapsed[tierLocal], "owner")
-	counter(c.collapsed, s.Collapsed[tierNear], "forward")
+	counter(c.collapsed, s.Collapsed[localtier.Local], "owner")
+	counter(c.collapsed, s.Collapsed[localtier.Near], "forward")
 	counter(c.evictions, s.Cache.Evictions)
 	gauge(c.bytes, s.Cache.Bytes)
 	gauge(c.maxBytes, s.Cache.MaxBytes)

@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/peercache/peercache/ring"
-	"github.com/peercache/peercache/tier"
 )
 
 // Cache warm-up on a join. When the ring changes, the keys this node owned
@@ -47,24 +46,19 @@ type warmer struct {
 // nr. Called at a ring change, before the tier epoch moves on.
 func (n *Node) planWarm(nr *ring.Ring) {
 	t := n.reads.tier
-	if t == nil || !t.owned || n.cfg.WarmKeys <= 0 || nr.Len() == 0 {
+	if !t.Owned() || n.cfg.WarmKeys <= 0 || nr.Len() == 0 {
 		return // an in-process shard leaves no copies of owned keys to send
 	}
-	ep := t.epoch.Load()
 	plan := &warmPlan{ring: nr, keys: map[string][]string{}}
-	count, scanned := 0, 0
+	count := 0
 	var bytes int64
-	t.c.Hottest(func(key string, e tier.Entry) bool {
-		scanned++
-		if e.Tag>>2 != ep || e.Tag&(tagNear|tagNegative) != 0 {
-			return scanned < 8*n.cfg.WarmKeys // near copies, older epochs: not this node's keys
-		}
+	t.HottestLocal(8*n.cfg.WarmKeys, func(key string, size int) bool {
 		if o := nr.Owner(key); o != "" && o != n.cfg.Name {
 			plan.keys[o] = append(plan.keys[o], key)
 			count++
-			bytes += int64(len(key) + len(e.Value))
+			bytes += int64(size)
 		}
-		return count < n.cfg.WarmKeys && bytes < n.cfg.WarmBytes && scanned < 8*n.cfg.WarmKeys
+		return count < n.cfg.WarmKeys && bytes < n.cfg.WarmBytes
 	})
 	n.warm.mu.Lock()
 	if count > 0 {
@@ -131,21 +125,21 @@ const warmBatch = 256
 func (h peerHandler) Warm(ctx context.Context, from string, keys []string) int {
 	n := h.n
 	t := n.reads.tier
-	if t == nil || !t.owned || h.refused() != nil {
+	if !t.Owned() || h.refused() != nil {
 		return 0 // (an in-process shard is as warm as a tier would be)
 	}
 	loaded := 0
 	for len(keys) > 0 && ctx.Err() == nil {
 		batch := keys[:min(len(keys), warmBatch)]
 		keys = keys[len(batch):]
-		ep := n.tierEpoch()
+		ep := t.Epoch()
 		v := n.views.cur.Load()
 		var mine []string
 		var guards []uint64
 		for _, k := range batch {
 			if n.checkKey(k) == nil && v.ring.Owner(k) == n.cfg.Name {
 				mine = append(mine, k)
-				guards = append(guards, t.guard(k).Load())
+				guards = append(guards, t.Guard(k))
 			}
 		}
 		if len(mine) == 0 {
@@ -159,9 +153,7 @@ func (h peerHandler) Warm(ctx context.Context, from string, keys []string) int {
 			if !found[i] || e.Tombstone {
 				continue
 			}
-			te := tier.Entry{Value: e.Value, Version: e.Version, Tag: tagOf(ep, 0)}
-			te.Expires = itemOf(e, "", "").ExpireAt
-			if t.fill(mine[i], te, guards[i]) {
+			if t.FillLocal(mine[i], itemOf(e, "", ""), guards[i], ep) {
 				loaded++
 			}
 		}

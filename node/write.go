@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/peercache/peercache/store"
-	"github.com/peercache/peercache/tier"
 )
 
 // The write path, top to bottom: Set/Delete/Write -> write (route: the
@@ -64,7 +62,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool
 			return WriteResult{}, n.notOwner(owner)
 		}
 		it, err := n.peerWrite(ctx, v, owner, key, m)
-		n.tierInvalidate(key) // this node's near copy goes before the write is acknowledged
+		n.reads.tier.Invalidate(key) // this node's near copy goes before the write is acknowledged
 		if err == nil || !retryMore(ctx, start) {
 			return it, err
 		}
@@ -165,15 +163,15 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		e.Version = n.clock.Now()
-		g := n.ownerGuard(key)
+		g := n.reads.tier.Guard(key)
 		out, perr := n.st.Put(ctx, []store.Entry{e})
 		if perr != nil {
-			n.tierInvalidate(key) // the write may have landed
+			n.reads.tier.Invalidate(key) // the write may have landed
 			return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "shard write failed: %v", perr)
 		}
 		if out[0] != store.Stale {
 			if out[0] == store.Applied {
-				n.ownerPublish(key, e, g) // the local tier, under the key's lock
+				n.reads.tier.Publish(key, e, g) // the local tier, under the key's lock
 			}
 			res := WriteResult{Item: itemOf(e, n.cfg.Name, SourceShard), Applied: !m.Delete || exists, Existed: exists}
 			return res, e, out[0] == store.Applied, nil
@@ -198,49 +196,6 @@ func (n *Node) ownerApplyForwarded(ctx context.Context, key string, m Mutation) 
 		return WriteResult{}, store.Entry{}, false, n.notOwner(owner)
 	}
 	return n.ownerApply(ctx, key, m)
-}
-
-// ownerGuard returns key's guard before an owner write (0 without a tier).
-func (n *Node) ownerGuard(key string) uint64 {
-	if n.reads.tier == nil {
-		return 0
-	}
-	return n.reads.tier.guard(key).Load()
-}
-
-// ownerPublish brings the local tier in line with a write the owner just
-// applied to its shard (called with the key's write lock held). g is the
-// key's guard before the write. A later change, or a read that began
-// before this write, can then never leave an older value behind.
-func (n *Node) ownerPublish(key string, e store.Entry, g uint64) {
-	t := n.reads.tier
-	if t == nil {
-		return
-	}
-	gd := t.guard(key)
-	if gd.Add(1) != g+1 || e.Tombstone {
-		// Another change of this stripe came in between (or a delete):
-		// drop rather than reason about the order.
-		t.drop(key)
-		return
-	}
-	if !t.owned {
-		// No copies of owned records (the write above bumped the guard, so
-		// a negative entry's fill that raced it fails); drop a negative entry.
-		t.drop(key)
-		return
-	}
-	// A copy: e.Value may alias the request's buffer, which the tier must
-	// not keep alive (nor see reused).
-	te := tier.Entry{Value: bytes.Clone(e.Value), Version: e.Version, Tag: tagOf(t.epoch.Load(), 0)}
-	if e.ExpireAt != 0 {
-		te.Expires = time.UnixMilli(e.ExpireAt)
-	}
-	if !t.fill(key, te, g+1) {
-		if old, ok := t.c.Get(key); !ok || old.Version < e.Version || old.Tag != te.Tag {
-			t.c.Delete(key)
-		}
-	}
 }
 
 // spread makes writes the owner applied known beyond its shard: near
