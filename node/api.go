@@ -139,15 +139,14 @@ func (n *Node) awaitNewOwner(ctx context.Context, v *view, failed, key string) (
 	return nv, nv.ring.Owner(key), true
 }
 
-// waitView polls this node's view until done accepts it, for at most d (or
-// until ctx ends). It returns the last view seen and whether done accepted it.
+// waitView waits for a view of this node that done accepts, looking at
+// each one as it is swapped in, for at most d (or until ctx ends). It
+// returns the last view seen and whether done accepted it.
 func (n *Node) waitView(ctx context.Context, d time.Duration, done func(*view) bool) (*view, bool) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
 	for {
-		nv := n.views.cur.Load()
+		nv, next := n.viewAndNext()
 		if done(nv) {
 			return nv, true
 		}
@@ -156,7 +155,7 @@ func (n *Node) waitView(ctx context.Context, d time.Duration, done func(*view) b
 			return nv, false
 		case <-deadline.C:
 			return nv, false
-		case <-tick.C:
+		case <-next:
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -120,7 +121,24 @@ type viewState struct {
 	cur         atomic.Pointer[view]
 	mu          sync.Mutex          // serialises view swaps
 	lastMembers []membership.Member // guarded by mu
+	swapped     chan struct{}       // closed (and replaced) at each swap; guarded by mu
 	ringChanged chan struct{}       // capacity 1: a new ring wants a migration run
+}
+
+// swapView makes nv the current view and wakes every waitView (views.mu
+// held).
+func (n *Node) swapView(nv *view) {
+	n.views.cur.Store(nv)
+	close(n.views.swapped)
+	n.views.swapped = make(chan struct{})
+}
+
+// viewAndNext returns the current view and a channel closed when it is
+// replaced.
+func (n *Node) viewAndNext() (*view, <-chan struct{}) {
+	n.views.mu.Lock()
+	defer n.views.mu.Unlock()
+	return n.views.cur.Load(), n.views.swapped
 }
 
 // writeState serialises and gates writes of the shard.
@@ -182,7 +200,7 @@ func New(cfg Config) (*Node, error) {
 		writes: writeState{scratch: sync.Pool{New: func() any { return new(manyScratch) }}},
 		log:    cfg.Logger.With("node", cfg.Name),
 		clock:  hlc.New(nil),
-		views:  viewState{ringChanged: make(chan struct{}, 1)},
+		views:  viewState{ringChanged: make(chan struct{}, 1), swapped: make(chan struct{})},
 		life:   lifecycle{done: make(chan struct{})},
 	}
 	n.life.ctx, n.life.cancel = context.WithCancel(context.Background())
@@ -442,15 +460,9 @@ func (n *Node) Start(ctx context.Context) error {
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateActive })
 	// Return once this node's own ring includes it, so that a caller that
 	// sends requests right after Start finds a node that knows the cluster.
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	for !n.views.cur.Load().ring.Has(n.cfg.Name) {
-		select {
-		case <-wctx.Done():
-			n.log.Warn("started, but this node is not in its own ring yet", "err", wctx.Err())
-			return nil
-		case <-time.After(10 * time.Millisecond):
-		}
+	if _, ok := n.waitView(ctx, 10*time.Second, func(v *view) bool { return v.ring.Has(n.cfg.Name) }); !ok {
+		n.log.Warn("started, but this node is not in its own ring yet", "err", cmp.Or(ctx.Err(), context.DeadlineExceeded))
+		return nil
 	}
 	n.log.Info("node started", "http", n.cfg.HTTPAddr, "advertise_http", n.self.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Seeds)
 	return nil
@@ -545,7 +557,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	r := ring.New(active, n.ringOptions())
 	if r.Equal(old.ring) {
 		nv.version, nv.ring, nv.prev, nv.changedAt, nv.checksum = old.version, old.ring, old.prev, old.changedAt, old.checksum
-		n.views.cur.Store(nv)
+		n.swapView(nv)
 		if restarted := n.restartedMembers(old, nv); len(restarted) > 0 {
 			n.reads.tier.NewEpoch() // near copies from a restarted owner: it forgot who holds them
 			// Same ring, but these members came back empty: give them
@@ -570,7 +582,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	}
 	nv.prev = pushPrev(prev, old.prev)
 	n.planWarm(r) // the hottest copies the new owners will want, before they are dropped
-	n.views.cur.Store(nv)
+	n.swapView(nv)
 	n.reads.tier.NewEpoch() // after the view is stored: reads that began before it fill nothing
 	n.metrics.ringChanges.Inc()
 	n.log.Info("ring changed", "ring_version", nv.version, "members", r.Members(), "previous", old.ring.Members())
@@ -804,7 +816,7 @@ func (n *Node) excludeSelf() {
 	nv.changedAt = time.Now()
 	nv.prev = pushPrev(old.ring, old.prev)
 	n.planWarm(nv.ring) // the warm-up plan, sent once the drain is done
-	n.views.cur.Store(&nv)
+	n.swapView(&nv)
 	n.reads.tier.NewEpoch()
 	n.metrics.ringChanges.Inc()
 }
