@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -95,6 +96,71 @@ func (n *Node) checkTTL(ttl time.Duration) *Error {
 func (n *Node) notOwner(owner string) *Error {
 	return &Error{Status: http.StatusMisdirectedRequest, Owner: owner, Retryable: true,
 		Message: fmt.Sprintf("this node does not own the key; %s does in its view", owner)}
+}
+
+// route carries out a request for key at its owner in this node's view v:
+// here (local), or at another member (remote), retrying while views of
+// the ring differ (the owner refused the request with 421: retarget) or
+// the owner cannot be reached (awaitNewOwner), within forwardRetryBudget.
+// unreachable, when set, may answer first when the owner could not be
+// reached (a read served by the key's replicas).
+func route[T any](ctx context.Context, n *Node, v *view, key string,
+	local func(v *view) (T, error),
+	remote func(v *view, owner string) (T, error),
+	unreachable func(v *view, owner string) (T, error, bool),
+) (T, error) {
+	owner := v.ring.Owner(key)
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		if owner == "" {
+			var zero T
+			return zero, forming()
+		}
+		if owner == n.cfg.Name {
+			return local(v)
+		}
+		res, err := remote(v, owner)
+		var e *Error
+		if !errors.As(err, &e) || !retryMore(ctx, start) {
+			return res, err
+		}
+		switch {
+		case errors.Is(e, ErrNotOwner):
+			v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
+		case e.Unreachable:
+			if unreachable != nil {
+				if r, rerr, ok := unreachable(v, owner); ok {
+					return r, rerr
+				}
+			}
+			var ok bool
+			if v, owner, ok = n.awaitNewOwner(ctx, v, owner, key); !ok {
+				return res, err
+			}
+		default:
+			return res, err
+		}
+	}
+}
+
+// forwardedView returns this node's view for a request another node
+// forwarded for key, or why it refuses the request: 421 naming the owner
+// in this view, or 503 while no member owns keys.
+func (n *Node) forwardedView(key string) (*view, *Error) {
+	v := n.views.cur.Load()
+	switch owner := v.ring.Owner(key); owner {
+	case n.cfg.Name:
+		return v, nil
+	case "":
+		return nil, forming()
+	default:
+		return nil, n.notOwner(owner)
+	}
+}
+
+// forming is the answer while no active member owns keys.
+func forming() *Error {
+	return retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
 }
 
 // forwardRetryBudget bounds how long a node keeps re-targeting a forwarded

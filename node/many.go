@@ -209,10 +209,10 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 // one carries out a single op as Get or Write would.
 func (n *Node) one(ctx context.Context, op Op) OpResult {
 	if op.Write {
-		res, e := n.write(ctx, op.Key, op.Mutation, false)
-		return OpResult{WriteResult: res, Err: errOrNil(e)}
+		res, err := n.write(ctx, op.Key, op.Mutation)
+		return OpResult{WriteResult: res, Err: err}
 	}
-	it, err := n.get(ctx, op.Key, false)
+	it, err := n.get(ctx, op.Key)
 	return OpResult{WriteResult: WriteResult{Item: it}, Err: err}
 }
 

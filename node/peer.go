@@ -109,7 +109,7 @@ func (n *Node) peerRead(ctx context.Context, v *view, name, key string, replica 
 	return it, nearTTL, nil
 }
 
-func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, m Mutation) (WriteResult, *Error) {
+func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, m Mutation) (WriteResult, error) {
 	addr, e := n.peerAddr(v, owner)
 	if e != nil {
 		return WriteResult{}, e
@@ -236,7 +236,7 @@ func (h peerHandler) Get(ctx context.Context, from, key string, replica bool) (I
 		return it, 0, err
 	}
 	nearTTL := n.reads.near.Track(key, from) // before the read
-	it, err := n.get(ctx, key, true)
+	it, err := n.serveForwardedGet(ctx, key)
 	if err != nil {
 		return Item{}, 0, err
 	}
@@ -252,9 +252,9 @@ func (h peerHandler) Write(ctx context.Context, from, key string, m Mutation) (W
 		h.n.metrics.expiredWrites.Inc()
 		return WriteResult{}, retryable(http.StatusServiceUnavailable, "forwarded write arrived after its deadline; not applied")
 	}
-	res, e := h.n.write(ctx, key, m, true)
-	if e != nil {
-		return WriteResult{}, e
+	res, err := h.n.serveForwardedWrite(ctx, key, m)
+	if err != nil {
+		return WriteResult{}, err
 	}
 	return res, nil
 }

@@ -13,68 +13,56 @@ import (
 	"github.com/peercache/peercache/store"
 )
 
-// The read path, top to bottom: Get -> get (route: near cache, then the
-// owner here or a forward to it) -> ownerGet (local tier,
-// then one collapsed read of the shard, the handoff source or the loader)
-// or forwardGet (one collapsed peer read, filling the near cache).
+// The read path, top to bottom: Get -> get (the near cache, then route: the
+// owner here or a forward to it) -> ownerGet (local tier, then one
+// collapsed read of the shard, the handoff source or the loader) or
+// forwardGet (one collapsed peer read, filling the near cache). A read
+// another node forwarded enters at serveForwardedGet.
 
 // Get reads key through the cluster: from this node's shard when it owns the
 // key, else from the owner. A missing key returns ErrNotFound.
 func (n *Node) Get(ctx context.Context, key string) (Item, error) {
-	it, err := n.get(ctx, key, false)
+	it, err := n.get(ctx, key)
 	if err != nil {
 		return Item{}, err
 	}
 	return it, nil
 }
 
-// get implements reads. forwarded marks a request that came over the peer
-// API: it is answered here or refused with 421, never forwarded again.
-func (n *Node) get(ctx context.Context, key string, forwarded bool) (Item, error) {
+// get reads key: a near copy, else from its owner through route.
+func (n *Node) get(ctx context.Context, key string) (Item, error) {
 	if err := n.checkKey(key); err != nil {
 		return Item{}, err
 	}
 	ep := n.reads.tier.Epoch() // before the view
 	v := n.views.cur.Load()
-	owner := v.ring.Owner(key)
-	if !forwarded && owner != "" && owner != n.cfg.Name {
+	if owner := v.ring.Owner(key); owner != "" && owner != n.cfg.Name {
 		if it, ok := n.reads.tier.Near(key, owner); ok { // near cache
 			return it, nil
 		}
 	}
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
-		if owner == "" {
-			return Item{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
-		}
-		if owner == n.cfg.Name {
-			return n.ownerGet(ctx, v, key) // local tier, singleflight, shard, handoff, loader
-		}
-		if forwarded {
-			return Item{}, n.notOwner(owner)
-		}
-		it, err := n.forwardGet(ctx, v, owner, key, ep) // peerGet, collapsed, near-cached
-		var e *Error
-		if !errors.As(err, &e) || !retryMore(ctx, start) {
-			return it, err
-		}
-		switch {
-		case errors.Is(e, ErrNotOwner):
-			v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
-		case e.Unreachable:
-			if n.cfg.Replicas > 1 {
-				if rit, rerr, ok := n.readFromReplicas(ctx, v, owner, key); ok {
-					return rit, rerr
-				}
-			}
-			var ok bool
-			if v, owner, ok = n.awaitNewOwner(ctx, v, owner, key); !ok {
-				return it, err
-			}
-		default:
-			return it, err
-		}
+	var fromReplicas func(v *view, owner string) (Item, error, bool)
+	if n.cfg.Replicas > 1 { // an unreachable primary's replicas answer
+		fromReplicas = func(v *view, owner string) (Item, error, bool) { return n.readFromReplicas(ctx, v, owner, key) }
 	}
+	return route(ctx, n, v, key,
+		func(v *view) (Item, error) { return n.ownerGet(ctx, v, key) },                            // local tier, singleflight, shard, handoff, loader
+		func(v *view, owner string) (Item, error) { return n.forwardGet(ctx, v, owner, key, ep) }, // collapsed, near-cached
+		fromReplicas)
+}
+
+// serveForwardedGet answers a read another node forwarded: this node owns
+// the key in its view and reads it as ownerGet does, or it refuses (421,
+// naming the owner in its view), never forwarding again.
+func (n *Node) serveForwardedGet(ctx context.Context, key string) (Item, error) {
+	if err := n.checkKey(key); err != nil {
+		return Item{}, err
+	}
+	v, err := n.forwardedView(key)
+	if err != nil {
+		return Item{}, err
+	}
+	return n.ownerGet(ctx, v, key)
 }
 
 // forwardGet reads key from its owner: one request for all concurrent
@@ -314,12 +302,19 @@ func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Ite
 	// The key is absent, so no node holds a copy to invalidate; the nodes
 	// that asked keep their fetch records for later writes, and get this
 	// very value.
-	res, werr := n.ownerWrite(ctx, key, Mutation{Value: val, TTL: ttl, IfAbsent: true}, true)
+	// The value is stored as the owner stores a write (stamped, only if
+	// the key is still absent, replicated), but spread invalidates nothing.
+	res, e, applied, werr := n.ownerApply(ctx, key, Mutation{Value: val, TTL: ttl, IfAbsent: true})
 	if werr != nil {
 		return Item{}, werr
 	}
 	if !res.Applied { // written meanwhile: that write wins
 		return n.shardGet(ctx, v, key)
+	}
+	if applied {
+		if err := n.spread(ctx, []store.Entry{e}, false)[0]; err != nil {
+			return Item{}, err
+		}
 	}
 	it := res.Item
 	it.Value, it.Source = val, SourceOrigin

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -14,70 +13,55 @@ import (
 // The write path, top to bottom: Set/Delete/Write -> write (route: the
 // owner here, or a forward to it) -> ownerWrite -> ownerApply (under the
 // key's lock: stamp, shard, local tier) -> spread (near-cache
-// invalidations, write-through to previous owners, replica copies).
+// invalidations, write-through to previous owners, replica copies). A
+// write another node forwarded enters at serveForwardedWrite.
 
 // Set writes key through its owner. ttl 0 means no expiry.
 func (n *Node) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	_, err := n.write(ctx, key, Mutation{Value: value, TTL: ttl}, false)
-	return errOrNil(err)
+	_, err := n.write(ctx, key, Mutation{Value: value, TTL: ttl})
+	return err
 }
 
 // Delete removes key through its owner (deleting a missing key succeeds).
 func (n *Node) Delete(ctx context.Context, key string) error {
-	_, err := n.write(ctx, key, Mutation{Delete: true}, false)
-	return errOrNil(err)
+	_, err := n.write(ctx, key, Mutation{Delete: true})
+	return err
 }
 
 // Write applies m to key through its owner. A mutation whose condition does
 // not hold returns Applied == false and no error.
 func (n *Node) Write(ctx context.Context, key string, m Mutation) (WriteResult, error) {
-	res, err := n.write(ctx, key, m, false)
-	return res, errOrNil(err)
+	return n.write(ctx, key, m)
 }
 
-func errOrNil(e *Error) error {
-	if e == nil {
-		return nil
-	}
-	return e
-}
-
-// write implements PUT and DELETE: the owner stamps and stores, everyone
-// else forwards to the owner.
-func (n *Node) write(ctx context.Context, key string, m Mutation, forwarded bool) (WriteResult, *Error) {
-	if err := n.checkWrite(key, m, forwarded); err != nil {
+// write applies m to key at its owner, through route: the owner stamps and
+// stores, every other node forwards to the owner.
+func (n *Node) write(ctx context.Context, key string, m Mutation) (WriteResult, error) {
+	if err := n.checkWrite(key, m, false); err != nil {
 		return WriteResult{}, err
 	}
-	v := n.views.cur.Load()
-	owner := v.ring.Owner(key)
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
-		if owner == "" {
-			return WriteResult{}, retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
-		}
-		if owner == n.cfg.Name {
-			return n.ownerWrite(ctx, key, m, false)
-		}
-		if forwarded {
-			return WriteResult{}, n.notOwner(owner)
-		}
-		it, err := n.peerWrite(ctx, v, owner, key, m)
-		n.reads.tier.Invalidate(key) // this node's near copy goes before the write is acknowledged
-		if err == nil || !retryMore(ctx, start) {
-			return it, err
-		}
-		switch {
-		case errors.Is(err, ErrNotOwner):
-			v, owner = n.retarget(ctx, v, owner, err.Owner, key, attempt)
-		case err.Unreachable:
-			var ok bool
-			if v, owner, ok = n.awaitNewOwner(ctx, v, owner, key); !ok {
-				return it, err
-			}
-		default:
-			return it, err
-		}
+	return route(ctx, n, n.views.cur.Load(), key,
+		func(*view) (WriteResult, error) { return n.ownerWrite(ctx, key, m) },
+		func(v *view, owner string) (WriteResult, error) {
+			res, err := n.peerWrite(ctx, v, owner, key, m)
+			n.reads.tier.Invalidate(key) // this node's near copy goes before the write is acknowledged
+			return res, err
+		}, nil)
+}
+
+// serveForwardedWrite applies a write another node forwarded: this node
+// owns the key in its view and writes it as ownerWrite does, or it refuses
+// (421, naming the owner in its view), never forwarding again. Only the
+// cluster's read-only mode refuses it (the sender checked its own node
+// mode).
+func (n *Node) serveForwardedWrite(ctx context.Context, key string, m Mutation) (WriteResult, error) {
+	if err := n.checkWrite(key, m, true); err != nil {
+		return WriteResult{}, err
 	}
+	if _, err := n.forwardedView(key); err != nil {
+		return WriteResult{}, err
+	}
+	return n.ownerWrite(ctx, key, m)
 }
 
 // checkWrite refuses a write that can never be carried out: bad key, TTL
@@ -100,15 +84,16 @@ func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
 	return n.checkWritable(forwarded) // read-only mode
 }
 
-// ownerWrite applies m as the key's owner. loaded marks a read-through load
-// of an absent key: no node can hold a near copy of it, so none is
-// invalidated.
-func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation, loaded bool) (WriteResult, *Error) {
+// ownerWrite applies m as the key's owner and spreads it.
+func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteResult, error) {
 	res, e, applied, err := n.ownerApply(ctx, key, m)
-	if err != nil || !applied {
+	if err != nil {
 		return res, err
 	}
-	if err := n.spread(ctx, []store.Entry{e}, !loaded)[0]; err != nil {
+	if !applied {
+		return res, nil
+	}
+	if err := n.spread(ctx, []store.Entry{e}, true)[0]; err != nil {
 		return WriteResult{}, err
 	}
 	return res, nil
@@ -186,14 +171,13 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 }
 
 // ownerApplyForwarded is ownerApply for a write another node forwarded:
-// refused (421, naming the owner in this node's view) unless this node
-// owns the key.
+// refused as serveForwardedWrite refuses it unless this node owns the key.
 func (n *Node) ownerApplyForwarded(ctx context.Context, key string, m Mutation) (WriteResult, store.Entry, bool, *Error) {
 	if err := n.checkWrite(key, m, true); err != nil {
 		return WriteResult{}, store.Entry{}, false, err
 	}
-	if owner := n.views.cur.Load().ring.Owner(key); owner != n.cfg.Name {
-		return WriteResult{}, store.Entry{}, false, n.notOwner(owner)
+	if _, err := n.forwardedView(key); err != nil {
+		return WriteResult{}, store.Entry{}, false, err
 	}
 	return n.ownerApply(ctx, key, m)
 }
