@@ -16,6 +16,7 @@ import (
 
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
+	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -26,16 +27,12 @@ import (
 const (
 	TierLocal     = localtier.Local
 	TierNear      = localtier.Near
-	ExtraNodeMode = extraNodeMode
+	ExtraNodeMode = rwmode.KeyNode
 )
 
-var (
-	DistinctRun      = distinctRun
-	ParseClusterMode = parseClusterMode
-)
+var DistinctRun = distinctRun
 
 type (
-	ClusterMode      = clusterMode
 	RateCounter      = rateCounter
 	ReplicaPlacement = replicaPlacement
 	TierStats        = tierStats
@@ -69,11 +66,20 @@ func (n *Node) TierCacheForTest() tier.Cache { return n.reads.tier.Cache() }
 func (c *Config) SetDefaultsForTest()    { c.setDefaults() }
 func (c *Config) ValidateForTest() error { return c.validate() }
 
-func NewClusterModeForTest(mode Mode, stamp int64) ClusterMode {
-	return clusterMode{mode: mode, stamp: stamp}
+// ClusterMode is rwmode.ClusterMode with the methods node's tests call.
+type ClusterMode rwmode.ClusterMode
+
+func ParseClusterMode(s string) (ClusterMode, bool) {
+	c, ok := rwmode.ParseClusterMode(s)
+	return ClusterMode(c), ok
 }
-func (c ClusterMode) EncodeForTest() string           { return c.encode() }
-func (c ClusterMode) NewerForTest(o ClusterMode) bool { return c.newer(o) }
+func NewClusterModeForTest(mode Mode, stamp int64) ClusterMode {
+	return ClusterMode{Mode: mode, Stamp: stamp}
+}
+func (c ClusterMode) EncodeForTest() string { return rwmode.ClusterMode(c).Encode() }
+func (c ClusterMode) NewerForTest(o ClusterMode) bool {
+	return rwmode.ClusterMode(c).Newer(rwmode.ClusterMode(o))
+}
 
 func (c *RateCounter) AddForTest(now time.Time)                 { c.add(now) }
 func (c *RateCounter) RateForTest(now, start time.Time) float64 { return c.rate(now, start) }

@@ -20,6 +20,7 @@ import (
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/nearcache"
+	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -205,7 +206,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.life.ctx, n.life.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
-	n.ops = newOperator()
+	n.ops = newOperator(rwmode.NewState(cfg.Name, n.log, n.setExtra))
 	n.repair = newRepairer(n)
 	n.self.state.Store(membership.StateJoining)
 

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
 )
 
@@ -13,9 +14,7 @@ import (
 type operator struct {
 	started time.Time
 
-	modeMu  sync.Mutex                  // serialises mode changes with their metadata writes
-	nodeRO  atomic.Bool                 // this node is read-only (node scope)
-	cluster atomic.Pointer[clusterMode] // newest cluster mode known; nil: never set
+	mode *rwmode.State // the node's and the cluster's read/write modes
 
 	keyRequests rateCounter // requests to /v1/keys/
 
@@ -30,16 +29,8 @@ type memberSeen struct {
 	readOnly       bool
 }
 
-func newOperator() *operator {
-	return &operator{started: time.Now()}
-}
-
-// cmode returns the newest cluster mode this node knows.
-func (o *operator) cmode() clusterMode {
-	if p := o.cluster.Load(); p != nil {
-		return *p
-	}
-	return clusterMode{mode: ModeReadWrite}
+func newOperator(mode *rwmode.State) *operator {
+	return &operator{started: time.Now(), mode: mode}
 }
 
 // observeMembers is called with every member set the node applies: it logs
@@ -57,7 +48,7 @@ func (n *Node) logMemberChanges(ms []membership.Member) {
 	defer o.logMu.Unlock()
 	next := make(map[string]memberSeen, len(ms))
 	for _, m := range ms {
-		s := memberSeen{addr: m.Addr, httpAddr: m.Meta.HTTPAddr, state: m.Meta.State, readOnly: m.Meta.Extra[extraNodeMode] == "ro"}
+		s := memberSeen{addr: m.Addr, httpAddr: m.Meta.HTTPAddr, state: m.Meta.State, readOnly: rwmode.NodeReadOnly(m.Meta.Extra)}
 		next[m.Name] = s
 		prev, ok := o.seen[m.Name]
 		switch {

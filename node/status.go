@@ -134,7 +134,7 @@ const statusFanoutTimeout = 500 * time.Millisecond
 // unreachable).
 func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
 	ci := n.Cluster()
-	rep := ClusterReport{ClusterInfo: ci, ClusterMode: n.ops.cmode().effective(), Nodes: []NodeReport{}}
+	rep := ClusterReport{ClusterInfo: ci, ClusterMode: n.ops.mode.Cluster().Effective(), Nodes: []NodeReport{}}
 	v := n.views.cur.Load()
 	names := sortedNames(v.members)
 	if _, ok := v.members[n.cfg.Name]; !ok {

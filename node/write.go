@@ -81,7 +81,7 @@ func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
 			return errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.MaxValueBytes)
 		}
 	}
-	return n.checkWritable(forwarded) // read-only mode
+	return n.ops.mode.CheckWritable(forwarded) // read-only mode
 }
 
 // ownerWrite applies m as the key's owner and spreads it.
