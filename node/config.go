@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -324,13 +325,11 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("advertise-http %q: want host:port", c.AdvertiseHTTP))
 		}
 	}
-	if c.Replicas < 1 || c.Replicas > 16 {
-		errs = append(errs, fmt.Errorf("replicas: %d, want 1 to 16", c.Replicas))
+	if c.Replicas < 1 || c.Replicas > replica.MaxReplicas {
+		errs = append(errs, fmt.Errorf("replicas: %d, want 1 to %d", c.Replicas, replica.MaxReplicas))
 	}
-	switch c.WriteAcks {
-	case WriteAcksAll, WriteAcksQuorum, WriteAcksOne:
-	default:
-		errs = append(errs, fmt.Errorf("write-acks: %q, want all, quorum or one", c.WriteAcks))
+	if _, err := replica.ParseAcks(c.WriteAcks); err != nil {
+		errs = append(errs, fmt.Errorf("write-acks: %w", err))
 	}
 	if c.VNodes < 0 {
 		errs = append(errs, fmt.Errorf("vnodes: %d is negative", c.VNodes))

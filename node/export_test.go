@@ -17,6 +17,7 @@ import (
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/rwmode"
+	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -34,7 +35,7 @@ var DistinctRun = distinctRun
 
 type (
 	RateCounter      = rateCounter
-	ReplicaPlacement = replicaPlacement
+	ReplicaPlacement = replica.Placement
 	TierStats        = tierStats
 )
 
@@ -48,8 +49,8 @@ func (n *Node) RingOptionsForTest() ring.Options             { return n.ringOpti
 func (n *Node) WarmedUpForTest(r *ring.Ring) bool            { return n.warmedUp(r) }
 func (n *Node) ClockForTest() *hlc.Clock                     { return n.clock }
 func (n *Node) MigratorForTest() *migrate.Migrator           { return n.mig }
-func (n *Node) RepairPendingForTest() int                    { return n.repair.pending() }
-func (n *Node) RepairStatsForTest() repairStats              { return n.repair.stats() }
+func (n *Node) RepairPendingForTest() int                    { return n.repair.Pending() }
+func (n *Node) RepairStatsForTest() replica.RepairStats      { return n.repair.Stats() }
 func (n *Node) PeerTransportForTest() migrate.Transport      { return peerTransport{n} }
 func (n *Node) PeerAdvertisedForTest() string                { return n.peer.advertised }
 func (n *Node) PeerMetricsForTest() *peer.Metrics            { return n.peer.metrics }
@@ -86,5 +87,5 @@ func (c *RateCounter) RateForTest(now, start time.Time) float64 { return c.rate(
 func (c *RateCounter) TotalForTest() uint64                     { return c.total.Load() }
 
 func NewReplicaPlacementForTest(self string, rf int, now, base *ring.Ring, baseBoots, boots map[string]string) ReplicaPlacement {
-	return replicaPlacement{self: self, rf: rf, ring: now, base: base, baseBoots: baseBoots, boots: boots}
+	return replica.Placement{Self: self, RF: rf, Ring: now, Base: base, BaseBoots: baseBoots, Boots: boots}
 }

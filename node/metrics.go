@@ -90,7 +90,7 @@ func newMetrics(n *Node) *metrics {
 	m.repaired = counter("peercache_repaired_keys_total",
 		"Keys whose failed replica copies the repair path made again.")
 	gauge("peercache_repair_pending_keys",
-		"Keys whose replica copies failed and wait for the repair path to copy them again.", func() float64 { return float64(n.repair.pending()) })
+		"Keys whose replica copies failed and wait for the repair path to copy them again.", func() float64 { return float64(n.repair.Pending()) })
 	gauge("peercache_under_replicated_keys",
 		"Keys held here whose copies on other owners are not confirmed yet (estimate).", func() float64 { return float64(n.underReplicated()) })
 	gauge("peercache_ring_members",

@@ -21,6 +21,7 @@ import (
 	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/nearcache"
 	"github.com/peercache/peercache/internal/rwmode"
+	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
@@ -76,10 +77,11 @@ type Node struct {
 	self    selfState // what this node gossips about itself
 	views   viewState // what it knows of the cluster
 	writes  writeState
-	reads   readState // local tier, near cache, singleflight, read-through
-	base    baseState // the ring replication last completed against
-	repair  *repairer // keys whose replica copies failed
-	warm    warmer    // the warm-up plan of the latest ring change
+	reads   readState         // local tier, near cache, singleflight, read-through
+	base    baseState         // the ring replication last completed against
+	copier  *replica.Copier   // the primary's copies of its writes to the replicas
+	repair  *replica.Repairer // keys whose replica copies failed
+	warm    warmer            // the warm-up plan of the latest ring change
 	life    lifecycle
 }
 
@@ -207,7 +209,6 @@ func New(cfg Config) (*Node, error) {
 	n.life.ctx, n.life.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
 	n.ops = newOperator(rwmode.NewState(cfg.Name, n.log, n.setExtra))
-	n.repair = newRepairer(n)
 	n.self.state.Store(membership.StateJoining)
 
 	if cfg.Store != nil {
@@ -328,6 +329,7 @@ func New(cfg Config) (*Node, error) {
 	// Every write of the shard goes through n.st from here on, so a run
 	// knows whether a key it moves was written behind its scanner.
 	n.st = n.mig.TrackWrites(n.st)
+	n.initReplication() // reads and copies through n.st as it is now
 	n.views.cur.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
 	if err := n.initTier(); err != nil { // local tier, near cache
 		return fail(fmt.Errorf("node: local tier: %w", err))
@@ -455,7 +457,7 @@ func (n *Node) Start(ctx context.Context) error {
 	go func() { defer n.life.wg.Done(); n.readinessLoop() }()
 	if n.cfg.Replicas > 1 {
 		n.life.wg.Add(1)
-		go func() { defer n.life.wg.Done(); n.repair.run(n.life.ctx) }()
+		go func() { defer n.life.wg.Done(); n.repair.Run(n.life.ctx) }()
 	}
 
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateActive })
@@ -659,7 +661,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 			n.metrics.observeMigration(res)
 			if err == nil {
 				n.completed(p)
-				n.sendWarm(rctx, p.ring) // the keys moved: now warm their new owners' tiers
+				n.sendWarm(rctx, p.Ring) // the keys moved: now warm their new owners' tiers
 			}
 			if announce && rctx.Err() == nil {
 				n.setMeta(func(m *membership.Meta) { m.Migrating = false })
@@ -777,7 +779,7 @@ func (n *Node) drain(ctx context.Context) error {
 			}
 		}()
 		// Every key goes to all its owners on the ring without this node.
-		p := replicaPlacement{self: n.cfg.Name, rf: n.cfg.Replicas, ring: target, boots: v.boots}
+		p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replicas, Ring: target, Boots: v.boots}
 		n.awaitImports() // this node refuses imports now: the ones it accepted before must be in the drain
 		res, err := n.mig.Run(rctx, p, "drain")
 		rcancel()

@@ -301,7 +301,7 @@ func (n *Node) Cluster() ClusterInfo {
 		Replication: ReplicationInfo{Factor: n.cfg.Replicas, WriteAcks: n.cfg.WriteAcks},
 	}
 	ci.Replication.UnderReplicated = n.underReplicated()
-	rs := n.repair.stats()
+	rs := n.repair.Stats()
 	ci.Replication.RepairPending, ci.Replication.Repaired = rs.Pending, rs.Repaired
 	for _, name := range sortedNames(v.members) {
 		m := v.members[name]

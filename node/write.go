@@ -203,7 +203,7 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 		}
 	}
 	if n.cfg.Replicas > 1 {
-		return n.replicate(ctx, v, es)
+		return n.copier.Copy(ctx, v.ring, es)
 	}
 	return make([]*Error, len(es))
 }
