@@ -16,8 +16,8 @@ import (
 
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
-	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/internal/replica"
+	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
