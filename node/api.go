@@ -179,7 +179,7 @@ func retryMore(ctx context.Context, start time.Time) bool {
 // owner in this node's own view, once it changes or after a short backoff
 // (the refuser's view may be the stale one and catch up meanwhile).
 func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string, attempt int) (*view, string) {
-	n.metrics.misdirected.Inc()
+	n.metrics.Misdirected.Inc()
 	n.log.Debug("forward refused: views differ", "key", key, "refused_by", refused, "their_owner", hint, "attempt", attempt, "ring_version", v.version)
 	if attempt == 0 && hint != "" && hint != refused && hint != n.cfg.Name {
 		if _, ok := v.members[hint]; ok {

@@ -273,12 +273,12 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 		case op.Write:
 			n.reads.tier.Invalidate(op.Key) // this node's near copy goes before the write is acknowledged
 			if op.Mutation.Delete {
-				n.metrics.fwdDelete.Inc()
+				n.metrics.FwdDelete.Inc()
 			} else {
-				n.metrics.fwdPut.Inc()
+				n.metrics.FwdPut.Inc()
 			}
 		default:
-			n.metrics.fwdGet.Inc()
+			n.metrics.FwdGet.Inc()
 		}
 		var r peer.Result
 		if e == nil {

@@ -7,31 +7,14 @@ import (
 
 	"github.com/peercache/peercache/internal/nodemetrics"
 	"github.com/peercache/peercache/membership"
-	"github.com/peercache/peercache/migrate"
 )
 
 // metrics are one node's Prometheus series, in a registry of its own so
-// that several nodes can run in one process. The series are defined and
-// registered by nodemetrics.New; the fields are its Counters under the
-// names node's call sites use.
+// that several nodes can run in one process; nodemetrics.New defines and
+// registers them.
 type metrics struct {
-	reg             *prometheus.Registry
-	counters        *nodemetrics.Counters
-	fwdGet, fwdPut  prometheus.Counter // peercache_forwarded_total{op="get"}, {op="put"}
-	fwdDelete       prometheus.Counter // {op="delete"}
-	misdirected     prometheus.Counter
-	peerErrors      prometheus.Counter
-	handoff         *prometheus.CounterVec
-	ringChanges     prometheus.Counter
-	importsSent     prometheus.Counter
-	importsReceived *prometheus.CounterVec
-	writeThrough    *prometheus.CounterVec
-	replication     *prometheus.CounterVec
-	replicaReads    prometheus.Counter
-	expiredWrites   prometheus.Counter
-	repaired        prometheus.Counter
-	futureVersions  prometheus.Counter
-	warm            *prometheus.CounterVec
+	reg *prometheus.Registry
+	*nodemetrics.Counters
 }
 
 func newMetrics(n *Node) *metrics {
@@ -45,15 +28,8 @@ func newMetrics(n *Node) *metrics {
 		RingVersion:     func() uint64 { return n.views.cur.Load().version },
 		Ready:           n.Ready,
 	})
-	m := &metrics{reg: reg, counters: c}
-	m.fwdGet, m.fwdPut, m.fwdDelete, m.misdirected, m.peerErrors = c.FwdGet, c.FwdPut, c.FwdDelete, c.Misdirected, c.PeerErrors
-	m.expiredWrites, m.futureVersions, m.importsSent, m.importsReceived = c.ExpiredWrites, c.FutureVersions, c.ImportsSent, c.ImportsReceived
-	m.handoff, m.ringChanges, m.writeThrough, m.warm = c.Handoff, c.RingChanges, c.WriteThrough, c.Warm
-	m.replication, m.replicaReads, m.repaired = c.Replication, c.ReplicaReads, c.Repaired
-	return m
+	return &metrics{reg: reg, Counters: c}
 }
-
-func (m *metrics) observeMigration(r migrate.Result) { m.counters.ObserveMigration(r) }
 
 func sortedNames(ms map[string]membership.Member) []string {
 	out := make([]string, 0, len(ms))

@@ -587,7 +587,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	n.planWarm(r) // the hottest copies the new owners will want, before they are dropped
 	n.swapView(nv)
 	n.reads.tier.NewEpoch() // after the view is stored: reads that began before it fill nothing
-	n.metrics.ringChanges.Inc()
+	n.metrics.RingChanges.Inc()
 	n.log.Info("ring changed", "ring_version", nv.version, "members", r.Members(), "previous", old.ring.Members())
 	select {
 	case n.views.ringChanged <- struct{}{}:
@@ -658,7 +658,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 				})
 			}
 			res, err := n.mig.Run(rctx, p, reason)
-			n.metrics.observeMigration(res)
+			n.metrics.ObserveMigration(res)
 			if err == nil {
 				n.completed(p)
 				n.sendWarm(rctx, p.Ring) // the keys moved: now warm their new owners' tiers
@@ -783,7 +783,7 @@ func (n *Node) drain(ctx context.Context) error {
 		n.awaitImports() // this node refuses imports now: the ones it accepted before must be in the drain
 		res, err := n.mig.Run(rctx, p, "drain")
 		rcancel()
-		n.metrics.observeMigration(res)
+		n.metrics.ObserveMigration(res)
 		select {
 		case <-changed:
 			if ctx.Err() == nil {
@@ -821,7 +821,7 @@ func (n *Node) excludeSelf() {
 	n.planWarm(nv.ring) // the warm-up plan, sent once the drain is done
 	n.swapView(&nv)
 	n.reads.tier.NewEpoch()
-	n.metrics.ringChanges.Inc()
+	n.metrics.RingChanges.Inc()
 }
 
 // Abort stops the node without leaving the cluster or handing off keys, as

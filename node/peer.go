@@ -47,7 +47,7 @@ func (n *Node) peerErr(name, addr string, err error) error {
 	case e != nil: // 403: the peer does not (yet) count this node as a member
 		return retryable(http.StatusServiceUnavailable, "%s refused this node's request: %s", name, e.Message)
 	default:
-		n.metrics.peerErrors.Inc()
+		n.metrics.PeerErrors.Inc()
 		return &Error{Status: http.StatusServiceUnavailable, Retryable: true, Unreachable: true,
 			Message: fmt.Sprintf("owner %s (%s) unreachable: %v", name, addr, err)}
 	}
@@ -76,7 +76,7 @@ func (n *Node) peerCtx(ctx context.Context) (context.Context, context.CancelFunc
 }
 
 func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, time.Duration, error) {
-	n.metrics.fwdGet.Inc()
+	n.metrics.FwdGet.Inc()
 	return n.peerRead(ctx, v, owner, key, false)
 }
 
@@ -115,9 +115,9 @@ func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, m Muta
 		return WriteResult{}, e
 	}
 	if m.Delete {
-		n.metrics.fwdDelete.Inc()
+		n.metrics.FwdDelete.Inc()
 	} else {
-		n.metrics.fwdPut.Inc()
+		n.metrics.FwdPut.Inc()
 	}
 	ctx, cancel := n.peerCtx(ctx)
 	defer cancel()
@@ -181,7 +181,7 @@ func (t peerTransport) Import(ctx context.Context, name string, entries []store.
 	if err != nil {
 		return nil, fmt.Errorf("import to %s: %w", name, n.peerErr(name, addr, err))
 	}
-	n.metrics.importsSent.Add(float64(len(res)))
+	n.metrics.ImportsSent.Add(float64(len(res)))
 	return res, nil
 }
 
@@ -249,7 +249,7 @@ func (h peerHandler) Write(ctx context.Context, from, key string, m Mutation) (W
 		return WriteResult{}, err
 	}
 	if ctx.Err() != nil {
-		h.n.metrics.expiredWrites.Inc()
+		h.n.metrics.ExpiredWrites.Inc()
 		return WriteResult{}, retryable(http.StatusServiceUnavailable, "forwarded write arrived after its deadline; not applied")
 	}
 	res, err := h.n.serveForwardedWrite(ctx, key, m)
@@ -294,8 +294,8 @@ func (h peerHandler) Import(ctx context.Context, from string, entries []store.En
 			n.importApplied(owned[j].Key) // local and near copies
 		}
 	}
-	n.metrics.importsReceived.WithLabelValues("acked").Add(float64(len(owned)))
-	n.metrics.importsReceived.WithLabelValues("refused").Add(float64(len(entries) - len(owned)))
+	n.metrics.ImportsReceived.WithLabelValues("acked").Add(float64(len(owned)))
+	n.metrics.ImportsReceived.WithLabelValues("refused").Add(float64(len(entries) - len(owned)))
 	return res, nil
 }
 
@@ -357,7 +357,7 @@ func (n *Node) versionLimit() uint64 {
 // futureVersions logs (rate-limited) and counts entries refused because
 // their versions lie too far ahead of this node's clock.
 func (n *Node) futureVersions(from string, count int, entries []store.Entry) {
-	n.metrics.futureVersions.Add(float64(count))
+	n.metrics.FutureVersions.Add(float64(count))
 	if n.peer.futureLog.allow() {
 		var newest uint64
 		for _, e := range entries {

@@ -247,15 +247,15 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 		}
 		e, found, err := n.peerHandoff(ctx, v, prev, key)
 		if err != nil {
-			n.metrics.handoff.WithLabelValues("error").Inc()
+			n.metrics.Handoff.WithLabelValues("error").Inc()
 			n.log.Debug("handoff read failed", "peer", prev, "key", key, "err", err)
 			continue
 		}
 		if !found {
-			n.metrics.handoff.WithLabelValues("miss").Inc()
+			n.metrics.Handoff.WithLabelValues("miss").Inc()
 			continue
 		}
-		n.metrics.handoff.WithLabelValues("hit").Inc()
+		n.metrics.Handoff.WithLabelValues("hit").Inc()
 		if e.Version > n.versionLimit() {
 			n.futureVersions(prev, 1, []store.Entry{e})
 			continue

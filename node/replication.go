@@ -41,7 +41,7 @@ func (n *Node) initReplication() {
 		Import:   peerTransport{n}.Import,
 		FullCopy: n.requestFullReplication,
 		Logger:   n.log,
-		Repaired: n.metrics.repaired,
+		Repaired: n.metrics.Repaired,
 	})
 	n.copier = replica.NewCopier(replica.CopierConfig{
 		Self:    n.cfg.Name,
@@ -50,7 +50,7 @@ func (n *Node) initReplication() {
 		Timeout: n.cfg.PeerTimeout,
 		Send:    peerTransport{n}.send,
 		Failed:  n.repair.Add, // copied again as soon as the replica answers
-		Results: n.metrics.replication,
+		Results: n.metrics.Replication,
 	})
 }
 
@@ -88,7 +88,7 @@ func (n *Node) readFromReplicas(ctx context.Context, v *view, primary, key strin
 			it, err = n.peerReplicaGet(ctx, v, o, key)
 		}
 		if err == nil || err == ErrNotFound {
-			n.metrics.replicaReads.Inc()
+			n.metrics.ReplicaReads.Inc()
 			return it, err, true
 		}
 	}

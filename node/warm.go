@@ -49,7 +49,7 @@ func (n *Node) sendWarm(ctx context.Context, r *ring.Ring) {
 			defer cancel()
 			return n.peer.client.Warm(wctx, addr, keys)
 		},
-		Sent:   n.metrics.warm.WithLabelValues("sent"),
+		Sent:   n.metrics.Warm.WithLabelValues("sent"),
 		Logger: n.log,
 	})
 }
@@ -86,7 +86,7 @@ func (h peerHandler) Warm(ctx context.Context, from string, keys []string) int {
 		Fill: func(key string, e store.Entry, g, ep uint64) bool {
 			return t.FillLocal(key, itemOf(e, "", ""), g, ep)
 		},
-		Filled: n.metrics.warm.WithLabelValues("filled"),
+		Filled: n.metrics.Warm.WithLabelValues("filled"),
 	})
 }
 

@@ -234,12 +234,12 @@ func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
 			res, err := peerTransport{n}.send(ctx, p, []store.Entry{e})
 			switch {
 			case err != nil:
-				n.metrics.writeThrough.WithLabelValues("error").Inc()
+				n.metrics.WriteThrough.WithLabelValues("error").Inc()
 				n.log.Debug("write-through to previous owner failed", "peer", p, "key", e.Key, "err", err)
 			case res[0].IsAcked():
-				n.metrics.writeThrough.WithLabelValues("applied").Inc()
+				n.metrics.WriteThrough.WithLabelValues("applied").Inc()
 			default:
-				n.metrics.writeThrough.WithLabelValues("refused").Inc()
+				n.metrics.WriteThrough.WithLabelValues("refused").Inc()
 			}
 		}()
 	}
