@@ -109,7 +109,7 @@ func route[T any](ctx context.Context, n *Node, v *view, key string,
 	remote func(v *view, owner string) (T, error),
 	unreachable func(v *view, owner string) (T, error, bool),
 ) (T, error) {
-	owner := v.ring.Owner(key)
+	owner := v.Ring.Owner(key)
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
@@ -148,7 +148,7 @@ func route[T any](ctx context.Context, n *Node, v *view, key string,
 // in this view, or 503 while no member owns keys.
 func (n *Node) forwardedView(key string) (*view, *Error) {
 	v := n.views.cur.Load()
-	switch owner := v.ring.Owner(key); owner {
+	switch owner := v.Ring.Owner(key); owner {
 	case n.cfg.Name:
 		return v, nil
 	case "":
@@ -180,15 +180,15 @@ func retryMore(ctx context.Context, start time.Time) bool {
 // (the refuser's view may be the stale one and catch up meanwhile).
 func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string, attempt int) (*view, string) {
 	n.metrics.Misdirected.Inc()
-	n.log.Debug("forward refused: views differ", "key", key, "refused_by", refused, "their_owner", hint, "attempt", attempt, "ring_version", v.version)
+	n.log.Debug("forward refused: views differ", "key", key, "refused_by", refused, "their_owner", hint, "attempt", attempt, "ring_version", v.Version)
 	if attempt == 0 && hint != "" && hint != refused && hint != n.cfg.Name {
-		if _, ok := v.members[hint]; ok {
+		if _, ok := v.Members[hint]; ok {
 			return v, hint
 		}
 	}
 	wait := min(time.Duration(25<<attempt)*time.Millisecond, 400*time.Millisecond)
-	nv, _ := n.waitView(ctx, wait, func(nv *view) bool { return nv.version != v.version })
-	return nv, nv.ring.Owner(key)
+	nv, _ := n.waitView(ctx, wait, func(nv *view) bool { return nv.Version != v.Version })
+	return nv, nv.Ring.Owner(key)
 }
 
 // awaitNewOwner waits briefly, after the owner could not be reached, for
@@ -197,31 +197,16 @@ func (n *Node) retarget(ctx context.Context, v *view, refused, hint, key string,
 // no answer, and versions order the two if both landed.
 func (n *Node) awaitNewOwner(ctx context.Context, v *view, failed, key string) (*view, string, bool) {
 	nv, ok := n.waitView(ctx, 500*time.Millisecond, func(nv *view) bool {
-		return nv.version != v.version && nv.ring.Owner(key) != failed
+		return nv.Version != v.Version && nv.Ring.Owner(key) != failed
 	})
 	if !ok {
 		return v, failed, false
 	}
-	return nv, nv.ring.Owner(key), true
+	return nv, nv.Ring.Owner(key), true
 }
 
-// waitView waits for a view of this node that done accepts, looking at
-// each one as it is swapped in, for at most d (or until ctx ends). It
-// returns the last view seen and whether done accepted it.
+// waitView waits for a view of this node that done accepts, for at most d
+// (or until ctx ends): clusterview.Holder.Wait.
 func (n *Node) waitView(ctx context.Context, d time.Duration, done func(*view) bool) (*view, bool) {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		nv, next := n.viewAndNext()
-		if done(nv) {
-			return nv, true
-		}
-		select {
-		case <-ctx.Done():
-			return nv, false
-		case <-deadline.C:
-			return nv, false
-		case <-next:
-		}
-	}
+	return n.views.cur.Wait(ctx, d, done)
 }

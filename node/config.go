@@ -234,6 +234,11 @@ func (c Config) MemorySplit() (storeBytes, tierBytes int64) {
 	return storeBytes, tierBytes
 }
 
+// ringOptions are the ring's options for this config.
+func (c *Config) ringOptions() ring.Options {
+	return ring.Options{VNodes: c.VNodes, Hash: c.Hash}
+}
+
 // peerAuth is the peer protocol's authentication for this config.
 func (c *Config) peerAuth() peer.Auth {
 	return peer.Auth{Secret: c.ClusterSecret, Certificate: c.PeerCertificate, CAs: c.PeerCAs}

@@ -41,10 +41,10 @@ type (
 
 // Node internals (fields and unexported methods); the view ones read the
 // current view (n.views.cur.Load()) each call.
-func (n *Node) RingForTest() *ring.Ring                      { return n.views.cur.Load().ring }
-func (n *Node) MigratingForTest() bool                       { return n.views.cur.Load().migrating }
-func (n *Node) MembersForTest() map[string]membership.Member { return n.views.cur.Load().members }
-func (n *Node) ViewVersionForTest() uint64                   { return n.views.cur.Load().version }
+func (n *Node) RingForTest() *ring.Ring                      { return n.views.cur.Load().Ring }
+func (n *Node) MigratingForTest() bool                       { return n.views.cur.Load().Migrating }
+func (n *Node) MembersForTest() map[string]membership.Member { return n.views.cur.Load().Members }
+func (n *Node) ViewVersionForTest() uint64                   { return n.views.cur.Load().Version }
 func (n *Node) RingOptionsForTest() ring.Options             { return n.ringOptions() }
 func (n *Node) WarmedUpForTest(r *ring.Ring) bool            { return n.warmedUp(r) }
 func (n *Node) ClockForTest() *hlc.Clock                     { return n.clock }

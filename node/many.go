@@ -165,7 +165,7 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 	ep := n.reads.tier.Epoch() // before the view
 	v := n.views.cur.Load()
 	for i, op := range ops {
-		owner := v.ring.Owner(op.Key)
+		owner := v.Ring.Owner(op.Key)
 		var e *Error
 		if op.Write {
 			e = n.checkWrite(op.Key, op.Mutation, false)

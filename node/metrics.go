@@ -24,8 +24,8 @@ func newMetrics(n *Node) *metrics {
 		Tier:            n.tierSnapshot,
 		RepairPending:   func() int { return n.repair.Pending() },
 		UnderReplicated: n.underReplicated,
-		RingMembers:     func() int { return n.views.cur.Load().ring.Len() },
-		RingVersion:     func() uint64 { return n.views.cur.Load().version },
+		RingMembers:     func() int { return n.views.cur.Load().Ring.Len() },
+		RingVersion:     func() uint64 { return n.views.cur.Load().Version },
 		Ready:           n.Ready,
 	})
 	return &metrics{reg: reg, Counters: c}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/peercache/peercache/internal/clusterview"
 	"github.com/peercache/peercache/internal/flight"
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
@@ -29,38 +30,9 @@ import (
 	"github.com/peercache/peercache/store"
 )
 
-// maxPrevRings is how many earlier ring snapshots a node remembers for
-// handoff reads (a key may have moved more than once in quick succession).
-const maxPrevRings = 3
-
-// pushPrev returns the earlier rings with r in front, at most maxPrevRings.
-func pushPrev(r *ring.Ring, prev []*ring.Ring) []*ring.Ring {
-	out := append([]*ring.Ring{r}, prev...)
-	return out[:min(len(out), maxPrevRings)]
-}
-
-// view is one immutable snapshot of what a node knows about the cluster.
-type view struct {
-	version   uint64
-	ring      *ring.Ring
-	prev      []*ring.Ring // earlier rings, newest first
-	changedAt time.Time
-	members   map[string]membership.Member
-	migrating bool // some member reports a migration in progress
-	// boots maps each member to the boot id it gossips: a member that
-	// restarted under the same name has a new one (and an empty shard).
-	boots map[string]string
-	// checksum identifies the ring (members and options); members gossip
-	// the checksum of the ring they have applied (Meta.Extra[metaRing]).
-	checksum string
-}
-
-// metaRing is the Meta.Extra field holding the checksum of the ring a
-// member has applied.
-const metaRing = "ring"
-
-// metaBoot is the Meta.Extra field holding a random id chosen at each start.
-const metaBoot = "boot"
+// view is one immutable snapshot of what this node knows about the
+// cluster: its ring, the earlier rings, the members (clusterview.View).
+type view = clusterview.View
 
 // Node is one peercache cluster member. Create it with New.
 type Node struct {
@@ -121,27 +93,9 @@ type selfState struct {
 
 // viewState holds the node's current view of the cluster.
 type viewState struct {
-	cur         atomic.Pointer[view]
-	mu          sync.Mutex          // serialises view swaps
-	lastMembers []membership.Member // guarded by mu
-	swapped     chan struct{}       // closed (and replaced) at each swap; guarded by mu
+	cur         *clusterview.Holder
+	lastMembers []membership.Member // guarded by cur's lock
 	ringChanged chan struct{}       // capacity 1: a new ring wants a migration run
-}
-
-// swapView makes nv the current view and wakes every waitView (views.mu
-// held).
-func (n *Node) swapView(nv *view) {
-	n.views.cur.Store(nv)
-	close(n.views.swapped)
-	n.views.swapped = make(chan struct{})
-}
-
-// viewAndNext returns the current view and a channel closed when it is
-// replaced.
-func (n *Node) viewAndNext() (*view, <-chan struct{}) {
-	n.views.mu.Lock()
-	defer n.views.mu.Unlock()
-	return n.views.cur.Load(), n.views.swapped
 }
 
 // writeState serialises and gates writes of the shard.
@@ -203,7 +157,7 @@ func New(cfg Config) (*Node, error) {
 		writes: writeState{scratch: sync.Pool{New: func() any { return new(manyScratch) }}},
 		log:    cfg.Logger.With("node", cfg.Name),
 		clock:  hlc.New(nil),
-		views:  viewState{ringChanged: make(chan struct{}, 1), swapped: make(chan struct{})},
+		views:  viewState{ringChanged: make(chan struct{}, 1), cur: clusterview.NewHolder(clusterview.Empty(cfg.ringOptions()))},
 		life:   lifecycle{done: make(chan struct{})},
 	}
 	n.life.ctx, n.life.cancel = context.WithCancel(context.Background())
@@ -261,7 +215,7 @@ func New(cfg Config) (*Node, error) {
 	undo = append(undo, func() { pln.Close() })
 
 	n.self.meta = membership.Meta{State: membership.StateJoining, Proto: membership.ProtocolVersion,
-		Extra: map[string]string{metaBoot: newBootID()}}
+		Extra: map[string]string{clusterview.MetaBoot: newBootID()}}
 	ml, err := membership.New(membership.Config{
 		Name:          cfg.Name,
 		BindAddr:      gHost,
@@ -329,8 +283,7 @@ func New(cfg Config) (*Node, error) {
 	// Every write of the shard goes through n.st from here on, so a run
 	// knows whether a key it moves was written behind its scanner.
 	n.st = n.mig.TrackWrites(n.st)
-	n.initReplication() // reads and copies through n.st as it is now
-	n.views.cur.Store(&view{ring: ring.New(nil, n.ringOptions()), members: map[string]membership.Member{}})
+	n.initReplication()                  // reads and copies through n.st as it is now
 	if err := n.initTier(); err != nil { // local tier, near cache
 		return fail(fmt.Errorf("node: local tier: %w", err))
 	}
@@ -360,9 +313,7 @@ func splitAdvertise(addr string) (string, int, error) {
 	return addr, 0, nil
 }
 
-func (n *Node) ringOptions() ring.Options {
-	return ring.Options{VNodes: n.cfg.VNodes, Hash: n.cfg.Hash}
-}
+func (n *Node) ringOptions() ring.Options { return n.cfg.ringOptions() }
 
 // Name returns the node's cluster name.
 func (n *Node) Name() string { return n.cfg.Name }
@@ -463,7 +414,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateActive })
 	// Return once this node's own ring includes it, so that a caller that
 	// sends requests right after Start finds a node that knows the cluster.
-	if _, ok := n.waitView(ctx, 10*time.Second, func(v *view) bool { return v.ring.Has(n.cfg.Name) }); !ok {
+	if _, ok := n.waitView(ctx, 10*time.Second, func(v *view) bool { return v.Ring.Has(n.cfg.Name) }); !ok {
 		n.log.Warn("started, but this node is not in its own ring yet", "err", cmp.Or(ctx.Err(), context.DeadlineExceeded))
 		return nil
 	}
@@ -482,9 +433,9 @@ func (n *Node) setMeta(f func(*membership.Meta)) {
 	}
 	n.self.mu.Unlock()
 	if n.self.state.Swap(meta.State) != meta.State {
-		n.views.mu.Lock()
+		n.views.cur.Lock()
 		ms := n.views.lastMembers
-		n.views.mu.Unlock()
+		n.views.cur.Unlock()
 		if ms != nil {
 			n.applyMembers(ms)
 		}
@@ -533,35 +484,22 @@ func (n *Node) watchMembers() {
 	}
 }
 
+// applyMembers turns a member set into this node's next view (package
+// clusterview) and acts on a changed ring: the warm-up plan before the
+// swap, a new tier epoch after it, and a migration run.
 func (n *Node) applyMembers(ms []membership.Member) {
-	n.views.mu.Lock()
-	defer n.views.mu.Unlock()
+	n.views.cur.Lock()
+	defer n.views.cur.Unlock()
 	n.views.lastMembers = ms
-	old := n.views.cur.Load()
-	nv := &view{members: make(map[string]membership.Member, len(ms)), boots: make(map[string]string, len(ms))}
-	var active []string
-	for _, m := range ms {
-		nv.members[m.Name] = m
-		nv.boots[m.Name] = m.Meta.Extra[metaBoot]
-		if m.Meta.Migrating {
-			nv.migrating = true
-		}
-		state := m.Meta.State
-		if m.Name == n.cfg.Name {
-			state = n.self.state.Load().(membership.State)
-			if n.life.leaving.Load() {
-				state = membership.StateLeaving
-			}
-		}
-		if state == membership.StateActive {
-			active = append(active, m.Name)
-		}
+	self := clusterview.Self{Name: n.cfg.Name, State: n.self.state.Load().(membership.State)}
+	if n.life.leaving.Load() {
+		self.State = membership.StateLeaving
 	}
-	r := ring.New(active, n.ringOptions())
-	if r.Equal(old.ring) {
-		nv.version, nv.ring, nv.prev, nv.changedAt, nv.checksum = old.version, old.ring, old.prev, old.changedAt, old.checksum
-		n.swapView(nv)
-		if restarted := n.restartedMembers(old, nv); len(restarted) > 0 {
+	old := n.views.cur.Load()
+	nv, changed := clusterview.Next(old, ms, self, n.ringOptions(), time.Now())
+	if !changed {
+		n.views.cur.Swap(nv)
+		if restarted := clusterview.Restarted(old, nv, n.cfg.Name); len(restarted) > 0 {
 			n.reads.tier.NewEpoch() // near copies from a restarted owner: it forgot who holds them
 			// Same ring, but these members came back empty: give them
 			// their copies again.
@@ -573,40 +511,15 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		}
 		return
 	}
-	nv.version = old.version + 1
-	nv.ring = r
-	nv.checksum = r.Checksum()
-	nv.changedAt = time.Now()
-	prev := old.ring
-	if !old.ring.Has(n.cfg.Name) && r.Has(n.cfg.Name) && old.ring.Len() == 0 {
-		// This node's first ring: the keys it now owns were on the other
-		// members before it joined, so that is where handoff reads go.
-		prev = r.Without(n.cfg.Name)
-	}
-	nv.prev = pushPrev(prev, old.prev)
-	n.planWarm(r) // the hottest copies the new owners will want, before they are dropped
-	n.swapView(nv)
+	n.planWarm(nv.Ring) // the hottest copies the new owners will want, before they are dropped
+	n.views.cur.Swap(nv)
 	n.reads.tier.NewEpoch() // after the view is stored: reads that began before it fill nothing
 	n.metrics.RingChanges.Inc()
-	n.log.Info("ring changed", "ring_version", nv.version, "members", r.Members(), "previous", old.ring.Members())
+	n.log.Info("ring changed", "ring_version", nv.Version, "members", nv.Ring.Members(), "previous", old.Ring.Members())
 	select {
 	case n.views.ringChanged <- struct{}{}:
 	default:
 	}
-}
-
-// restartedMembers lists ring members whose boot id changed between views.
-func (n *Node) restartedMembers(old, nv *view) []string {
-	var out []string
-	for _, m := range nv.ring.Members() {
-		if m == n.cfg.Name {
-			continue
-		}
-		if ob, ok := old.boots[m]; ok && ob != "" && nv.boots[m] != "" && ob != nv.boots[m] {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // awaitImports returns once every import accepted under an earlier view
@@ -654,7 +567,7 @@ func (n *Node) migrationLoop(ctx context.Context) {
 			if announce {
 				n.setMeta(func(m *membership.Meta) {
 					m.Migrating = true
-					setExtraField(m, metaRing, v.checksum)
+					setExtraField(m, clusterview.MetaRing, v.Checksum)
 				})
 			}
 			res, err := n.mig.Run(rctx, p, reason)
@@ -762,7 +675,7 @@ func (n *Node) Err() error {
 func (n *Node) drain(ctx context.Context) error {
 	for {
 		v := n.views.cur.Load()
-		target := v.ring.Without(n.cfg.Name)
+		target := v.Ring.Without(n.cfg.Name)
 		if target.Len() == 0 {
 			// The last member (or the whole cluster is stopping): nothing
 			// to hand off to; that is the operator's choice, not a failure.
@@ -773,13 +686,13 @@ func (n *Node) drain(ctx context.Context) error {
 		rctx, rcancel := context.WithCancel(ctx)
 		changed := make(chan struct{})
 		go func() { // re-plan when the ring changes
-			if _, ok := n.waitView(rctx, n.cfg.DrainTimeout, func(nv *view) bool { return nv.version != v.version }); ok {
+			if _, ok := n.waitView(rctx, n.cfg.DrainTimeout, func(nv *view) bool { return nv.Version != v.Version }); ok {
 				close(changed)
 				rcancel()
 			}
 		}()
 		// Every key goes to all its owners on the ring without this node.
-		p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replicas, Ring: target, Boots: v.boots}
+		p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replicas, Ring: target, Boots: v.Boots}
 		n.awaitImports() // this node refuses imports now: the ones it accepted before must be in the drain
 		res, err := n.mig.Run(rctx, p, "drain")
 		rcancel()
@@ -806,20 +719,14 @@ func (n *Node) drain(ctx context.Context) error {
 // request and refuses imports while it drains, without waiting for its own
 // LEAVING state to come back through gossip.
 func (n *Node) excludeSelf() {
-	n.views.mu.Lock()
-	defer n.views.mu.Unlock()
-	old := n.views.cur.Load()
-	if !old.ring.Has(n.cfg.Name) {
+	n.views.cur.Lock()
+	defer n.views.cur.Unlock()
+	nv := clusterview.Without(n.views.cur.Load(), n.cfg.Name, time.Now())
+	if nv == nil {
 		return
 	}
-	nv := *old
-	nv.version = old.version + 1
-	nv.ring = old.ring.Without(n.cfg.Name)
-	nv.checksum = nv.ring.Checksum()
-	nv.changedAt = time.Now()
-	nv.prev = pushPrev(old.ring, old.prev)
-	n.planWarm(nv.ring) // the warm-up plan, sent once the drain is done
-	n.swapView(&nv)
+	n.planWarm(nv.Ring) // the warm-up plan, sent once the drain is done
+	n.views.cur.Swap(nv)
 	n.reads.tier.NewEpoch()
 	n.metrics.RingChanges.Inc()
 }
@@ -868,5 +775,5 @@ func (n *Node) closeStore() {
 func (n *Node) storeBack() {
 	n.shard.resetAt.Store(time.Now().UnixNano())
 	n.log.Warn("store answers again after an outage; it may have lost its data: asking peers for copies")
-	n.setExtra(metaBoot, newBootID())
+	n.setExtra(clusterview.MetaBoot, newBootID())
 }

@@ -14,7 +14,7 @@ import (
 func (n *Node) opsSnapshot() nodemetrics.Ops {
 	counts := map[string]int{string(membership.StateJoining): 0, string(membership.StateActive): 0,
 		string(membership.StateLeaving): 0, "unknown": 0}
-	for _, m := range n.views.cur.Load().members {
+	for _, m := range n.views.cur.Load().Members {
 		s := string(m.Meta.State)
 		if _, ok := counts[s]; !ok {
 			s = "unknown"

@@ -22,7 +22,7 @@ import (
 
 // peerAddr returns member name's advertised peer address in v.
 func (n *Node) peerAddr(v *view, name string) (string, *Error) {
-	m, ok := v.members[name]
+	m, ok := v.Members[name]
 	if !ok || m.Meta.PeerAddr == "" {
 		return "", retryable(http.StatusServiceUnavailable, "owner %s is not a known member", name)
 	}
@@ -204,7 +204,7 @@ func (h peerHandler) Admit(from string) bool {
 	if from == "" || from == n.cfg.Name {
 		return false
 	}
-	if _, ok := n.views.cur.Load().members[from]; ok {
+	if _, ok := n.views.cur.Load().Members[from]; ok {
 		return true
 	}
 	for _, m := range n.ml.Members() {
@@ -317,7 +317,7 @@ func (n *Node) importOwned(ctx context.Context, from string, entries []store.Ent
 		case e.Version > limit:
 			res[i] = migrate.Refused
 			future++
-		case !n.isOwner(v.ring, e.Key):
+		case !n.isOwner(v.Ring, e.Key):
 			res[i] = migrate.Refused
 		default:
 			owned = append(owned, e)

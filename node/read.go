@@ -36,7 +36,7 @@ func (n *Node) get(ctx context.Context, key string) (Item, error) {
 	}
 	ep := n.reads.tier.Epoch() // before the view
 	v := n.views.cur.Load()
-	if owner := v.ring.Owner(key); owner != "" && owner != n.cfg.Name {
+	if owner := v.Ring.Owner(key); owner != "" && owner != n.cfg.Name {
 		if it, ok := n.reads.tier.Near(key, owner); ok { // near cache
 			return it, nil
 		}
@@ -207,7 +207,7 @@ func (n *Node) handoffActive(v *view) bool {
 	if r := n.shard.resetAt.Load(); r != 0 && time.Since(time.Unix(0, r)) < n.cfg.HandoffWindow {
 		return true // the shard came back after an outage, maybe empty
 	}
-	return len(v.prev) > 0 && (v.migrating || time.Since(v.changedAt) < n.cfg.HandoffWindow)
+	return len(v.Prev) > 0 && (v.Migrating || time.Since(v.ChangedAt) < n.cfg.HandoffWindow)
 }
 
 // handoffCandidates bounds how many members a handoff read asks.
@@ -225,11 +225,11 @@ func (n *Node) previousOwners(v *view, key string) []string {
 			out = append(out, o)
 		}
 	}
-	for _, r := range v.prev {
+	for _, r := range v.Prev {
 		add(r.Owner(key))
 	}
 	var buf [handoffCandidates + 1]string
-	for _, o := range v.ring.AppendOwners(buf[:0], key, handoffCandidates+1) {
+	for _, o := range v.Ring.AppendOwners(buf[:0], key, handoffCandidates+1) {
 		if len(out) >= handoffCandidates {
 			break
 		}
@@ -242,7 +242,7 @@ func (n *Node) previousOwners(v *view, key string) []string {
 // copy and imports it into this node's shard (only if newer).
 func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry, bool) {
 	for _, prev := range n.previousOwners(v, key) {
-		if _, ok := v.members[prev]; !ok {
+		if _, ok := v.Members[prev]; !ok {
 			continue // gone: nothing to ask
 		}
 		e, found, err := n.peerHandoff(ctx, v, prev, key)
@@ -266,7 +266,7 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 		}
 		return e, true
 	}
-	n.log.Debug("handoff miss", "key", key, "asked", n.previousOwners(v, key), "ring_version", v.version)
+	n.log.Debug("handoff miss", "key", key, "asked", n.previousOwners(v, key), "ring_version", v.Version)
 	return store.Entry{}, false
 }
 

@@ -37,7 +37,7 @@ func (n *Node) initReplication() {
 		Self:     n.cfg.Name,
 		RF:       n.cfg.Replicas,
 		Store:    n.st,
-		Ring:     func() *ring.Ring { return n.views.cur.Load().ring },
+		Ring:     func() *ring.Ring { return n.views.cur.Load().Ring },
 		Import:   peerTransport{n}.Import,
 		FullCopy: n.requestFullReplication,
 		Logger:   n.log,
@@ -57,9 +57,9 @@ func (n *Node) initReplication() {
 // replicaGet serves a read from this node's shard as one of the key's
 // replicas, when the primary cannot be reached.
 func (n *Node) replicaGet(ctx context.Context, v *view, key string) (Item, error) {
-	if !n.isOwner(v.ring, key) {
-		return Item{}, &Error{Status: http.StatusMisdirectedRequest, Owner: v.ring.Owner(key), Retryable: true,
-			Message: fmt.Sprintf("this node holds no copy of the key; %s owns it in its view", v.ring.Owner(key))}
+	if !n.isOwner(v.Ring, key) {
+		return Item{}, &Error{Status: http.StatusMisdirectedRequest, Owner: v.Ring.Owner(key), Retryable: true,
+			Message: fmt.Sprintf("this node holds no copy of the key; %s owns it in its view", v.Ring.Owner(key))}
 	}
 	e, found, err := n.st.Get(ctx, key)
 	if err != nil {
@@ -76,7 +76,7 @@ func (n *Node) replicaGet(ctx context.Context, v *view, key string) (Item, error
 // drop the primary.
 func (n *Node) readFromReplicas(ctx context.Context, v *view, primary, key string) (Item, error, bool) {
 	var buf [replica.MaxReplicas]string
-	for _, o := range n.owners(v.ring, key, &buf) {
+	for _, o := range n.owners(v.Ring, key, &buf) {
 		if o == primary {
 			continue
 		}
@@ -101,8 +101,8 @@ func (n *Node) readFromReplicas(ctx context.Context, v *view, primary, key strin
 func (n *Node) placement(v *view) replica.Placement {
 	n.base.mu.Lock()
 	defer n.base.mu.Unlock()
-	p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replicas, Ring: v.ring,
-		Base: n.base.ring, BaseBoots: n.base.boots, Boots: v.boots}
+	p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replicas, Ring: v.Ring,
+		Base: n.base.ring, BaseBoots: n.base.boots, Boots: v.Boots}
 	if n.base.fullWanted > n.base.fullDone {
 		p.Base, p.BaseBoots, p.FullGen = nil, nil, n.base.fullWanted
 	}

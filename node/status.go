@@ -79,8 +79,8 @@ func (n *Node) Status(ctx context.Context) NodeStatus {
 		Mode:           mi.Mode,
 		NodeMode:       mi.NodeMode,
 		ClusterMode:    mi.ClusterMode,
-		RingVersion:    v.version,
-		RingShare:      v.ring.Shares()[n.cfg.Name],
+		RingVersion:    v.Version,
+		RingShare:      v.Ring.Shares()[n.cfg.Name],
 		RequestRate:    n.ops.keyRequests.rate(now, n.ops.started),
 		Requests:       n.ops.keyRequests.total.Load(),
 		Migration:      n.mig.Status(),
@@ -136,8 +136,8 @@ func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
 	ci := n.Cluster()
 	rep := ClusterReport{ClusterInfo: ci, ClusterMode: n.ops.mode.Cluster().Effective(), Nodes: []NodeReport{}}
 	v := n.views.cur.Load()
-	names := sortedNames(v.members)
-	if _, ok := v.members[n.cfg.Name]; !ok {
+	names := sortedNames(v.Members)
+	if _, ok := v.Members[n.cfg.Name]; !ok {
 		names = append([]string{n.cfg.Name}, names...)
 	}
 	rep.Nodes = make([]NodeReport, len(names))
@@ -151,7 +151,7 @@ func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
 			r.Reachable, r.NodeStatus = true, &st
 			continue
 		}
-		r.HTTPAddr = v.members[name].Meta.HTTPAddr
+		r.HTTPAddr = v.Members[name].Meta.HTTPAddr
 		wg.Go(func() {
 			st, err := n.fetchStatus(ctx, v, name)
 			if err != nil {
@@ -212,8 +212,8 @@ type RingSegments struct {
 // RingSegments samples the ring at segments evenly spaced positions.
 func (n *Node) RingSegments(segments int) RingSegments {
 	v := n.views.cur.Load()
-	r := v.ring
-	rs := RingSegments{Version: v.version, Members: r.Members(), Shares: r.Shares(),
+	r := v.Ring
+	rs := RingSegments{Version: v.Version, Members: r.Members(), Shares: r.Shares(),
 		Partitions: r.Partitions(), Segments: segments, Owners: make([]int, segments)}
 	if rs.Shares == nil {
 		rs.Shares = map[string]float64{}
@@ -292,8 +292,8 @@ func (n *Node) Cluster() ClusterInfo {
 		Self:  n.cfg.Name,
 		State: state,
 		Ready: n.Ready(),
-		Ring: RingInfo{Version: v.version, Members: v.ring.Members(), VNodes: v.ring.Options().VNodes,
-			Checksum: v.checksum},
+		Ring: RingInfo{Version: v.Version, Members: v.Ring.Members(), VNodes: v.Ring.Options().VNodes,
+			Checksum: v.Checksum},
 		Members:     []MemberInfo{},
 		Handoff:     n.handoffActive(v),
 		Auth:        n.cfg.peerAuth().Mode(),
@@ -303,11 +303,11 @@ func (n *Node) Cluster() ClusterInfo {
 	ci.Replication.UnderReplicated = n.underReplicated()
 	rs := n.repair.Stats()
 	ci.Replication.RepairPending, ci.Replication.Repaired = rs.Pending, rs.Repaired
-	for _, name := range sortedNames(v.members) {
-		m := v.members[name]
+	for _, name := range sortedNames(v.Members) {
+		m := v.Members[name]
 		ci.Members = append(ci.Members, MemberInfo{
 			Name: m.Name, GossipAddr: m.Addr, HTTPAddr: m.Meta.HTTPAddr, State: string(m.Meta.State),
-			Suspect: m.Suspect, Migrating: m.Meta.Migrating, InRing: v.ring.Has(m.Name),
+			Suspect: m.Suspect, Migrating: m.Meta.Migrating, InRing: v.Ring.Has(m.Name),
 		})
 	}
 	return ci

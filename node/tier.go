@@ -46,7 +46,7 @@ func (n *Node) initTier() error {
 	}
 	n.reads.near = nearcache.New(n.life.ctx, nearcache.Config{Self: n.cfg.Name, TTL: n.cfg.NearCacheTTL,
 		MaxKeys: n.cfg.NearTrackMaxKeys, Wait: n.cfg.InvalidationWait, Send: n.peerInvalidate,
-		Member: func(name string) bool { _, ok := n.views.cur.Load().members[name]; return ok },
+		Member: func(name string) bool { _, ok := n.views.cur.Load().Members[name]; return ok },
 		Logger: n.log})
 	return nil
 }

@@ -74,7 +74,7 @@ func (h peerHandler) Warm(ctx context.Context, from string, keys []string) int {
 			v := n.views.cur.Load()
 			var mine []string
 			for _, k := range batch {
-				if n.checkKey(k) == nil && v.ring.Owner(k) == n.cfg.Name {
+				if n.checkKey(k) == nil && v.Ring.Owner(k) == n.cfg.Name {
 					mine = append(mine, k)
 				}
 			}

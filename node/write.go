@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/peercache/peercache/internal/clusterview"
 	"github.com/peercache/peercache/store"
 )
 
@@ -203,7 +205,7 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 		}
 	}
 	if n.cfg.Replicas > 1 {
-		return n.copier.Copy(ctx, v.ring, es)
+		return n.copier.Copy(ctx, v.Ring, es)
 	}
 	return make([]*Error, len(es))
 }
@@ -224,8 +226,8 @@ func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
 	v := n.views.cur.Load()
 	var wg sync.WaitGroup
 	for _, p := range n.previousOwners(v, e.Key) {
-		m, ok := v.members[p]
-		if !ok || m.Meta.Extra[metaRing] == v.checksum {
+		m, ok := v.Members[p]
+		if !ok || m.Meta.Extra[clusterview.MetaRing] == v.Checksum {
 			continue
 		}
 		wg.Add(1)
