@@ -1,9 +1,15 @@
 // Package node composes a peercache node: the ring (who owns a key), the
-// store (this node's shard), membership (who is in the cluster) and migrate
-// (moving keys when the ring changes). It owns request routing, what to ask
-// peers and how to answer them, and the node's lifecycle. It serves no
-// client protocol itself: the doors (packages httpapi and resp) are built
-// on its exported API and register with AddDoor.
+// store (this node's shard), membership (who is in the cluster), migrate
+// (moving keys when the ring changes), peer (the node-to-node protocol) and
+// the internal packages that each own one concern: clusterview (the view
+// of the cluster a node routes by), localtier and nearcache (copies and
+// their invalidation), replica (copies on other owners and their repair),
+// warm (warm-up after a ring change), rwmode (read/write modes) and
+// nodemetrics (the Prometheus series). Node itself owns request routing,
+// the owner's read and write paths, what to ask peers and how to answer
+// them, and the node's lifecycle. It serves no client protocol: the doors
+// (packages httpapi and resp) are built on its exported API and register
+// with AddDoor.
 //
 // A node is a library: a Go program starts one with New and Start and stops
 // it with Stop (graceful leave: hand every key to its new owner, then leave
@@ -12,10 +18,11 @@
 //
 // Routing: any node answers any key. The owner of a key (ring.Owner) reads
 // and writes its own shard; every other node forwards the request to the
-// owner over the peer API with a hop marker. A node that receives a forwarded
-// request for a key it does not own (views differ during a ring change)
-// answers 421 with the owner it believes in, never forwarding again; the
-// forwarding node retries once at that owner.
+// owner over the peer protocol (route). A node that receives a forwarded
+// request (serveForwardedGet, serveForwardedWrite) for a key it does not
+// own (views differ during a ring change) answers 421 with the owner it
+// believes in, never forwarding again; the forwarding node retries at that
+// owner, then by its own view as it changes, within a two-second budget.
 //
 // Versions: the owner stamps every write and delete with a hybrid logical
 // clock; a shard keeps a record only if it is newer than what it holds, so

@@ -274,7 +274,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.peer.metrics = pm
 
-	// Status pages of other members (ClusterReport) are asked over HTTP.
 	migOpts := cfg.Migrate
 	if migOpts.Logger == nil {
 		migOpts.Logger = n.log
