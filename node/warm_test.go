@@ -15,6 +15,18 @@ import (
 	"github.com/peercache/peercache/store"
 )
 
+// warmConfig is the node config of the warm-up runs: no near cache (reads
+// of other owners' keys go to the owner, not to a copy), and the warm-up on
+// or off.
+func warmConfig(warm bool) func(*node.Config) {
+	return func(c *node.Config) {
+		c.NearCacheTTL = -1
+		if !warm {
+			c.WarmKeys = -1
+		}
+	}
+}
+
 // Acceptance (warm-up 1): two nodes with Redis shards serve reads that fill
 // their local tiers; a third joins. The previous owners send it their hot
 // keys of its share once they have moved them, and its first read of such
@@ -22,12 +34,7 @@ import (
 func TestWarmupOnJoin(t *testing.T) {
 	for _, warm := range []bool{true, false} {
 		t.Run(fmt.Sprintf("warm=%v", warm), func(t *testing.T) {
-			opt := func(c *node.Config) {
-				c.NearCacheTTL = -1
-				if !warm {
-					c.WarmKeys = -1
-				}
-			}
+			opt := warmConfig(warm)
 			nodes := startCluster(t, 2, true, opt)
 			const keys = 1000
 			for i := 0; i < keys; i++ {
@@ -129,12 +136,7 @@ func BenchmarkJoinWarmup(b *testing.B) {
 }
 
 func benchWarmup(b *testing.B, warm bool) {
-	opt := func(c *node.Config) {
-		c.NearCacheTTL = -1
-		if !warm {
-			c.WarmKeys = -1
-		}
-	}
+	opt := warmConfig(warm)
 	nodes := startCluster(b, 3, true, opt)
 	const keys = 100_000
 	entries := make([]store.Entry, 0, 10_000)
