@@ -16,6 +16,7 @@ import (
 
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
+	"github.com/peercache/peercache/internal/rate"
 	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
@@ -34,7 +35,6 @@ const (
 var DistinctRun = distinctRun
 
 type (
-	RateCounter      = rateCounter
 	ReplicaPlacement = replica.Placement
 	TierStats        = tierStats
 )
@@ -82,9 +82,12 @@ func (c ClusterMode) NewerForTest(o ClusterMode) bool {
 	return rwmode.ClusterMode(c).Newer(rwmode.ClusterMode(o))
 }
 
-func (c *RateCounter) AddForTest(now time.Time)                 { c.add(now) }
-func (c *RateCounter) RateForTest(now, start time.Time) float64 { return c.rate(now, start) }
-func (c *RateCounter) TotalForTest() uint64                     { return c.total.Load() }
+// RateCounter is the request-rate counter of Status (rate.Counter).
+type RateCounter struct{ c rate.Counter }
+
+func (c *RateCounter) AddForTest(now time.Time)                 { c.c.Add(now) }
+func (c *RateCounter) RateForTest(now, start time.Time) float64 { return c.c.Rate(now, start) }
+func (c *RateCounter) TotalForTest() uint64                     { return c.c.Total() }
 
 func NewReplicaPlacementForTest(self string, rf int, now, base *ring.Ring, baseBoots, boots map[string]string) ReplicaPlacement {
 	return replica.Placement{Self: self, RF: rf, Ring: now, Base: base, BaseBoots: baseBoots, Boots: boots}

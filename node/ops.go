@@ -2,9 +2,9 @@ package node
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/peercache/peercache/internal/rate"
 	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
 )
@@ -16,7 +16,7 @@ type operator struct {
 
 	mode *rwmode.State // the node's and the cluster's read/write modes
 
-	keyRequests rateCounter // requests to /v1/keys/
+	keyRequests rate.Counter // key requests of the client doors (CountRequest)
 
 	logMu sync.Mutex
 	seen  map[string]memberSeen // member set last logged; guarded by logMu
@@ -69,51 +69,4 @@ func (n *Node) logMemberChanges(ms []membership.Member) {
 		}
 	}
 	o.seen = next
-}
-
-// rateCounter counts events in one-second buckets, lock-free. A bucket being
-// recycled may lose a concurrent count: good enough for a rate display.
-type rateCounter struct {
-	total   atomic.Uint64
-	buckets [rateBuckets]struct {
-		sec atomic.Int64
-		n   atomic.Uint64
-	}
-}
-
-const (
-	rateBuckets = 16
-	rateWindow  = 5 // seconds averaged by rate
-)
-
-func (c *rateCounter) add(now time.Time) {
-	c.total.Add(1)
-	sec := now.Unix()
-	b := &c.buckets[sec%rateBuckets]
-	if b.sec.Load() != sec {
-		if old := b.sec.Swap(sec); old != sec {
-			b.n.Store(0)
-		}
-	}
-	b.n.Add(1)
-}
-
-// rate returns the events per second over the last rateWindow seconds
-// (counting the current, partial second), or over the time since start if
-// that is shorter.
-func (c *rateCounter) rate(now, start time.Time) float64 {
-	sec := now.Unix()
-	var sum uint64
-	for i := int64(0); i <= rateWindow; i++ {
-		b := &c.buckets[(sec-i)%rateBuckets]
-		if b.sec.Load() == sec-i {
-			sum += b.n.Load()
-		}
-	}
-	frac := float64(now.UnixNano()%int64(time.Second)) / float64(time.Second)
-	span := min(float64(rateWindow)+frac, now.Sub(start).Seconds())
-	if span < 0.5 {
-		span = 0.5
-	}
-	return float64(sum) / span
 }

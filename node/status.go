@@ -61,7 +61,7 @@ const statsTimeout = 300 * time.Millisecond
 
 // CountRequest counts one key request of a client door, for the request
 // rate of Status.
-func (n *Node) CountRequest() { n.ops.keyRequests.add(time.Now()) }
+func (n *Node) CountRequest() { n.ops.keyRequests.Add(time.Now()) }
 
 // Status returns this node's figures (see NodeStatus).
 func (n *Node) Status(ctx context.Context) NodeStatus {
@@ -81,8 +81,8 @@ func (n *Node) Status(ctx context.Context) NodeStatus {
 		ClusterMode:    mi.ClusterMode,
 		RingVersion:    v.Version,
 		RingShare:      v.Ring.Shares()[n.cfg.Name],
-		RequestRate:    n.ops.keyRequests.rate(now, n.ops.started),
-		Requests:       n.ops.keyRequests.total.Load(),
+		RequestRate:    n.ops.keyRequests.Rate(now, n.ops.started),
+		Requests:       n.ops.keyRequests.Total(),
 		Migration:      n.mig.Status(),
 		HitRatio:       n.hitRatio(),
 		Evictions:      n.evictions(),
