@@ -23,6 +23,11 @@
 // not own the key in its own view yet) and failed sends are retried with
 // exponential backoff until they are moved or the context is canceled.
 //
+// Loop decides when runs happen: a RingChange run after every trigger (a
+// ring change; it cancels the run still in progress, and the new run
+// re-plans from the shard as it is) and a Sweep run every interval while
+// no run is in progress. What a run does is the caller's function.
+//
 // The package holds no package-level mutable state; several Migrators (one
 // per node) may live in one process.
 package migrate

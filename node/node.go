@@ -402,7 +402,10 @@ func (n *Node) Start(ctx context.Context) error {
 	mctx, mcancel := context.WithCancel(n.life.ctx)
 	n.life.migStop = mcancel
 	n.life.migWG.Add(1)
-	go func() { defer n.life.migWG.Done(); n.migrationLoop(mctx) }()
+	go func() {
+		defer n.life.migWG.Done()
+		migrate.Loop(mctx, migrate.LoopConfig{Triggers: n.views.ringChanged, Sweep: n.cfg.SweepInterval, Run: n.migrationRun})
+	}()
 	n.life.wg.Add(1)
 	go func() { defer n.life.wg.Done(); n.readinessLoop() }()
 	if n.cfg.Replicas > 1 {
@@ -531,76 +534,34 @@ func (n *Node) awaitImports() {
 	n.writes.importGate.Unlock() // a barrier: nothing to guard in between
 }
 
-// migrationLoop runs a migration after every ring change (cancelling one
-// still running: the new run re-plans from the shard as it is) and a sweep
-// every SweepInterval.
-func (n *Node) migrationLoop(ctx context.Context) {
-	var sweep <-chan time.Time
-	if n.cfg.SweepInterval > 0 {
-		t := time.NewTicker(n.cfg.SweepInterval)
-		defer t.Stop()
-		sweep = t.C
+// migrationRun is one migration run, started by migrate.Loop (after a ring
+// change, or a sweep): it plans against the current view, waits for the
+// imports accepted under an earlier view, announces a ring-change run in
+// gossip metadata (Migrating and the ring checksum; Migrating ends with
+// the run unless a newer run replaced it), and on success records the
+// completed placement and sends the warm-up.
+func (n *Node) migrationRun(ctx context.Context, kind migrate.RunKind) {
+	v := n.views.cur.Load()
+	p := n.placement(v)
+	announce := kind == migrate.RingChange
+	n.awaitImports()
+	if announce {
+		n.setMeta(func(m *membership.Meta) {
+			m.Migrating = true
+			setExtraField(m, clusterview.MetaRing, v.Checksum)
+		})
 	}
-	var (
-		cancel context.CancelFunc
-		done   chan struct{}
-	)
-	stopRun := func() {
-		if cancel != nil {
-			cancel()
-			<-done
-			cancel, done = nil, nil
-		}
+	res, err := n.mig.Run(ctx, p, kind.String())
+	n.metrics.ObserveMigration(res)
+	if err == nil {
+		n.completed(p)
+		n.sendWarm(ctx, p.Ring) // the keys moved: now warm their new owners' tiers
 	}
-	start := func(reason string) {
-		stopRun()
-		rctx, c := context.WithCancel(ctx)
-		d := make(chan struct{})
-		cancel, done = c, d
-		v := n.views.cur.Load()
-		p := n.placement(v)
-		announce := reason == "ring-change"
-		go func() {
-			defer close(d)
-			n.awaitImports()
-			if announce {
-				n.setMeta(func(m *membership.Meta) {
-					m.Migrating = true
-					setExtraField(m, clusterview.MetaRing, v.Checksum)
-				})
-			}
-			res, err := n.mig.Run(rctx, p, reason)
-			n.metrics.ObserveMigration(res)
-			if err == nil {
-				n.completed(p)
-				n.sendWarm(rctx, p.Ring) // the keys moved: now warm their new owners' tiers
-			}
-			if announce && rctx.Err() == nil {
-				n.setMeta(func(m *membership.Meta) { m.Migrating = false })
-			}
-			if err != nil && rctx.Err() == nil {
-				n.log.Warn("migration ended with an error", "err", err)
-			}
-		}()
+	if announce && ctx.Err() == nil {
+		n.setMeta(func(m *membership.Meta) { m.Migrating = false })
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			stopRun()
-			return
-		case <-n.views.ringChanged:
-			start("ring-change")
-		case <-sweep:
-			if done == nil {
-				start("sweep")
-				continue
-			}
-			select {
-			case <-done:
-				start("sweep")
-			default: // a run is in progress: it does the sweep's job
-			}
-		}
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn("migration ended with an error", "err", err)
 	}
 }
 
