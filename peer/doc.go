@@ -2,8 +2,12 @@
 // reads and writes, replica reads, handoff reads, import batches
 // (migration, replica copies, repair) and near-cache invalidations. It owns
 // the encoding, the connections, their authentication and the protocol's
-// metrics; it decides nothing about routing (package node asks, a Handler
-// answers).
+// metrics, and it addresses members by name (Members): it finds a member's
+// address in a Directory (a view of the cluster), bounds each request by
+// the peer timeout and turns transport failures into the errors of package
+// kv (a retryable 503, marked Unreachable when no answer came). It decides
+// nothing about routing: package node chooses whom to ask and what, and a
+// Handler answers.
 //
 // A Server listens on a port of its own (cachenode: --peer-addr, default
 // the gossip port + 1). A Client keeps a few long-lived TCP connections to
