@@ -1,15 +1,17 @@
 // Package node composes a peercache node: the ring (who owns a key), the
 // store (this node's shard), membership (who is in the cluster), migrate
 // (moving keys when the ring changes, and when those runs happen), peer
-// (the node-to-node protocol) and the internal packages that each own one
-// concern: clusterview (the view of the cluster a node routes by),
-// localtier and nearcache (copies and their invalidation), replica (copies
-// on other owners and their repair), warm (warm-up after a ring change),
-// rwmode (read/write modes) and nodemetrics (the Prometheus series). Node
-// itself owns request routing, the owner's read and write paths, what to
-// ask peers and how to answer them, and the node's lifecycle. It serves no
-// client protocol: the doors (packages httpapi and resp) are built on its
-// exported API and register with AddDoor.
+// (the node-to-node protocol; peer/member addresses members by name) and
+// the internal packages that each own one concern: clusterview (the view
+// of the cluster a node routes by), localtier and nearcache (copies and
+// their invalidation), replica (copies on other owners and their repair),
+// warm (warm-up after a ring change), rwmode (read/write modes) and
+// nodemetrics (the Prometheus series). Node
+// itself owns request routing, the owner's read and write paths, whom to
+// ask over the peer protocol and what, how to answer other members, and
+// the node's lifecycle. It serves no client protocol: the doors (packages
+// httpapi and resp) are built on its exported API and register with
+// AddDoor.
 //
 // A node is a library: a Go program starts one with New and Start and stops
 // it with Stop (graceful leave: hand every key to its new owner, then leave

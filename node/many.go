@@ -9,6 +9,7 @@ import (
 
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/peer"
+	"github.com/peercache/peercache/peer/member"
 	"github.com/peercache/peercache/store"
 )
 
@@ -219,15 +220,12 @@ func (n *Node) one(ctx context.Context, op Op) OpResult {
 // manyPart is one request of Many to one owner, sent and not yet answered.
 type manyPart struct {
 	owner  string
-	addr   string
 	idx    []int // the ops it carries
 	reqs   []peer.Request
 	guards []uint64 // their local tier guards when it left (empty: no tier)
 	res    []peer.Result
 	sent   time.Time
-	call   *peer.ManyCall
-	cancel context.CancelFunc
-	e      *Error // it could not be sent
+	call   member.Call
 }
 
 // manyStart sends ops[idx] to their owner in one request, filling p
@@ -242,13 +240,8 @@ func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string
 		}
 	}
 	p.reqs = reqs
-	p.addr, p.e = n.peerAddr(v, owner)
 	p.sent = time.Now()
-	if p.e == nil {
-		var pctx context.Context
-		pctx, p.cancel = n.peerCtx(ctx)
-		p.call = n.peer.client.StartMany(pctx, p.addr, reqs)
-	}
+	p.call = n.peer.members.StartMany(ctx, v, owner, reqs)
 	return p
 }
 
@@ -256,16 +249,14 @@ func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string
 // owner refused because views differ (421), or could not be answered at
 // all, is retried key by key through the ordinary paths, which re-route.
 func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpResult, ep uint64) {
-	owner, idx, guards, sent, e := p.owner, p.idx, p.guards, p.sent, p.e
-	var res []peer.Result
-	if e == nil {
-		var err error
-		res, err = p.call.WaitInto(p.res)
+	owner, idx, guards, sent := p.owner, p.idx, p.guards, p.sent
+	var e *Error
+	res, err := p.call.WaitInto(p.res)
+	switch {
+	case err == nil:
 		p.res = res
-		p.cancel()
-		if err != nil {
-			e = asError(n.peerErr(owner, p.addr, err))
-		}
+	case !asKVError(err, &e): // (member.Call's errors are *Error)
+		e = errorf(http.StatusInternalServerError, "%v", err)
 	}
 	for j, i := range idx {
 		op := ops[i]

@@ -26,6 +26,7 @@ import (
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
+	"github.com/peercache/peercache/peer/member"
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
@@ -81,6 +82,9 @@ type peerSide struct {
 	// injection for tests: a member whose peer traffic fails while its
 	// gossip goes on).
 	refuse atomic.Bool
+	// members sends requests to other members by name (addresses,
+	// timeouts, errors) over client.
+	members *member.Caller
 }
 
 // selfState is what this node gossips about itself.
@@ -263,7 +267,7 @@ func New(cfg Config) (*Node, error) {
 	// its own port for what the others ask.
 	pm := peer.NewMetrics(n.metrics.reg)
 	lim := peer.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, MaxBatchEntries: DefaultMaxImportBatch}
-	if n.peer.client, err = peer.NewClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.peerAuth(),
+	if err = n.initPeerClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.peerAuth(),
 		Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
 		return fail(fmt.Errorf("node: peer client: %w", err))
 	}

@@ -2,192 +2,57 @@ package node
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
 
-	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
+	"github.com/peercache/peercache/peer/member"
 	"github.com/peercache/peercache/store"
 )
 
 // The node's side of the peer protocol. Package peer carries requests
-// between members over their peer ports (authenticated, multiplexed); this
-// file decides what to ask (client side: the calls below, which name the
-// member and turn transport failures into retryable errors) and how to
-// answer (peerHandler, the server side).
+// between members over their peer ports (authenticated, multiplexed) and
+// addresses them by name (member.Caller: addresses, timeouts, errors); the
+// node decides whom to ask and what, and how to answer (peerHandler, the
+// server side).
 
-// peerAddr returns member name's advertised peer address in v.
-func (n *Node) peerAddr(v *view, name string) (string, *Error) {
-	m, ok := v.Members[name]
-	if !ok || m.Meta.PeerAddr == "" {
-		return "", retryable(http.StatusServiceUnavailable, "owner %s is not a known member", name)
-	}
-	return m.Meta.PeerAddr, nil
-}
-
-// peerErr turns what the peer client returned for a request to member
-// name into the node's error: ErrNotFound, the peer's own *Error, or a
-// retryable 503 marked Unreachable when no answer came.
-func (n *Node) peerErr(name, addr string, err error) error {
-	var e *Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, kv.ErrNotFound):
-		return ErrNotFound
-	case errors.As(err, &e) && !errors.Is(e, kv.ErrRefused):
-		return e
-	case n.life.left.Load() || n.life.leaving.Load():
-		// Members no longer take this node's calls.
-		return retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node")
-	case e != nil: // 403: the peer does not (yet) count this node as a member
-		return retryable(http.StatusServiceUnavailable, "%s refused this node's request: %s", name, e.Message)
-	default:
-		n.metrics.PeerErrors.Inc()
-		return &Error{Status: http.StatusServiceUnavailable, Retryable: true, Unreachable: true,
-			Message: fmt.Sprintf("owner %s (%s) unreachable: %v", name, addr, err)}
-	}
-}
-
-// asError narrows peerErr's result for callers that return *Error.
-func asError(err error) *Error {
-	var e *Error
-	if err == nil {
-		return nil
-	}
-	if errors.As(err, &e) {
-		return e
-	}
-	return errorf(http.StatusInternalServerError, "%v", err)
-}
-
-// peerCtx bounds a request to a peer by PeerTimeout. A caller whose
-// deadline comes sooner (the RESP door's command timeout) keeps its own
-// context: a timer per request is a measurable share of a forward.
-func (n *Node) peerCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= n.cfg.PeerTimeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, n.cfg.PeerTimeout)
-}
-
-func (n *Node) peerGet(ctx context.Context, v *view, owner, key string) (Item, time.Duration, error) {
-	n.metrics.FwdGet.Inc()
-	return n.peerRead(ctx, v, owner, key, false)
-}
-
-// peerReplicaGet reads key from replica's shard (the primary is unreachable).
-func (n *Node) peerReplicaGet(ctx context.Context, v *view, replica, key string) (Item, error) {
-	it, _, err := n.peerRead(ctx, v, replica, key, true)
-	return it, err
-}
-
-// peerRead reads key from member name; nearTTL is how long the owner lets
-// this node keep a copy.
-func (n *Node) peerRead(ctx context.Context, v *view, name, key string, replica bool) (Item, time.Duration, error) {
-	addr, e := n.peerAddr(v, name)
-	if e != nil {
-		return Item{}, 0, e
-	}
-	ctx, cancel := n.peerCtx(ctx)
-	defer cancel()
-	it, nearTTL, err := n.peer.client.Get(ctx, addr, key, replica)
+// initPeerClient builds the peer client from cfg and the members it
+// addresses by name, in the current view unless a call names a view of
+// its own (called by New).
+func (n *Node) initPeerClient(cfg peer.ClientConfig) error {
+	c, err := peer.NewClient(cfg)
 	if err != nil {
-		return Item{}, 0, n.peerErr(name, addr, err)
+		return err
 	}
-	it.Owner = name
-	switch {
-	case replica:
-		it.Source = SourceReplica
-	case it.Source != SourceOrigin: // the owner loaded it from the origin: say so
-		it.Source = SourcePeer
-	}
-	return it, nearTTL, nil
+	n.peer.client = c
+	n.peer.members = member.New(member.Config{
+		Client:           c,
+		Current:          func() member.Directory { return n.views.cur.Load() },
+		Timeout:          n.cfg.PeerTimeout,
+		Leaving:          func() bool { return n.life.left.Load() || n.life.leaving.Load() },
+		Unreachable:      n.metrics.PeerErrors,
+		ForwardedGets:    n.metrics.FwdGet,
+		ForwardedPuts:    n.metrics.FwdPut,
+		ForwardedDeletes: n.metrics.FwdDelete,
+		ImportsSent:      n.metrics.ImportsSent,
+	})
+	return nil
 }
 
-func (n *Node) peerWrite(ctx context.Context, v *view, owner, key string, m Mutation) (WriteResult, error) {
-	addr, e := n.peerAddr(v, owner)
-	if e != nil {
-		return WriteResult{}, e
-	}
-	if m.Delete {
-		n.metrics.FwdDelete.Inc()
-	} else {
-		n.metrics.FwdPut.Inc()
-	}
-	ctx, cancel := n.peerCtx(ctx)
-	defer cancel()
-	res, err := n.peer.client.Write(ctx, addr, key, m)
-	if err != nil {
-		return WriteResult{}, asError(n.peerErr(owner, addr, err))
-	}
-	res.Owner, res.Source = owner, SourcePeer
-	return res, nil
-}
-
-// peerHandoff reads key from member name's shard (no routing there).
-func (n *Node) peerHandoff(ctx context.Context, v *view, name, key string) (store.Entry, bool, error) {
-	addr, e := n.peerAddr(v, name)
-	if e != nil {
-		return store.Entry{}, false, e
-	}
-	ctx, cancel := n.peerCtx(ctx)
-	defer cancel()
-	en, found, err := n.peer.client.Handoff(ctx, addr, key)
-	if err != nil {
-		return store.Entry{}, false, n.peerErr(name, addr, err)
-	}
-	return en, found, nil
-}
-
-// peerInvalidate tells member name that keys changed.
-func (n *Node) peerInvalidate(ctx context.Context, name string, keys []string) error {
-	v := n.views.cur.Load()
-	addr, e := n.peerAddr(v, name)
-	if e != nil {
-		return e
-	}
-	ctx, cancel := n.peerCtx(ctx)
-	defer cancel()
-	return n.peerErr(name, addr, n.peer.client.Invalidate(ctx, addr, keys))
-}
-
-// peerTransport ships entries to peers' imports (migration, replica
-// copies, repair); it implements migrate.Transport.
+// peerTransport ships entries to peers' imports (migration); it
+// implements migrate.Transport through member.Caller.Import.
 type peerTransport struct{ n *Node }
 
-var _ migrate.Transport = peerTransport{}
+var (
+	_ migrate.Transport = peerTransport{}
+	_ migrate.Transport = (*member.Caller)(nil)
+)
 
 // Import implements migrate.Transport.
 func (t peerTransport) Import(ctx context.Context, name string, entries []store.Entry) ([]migrate.ImportResult, error) {
-	n := t.n
-	addr, e := n.peerAddr(n.views.cur.Load(), name)
-	if e != nil {
-		return nil, fmt.Errorf("import to %s: %w", name, e)
-	}
-	// Large batches take longer than one request: allow PeerTimeout per
-	// 8 MiB on top.
-	var size int
-	for _, en := range entries {
-		size += len(en.Key) + len(en.Value)
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout*time.Duration(1+size>>23))
-	defer cancel()
-	res, err := n.peer.client.Import(ctx, addr, entries)
-	if err != nil {
-		return nil, fmt.Errorf("import to %s: %w", name, n.peerErr(name, addr, err))
-	}
-	n.metrics.ImportsSent.Add(float64(len(res)))
-	return res, nil
-}
-
-// send imports one small batch (replica copies, write-through).
-func (t peerTransport) send(ctx context.Context, name string, entries []store.Entry) ([]migrate.ImportResult, error) {
-	return t.Import(ctx, name, entries)
+	return t.n.peer.members.Import(ctx, name, entries)
 }
 
 // ---- server side ----

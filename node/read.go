@@ -79,7 +79,7 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 		fkey = "f\x00" + strconv.FormatUint(g, 36) + "\x00" + owner + "\x00" + key
 	}
 	flight := func() (ownerRead, error) {
-		ctx := context.WithoutCancel(ctx) // peerRead bounds it by PeerTimeout
+		ctx := context.WithoutCancel(ctx) // bounded by PeerTimeout (member.Caller)
 		// A flight that ended just before this one began may have filled
 		// the near cache after this read looked: use that copy rather than
 		// asking the owner again.
@@ -90,7 +90,7 @@ func (n *Node) forwardGet(ctx context.Context, v *view, owner, key string, ep ui
 		sent := time.Now()
 		// nearTTL: how long the owner lets this node keep a copy (it has
 		// recorded this node and will invalidate the copy on a change).
-		it, nearTTL, err := n.peerGet(ctx, v, owner, key)
+		it, nearTTL, err := n.peer.members.Get(ctx, v, owner, key, false)
 		if err == nil {
 			t.FillNear(key, it, nearTTL, sent, g, ep)
 		}
@@ -245,7 +245,7 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 		if _, ok := v.Members[prev]; !ok {
 			continue // gone: nothing to ask
 		}
-		e, found, err := n.peerHandoff(ctx, v, prev, key)
+		e, found, err := n.peer.members.Handoff(ctx, v, prev, key)
 		if err != nil {
 			n.metrics.Handoff.WithLabelValues("error").Inc()
 			n.log.Debug("handoff read failed", "peer", prev, "key", key, "err", err)

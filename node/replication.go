@@ -38,7 +38,7 @@ func (n *Node) initReplication() {
 		RF:       n.cfg.Replicas,
 		Store:    n.st,
 		Ring:     func() *ring.Ring { return n.views.cur.Load().Ring },
-		Import:   peerTransport{n}.Import,
+		Import:   n.peer.members.Import,
 		FullCopy: n.requestFullReplication,
 		Logger:   n.log,
 		Repaired: n.metrics.Repaired,
@@ -48,7 +48,7 @@ func (n *Node) initReplication() {
 		RF:      n.cfg.Replicas,
 		Acks:    replica.Acks(n.cfg.WriteAcks),
 		Timeout: n.cfg.PeerTimeout,
-		Send:    peerTransport{n}.send,
+		Send:    n.peer.members.Import,
 		Failed:  n.repair.Add, // copied again as soon as the replica answers
 		Results: n.metrics.Replication,
 	})
@@ -85,7 +85,7 @@ func (n *Node) readFromReplicas(ctx context.Context, v *view, primary, key strin
 		if o == n.cfg.Name {
 			it, err = n.replicaGet(ctx, v, key)
 		} else {
-			it, err = n.peerReplicaGet(ctx, v, o, key)
+			it, _, err = n.peer.members.Get(ctx, v, o, key, true)
 		}
 		if err == nil || err == ErrNotFound {
 			n.metrics.ReplicaReads.Inc()

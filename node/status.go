@@ -168,13 +168,9 @@ func (n *Node) ClusterReport(ctx context.Context) ClusterReport {
 // fetchStatus asks member name for its status over the peer protocol
 // (authenticated by the cluster secret: it needs no client credentials).
 func (n *Node) fetchStatus(ctx context.Context, v *view, name string) (*NodeStatus, error) {
-	addr, e := n.peerAddr(v, name)
-	if e != nil {
-		return nil, e
-	}
 	ctx, cancel := context.WithTimeout(ctx, statusFanoutTimeout)
 	defer cancel()
-	b, err := n.peer.client.Status(ctx, addr)
+	b, err := n.peer.members.Status(ctx, v, name)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func (n *Node) initTier() error {
 		n.reads.tier = t
 	}
 	n.reads.near = nearcache.New(n.life.ctx, nearcache.Config{Self: n.cfg.Name, TTL: n.cfg.NearCacheTTL,
-		MaxKeys: n.cfg.NearTrackMaxKeys, Wait: n.cfg.InvalidationWait, Send: n.peerInvalidate,
+		MaxKeys: n.cfg.NearTrackMaxKeys, Wait: n.cfg.InvalidationWait, Send: n.peer.members.Invalidate,
 		Member: func(name string) bool { _, ok := n.views.cur.Load().Members[name]; return ok },
 		Logger: n.log})
 	return nil

@@ -40,15 +40,8 @@ func (n *Node) planWarm(nr *ring.Ring) {
 // the new owners; called once the migration to r has finished.
 func (n *Node) sendWarm(ctx context.Context, r *ring.Ring) {
 	n.warm.Send(ctx, r, warm.Delivery{
-		Addr: func(owner string) (string, bool) {
-			addr, e := n.peerAddr(n.views.cur.Load(), owner)
-			return addr, e == nil
-		},
-		Send: func(ctx context.Context, addr string, keys []string) (int, error) {
-			wctx, cancel := n.peerCtx(ctx)
-			defer cancel()
-			return n.peer.client.Warm(wctx, addr, keys)
-		},
+		Addr:   n.peer.members.Addr,
+		Send:   n.peer.members.Warm,
 		Sent:   n.metrics.Warm.WithLabelValues("sent"),
 		Logger: n.log,
 	})

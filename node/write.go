@@ -45,7 +45,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation) (WriteResult, 
 	return route(ctx, n, n.views.cur.Load(), key,
 		func(*view) (WriteResult, error) { return n.ownerWrite(ctx, key, m) },
 		func(v *view, owner string) (WriteResult, error) {
-			res, err := n.peerWrite(ctx, v, owner, key, m)
+			res, err := n.peer.members.Write(ctx, v, owner, key, m)
 			n.reads.tier.Invalidate(key) // this node's near copy goes before the write is acknowledged
 			return res, err
 		}, nil)
@@ -233,7 +233,7 @@ func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := peerTransport{n}.send(ctx, p, []store.Entry{e})
+			res, err := n.peer.members.Import(ctx, p, []store.Entry{e})
 			switch {
 			case err != nil:
 				n.metrics.WriteThrough.WithLabelValues("error").Inc()

@@ -2,8 +2,9 @@
 // reads and writes, replica reads, handoff reads, import batches
 // (migration, replica copies, repair) and near-cache invalidations. It owns
 // the encoding, the connections, their authentication and the protocol's
-// metrics; it decides nothing about routing (package node asks, a Handler
-// answers).
+// metrics; package peer/member addresses members by name over a Client.
+// It decides nothing about routing: package node chooses whom to ask and
+// what, and a Handler answers.
 //
 // A Server listens on a port of its own (cachenode: --peer-addr, default
 // the gossip port + 1). A Client keeps a few long-lived TCP connections to

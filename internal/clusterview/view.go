@@ -57,6 +57,16 @@ type View struct {
 	Checksum string
 }
 
+// PeerAddr returns the peer address member name gossips, false if name is
+// no member of v or gossips none.
+func (v *View) PeerAddr(name string) (string, bool) {
+	m, ok := v.Members[name]
+	if !ok || m.Meta.PeerAddr == "" {
+		return "", false
+	}
+	return m.Meta.PeerAddr, true
+}
+
 // Empty returns the view of a node that knows no member yet.
 func Empty(opts ring.Options) *View {
 	return &View{Ring: ring.New(nil, opts), Members: map[string]membership.Member{}}
