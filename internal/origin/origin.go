@@ -16,15 +16,11 @@ import (
 	"github.com/peercache/peercache/kv"
 )
 
-// Getter loads key: its value and how long to keep it, kv.ErrNotFound, or
-// an error.
-type Getter func(ctx context.Context, key string) (value []byte, ttl time.Duration, err error)
-
-// HTTP returns a Getter that reads keys over HTTP: GET tmpl with "{key}"
-// replaced by the path-escaped key. 200: the body is the value, kept for
-// ttl; 404 or 410: kv.ErrNotFound; anything else (or a body over
+// HTTP returns a function that loads a key over HTTP: GET tmpl with
+// "{key}" replaced by the path-escaped key. 200: the body is the value,
+// kept for ttl; 404 or 410: kv.ErrNotFound; anything else (or a body over
 // maxBytes): an error. A nil client is one with a 10 s timeout.
-func HTTP(tmpl string, ttl time.Duration, client *http.Client, maxBytes int) (Getter, error) {
+func HTTP(tmpl string, ttl time.Duration, client *http.Client, maxBytes int) (func(ctx context.Context, key string) ([]byte, time.Duration, error), error) {
 	if !strings.Contains(tmpl, "{key}") {
 		return nil, fmt.Errorf("origin %q: the URL template must contain {key}", tmpl)
 	}

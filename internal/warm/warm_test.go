@@ -11,6 +11,7 @@ import (
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 var members = []string{"a", "b", "c"}
@@ -32,14 +33,11 @@ func tierOf(keys []string, size int, scanned *int) Hottest {
 
 // valueOf returns counter c's value.
 func valueOf(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 {
-		t.Fatalf("gather: %v (%d families)", err, len(mfs))
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
 	}
-	return mfs[0].GetMetric()[0].GetCounter().GetValue()
+	return m.GetCounter().GetValue()
 }
 
 func keysN(n int) []string {

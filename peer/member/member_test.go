@@ -14,6 +14,7 @@ import (
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // dir is a Directory over a map of member names to addresses.
@@ -26,14 +27,11 @@ func (d dir) PeerAddr(name string) (string, bool) {
 
 // valueOf returns counter c's value.
 func valueOf(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 {
-		t.Fatalf("gather: %v (%d families)", err, len(mfs))
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
 	}
-	return mfs[0].GetMetric()[0].GetCounter().GetValue()
+	return m.GetCounter().GetValue()
 }
 
 // What the client returned becomes the caller's error: not found, the
