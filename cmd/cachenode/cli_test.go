@@ -124,6 +124,21 @@ func TestCLIAgainstCluster(t *testing.T) {
 	if out, errs, code := cliRun(t, "", "mode", "read-write", "--addr", p1.http); code != 0 || !strings.Contains(out, "read-write") {
 		t.Fatalf("mode read-write: %d %q %q", code, out, errs)
 	}
+	// The command returns after at most two seconds even when gossip has
+	// not reached every member yet ("not yet: ..."): wait until each node
+	// knows the cluster is read-write again before writing through n2.
+	waitUntil(t, 10*time.Second, "every node knows the cluster is read-write", func() bool {
+		for _, p := range procs {
+			code, body := httpDo(t, "GET", "http://"+p.http+"/v1/mode", nil)
+			var mode struct {
+				Cluster string `json:"cluster_mode"`
+			}
+			if code != 200 || json.Unmarshal(body, &mode) != nil || mode.Cluster != "read-write" {
+				return false
+			}
+		}
+		return true
+	})
 	if out, errs, code := cliRun(t, "", "mode", "read-only", "--scope", "node", "--addr", p1.http); code != 0 || !strings.Contains(out, "node n1 is now read-only") {
 		t.Fatalf("mode --scope node: %d %q %q", code, out, errs)
 	}
