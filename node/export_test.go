@@ -51,7 +51,7 @@ func (n *Node) ClockForTest() *hlc.Clock                     { return n.clock }
 func (n *Node) MigratorForTest() *migrate.Migrator           { return n.mig }
 func (n *Node) RepairPendingForTest() int                    { return n.repair.Pending() }
 func (n *Node) RepairStatsForTest() replica.RepairStats      { return n.repair.Stats() }
-func (n *Node) PeerTransportForTest() migrate.Transport      { return peerTransport{n} }
+func (n *Node) PeerTransportForTest() migrate.Transport      { return n.peer.members }
 func (n *Node) PeerAdvertisedForTest() string                { return n.peer.advertised }
 func (n *Node) PeerMetricsForTest() *peer.Metrics            { return n.peer.metrics }
 func (n *Node) PeerServerForTest() *peer.Server              { return n.peer.srv }

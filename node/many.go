@@ -219,7 +219,6 @@ func (n *Node) one(ctx context.Context, op Op) OpResult {
 
 // manyPart is one request of Many to one owner, sent and not yet answered.
 type manyPart struct {
-	owner  string
 	idx    []int // the ops it carries
 	reqs   []peer.Request
 	guards []uint64 // their local tier guards when it left (empty: no tier)
@@ -231,7 +230,7 @@ type manyPart struct {
 // manyStart sends ops[idx] to their owner in one request, filling p
 // (empty, with buffers to reuse).
 func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string, ops []Op, idx []int) *manyPart {
-	p.owner, p.idx = owner, idx
+	p.idx = idx
 	reqs := p.reqs[:0]
 	for _, i := range idx {
 		reqs = append(reqs, peer.Request{Key: ops[i].Key, Write: ops[i].Write, Mutation: ops[i].Mutation})
@@ -249,7 +248,7 @@ func (n *Node) manyStart(ctx context.Context, p *manyPart, v *view, owner string
 // owner refused because views differ (421), or could not be answered at
 // all, is retried key by key through the ordinary paths, which re-route.
 func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpResult, ep uint64) {
-	owner, idx, guards, sent := p.owner, p.idx, p.guards, p.sent
+	idx, guards, sent := p.idx, p.guards, p.sent
 	var e *Error
 	res, err := p.call.WaitInto(p.res)
 	switch {
@@ -281,15 +280,10 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 			continue
 		}
 		if op.Write {
-			r.Owner, r.Source = owner, SourcePeer
 			out[i] = OpResult{WriteResult: r.WriteResult, Err: peerResultErr(r.Err)}
 			continue
 		}
 		if r.Err == nil {
-			r.Item.Owner = owner
-			if r.Item.Source != SourceOrigin {
-				r.Item.Source = SourcePeer
-			}
 			var g uint64
 			if len(guards) > 0 {
 				g = guards[j]

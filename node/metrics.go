@@ -21,7 +21,7 @@ func newMetrics(n *Node) *metrics {
 	reg := prometheus.NewRegistry()
 	c := nodemetrics.New(reg, nodemetrics.Sources{
 		Ops:             n.opsSnapshot,
-		Tier:            n.tierSnapshot,
+		Tier:            n.tierStats,
 		RepairPending:   func() int { return n.repair.Pending() },
 		UnderReplicated: n.underReplicated,
 		RingMembers:     func() int { return n.views.cur.Load().Ring.Len() },

@@ -282,7 +282,7 @@ func New(cfg Config) (*Node, error) {
 	if migOpts.Logger == nil {
 		migOpts.Logger = n.log
 	}
-	n.mig = migrate.New(cfg.Name, n.st, peerTransport{n}, migOpts)
+	n.mig = migrate.New(cfg.Name, n.st, n.peer.members, migOpts)
 	// Every write of the shard goes through n.st from here on, so a run
 	// knows whether a key it moves was written behind its scanner.
 	n.st = n.mig.TrackWrites(n.st)

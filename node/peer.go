@@ -41,19 +41,8 @@ func (n *Node) initPeerClient(cfg peer.ClientConfig) error {
 	return nil
 }
 
-// peerTransport ships entries to peers' imports (migration); it
-// implements migrate.Transport through member.Caller.Import.
-type peerTransport struct{ n *Node }
-
-var (
-	_ migrate.Transport = peerTransport{}
-	_ migrate.Transport = (*member.Caller)(nil)
-)
-
-// Import implements migrate.Transport.
-func (t peerTransport) Import(ctx context.Context, name string, entries []store.Entry) ([]migrate.ImportResult, error) {
-	return t.n.peer.members.Import(ctx, name, entries)
-}
+// member.Caller ships migration's batches to the peers' imports.
+var _ migrate.Transport = (*member.Caller)(nil)
 
 // ---- server side ----
 

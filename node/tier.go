@@ -6,6 +6,7 @@ import (
 
 	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/nearcache"
+	"github.com/peercache/peercache/internal/nodemetrics"
 	"github.com/peercache/peercache/store"
 	"github.com/peercache/peercache/tier"
 )
@@ -65,22 +66,14 @@ func (n *Node) importApplied(key string) {
 	n.reads.near.Invalidate(context.Background(), key, false)
 }
 
-// tierStats are the counters of the local tier, the near cache and the
-// read-through loader (metrics, status, tests).
-type tierStats struct {
-	localtier.Stats
-	InvalidationsOut         uint64
-	InvalidationBatches      uint64
-	InvalidationsIn          uint64
-	InvalidationDrop         uint64
-	InvalidationFailed       uint64
-	InvalidationWaitTimeouts uint64
-	NearRefused              uint64
-	Loads                    [3]uint64 // loaded, not found, failed
-}
+// tierStats are the counters of the local tier, the near cache, the
+// read-through loader and the evictions, as the tier series report them
+// (metrics, tests).
+type tierStats = nodemetrics.Tier
 
 func (n *Node) tierStats() tierStats {
-	s := tierStats{Stats: n.reads.tier.Stats()}
+	ev := n.evictions()
+	s := tierStats{Stats: n.reads.tier.Stats(), StoreEvictions: ev.Store, LocalTierEvictions: ev.LocalTier}
 	ns := n.reads.near.Stats()
 	s.InvalidationsOut, s.InvalidationBatches, s.InvalidationsIn = ns.Sent, ns.Batches, ns.Received
 	s.InvalidationDrop, s.InvalidationFailed, s.InvalidationWaitTimeouts = ns.Dropped, ns.Failed, ns.WaitTimeouts

@@ -143,6 +143,14 @@ func (m *Caller) Get(ctx context.Context, d Directory, name, key string, replica
 	if err != nil {
 		return kv.Item{}, 0, m.mapErr(name, addr, err)
 	}
+	stamp(&it, name, replica)
+	return it, nearTTL, nil
+}
+
+// stamp marks an item read from member name: its Owner is name and its
+// Source replica or peer (origin stays origin: the owner loaded it through
+// its read-through origin).
+func stamp(it *kv.Item, name string, replica bool) {
 	it.Owner = name
 	switch {
 	case replica:
@@ -150,7 +158,6 @@ func (m *Caller) Get(ctx context.Context, d Directory, name, key string, replica
 	case it.Source != kv.SourceOrigin:
 		it.Source = kv.SourcePeer
 	}
-	return it, nearTTL, nil
 }
 
 // Write applies mu to key at member name as d knows it (the key's owner).
@@ -256,6 +263,7 @@ type Call struct {
 	m      *Caller
 	name   string
 	addr   string
+	reqs   []peer.Request
 	call   *peer.ManyCall
 	cancel context.CancelFunc
 	err    *kv.Error // it could not be sent: the member is not known
@@ -265,7 +273,7 @@ type Call struct {
 // bounded by the timeout, and returns without waiting for the answer
 // (Client.StartMany). WaitInto must be called once.
 func (m *Caller) StartMany(ctx context.Context, d Directory, name string, reqs []peer.Request) Call {
-	c := Call{m: m, name: name}
+	c := Call{m: m, name: name, reqs: reqs}
 	c.addr, c.err = m.lookup(d, name)
 	if c.err != nil {
 		return c
@@ -276,10 +284,11 @@ func (m *Caller) StartMany(ctx context.Context, d Directory, name string, reqs [
 	return c
 }
 
-// WaitInto returns the answer as ManyCall.WaitInto does and ends the
-// request's context. A non-nil error is for the whole request and always a
-// *kv.Error: the unknown member's retryable 503, or the client's error
-// mapped as Get maps its errors.
+// WaitInto returns the answer as ManyCall.WaitInto does, with each
+// result stamped as Get and Write stamp theirs (Owner the member, Source
+// peer), and ends the request's context. A non-nil error is for the whole
+// request and always a *kv.Error: the unknown member's retryable 503, or
+// the client's error mapped as Get maps its errors.
 func (c *Call) WaitInto(out []peer.Result) ([]peer.Result, error) {
 	if c.err != nil {
 		return nil, c.err
@@ -288,6 +297,14 @@ func (c *Call) WaitInto(out []peer.Result) ([]peer.Result, error) {
 	c.cancel()
 	if err != nil {
 		return nil, narrow(c.m.mapErr(c.name, c.addr, err))
+	}
+	for i := range res {
+		switch r := &res[i]; {
+		case c.reqs[i].Write:
+			r.Owner, r.Source = c.name, kv.SourcePeer
+		case r.Err == nil:
+			stamp(&r.Item, c.name, false)
+		}
 	}
 	return res, nil
 }
