@@ -114,7 +114,7 @@ func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("leave requested over HTTP", "remote", r.RemoteAddr)
 	go s.n.Stop(context.Background())
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving", "drain_timeout": s.n.Config().DrainTimeout.String()})
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving", "drain_timeout": s.n.Config().Migration.DrainTimeout.String()})
 }
 
 // maxWarmBody bounds a POST /v1/warm body (one key per line).

@@ -97,7 +97,7 @@ func New(n *node.Node, ln net.Listener, cfg Config) *Server {
 		cfg.Logger = n.Logger()
 	}
 	s := &Server{n: n, cfg: cfg, log: cfg.Logger, ln: ln, csrf: http.NewCrossOriginProtection(),
-		metrics: newMetrics(n.Registry()), maxValue: n.Config().MaxValueBytes}
+		metrics: newMetrics(n.Registry()), maxValue: n.Config().Limits.MaxValueBytes}
 	s.handler = s.routes()
 	n.AddDoor(s)
 	return s
@@ -169,7 +169,7 @@ func NewNode(addr string, cfg node.Config, hc Config) (*node.Node, *Server, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg.HTTPAddr = ln.Addr().String()
+	cfg.HTTP.Addr = ln.Addr().String()
 	n, err := node.New(cfg)
 	if err != nil {
 		ln.Close()

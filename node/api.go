@@ -63,8 +63,8 @@ func (n *Node) checkKey(key string) *Error {
 	if key == "" {
 		return errorf(http.StatusBadRequest, "key must not be empty")
 	}
-	if len(key) > n.cfg.MaxKeyBytes {
-		return errorf(http.StatusBadRequest, "key is %d bytes; the limit is %d", len(key), n.cfg.MaxKeyBytes)
+	if len(key) > n.cfg.Limits.MaxKeyBytes {
+		return errorf(http.StatusBadRequest, "key is %d bytes; the limit is %d", len(key), n.cfg.Limits.MaxKeyBytes)
 	}
 	return nil
 }
@@ -85,8 +85,8 @@ func (n *Node) checkTTL(ttl time.Duration) *Error {
 	if ttl > 0 && ttl < time.Millisecond {
 		return errorf(http.StatusBadRequest, "ttl must be at least 1ms")
 	}
-	if n.cfg.MaxTTL > 0 && ttl > n.cfg.MaxTTL {
-		return errorf(http.StatusBadRequest, "ttl %s exceeds the limit of %s", ttl, n.cfg.MaxTTL)
+	if n.cfg.Limits.MaxTTL > 0 && ttl > n.cfg.Limits.MaxTTL {
+		return errorf(http.StatusBadRequest, "ttl %s exceeds the limit of %s", ttl, n.cfg.Limits.MaxTTL)
 	}
 	return nil
 }

@@ -97,8 +97,8 @@ func BenchmarkJoinMigration(b *testing.B) {
 // PEERCACHE_BENCH_MIGRATE_WORKERS and PEERCACHE_BENCH_MIGRATE_BATCH when
 // set (the defaults otherwise), to compare settings in one run.
 func benchMigrateOpts(c *node.Config) {
-	c.Migrate.Workers, _ = strconv.Atoi(os.Getenv("PEERCACHE_BENCH_MIGRATE_WORKERS"))
-	c.Migrate.BatchSize, _ = strconv.Atoi(os.Getenv("PEERCACHE_BENCH_MIGRATE_BATCH"))
+	c.Migration.Options.Workers, _ = strconv.Atoi(os.Getenv("PEERCACHE_BENCH_MIGRATE_WORKERS"))
+	c.Migration.Options.BatchSize, _ = strconv.Atoi(os.Getenv("PEERCACHE_BENCH_MIGRATE_BATCH"))
 }
 
 // BenchmarkRedisCopyBaseline is the plain-Redis reference for

@@ -164,7 +164,7 @@ func TestCrashedNodeDropped(t *testing.T) {
 // Acceptance (core cluster): bad requests get a clear 4xx with a JSON message
 // and change nothing.
 func TestBadRequests(t *testing.T) {
-	nodes := startCluster(t, 2, false, func(c *node.Config) { c.MaxKeyBytes = 64; c.MaxValueBytes = 1024 })
+	nodes := startCluster(t, 2, false, func(c *node.Config) { c.Limits.MaxKeyBytes = 64; c.Limits.MaxValueBytes = 1024 })
 	a, b := nodes[0], nodes[1]
 	for i := 0; i < 50; i++ {
 		if r := a.put(t, fmt.Sprintf("seed-%d", i), fmt.Sprintf("v%d", i)); r.status != http.StatusNoContent {
@@ -295,14 +295,13 @@ func (loopbackResolver) LookupNetIP(context.Context, string, string) ([]netip.Ad
 // takes a cluster secret; without one the default binds loopback, and an
 // address beyond it is refused.)
 func TestDefaultsOnLoopbackOnlyHost(t *testing.T) {
-	_, _, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", GossipAddr: ":0", Resolver: loopbackResolver{}}, httpapi.Config{})
+	_, _, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", Gossip: node.GossipConfig{Addr: ":0", Resolver: loopbackResolver{}}}, httpapi.Config{})
 	var ie *node.InsecureError
 	if !errors.As(err, &ie) || ie.Field != "GossipAddr" {
 		t.Fatalf("gossip on every address without a secret: %v, want an InsecureError for GossipAddr", err)
 	}
-	n, web, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", GossipAddr: ":0", Resolver: loopbackResolver{},
-		ClusterSecret: []byte("0123456789abcdef0123456789abcdef"),
-		Timing:        membership.TimingFast, Logger: testLogger("vm")}, httpapi.Config{})
+	n, web, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", Gossip: node.GossipConfig{Addr: ":0", Resolver: loopbackResolver{}, Timing: membership.TimingFast},
+		Auth: node.AuthConfig{Secret: []byte("0123456789abcdef0123456789abcdef")}, Logger: testLogger("vm")}, httpapi.Config{})
 	if err != nil {
 		t.Fatalf("New with default addresses: %v", err)
 	}

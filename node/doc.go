@@ -29,6 +29,6 @@
 // Versions: the owner stamps every write and delete with a hybrid logical
 // clock; a shard keeps a record only if it is newer than what it holds, so
 // migrated or late copies never overwrite newer writes, and deletes leave
-// tombstones (kept for Config.TombstoneTTL) that stop older copies from
+// tombstones (kept for Config.Migration.TombstoneTTL) that stop older copies from
 // coming back.
 package node

@@ -45,7 +45,7 @@ func (n *Node) RingForTest() *ring.Ring                      { return n.views.cu
 func (n *Node) MigratingForTest() bool                       { return n.views.cur.Load().Migrating }
 func (n *Node) MembersForTest() map[string]membership.Member { return n.views.cur.Load().Members }
 func (n *Node) ViewVersionForTest() uint64                   { return n.views.cur.Load().Version }
-func (n *Node) RingOptionsForTest() ring.Options             { return n.ringOptions() }
+func (n *Node) RingOptionsForTest() ring.Options             { return n.cfg.Ring }
 func (n *Node) WarmedUpForTest(r *ring.Ring) bool            { return n.warmedUp(r) }
 func (n *Node) ClockForTest() *hlc.Clock                     { return n.clock }
 func (n *Node) MigratorForTest() *migrate.Migrator           { return n.mig }
@@ -63,9 +63,6 @@ func (n *Node) TierGetForTest(key string, near bool) (tier.Entry, bool) {
 	return n.reads.tier.Lookup(key, near)
 }
 func (n *Node) TierCacheForTest() tier.Cache { return n.reads.tier.Cache() }
-
-func (c *Config) SetDefaultsForTest()    { c.setDefaults() }
-func (c *Config) ValidateForTest() error { return c.validate() }
 
 // ClusterMode is rwmode.ClusterMode with the methods node's tests call.
 type ClusterMode rwmode.ClusterMode

@@ -416,7 +416,7 @@ func TestScaleUnderLoad(t *testing.T) {
 // Acceptance (migration 3): a graceful leave of a node holding 30k keys:
 // all readable afterwards; Stop returns within the drain timeout.
 func TestGracefulLeaveHandsOffEverything(t *testing.T) {
-	nodes := startCluster(t, 2, true, func(c *node.Config) { c.DrainTimeout = 30 * time.Second })
+	nodes := startCluster(t, 2, true, func(c *node.Config) { c.Migration.DrainTimeout = 30 * time.Second })
 	entries := make([]store.Entry, 60_000)
 	for i := range entries {
 		entries[i] = store.Entry{Key: fmt.Sprintf("g:%d", i), Value: []byte(fmt.Sprintf("value-%d", i))}
@@ -484,7 +484,7 @@ func TestImportRefusesKeysNotOwned(t *testing.T) {
 // drain timeout: a node with no other active member to hand keys to stops
 // at once, and one whose targets start leaving re-plans.
 func TestWholeClusterStops(t *testing.T) {
-	nodes := startCluster(t, 3, false, func(c *node.Config) { c.DrainTimeout = 30 * time.Second })
+	nodes := startCluster(t, 3, false, func(c *node.Config) { c.Migration.DrainTimeout = 30 * time.Second })
 	for i := 0; i < 300; i++ {
 		if r := nodes[i%3].put(t, fmt.Sprintf("k%d", i), "v"); r.status != http.StatusNoContent {
 			t.Fatalf("put: %s", r)

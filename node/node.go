@@ -152,8 +152,8 @@ type lifecycle struct {
 // New validates cfg, opens the HTTP listener and the gossip socket, and
 // returns a node that is not yet part of a cluster (see Start).
 func New(cfg Config) (*Node, error) {
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: invalid config: %w", err)
 	}
 	n := &Node{
@@ -161,7 +161,7 @@ func New(cfg Config) (*Node, error) {
 		writes: writeState{scratch: sync.Pool{New: func() any { return new(manyScratch) }}},
 		log:    cfg.Logger.With("node", cfg.Name),
 		clock:  hlc.New(nil),
-		views:  viewState{ringChanged: make(chan struct{}, 1), cur: clusterview.NewHolder(clusterview.Empty(cfg.ringOptions()))},
+		views:  viewState{ringChanged: make(chan struct{}, 1), cur: clusterview.NewHolder(clusterview.Empty(cfg.Ring))},
 		life:   lifecycle{done: make(chan struct{})},
 	}
 	n.life.ctx, n.life.cancel = context.WithCancel(context.Background())
@@ -192,29 +192,18 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	gHost, gPort, _ := splitHostPort(cfg.GossipAddr)
-	pHost, _, _ := splitHostPort(cfg.PeerAddr)
-	advHost, advPort, err := splitAdvertise(cfg.AdvertiseAddr)
+	bind, err := cfg.Bind() // refuses addresses beyond loopback without a secret
 	if err != nil {
-		return fail(fmt.Errorf("node: advertise-addr %q: %w", cfg.AdvertiseAddr, err))
+		return fail(fmt.Errorf("node: %w", err))
 	}
-	for _, c := range []struct{ field, addr, host string }{
-		{"GossipAddr", cfg.GossipAddr, gHost}, {"PeerAddr", cfg.PeerAddr, pHost},
-	} {
-		if err := cfg.checkLoopback(c.field, c.addr, c.host); err != nil {
-			return fail(fmt.Errorf("node: %w", err))
-		}
-	}
-	gossipKey := cfg.GossipKey
-	if len(gossipKey) == 0 && len(cfg.ClusterSecret) > 0 {
-		if gossipKey, err = peer.DeriveKey(cfg.ClusterSecret, "gossip encryption", 32); err != nil {
-			return fail(fmt.Errorf("node: %w", err))
-		}
+	gossipKey, err := cfg.GossipKey()
+	if err != nil {
+		return fail(fmt.Errorf("node: %w", err))
 	}
 
-	pln, err := net.Listen("tcp", cfg.PeerAddr)
+	pln, err := net.Listen("tcp", cfg.Peer.Addr)
 	if err != nil {
-		return fail(fmt.Errorf("node: peer-addr %s: %w", cfg.PeerAddr, err))
+		return fail(fmt.Errorf("node: peer-addr %s: %w", cfg.Peer.Addr, err))
 	}
 	undo = append(undo, func() { pln.Close() })
 
@@ -222,17 +211,17 @@ func New(cfg Config) (*Node, error) {
 		Extra: map[string]string{clusterview.MetaBoot: newBootID()}}
 	ml, err := membership.New(membership.Config{
 		Name:          cfg.Name,
-		BindAddr:      gHost,
-		BindPort:      gPort,
-		AdvertiseAddr: advHost,
-		AdvertisePort: advPort,
-		Seeds:         cfg.Seeds,
+		BindAddr:      bind.GossipHost,
+		BindPort:      bind.GossipPort,
+		AdvertiseAddr: bind.AdvertiseHost,
+		AdvertisePort: bind.AdvertisePort,
+		Seeds:         cfg.Gossip.Seeds,
 		ClusterLabel:  cfg.ClusterLabel,
 		SecretKey:     gossipKey,
 		Meta:          n.self.meta, // HTTPAddr and PeerAddr filled below, once known
-		Timing:        cfg.Timing,
+		Timing:        cfg.Gossip.Timing,
 		Logger:        n.log,
-		Resolver:      cfg.Resolver,
+		Resolver:      cfg.Gossip.Resolver,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("node: %w", err))
@@ -241,21 +230,8 @@ func New(cfg Config) (*Node, error) {
 	undo = append(undo, func() { ml.Shutdown() })
 
 	host, _, _ := net.SplitHostPort(ml.LocalAddr())
-	if err := cfg.checkLoopback("AdvertiseAddr", host, host); err != nil {
-		return fail(fmt.Errorf("node: %w", err))
-	}
-	n.self.httpAddr = cfg.AdvertiseHTTP
-	if n.self.httpAddr == "" && cfg.HTTPAddr != "" {
-		_, port, _ := net.SplitHostPort(cfg.HTTPAddr)
-		n.self.httpAddr = net.JoinHostPort(host, port)
-	}
-	n.peer.advertised = cfg.AdvertisePeer
-	if n.peer.advertised == "" {
-		_, port, _ := net.SplitHostPort(pln.Addr().String())
-		n.peer.advertised = net.JoinHostPort(host, port)
-	}
-	ph, _, _ := net.SplitHostPort(n.peer.advertised)
-	if err := cfg.checkLoopback("AdvertisePeer", n.peer.advertised, ph); err != nil {
+	_, peerPort, _ := net.SplitHostPort(pln.Addr().String())
+	if n.self.httpAddr, n.peer.advertised, err = cfg.Advertised(host, peerPort); err != nil {
 		return fail(fmt.Errorf("node: %w", err))
 	}
 	n.self.meta.HTTPAddr, n.self.meta.PeerAddr = n.self.httpAddr, n.peer.advertised
@@ -266,19 +242,19 @@ func New(cfg Config) (*Node, error) {
 	// The peer protocol: a client for what this node asks, a server on
 	// its own port for what the others ask.
 	pm := peer.NewMetrics(n.metrics.reg)
-	lim := peer.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, MaxBatchEntries: DefaultMaxImportBatch}
-	if err = n.initPeerClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.peerAuth(),
+	lim := peer.Limits{MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatchEntries: DefaultMaxImportBatch}
+	if err = n.initPeerClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.PeerAuth(),
 		Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
 		return fail(fmt.Errorf("node: peer client: %w", err))
 	}
 	undo = append(undo, n.peer.client.Close)
 	if n.peer.srv, err = peer.NewServer(pln, peerHandler{n}, peer.ServerConfig{Name: cfg.Name, Label: cfg.ClusterLabel,
-		Auth: cfg.peerAuth(), Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
+		Auth: cfg.PeerAuth(), Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
 		return fail(fmt.Errorf("node: peer server: %w", err))
 	}
 	n.peer.metrics = pm
 
-	migOpts := cfg.Migrate
+	migOpts := cfg.Migration.Options
 	if migOpts.Logger == nil {
 		migOpts.Logger = n.log
 	}
@@ -301,22 +277,6 @@ func newBootID() string {
 	}
 	return hex.EncodeToString(b[:])
 }
-
-func splitAdvertise(addr string) (string, int, error) {
-	if addr == "" {
-		return "", 0, nil
-	}
-	if h, p, err := net.SplitHostPort(addr); err == nil {
-		port, err := strconv.Atoi(p)
-		if err != nil || port <= 0 || port > 65535 {
-			return "", 0, fmt.Errorf("bad port %q", p)
-		}
-		return h, port, nil
-	}
-	return addr, 0, nil
-}
-
-func (n *Node) ringOptions() ring.Options { return n.cfg.ringOptions() }
 
 // Name returns the node's cluster name.
 func (n *Node) Name() string { return n.cfg.Name }
@@ -408,11 +368,11 @@ func (n *Node) Start(ctx context.Context) error {
 	n.life.migWG.Add(1)
 	go func() {
 		defer n.life.migWG.Done()
-		migrate.Loop(mctx, migrate.LoopConfig{Triggers: n.views.ringChanged, Sweep: n.cfg.SweepInterval, Run: n.migrationRun})
+		migrate.Loop(mctx, migrate.LoopConfig{Triggers: n.views.ringChanged, Sweep: n.cfg.Migration.SweepInterval, Run: n.migrationRun})
 	}()
 	n.life.wg.Add(1)
 	go func() { defer n.life.wg.Done(); n.readinessLoop() }()
-	if n.cfg.Replicas > 1 {
+	if n.cfg.Replication.Factor > 1 {
 		n.life.wg.Add(1)
 		go func() { defer n.life.wg.Done(); n.repair.Run(n.life.ctx) }()
 	}
@@ -424,7 +384,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.log.Warn("started, but this node is not in its own ring yet", "err", cmp.Or(ctx.Err(), context.DeadlineExceeded))
 		return nil
 	}
-	n.log.Info("node started", "http", n.cfg.HTTPAddr, "advertise_http", n.self.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Seeds)
+	n.log.Info("node started", "http", n.cfg.HTTP.Addr, "advertise_http", n.self.httpAddr, "gossip", n.ml.LocalAddr(), "seeds", n.cfg.Gossip.Seeds)
 	return nil
 }
 
@@ -502,7 +462,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 		self.State = membership.StateLeaving
 	}
 	old := n.views.cur.Load()
-	nv, changed := clusterview.Next(old, ms, self, n.ringOptions(), time.Now())
+	nv, changed := clusterview.Next(old, ms, self, n.cfg.Ring, time.Now())
 	if !changed {
 		n.views.cur.Swap(nv)
 		if restarted := clusterview.Restarted(old, nv, n.cfg.Name); len(restarted) > 0 {
@@ -593,13 +553,13 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	var drainErr error
 	n.life.leaving.Store(true)
-	n.log.Info("leaving: handing keys to their new owners", "drain_timeout", n.cfg.DrainTimeout)
+	n.log.Info("leaving: handing keys to their new owners", "drain_timeout", n.cfg.Migration.DrainTimeout)
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateLeaving; m.Migrating = true })
 	// Stop ring-change migrations; the drain below replaces them.
 	n.life.migStop()
 	n.life.migWG.Wait()
 	n.excludeSelf()
-	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
+	dctx, cancel := context.WithTimeout(ctx, n.cfg.Migration.DrainTimeout)
 	drainErr = n.drain(dctx)
 	cancel()
 	if err := n.ml.Leave(5 * time.Second); err != nil {
@@ -609,7 +569,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	// Keep answering (421 with the new owner, handoff reads) a little longer
 	// for members whose view still lags.
 	select {
-	case <-time.After(n.cfg.LeaveLinger):
+	case <-time.After(n.cfg.Migration.LeaveLinger):
 	case <-ctx.Done():
 	}
 	n.life.stopErr = drainErr
@@ -650,13 +610,13 @@ func (n *Node) drain(ctx context.Context) error {
 		rctx, rcancel := context.WithCancel(ctx)
 		changed := make(chan struct{})
 		go func() { // re-plan when the ring changes
-			if _, ok := n.waitView(rctx, n.cfg.DrainTimeout, func(nv *view) bool { return nv.Version != v.Version }); ok {
+			if _, ok := n.waitView(rctx, n.cfg.Migration.DrainTimeout, func(nv *view) bool { return nv.Version != v.Version }); ok {
 				close(changed)
 				rcancel()
 			}
 		}()
 		// Every key goes to all its owners on the ring without this node.
-		p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replicas, Ring: target, Boots: v.Boots}
+		p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replication.Factor, Ring: target, Boots: v.Boots}
 		n.awaitImports() // this node refuses imports now: the ones it accepted before must be in the drain
 		res, err := n.mig.Run(rctx, p, "drain")
 		rcancel()

@@ -43,7 +43,7 @@ func scrape(t *testing.T, n *testNode) map[string]float64 {
 // read-only gauges.
 func TestOperatorMetrics(t *testing.T) {
 	// No local tier: the reads below are to reach the store.
-	nodes := startCluster(t, 3, false, func(c *node.Config) { c.LocalTierBytes = -1 })
+	nodes := startCluster(t, 3, false, func(c *node.Config) { c.Tier.Bytes = -1 })
 	n := nodes[0]
 	before := scrape(t, n)
 	for _, s := range []string{

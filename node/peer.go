@@ -30,7 +30,7 @@ func (n *Node) initPeerClient(cfg peer.ClientConfig) error {
 	n.peer.members = member.New(member.Config{
 		Client:           c,
 		Current:          func() member.Directory { return n.views.cur.Load() },
-		Timeout:          n.cfg.PeerTimeout,
+		Timeout:          n.cfg.Peer.Timeout,
 		Leaving:          func() bool { return n.life.left.Load() || n.life.leaving.Load() },
 		Unreachable:      n.metrics.PeerErrors,
 		ForwardedGets:    n.metrics.FwdGet,
@@ -131,7 +131,7 @@ func (h peerHandler) Handoff(ctx context.Context, from, key string) (store.Entry
 // Import writes migrated and replicated entries: only keys this node owns
 // in its view, only if newer, and only versions not too far in this node's
 // future (a version from the future would win every later write of the
-// key; see Config.MaxClockSkew).
+// key; see Config.Peer.MaxClockSkew).
 func (h peerHandler) Import(ctx context.Context, from string, entries []store.Entry) ([]migrate.ImportResult, error) {
 	n := h.n
 	if err := h.refused(); err != nil {
@@ -205,7 +205,7 @@ func (h peerHandler) Invalidate(ctx context.Context, from string, keys []string)
 // versionLimit is the largest version this node accepts from elsewhere:
 // its clock's now plus the allowed skew.
 func (n *Node) versionLimit() uint64 {
-	return uint64(time.Now().Add(n.cfg.MaxClockSkew).UnixNano())
+	return uint64(time.Now().Add(n.cfg.Peer.MaxClockSkew).UnixNano())
 }
 
 // futureVersions logs (rate-limited) and counts entries refused because
@@ -219,7 +219,7 @@ func (n *Node) futureVersions(from string, count int, entries []store.Entry) {
 		}
 		ahead := (float64(newest) - float64(time.Now().UnixNano())) / 1e9
 		n.log.Warn("refused entries whose versions lie too far in the future (clock skew beyond --max-clock-skew, or forged)",
-			"from", from, "entries", count, "max_clock_skew", n.cfg.MaxClockSkew, "ahead_seconds", int64(ahead))
+			"from", from, "entries", count, "max_clock_skew", n.cfg.Peer.MaxClockSkew, "ahead_seconds", int64(ahead))
 	}
 }
 

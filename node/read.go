@@ -42,7 +42,7 @@ func (n *Node) get(ctx context.Context, key string) (Item, error) {
 		}
 	}
 	var fromReplicas func(v *view, owner string) (Item, error, bool)
-	if n.cfg.Replicas > 1 { // an unreachable primary's replicas answer
+	if n.cfg.Replication.Factor > 1 { // an unreachable primary's replicas answer
 		fromReplicas = func(v *view, owner string) (Item, error, bool) { return n.readFromReplicas(ctx, v, owner, key) }
 	}
 	return route(ctx, n, v, key,
@@ -107,11 +107,11 @@ type ownerRead struct {
 
 // ownerGet answers a read of a key this node owns: from the local
 // tier, else from the shard (one read for concurrent misses, which then
-// fills the tier), else from Config.Getter (one load, written through the
+// fills the tier), else from Config.Loader.Getter (one load, written through the
 // ordinary owner write path).
 func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) {
 	t := n.reads.tier
-	if !t.Owned() && (n.cfg.Getter == nil || n.cfg.LoaderNegativeTTL <= 0) {
+	if !t.Owned() && (n.cfg.Loader.Getter == nil || n.cfg.Loader.NegativeTTL <= 0) {
 		t = nil // no copies of owned records, and no negative entries either
 	}
 	var g uint64
@@ -128,7 +128,7 @@ func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) 
 	flight := func() (ownerRead, error) {
 		// Shared by every caller that joins: not bound to the first one's
 		// cancellation.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*n.cfg.PeerTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*n.cfg.Peer.Timeout)
 		defer cancel()
 		t.CountOwnerRead()
 		it, err := n.shardGet(ctx, v, key)
@@ -136,7 +136,7 @@ func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) 
 			t.FillLocal(key, it, g, ep)
 			return ownerRead{it: it}, nil
 		}
-		if err != ErrNotFound || n.cfg.Getter == nil {
+		if err != ErrNotFound || n.cfg.Loader.Getter == nil {
 			return ownerRead{err: err}, nil
 		}
 		it, err = n.load(ctx, v, key, g, ep)
@@ -147,7 +147,7 @@ func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) 
 		// The guard value keys the flight: a read joins only a flight that
 		// began after every change this read must see.
 		fkey = "o\x00" + strconv.FormatUint(g, 36) + "\x00" + key
-	} else if n.cfg.Getter == nil {
+	} else if n.cfg.Loader.Getter == nil {
 		return n.shardGet(ctx, v, key)
 	}
 	return n.collapsed(ctx, fkey, localtier.Local, flight)
@@ -204,10 +204,10 @@ func itemOf(e store.Entry, owner string, src Source) Item {
 // handoffActive reports whether a key this node owns may still sit on its
 // previous owner: shortly after a ring change, or while any member migrates.
 func (n *Node) handoffActive(v *view) bool {
-	if r := n.shard.resetAt.Load(); r != 0 && time.Since(time.Unix(0, r)) < n.cfg.HandoffWindow {
+	if r := n.shard.resetAt.Load(); r != 0 && time.Since(time.Unix(0, r)) < n.cfg.Migration.HandoffWindow {
 		return true // the shard came back after an outage, maybe empty
 	}
-	return len(v.Prev) > 0 && (v.Migrating || time.Since(v.ChangedAt) < n.cfg.HandoffWindow)
+	return len(v.Prev) > 0 && (v.Migrating || time.Since(v.ChangedAt) < n.cfg.Migration.HandoffWindow)
 }
 
 // handoffCandidates bounds how many members a handoff read asks.
@@ -274,20 +274,20 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 // value. g and ep are the key's guard and the tier epoch from before the
 // shard read that missed.
 func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Item, error) {
-	val, ttl, err := n.cfg.Getter(ctx, key)
+	val, ttl, err := n.cfg.Loader.Getter(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		n.reads.loads[1].Add(1)
-		if n.cfg.LoaderNegativeTTL > 0 {
-			n.reads.tier.FillNegative(key, time.Now().Add(n.jitter(n.cfg.LoaderNegativeTTL)), g, ep)
+		if n.cfg.Loader.NegativeTTL > 0 {
+			n.reads.tier.FillNegative(key, time.Now().Add(n.jitter(n.cfg.Loader.NegativeTTL)), g, ep)
 		}
 		return Item{}, ErrNotFound
 	case err != nil:
 		n.reads.loads[2].Add(1)
 		return Item{}, errorf(http.StatusBadGateway, "loading the key from the origin failed: %v", err)
-	case len(val) > n.cfg.MaxValueBytes:
+	case len(val) > n.cfg.Limits.MaxValueBytes:
 		n.reads.loads[2].Add(1)
-		return Item{}, errorf(http.StatusBadGateway, "the origin's value is %d bytes; the limit is %d", len(val), n.cfg.MaxValueBytes)
+		return Item{}, errorf(http.StatusBadGateway, "the origin's value is %d bytes; the limit is %d", len(val), n.cfg.Limits.MaxValueBytes)
 	}
 	n.reads.loads[0].Add(1)
 	if ttl < 0 {
@@ -295,8 +295,8 @@ func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Ite
 	}
 	if ttl > 0 {
 		ttl = max(n.jitter(ttl), time.Millisecond)
-		if n.cfg.MaxTTL > 0 {
-			ttl = min(ttl, n.cfg.MaxTTL)
+		if n.cfg.Limits.MaxTTL > 0 {
+			ttl = min(ttl, n.cfg.Limits.MaxTTL)
 		}
 	}
 	// The key is absent, so no node holds a copy to invalidate; the nodes
@@ -321,11 +321,11 @@ func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Ite
 	return it, nil
 }
 
-// jitter shortens d by a random fraction of up to Config.TTLJitter, so
+// jitter shortens d by a random fraction of up to Config.Loader.TTLJitter, so
 // that keys written together do not all expire together.
 func (n *Node) jitter(d time.Duration) time.Duration {
-	if n.cfg.TTLJitter <= 0 || d <= 0 {
+	if n.cfg.Loader.TTLJitter <= 0 || d <= 0 {
 		return d
 	}
-	return d - time.Duration(rand.Float64()*n.cfg.TTLJitter*float64(d))
+	return d - time.Duration(rand.Float64()*n.cfg.Loader.TTLJitter*float64(d))
 }

@@ -10,17 +10,9 @@ import (
 	"github.com/peercache/peercache/ring"
 )
 
-// Write acknowledgement policies (Config.WriteAcks): the names of
-// replica.AcksAll, replica.AcksQuorum and replica.AcksOne.
-const (
-	WriteAcksAll    = string(replica.AcksAll)
-	WriteAcksQuorum = string(replica.AcksQuorum)
-	WriteAcksOne    = string(replica.AcksOne)
-)
-
 // owners returns the key's owners in r: the primary first, then replicas.
 func (n *Node) owners(r *ring.Ring, key string, buf *[replica.MaxReplicas]string) []string {
-	return replica.Owners(r, key, n.cfg.Replicas, buf)
+	return replica.Owners(r, key, n.cfg.Replication.Factor, buf)
 }
 
 // isOwner reports whether this node is one of the key's owners in r.
@@ -35,7 +27,7 @@ func (n *Node) isOwner(r *ring.Ring, key string) bool {
 func (n *Node) initReplication() {
 	n.repair = replica.NewRepairer(replica.RepairConfig{
 		Self:     n.cfg.Name,
-		RF:       n.cfg.Replicas,
+		RF:       n.cfg.Replication.Factor,
 		Store:    n.st,
 		Ring:     func() *ring.Ring { return n.views.cur.Load().Ring },
 		Import:   n.peer.members.Import,
@@ -45,9 +37,9 @@ func (n *Node) initReplication() {
 	})
 	n.copier = replica.NewCopier(replica.CopierConfig{
 		Self:    n.cfg.Name,
-		RF:      n.cfg.Replicas,
-		Acks:    replica.Acks(n.cfg.WriteAcks),
-		Timeout: n.cfg.PeerTimeout,
+		RF:      n.cfg.Replication.Factor,
+		Acks:    replica.Acks(n.cfg.Replication.WriteAcks),
+		Timeout: n.cfg.Peer.Timeout,
 		Send:    n.peer.members.Import,
 		Failed:  n.repair.Add, // copied again as soon as the replica answers
 		Results: n.metrics.Replication,
@@ -101,7 +93,7 @@ func (n *Node) readFromReplicas(ctx context.Context, v *view, primary, key strin
 func (n *Node) placement(v *view) replica.Placement {
 	n.base.mu.Lock()
 	defer n.base.mu.Unlock()
-	p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replicas, Ring: v.Ring,
+	p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replication.Factor, Ring: v.Ring,
 		Base: n.base.ring, BaseBoots: n.base.boots, Boots: v.Boots}
 	if n.base.fullWanted > n.base.fullDone {
 		p.Base, p.BaseBoots, p.FullGen = nil, nil, n.base.fullWanted

@@ -14,8 +14,8 @@ import (
 	"github.com/peercache/peercache/ring"
 )
 
-func withReplicas(rf int, acks string) nodeOpt {
-	return func(c *node.Config) { c.Replicas = rf; c.WriteAcks = acks }
+func withReplicas(rf int, acks node.WriteAcks) nodeOpt {
+	return func(c *node.Config) { c.Replication.Factor = rf; c.Replication.WriteAcks = acks }
 }
 
 // copiesOK checks that every record on the live nodes is held by all of its
@@ -87,7 +87,7 @@ func crash(t testing.TB, n *testNode) {
 
 // runKillScenario runs the workload on a cluster, crashes victims one at a
 // time, and checks that nothing acknowledged was lost.
-func runKillScenario(t *testing.T, size, rf int, acks string, kills int) {
+func runKillScenario(t *testing.T, size, rf int, acks node.WriteAcks, kills int) {
 	nodes := startCluster(t, size, true, withReplicas(rf, acks), withoutNearCache) // see TestScaleUnderLoad
 	w := newWorkload(t, 3000, 12, nodes)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -183,7 +183,7 @@ func TestQuorumSurvivesCrash(t *testing.T) {
 // Reads fail over to a replica while the primary is unreachable, before the
 // ring drops it.
 func TestReadFailsOverToReplica(t *testing.T) {
-	nodes := startCluster(t, 3, false, withReplicas(2, node.WriteAcksAll), func(c *node.Config) { c.Timing = 0 }) // LAN timing: slow failure detection
+	nodes := startCluster(t, 3, false, withReplicas(2, node.WriteAcksAll), func(c *node.Config) { c.Gossip.Timing = 0 }) // LAN timing: slow failure detection
 	a := nodes[0]
 	var key string
 	for i := 0; ; i++ {

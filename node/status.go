@@ -292,9 +292,9 @@ func (n *Node) Cluster() ClusterInfo {
 			Checksum: v.Checksum},
 		Members:     []MemberInfo{},
 		Handoff:     n.handoffActive(v),
-		Auth:        n.cfg.peerAuth().Mode(),
+		Auth:        n.cfg.PeerAuth().Mode(),
 		Migration:   n.mig.Status(),
-		Replication: ReplicationInfo{Factor: n.cfg.Replicas, WriteAcks: n.cfg.WriteAcks},
+		Replication: ReplicationInfo{Factor: n.cfg.Replication.Factor, WriteAcks: string(n.cfg.Replication.WriteAcks)},
 	}
 	ci.Replication.UnderReplicated = n.underReplicated()
 	rs := n.repair.Stats()

@@ -2,21 +2,12 @@ package node
 
 import (
 	"context"
-	"time"
 
 	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/nearcache"
 	"github.com/peercache/peercache/internal/nodemetrics"
 	"github.com/peercache/peercache/store"
 	"github.com/peercache/peercache/tier"
-)
-
-// Defaults of the local tier and the near cache.
-const (
-	DefaultNearCacheTTL     = time.Second
-	DefaultLoaderNegTTL     = 5 * time.Second
-	DefaultNearTrackMaxKeys = 1 << 18
-	DefaultInvalidationWait = 5 * time.Millisecond
 )
 
 // inProcessStore is implemented by shards that keep their records in this
@@ -37,16 +28,16 @@ func isInProcess(st store.Store) bool {
 // the near-cache tracker and the invalidation sender from the config
 // (called by New).
 func (n *Node) initTier() error {
-	if n.cfg.LocalTierBytes >= 0 {
-		t, err := localtier.New(localtier.Options{MaxBytes: n.cfg.LocalTierBytes, Policy: tier.Policy(n.cfg.LocalTierPolicy),
-			Owned: !n.shard.inProcess, NearTTL: n.cfg.NearCacheTTL, Logger: n.log})
+	if n.cfg.Tier.Bytes >= 0 {
+		t, err := localtier.New(localtier.Options{MaxBytes: n.cfg.Tier.Bytes, Policy: tier.Policy(n.cfg.Tier.Policy),
+			Owned: !n.shard.inProcess, NearTTL: n.cfg.Tier.NearTTL, Logger: n.log})
 		if err != nil {
 			return err
 		}
 		n.reads.tier = t
 	}
-	n.reads.near = nearcache.New(n.life.ctx, nearcache.Config{Self: n.cfg.Name, TTL: n.cfg.NearCacheTTL,
-		MaxKeys: n.cfg.NearTrackMaxKeys, Wait: n.cfg.InvalidationWait, Send: n.peer.members.Invalidate,
+	n.reads.near = nearcache.New(n.life.ctx, nearcache.Config{Self: n.cfg.Name, TTL: n.cfg.Tier.NearTTL,
+		MaxKeys: n.cfg.Tier.NearTrackMaxKeys, Wait: n.cfg.Tier.InvalidationWait, Send: n.peer.members.Invalidate,
 		Member: func(name string) bool { _, ok := n.views.cur.Load().Members[name]; return ok },
 		Logger: n.log})
 	return nil

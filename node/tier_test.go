@@ -20,7 +20,7 @@ import (
 )
 
 // withoutNearCache turns the near cache off (the local tier stays on).
-func withoutNearCache(c *node.Config) { c.NearCacheTTL = -1 }
+func withoutNearCache(c *node.Config) { c.Tier.NearTTL = -1 }
 
 // keyOwnedBy returns a key that node owner owns in n's view.
 func keyOwnedBy(n *testNode, owner, prefix string) string {
@@ -58,7 +58,7 @@ func TestColdKeyLoadsOnce(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // a slow origin: the GETs pile up meanwhile
 		return []byte("origin:" + key), time.Minute, nil
 	}
-	nodes := startCluster(t, 3, false, func(c *node.Config) { c.Getter, c.NearCacheTTL = getter, nearTTL })
+	nodes := startCluster(t, 3, false, func(c *node.Config) { c.Loader.Getter, c.Tier.NearTTL = getter, nearTTL })
 	epochs := func() []uint64 {
 		var ep []uint64
 		for _, n := range nodes {
@@ -199,7 +199,7 @@ func TestOriginGetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := startCluster(t, 2, false, func(c *node.Config) {
-		c.Getter, c.LoaderNegativeTTL, c.TTLJitter = getter, 300*time.Millisecond, 0.1
+		c.Loader.Getter, c.Loader.NegativeTTL, c.Loader.TTLJitter = getter, 300*time.Millisecond, 0.1
 	})
 	a := nodes[0]
 	r := a.get(t, "present")
@@ -407,7 +407,7 @@ func TestNearCacheStaleness(t *testing.T) {
 		wait time.Duration
 	}{{"wait", 0}, {"async", -1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			nodes := startCluster(t, 3, false, func(c *node.Config) { c.InvalidationWait = tc.wait })
+			nodes := startCluster(t, 3, false, func(c *node.Config) { c.Tier.InvalidationWait = tc.wait })
 			res := measureStaleness(t, nodes, 4, 250, 2, 20*time.Microsecond)
 			reportStaleness(t, nodes, res)
 			if len(res.perWrite) < 1000 {
@@ -457,7 +457,7 @@ func BenchmarkNearCacheStaleness(b *testing.B) {
 			b.Run(load.name+"/"+tc.name, func(b *testing.B) {
 				var all staleness
 				for i := 0; i < b.N; i++ {
-					nodes := startCluster(b, 3, false, func(c *node.Config) { c.InvalidationWait = tc.wait })
+					nodes := startCluster(b, 3, false, func(c *node.Config) { c.Tier.InvalidationWait = tc.wait })
 					res := measureStaleness(b, nodes, 4, load.writes, 2, load.pace)
 					reportStaleness(b, nodes, res)
 					all.perWrite = append(all.perWrite, res.perWrite...)
@@ -480,7 +480,7 @@ func BenchmarkNearCacheStaleness(b *testing.B) {
 // reaches its owner a handful of times per near-cache lifetime.
 func TestHotKeyNearCache(t *testing.T) {
 	const ttl = 250 * time.Millisecond
-	nodes := startCluster(t, 3, false, func(c *node.Config) { c.NearCacheTTL = ttl })
+	nodes := startCluster(t, 3, false, func(c *node.Config) { c.Tier.NearTTL = ttl })
 	const key = "hot"
 	owner := nodes[0].RingForTest().Owner(key)
 	if err := nodes[0].Set(context.Background(), key, []byte("hot value"), 0); err != nil {
@@ -679,7 +679,7 @@ func TestInvalidateEndpoint(t *testing.T) {
 		t.Fatalf("after an invalidation: source %s", r.header.Get(httpapi.HeaderSource))
 	}
 	// Library-mode config errors.
-	for _, c := range []node.Config{{Name: "x", LocalTierPolicy: "arc"}, {Name: "x", TTLJitter: 1.5}} {
+	for _, c := range []node.Config{{Name: "x", Tier: node.TierConfig{Policy: "arc"}}, {Name: "x", Loader: node.LoaderConfig{TTLJitter: 1.5}}} {
 		if _, err := node.New(c); err == nil {
 			t.Errorf("config %+v accepted", c)
 		}

@@ -16,12 +16,6 @@ import (
 // the local tier keeps no copies of owned keys, and the new owner serves
 // the migrated keys from its shard as fast as from a tier.
 
-// Defaults of the warm-up.
-const (
-	DefaultWarmKeys  = warm.DefaultKeys
-	DefaultWarmBytes = warm.DefaultBytes
-)
-
 // warmer holds the warm-up plan of the latest ring change and the latest
 // ring whose warm-up this node finished sending (or had none to send).
 type warmer = warm.Planner
@@ -33,7 +27,7 @@ func (n *Node) planWarm(nr *ring.Ring) {
 	if !t.Owned() {
 		return // an in-process shard leaves no copies of owned keys to send
 	}
-	n.warm.Plan(nr, n.cfg.Name, warm.Bounds{Keys: n.cfg.WarmKeys, Bytes: n.cfg.WarmBytes}, t.HottestLocal)
+	n.warm.Plan(nr, n.cfg.Name, warm.Bounds{Keys: n.cfg.Tier.WarmKeys, Bytes: n.cfg.Tier.WarmBytes}, t.HottestLocal)
 }
 
 // sendWarm sends the plan made for ring r (if that is still the latest) to
@@ -95,7 +89,7 @@ type WarmResult struct {
 
 // Warm loads keys into the cluster before traffic is switched on: each is
 // read through its owner, which loads it from the read-through origin
-// (Config.Getter, cachenode --origin) when no shard holds it. The keys of
+// (Config.Loader.Getter, cachenode --origin) when no shard holds it. The keys of
 // one owner go together (Many).
 func (n *Node) Warm(ctx context.Context, keys []string) WarmResult {
 	res := WarmResult{Keys: len(keys)}

@@ -20,9 +20,9 @@ import (
 // or off.
 func warmConfig(warm bool) func(*node.Config) {
 	return func(c *node.Config) {
-		c.NearCacheTTL = -1
+		c.Tier.NearTTL = -1
 		if !warm {
-			c.WarmKeys = -1
+			c.Tier.WarmKeys = -1
 		}
 	}
 }
@@ -98,7 +98,7 @@ func TestWarmEndpoint(t *testing.T) {
 		}
 		return []byte("from origin " + key), time.Minute, nil
 	}
-	nodes := startCluster(t, 2, false, func(c *node.Config) { c.Getter = origin })
+	nodes := startCluster(t, 2, false, func(c *node.Config) { c.Loader.Getter = origin })
 	a := nodes[0]
 	body := "w1\nw2\nw3\nnone1\nw1\n"
 	r := do(t, http.MethodPost, a.base+"/v1/warm", []byte(body))

@@ -79,8 +79,8 @@ func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
 		if err := n.checkTTL(m.TTL); err != nil {
 			return err
 		}
-		if len(m.Value) > n.cfg.MaxValueBytes {
-			return errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.MaxValueBytes)
+		if len(m.Value) > n.cfg.Limits.MaxValueBytes {
+			return errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.Limits.MaxValueBytes)
 		}
 	}
 	return n.ops.mode.CheckWritable(forwarded) // read-only mode
@@ -134,7 +134,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 	switch {
 	case m.Delete:
 		e.Value, e.Tombstone = nil, true
-		e.ExpireAt = now.Add(n.cfg.TombstoneTTL).UnixMilli()
+		e.ExpireAt = now.Add(n.cfg.Migration.TombstoneTTL).UnixMilli()
 	case m.Expire:
 		e.Value, e.ExpireAt = cur.Value, 0
 		if m.TTL > 0 {
@@ -204,7 +204,7 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 			n.writeThroughPrevious(ctx, e)
 		}
 	}
-	if n.cfg.Replicas > 1 {
+	if n.cfg.Replication.Factor > 1 {
 		return n.copier.Copy(ctx, v.Ring, es)
 	}
 	return make([]*Error, len(es))

@@ -34,13 +34,10 @@ func testLogger() *slog.Logger {
 func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Config)) *testNode {
 	t.Helper()
 	cfg := node.Config{
-		Name:          name,
-		GossipAddr:    "127.0.0.1:0",
-		AdvertiseAddr: "127.0.0.1",
-		Seeds:         seeds,
-		Timing:        membership.TimingFast,
-		Logger:        testLogger(),
-		SweepInterval: -1,
+		Name:      name,
+		Gossip:    node.GossipConfig{Addr: "127.0.0.1:0", Advertise: "127.0.0.1", Seeds: seeds, Timing: membership.TimingFast},
+		Logger:    testLogger(),
+		Migration: node.MigrationConfig{SweepInterval: -1},
 	}
 	for _, o := range opts {
 		o(&cfg)

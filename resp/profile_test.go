@@ -55,7 +55,7 @@ func TestProfileForwarding(t *testing.T) {
 	if os.Getenv("PEERCACHE_PROFILE_FORWARD") == "" {
 		t.Skip("set PEERCACHE_PROFILE_FORWARD=1 to run")
 	}
-	noNear := func(c *node.Config) { c.NearCacheTTL = -1 }
+	noNear := func(c *node.Config) { c.Tier.NearTTL = -1 }
 	a := startNode(t, "a", nil, noNear)
 	b := startNode(t, "b", []string{a.GossipAddr()}, noNear)
 	for len(a.Cluster().Ring.Members) != 2 || len(b.Cluster().Ring.Members) != 2 {

@@ -102,7 +102,7 @@ func (o *options) security(cfg *node.Config) error {
 		if err != nil {
 			return fmt.Errorf("--cluster-secret-file %s: %w", o.secretFile, err)
 		}
-		cfg.ClusterSecret = s
+		cfg.Auth.Secret = s
 	}
 	files := 0
 	for _, f := range []string{o.peerCertFile, o.peerKeyFile, o.peerCAFile} {
@@ -125,7 +125,7 @@ func (o *options) security(cfg *node.Config) error {
 		if !pool.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("--peer-tls-ca-file %s: no PEM certificate in it", o.peerCAFile)
 		}
-		cfg.PeerCertificate, cfg.PeerCAs = &cert, pool
+		cfg.Auth.Certificate, cfg.Auth.CAs = &cert, pool
 	default:
 		return errors.New("--peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file go together")
 	}
@@ -133,7 +133,7 @@ func (o *options) security(cfg *node.Config) error {
 	if err != nil || d <= 0 {
 		return fmt.Errorf("--max-clock-skew %q: want a positive duration such as 1m", o.maxClockSkew)
 	}
-	cfg.MaxClockSkew = d
+	cfg.Peer.MaxClockSkew = d
 	return nil
 }
 

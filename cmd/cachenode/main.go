@@ -26,9 +26,11 @@ import (
 	"time"
 
 	"github.com/peercache/peercache/httpapi"
+	"github.com/peercache/peercache/internal/nodeconfig"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
 
@@ -108,6 +110,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("cachenode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	host, _ := os.Hostname()
+	def := node.DefaultConfig()
 	fs.StringVar(&o.name, "name", host, "unique node name in the cluster (default: the hostname)")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "HTTP API listen address host:port (default: "+httpapi.DefaultAddr+" with --password-file or --users-file, else "+loopbackHTTPAddr+")")
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "gossip (memberlist) bind address host:port (default: "+node.DefaultGossipAddr+" with a cluster secret, else "+node.DefaultLoopbackGossipAddr+")")
@@ -115,7 +118,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.peerAdvertise, "peer-advertise-addr", "", "host:port other members use for the peer protocol (default: the advertise host and the peer port)")
 	fs.StringVar(&o.secretFile, "cluster-secret-file", "", "file holding the cluster secret (make one with: cachenode keygen --out FILE): authenticates members and encrypts gossip and peer traffic; required to listen beyond loopback")
 	fs.BoolVar(&o.insecure, "insecure", false, "allow gossip and the peer protocol beyond loopback without a cluster secret (only on a network you trust)")
-	fs.StringVar(&o.maxClockSkew, "max-clock-skew", node.DefaultMaxClockSkew.String(), "how far ahead of this node's clock another member's version may lie; later ones are refused")
+	fs.StringVar(&o.maxClockSkew, "max-clock-skew", def.Peer.MaxClockSkew.String(), "how far ahead of this node's clock another member's version may lie; later ones are refused")
 	fs.StringVar(&o.peerCertFile, "peer-tls-cert-file", "", "peer mTLS certificate (PEM), instead of the identity derived from the cluster secret; needs --peer-tls-key-file and --peer-tls-ca-file")
 	fs.StringVar(&o.peerKeyFile, "peer-tls-key-file", "", "peer mTLS private key (PEM)")
 	fs.StringVar(&o.peerCAFile, "peer-tls-ca-file", "", "CA certificates (PEM) that sign every member's peer certificate")
@@ -131,19 +134,19 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing: lan (production) or fast (tests, quick failure detection)")
-	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", node.DefaultMaxKeyBytes, "largest key accepted")
-	fs.IntVar(&o.maxValueBytes, "max-value-bytes", node.DefaultMaxValueBytes, "largest value accepted")
+	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", def.Limits.MaxKeyBytes, "largest key accepted")
+	fs.IntVar(&o.maxValueBytes, "max-value-bytes", def.Limits.MaxValueBytes, "largest value accepted")
 	fs.Int64Var(&o.memoryMaxBytes, "memory-max-bytes", 0, "memory budget of the node (0: 256 MiB): the in-memory shard and the local tier with their per-key overhead (the tier gets --local-tier-bytes, the shard the rest); the Go memory limit is set to it + 1/4 + 32 MiB unless GOMEMLIMIT is set")
 	fs.DurationVar(&o.maxTTL, "max-ttl", 0, "largest ttl accepted (0: 100 years)")
-	fs.DurationVar(&o.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "how long a leaving node may take to hand off its keys")
-	fs.DurationVar(&o.tombstoneTTL, "tombstone-ttl", node.DefaultTombstoneTTL, "how long deletes are remembered (must exceed the longest migration)")
-	fs.DurationVar(&o.handoffWindow, "handoff-window", node.DefaultHandoffWindow, "how long after a ring change a new owner asks the previous owner on a miss")
-	fs.DurationVar(&o.peerTimeout, "peer-timeout", node.DefaultPeerTimeout, "timeout of each request to another node")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", def.Migration.DrainTimeout, "how long a leaving node may take to hand off its keys")
+	fs.DurationVar(&o.tombstoneTTL, "tombstone-ttl", def.Migration.TombstoneTTL, "how long deletes are remembered (must exceed the longest migration)")
+	fs.DurationVar(&o.handoffWindow, "handoff-window", def.Migration.HandoffWindow, "how long after a ring change a new owner asks the previous owner on a miss")
+	fs.DurationVar(&o.peerTimeout, "peer-timeout", def.Peer.Timeout, "timeout of each request to another node")
 	fs.IntVar(&o.migrateBatch, "migrate-batch", 0, "keys per migration batch (0: default)")
 	fs.IntVar(&o.migrateWorkers, "migrate-workers", 0, "migration batches in flight (0: default)")
 	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "migration rate limit in keys/s (0: unlimited)")
 	fs.IntVar(&o.replicas, "replicas", 1, "copies of each key (the primary plus replicas), 1 to 16")
-	fs.StringVar(&o.writeAcks, "write-acks", node.WriteAcksAll, "copies a write waits for: all (every owner), quorum (a majority) or one (the primary)")
+	fs.StringVar(&o.writeAcks, "write-acks", string(def.Replication.WriteAcks), "copies a write waits for: all (every owner), quorum (a majority) or one (the primary)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this loopback host:port, for diagnosis (empty: off)")
 	fs.StringVar(&o.respAddr, "resp-addr", "", "Redis protocol (RESP2) listen address host:port, e.g. :6380 (empty: off)")
 	addDoorFlags(fs, &o.doors)
@@ -207,7 +210,7 @@ func readGossipKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--gossip-key-file: %w", err)
 	}
-	return node.ParseGossipKey(b)
+	return nodeconfig.ParseGossipKey(b)
 }
 
 func serve(args []string, stderr io.Writer) error {
@@ -242,11 +245,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	hln, err := httpapi.Listen(cfg.HTTPAddr) // the HTTP door, bound first: the node advertises its port
+	hln, err := httpapi.Listen(cfg.HTTP.Addr) // the HTTP door, bound first: the node advertises its port
 	if err != nil {
 		return usageError{err}
 	}
-	cfg.HTTPAddr = hln.Addr().String()
+	cfg.HTTP.Addr = hln.Addr().String()
 	n, err := node.New(cfg)
 	if err != nil {
 		hln.Close()
@@ -262,16 +265,16 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	web := httpapi.New(n, hln, dr.httpConfig(&o.doors, log))                             // stopped with the node
-	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log)                     // (memlimit.go)
-	rf, err := listenRESP(o.respAddr, n, cfg.PeerTimeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
+	web := httpapi.New(n, hln, dr.httpConfig(&o.doors, log))                              // stopped with the node
+	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log)                      // (memlimit.go)
+	rf, err := listenRESP(o.respAddr, n, cfg.Peer.Timeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
 	if err != nil {
 		n.Abort()
 		return err
 	}
 	defer rf.close() // after the node has left: it serves, forwarding, while it drains
-	if cfg.ClusterSecret == nil && cfg.PeerCertificate == nil {
-		if cfg.Insecure {
+	if cfg.Auth.Secret == nil && cfg.Auth.Certificate == nil {
+		if cfg.Auth.Insecure {
 			log.Warn("auth: off: --insecure and no cluster secret: any host that reaches the gossip and peer ports can join the cluster and read or change any key")
 		} else {
 			log.Info("auth: off: no cluster secret; gossip and peer protocol stay on loopback (give --cluster-secret-file to reach other hosts)")
@@ -286,7 +289,7 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		defer stopPprof()
 	}
-	dr.logPosture(cfg.HTTPAddr, o.respAddr)
+	dr.logPosture(cfg.HTTP.Addr, o.respAddr)
 	hup, hupDone := make(chan os.Signal, 1), make(chan struct{}) // SIGHUP: re-read users and certificates
 	signal.Notify(hup, syscall.SIGHUP)
 	defer func() { signal.Stop(hup); close(hupDone) }()
@@ -314,8 +317,8 @@ func serve(args []string, stderr io.Writer) error {
 		return n.Err()
 	}
 	stop() // a second signal now kills the process the default way
-	log.Info("signal received: leaving the cluster", "drain_timeout", cfg.DrainTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+15*time.Second)
+	log.Info("signal received: leaving the cluster", "drain_timeout", cfg.Migration.DrainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Migration.DrainTimeout+15*time.Second)
 	defer cancel()
 	if err := n.Stop(sctx); err != nil {
 		return err
@@ -334,28 +337,18 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	}
 	cfg := node.Config{
 		Name:           o.name,
-		HTTPAddr:       o.httpAddr,
-		GossipAddr:     o.gossipAddr,
-		PeerAddr:       o.peerAddr,
-		AdvertisePeer:  o.peerAdvertise,
-		Insecure:       o.insecure,
-		AdvertiseAddr:  o.advertiseAddr,
-		AdvertiseHTTP:  o.advertiseHTTP,
-		Seeds:          splitSeeds(o.seeds),
 		ClusterLabel:   o.clusterLabel,
-		VNodes:         o.vnodes,
-		MaxKeyBytes:    o.maxKeyBytes,
-		MaxValueBytes:  o.maxValueBytes,
+		HTTP:           node.HTTPConfig{Addr: o.httpAddr, Advertise: o.advertiseHTTP},
+		Gossip:         node.GossipConfig{Addr: o.gossipAddr, Advertise: o.advertiseAddr, Seeds: splitSeeds(o.seeds)},
+		Peer:           node.PeerConfig{Addr: o.peerAddr, Advertise: o.peerAdvertise, Timeout: o.peerTimeout},
+		Auth:           node.AuthConfig{Insecure: o.insecure},
 		MemoryMaxBytes: o.memoryMaxBytes,
-		MaxTTL:         o.maxTTL,
-		DrainTimeout:   o.drainTimeout,
-		TombstoneTTL:   o.tombstoneTTL,
-		HandoffWindow:  o.handoffWindow,
-		PeerTimeout:    o.peerTimeout,
-		Migrate:        migrate.Options{BatchSize: o.migrateBatch, Workers: o.migrateWorkers, RateLimit: o.migrateRate},
-		Replicas:       o.replicas,
-		WriteAcks:      o.writeAcks,
-		Logger:         log,
+		Ring:           ring.Options{VNodes: o.vnodes},
+		Replication:    node.ReplicationConfig{Factor: o.replicas, WriteAcks: node.WriteAcks(o.writeAcks)},
+		Limits:         node.LimitsConfig{MaxKeyBytes: o.maxKeyBytes, MaxValueBytes: o.maxValueBytes, MaxTTL: o.maxTTL},
+		Migration: node.MigrationConfig{DrainTimeout: o.drainTimeout, TombstoneTTL: o.tombstoneTTL, HandoffWindow: o.handoffWindow,
+			Options: migrate.Options{BatchSize: o.migrateBatch, Workers: o.migrateWorkers, RateLimit: o.migrateRate}},
+		Logger: log,
 	}
 	if o.name == "" {
 		return cfg, errors.New("--name: empty, and the hostname is unknown")
@@ -369,7 +362,7 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	if o.replicas < 1 || o.replicas > 16 {
 		return cfg, fmt.Errorf("--replicas %d: want 1 to 16", o.replicas)
 	}
-	switch o.writeAcks {
+	switch cfg.Replication.WriteAcks {
 	case node.WriteAcksAll, node.WriteAcksQuorum, node.WriteAcksOne:
 	default:
 		return cfg, fmt.Errorf("--write-acks %q: want all, quorum or one", o.writeAcks)
@@ -379,9 +372,9 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	}
 	switch o.gossipProfile {
 	case "lan":
-		cfg.Timing = membership.TimingLAN
+		cfg.Gossip.Timing = membership.TimingLAN
 	case "fast":
-		cfg.Timing = membership.TimingFast
+		cfg.Gossip.Timing = membership.TimingFast
 	default:
 		return cfg, fmt.Errorf("--gossip-profile %q: want lan or fast", o.gossipProfile)
 	}
@@ -402,7 +395,7 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 		if err != nil {
 			return cfg, err
 		}
-		cfg.GossipKey = k
+		cfg.Gossip.Key = k
 	}
 	if err := o.security(&cfg); err != nil { // --cluster-secret-file, --peer-tls-*, --insecure (keygen.go)
 		return cfg, err

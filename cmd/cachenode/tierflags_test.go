@@ -17,11 +17,11 @@ func TestTierFlags(t *testing.T) {
 		}
 		cfg, err := o.config(slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err == nil {
-			tierBytes = cfg.LocalTierBytes
-			o.tier.nearCacheTTL = cfg.NearCacheTTL
-			o.tier.invalidationWait = cfg.InvalidationWait
-			o.tier.localTierPolicy = cfg.LocalTierPolicy
-			if cfg.Getter != nil {
+			tierBytes = cfg.Tier.Bytes
+			o.tier.nearCacheTTL = cfg.Tier.NearTTL
+			o.tier.invalidationWait = cfg.Tier.InvalidationWait
+			o.tier.localTierPolicy = string(cfg.Tier.Policy)
+			if cfg.Loader.Getter != nil {
 				o.tier.origin = "set"
 			}
 		}

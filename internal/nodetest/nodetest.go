@@ -33,13 +33,10 @@ type Config struct {
 // background sweep, logs at WARN (PEERCACHE_TEST_LOG=info or debug for more).
 func Base(name string, seeds []string) Config {
 	return Config{Config: node.Config{
-		Name:          name,
-		GossipAddr:    "127.0.0.1:0",
-		AdvertiseAddr: "127.0.0.1",
-		Seeds:         seeds,
-		Timing:        membership.TimingFast,
-		Logger:        Logger(name),
-		SweepInterval: -1,
+		Name:      name,
+		Gossip:    node.GossipConfig{Addr: "127.0.0.1:0", Advertise: "127.0.0.1", Seeds: seeds, Timing: membership.TimingFast},
+		Logger:    Logger(name),
+		Migration: node.MigrationConfig{SweepInterval: -1},
 	}}
 }
 
