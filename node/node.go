@@ -138,16 +138,33 @@ type lifecycle struct {
 	wg      sync.WaitGroup
 	migWG   sync.WaitGroup // the migration loop (stopped before drain)
 	migStop context.CancelFunc
-	started atomic.Bool
-	ready   atomic.Bool // joined, and the store answers
-	leaving atomic.Bool // Stop has begun
-	left    atomic.Bool // memberlist Leave done: answer clients 503
-	stopped atomic.Bool
+	phase   atomic.Int32  // a phase: where the node is between New and its stop
+	ready   atomic.Bool   // joined, and the store answers (health, beside the phase)
 	mu      sync.Mutex    // serialises Stop and Abort (and AddDoor)
 	doors   []Door        // client doors, stopped before the store (AddDoor)
 	done    chan struct{} // closed once the node has stopped
 	stopErr error         // what Stop returned, readable after done
 }
+
+// phase is where a node is in its life. It only moves forward: New,
+// Running (Start), then either Leaving, Left, Stopped (Stop: hand-off,
+// memberlist leave, shutdown) or Aborted (Abort, or Stop before Start).
+type phase int32
+
+const (
+	phaseNew     phase = iota
+	phaseRunning       // Start has begun
+	phaseLeaving       // Stop has begun: keys are handed off
+	phaseLeft          // memberlist Leave done: clients are answered 503
+	phaseStopped       // stopped after leaving
+	phaseAborted       // stopped without leaving
+)
+
+func (n *Node) phase() phase     { return phase(n.life.phase.Load()) }
+func (n *Node) setPhase(p phase) { n.life.phase.Store(int32(p)) }
+func (p phase) leaving() bool    { return p >= phaseLeaving && p <= phaseStopped }
+func (p phase) left() bool       { return p == phaseLeft || p == phaseStopped }
+func (p phase) stopped() bool    { return p >= phaseStopped }
 
 // New validates cfg, opens the HTTP listener and the gossip socket, and
 // returns a node that is not yet part of a cluster (see Start).
@@ -300,17 +317,17 @@ func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
 func (n *Node) Store() store.Store { return n.st }
 
 // Ready reports whether the node has joined and its shard answers.
-func (n *Node) Ready() bool { return n.life.ready.Load() && !n.life.leaving.Load() }
+func (n *Node) Ready() bool { return n.life.ready.Load() && !n.phase().leaving() }
 
 // Leaving reports whether the node is leaving the cluster (Stop has begun).
-func (n *Node) Leaving() bool { return n.life.leaving.Load() }
+func (n *Node) Leaving() bool { return n.phase().leaving() }
 
 // HasLeft reports whether the node has left the cluster: it answers its
 // clients "retry on another node" from then on.
-func (n *Node) HasLeft() bool { return n.life.left.Load() }
+func (n *Node) HasLeft() bool { return n.phase().left() }
 
 // Stopped reports whether the node has stopped (or is stopping).
-func (n *Node) Stopped() bool { return n.life.stopped.Load() }
+func (n *Node) Stopped() bool { return n.phase().stopped() }
 
 // Door is a client door (the HTTP API, the Redis protocol) that serves
 // this node. The node stops its doors when it stops, before it closes its
@@ -338,7 +355,7 @@ func (n *Node) stopDoors(ctx context.Context, graceful bool) {
 // active member. It returns once the node is active; the node keeps running
 // until Stop or Abort.
 func (n *Node) Start(ctx context.Context) error {
-	if !n.life.started.CompareAndSwap(false, true) {
+	if !n.life.phase.CompareAndSwap(int32(phaseNew), int32(phaseRunning)) {
 		return errors.New("node: already started")
 	}
 	n.life.wg.Add(1)
@@ -458,7 +475,7 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	defer n.views.cur.Unlock()
 	n.views.lastMembers = ms
 	self := clusterview.Self{Name: n.cfg.Name, State: n.self.state.Load().(membership.State)}
-	if n.life.leaving.Load() {
+	if n.phase().leaving() {
 		self.State = membership.StateLeaving
 	}
 	old := n.views.cur.Load()
@@ -536,11 +553,11 @@ func (n *Node) migrationRun(ctx context.Context, kind migrate.RunKind) {
 func (n *Node) Stop(ctx context.Context) error {
 	n.life.mu.Lock()
 	defer n.life.mu.Unlock()
-	if n.life.stopped.Load() {
+	if n.phase().stopped() {
 		return nil
 	}
-	if !n.life.started.Load() {
-		n.life.stopped.Store(true)
+	if n.phase() == phaseNew {
+		n.setPhase(phaseAborted)
 		n.life.cancel()
 		n.ml.Shutdown()
 		n.stopDoors(context.Background(), false)
@@ -552,7 +569,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		return nil
 	}
 	var drainErr error
-	n.life.leaving.Store(true)
+	n.setPhase(phaseLeaving)
 	n.log.Info("leaving: handing keys to their new owners", "drain_timeout", n.cfg.Migration.DrainTimeout)
 	n.setMeta(func(m *membership.Meta) { m.State = membership.StateLeaving; m.Migrating = true })
 	// Stop ring-change migrations; the drain below replaces them.
@@ -565,7 +582,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		n.log.Warn("memberlist leave", "err", err)
 	}
-	n.life.left.Store(true)
+	n.setPhase(phaseLeft)
 	// Keep answering (421 with the new owner, handoff reads) a little longer
 	// for members whose view still lags.
 	select {
@@ -660,14 +677,18 @@ func (n *Node) excludeSelf() {
 func (n *Node) Abort() {
 	n.life.mu.Lock()
 	defer n.life.mu.Unlock()
-	if n.life.stopped.Load() {
+	if n.phase().stopped() {
 		return
 	}
 	n.shutdown(context.Background(), false)
 }
 
 func (n *Node) shutdown(ctx context.Context, graceful bool) {
-	n.life.stopped.Store(true)
+	if graceful {
+		n.setPhase(phaseStopped)
+	} else {
+		n.setPhase(phaseAborted)
+	}
 	n.life.ready.Store(false)
 	n.ml.Shutdown()
 	n.life.cancel()

@@ -31,7 +31,7 @@ func (n *Node) initPeerClient(cfg peer.ClientConfig) error {
 		Client:           c,
 		Current:          func() member.Directory { return n.views.cur.Load() },
 		Timeout:          n.cfg.Peer.Timeout,
-		Leaving:          func() bool { return n.life.left.Load() || n.life.leaving.Load() },
+		Leaving:          func() bool { return n.phase().leaving() },
 		Unreachable:      n.metrics.PeerErrors,
 		ForwardedGets:    n.metrics.FwdGet,
 		ForwardedPuts:    n.metrics.FwdPut,
