@@ -18,6 +18,7 @@ import (
 
 	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/nodeconfig"
 )
 
 // moduleRoot is the module's directory, seen from this package's.
@@ -184,7 +185,7 @@ func checkKnownFlags(t *testing.T, env nodeEnv) {
 // serve answers 404.
 func servedStatus(t *testing.T, paths ...string) map[string]int {
 	t.Helper()
-	n, web, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "probe", Gossip: node.GossipConfig{Addr: "127.0.0.1:0"},
+	n, web, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "probe", Gossip: nodeconfig.Gossip{Addr: "127.0.0.1:0"},
 		Logger: slog.New(slog.DiscardHandler)}, httpapi.Config{})
 	if err != nil {
 		t.Fatalf("node.New: %v", err)

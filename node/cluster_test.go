@@ -16,6 +16,7 @@ import (
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/nodeconfig"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
@@ -295,13 +296,13 @@ func (loopbackResolver) LookupNetIP(context.Context, string, string) ([]netip.Ad
 // takes a cluster secret; without one the default binds loopback, and an
 // address beyond it is refused.)
 func TestDefaultsOnLoopbackOnlyHost(t *testing.T) {
-	_, _, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", Gossip: node.GossipConfig{Addr: ":0", Resolver: loopbackResolver{}}}, httpapi.Config{})
+	_, _, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", Gossip: nodeconfig.Gossip{Addr: ":0", Resolver: loopbackResolver{}}}, httpapi.Config{})
 	var ie *node.InsecureError
 	if !errors.As(err, &ie) || ie.Field != "GossipAddr" {
 		t.Fatalf("gossip on every address without a secret: %v, want an InsecureError for GossipAddr", err)
 	}
-	n, web, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", Gossip: node.GossipConfig{Addr: ":0", Resolver: loopbackResolver{}, Timing: membership.TimingFast},
-		Auth: node.AuthConfig{Secret: []byte("0123456789abcdef0123456789abcdef")}, Logger: testLogger("vm")}, httpapi.Config{})
+	n, web, err := httpapi.NewNode("127.0.0.1:0", node.Config{Name: "vm", Gossip: nodeconfig.Gossip{Addr: ":0", Resolver: loopbackResolver{}, Timing: membership.TimingFast},
+		Auth: nodeconfig.Auth{Secret: []byte("0123456789abcdef0123456789abcdef")}, Logger: testLogger("vm")}, httpapi.Config{})
 	if err != nil {
 		t.Fatalf("New with default addresses: %v", err)
 	}

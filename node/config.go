@@ -1,33 +1,15 @@
 package node
 
 import (
-	"github.com/peercache/peercache/internal/nodeconfig"
 	"github.com/peercache/peercache/internal/replica"
+	"github.com/peercache/peercache/nodeconfig"
 )
 
-// A node's settings live in package internal/nodeconfig (fields, groups,
+// A node's settings live in package nodeconfig (fields, groups,
 // defaults, validation, addresses); these names make them node's API.
 type (
 	// Config describes one node; zero fields take their defaults.
 	Config = nodeconfig.Config
-	// HTTPConfig is where the node's HTTP door is reached (Config.HTTP).
-	HTTPConfig = nodeconfig.HTTP
-	// GossipConfig configures membership (Config.Gossip).
-	GossipConfig = nodeconfig.Gossip
-	// PeerConfig configures the node-to-node protocol (Config.Peer).
-	PeerConfig = nodeconfig.Peer
-	// AuthConfig is how members authenticate each other (Config.Auth).
-	AuthConfig = nodeconfig.Auth
-	// ReplicationConfig is the copies of each key (Config.Replication).
-	ReplicationConfig = nodeconfig.Replication
-	// LimitsConfig bounds what clients may send (Config.Limits).
-	LimitsConfig = nodeconfig.Limits
-	// MigrationConfig tunes moving keys (Config.Migration).
-	MigrationConfig = nodeconfig.Migration
-	// TierConfig is the local tier, near cache and warm-up (Config.Tier).
-	TierConfig = nodeconfig.Tier
-	// LoaderConfig is read-through (Config.Loader).
-	LoaderConfig = nodeconfig.Loader
 	// Getter loads a value that is in no shard (read-through).
 	Getter = nodeconfig.Getter
 	// WriteAcks is a write-acknowledgement policy

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/nodeconfig"
 	"github.com/peercache/peercache/store"
 )
 
@@ -22,8 +23,8 @@ func TestMemorySplit(t *testing.T) {
 	}{
 		{"defaults", node.Config{}, 224 << 20, 32 << 20},
 		{"budget", node.Config{MemoryMaxBytes: 1 << 30}, 896 << 20, 128 << 20},
-		{"explicit tier", node.Config{MemoryMaxBytes: 1 << 30, Tier: node.TierConfig{Bytes: 100 << 20}}, 924 << 20, 100 << 20},
-		{"no tier", node.Config{Tier: node.TierConfig{Bytes: -1}}, 256 << 20, 0},
+		{"explicit tier", node.Config{MemoryMaxBytes: 1 << 30, Tier: nodeconfig.Tier{Bytes: 100 << 20}}, 924 << 20, 100 << 20},
+		{"no tier", node.Config{Tier: nodeconfig.Tier{Bytes: -1}}, 256 << 20, 0},
 		{"own shard", node.Config{Store: redisShard}, 0, 64 << 20},
 		{"own shard, budget", node.Config{Store: redisShard, MemoryMaxBytes: 1 << 30}, 0, 256 << 20},
 	} {
@@ -38,7 +39,7 @@ func TestMemorySplit(t *testing.T) {
 			t.Errorf("%s: after setDefaults MemorySplit = %d, %d; want %d, %d", c.name, st2, lt2, st, lt)
 		}
 	}
-	bad := node.Config{Name: "x", MemoryMaxBytes: 1 << 20, Tier: node.TierConfig{Bytes: 1 << 20}}
+	bad := node.Config{Name: "x", MemoryMaxBytes: 1 << 20, Tier: nodeconfig.Tier{Bytes: 1 << 20}}
 	bad.SetDefaults()
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "local-tier-bytes") {
 		t.Fatalf("a local tier as large as the whole budget: validate = %v", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/nodeconfig"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 )
@@ -679,7 +680,7 @@ func TestInvalidateEndpoint(t *testing.T) {
 		t.Fatalf("after an invalidation: source %s", r.header.Get(httpapi.HeaderSource))
 	}
 	// Library-mode config errors.
-	for _, c := range []node.Config{{Name: "x", Tier: node.TierConfig{Policy: "arc"}}, {Name: "x", Loader: node.LoaderConfig{TTLJitter: 1.5}}} {
+	for _, c := range []node.Config{{Name: "x", Tier: nodeconfig.Tier{Policy: "arc"}}, {Name: "x", Loader: nodeconfig.Loader{TTLJitter: 1.5}}} {
 		if _, err := node.New(c); err == nil {
 			t.Errorf("config %+v accepted", c)
 		}

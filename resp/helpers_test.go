@@ -13,6 +13,7 @@ import (
 	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/nodeconfig"
 )
 
 // testNode is an in-process node (in-memory store) with a RESP server.
@@ -35,9 +36,9 @@ func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Con
 	t.Helper()
 	cfg := node.Config{
 		Name:      name,
-		Gossip:    node.GossipConfig{Addr: "127.0.0.1:0", Advertise: "127.0.0.1", Seeds: seeds, Timing: membership.TimingFast},
+		Gossip:    nodeconfig.Gossip{Addr: "127.0.0.1:0", Advertise: "127.0.0.1", Seeds: seeds, Timing: membership.TimingFast},
 		Logger:    testLogger(),
-		Migration: node.MigrationConfig{SweepInterval: -1},
+		Migration: nodeconfig.Migration{SweepInterval: -1},
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -26,10 +26,10 @@ import (
 	"time"
 
 	"github.com/peercache/peercache/httpapi"
-	"github.com/peercache/peercache/internal/nodeconfig"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/nodeconfig"
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
@@ -338,15 +338,15 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	cfg := node.Config{
 		Name:           o.name,
 		ClusterLabel:   o.clusterLabel,
-		HTTP:           node.HTTPConfig{Addr: o.httpAddr, Advertise: o.advertiseHTTP},
-		Gossip:         node.GossipConfig{Addr: o.gossipAddr, Advertise: o.advertiseAddr, Seeds: splitSeeds(o.seeds)},
-		Peer:           node.PeerConfig{Addr: o.peerAddr, Advertise: o.peerAdvertise, Timeout: o.peerTimeout},
-		Auth:           node.AuthConfig{Insecure: o.insecure},
+		HTTP:           nodeconfig.HTTP{Addr: o.httpAddr, Advertise: o.advertiseHTTP},
+		Gossip:         nodeconfig.Gossip{Addr: o.gossipAddr, Advertise: o.advertiseAddr, Seeds: splitSeeds(o.seeds)},
+		Peer:           nodeconfig.Peer{Addr: o.peerAddr, Advertise: o.peerAdvertise, Timeout: o.peerTimeout},
+		Auth:           nodeconfig.Auth{Insecure: o.insecure},
 		MemoryMaxBytes: o.memoryMaxBytes,
 		Ring:           ring.Options{VNodes: o.vnodes},
-		Replication:    node.ReplicationConfig{Factor: o.replicas, WriteAcks: node.WriteAcks(o.writeAcks)},
-		Limits:         node.LimitsConfig{MaxKeyBytes: o.maxKeyBytes, MaxValueBytes: o.maxValueBytes, MaxTTL: o.maxTTL},
-		Migration: node.MigrationConfig{DrainTimeout: o.drainTimeout, TombstoneTTL: o.tombstoneTTL, HandoffWindow: o.handoffWindow,
+		Replication:    nodeconfig.Replication{Factor: o.replicas, WriteAcks: node.WriteAcks(o.writeAcks)},
+		Limits:         nodeconfig.Limits{MaxKeyBytes: o.maxKeyBytes, MaxValueBytes: o.maxValueBytes, MaxTTL: o.maxTTL},
+		Migration: nodeconfig.Migration{DrainTimeout: o.drainTimeout, TombstoneTTL: o.tombstoneTTL, HandoffWindow: o.handoffWindow,
 			Options: migrate.Options{BatchSize: o.migrateBatch, Workers: o.migrateWorkers, RateLimit: o.migrateRate}},
 		Logger: log,
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/peercache/peercache/httpapi"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/nodeconfig"
 )
 
 // Config is what a test node starts with: the node's configuration and its
@@ -34,9 +35,9 @@ type Config struct {
 func Base(name string, seeds []string) Config {
 	return Config{Config: node.Config{
 		Name:      name,
-		Gossip:    node.GossipConfig{Addr: "127.0.0.1:0", Advertise: "127.0.0.1", Seeds: seeds, Timing: membership.TimingFast},
+		Gossip:    nodeconfig.Gossip{Addr: "127.0.0.1:0", Advertise: "127.0.0.1", Seeds: seeds, Timing: membership.TimingFast},
 		Logger:    Logger(name),
-		Migration: node.MigrationConfig{SweepInterval: -1},
+		Migration: nodeconfig.Migration{SweepInterval: -1},
 	}}
 }
 

@@ -6,8 +6,8 @@
 //
 // It must not know what a node does with the settings (package node), nor
 // flags and environment variables (cmd/cachenode maps those onto Config).
-// node re-exports Config and its groups under its own names (node.Config,
-// node.DefaultConfig), so a program that embeds a node needs only node.
+// node re-exports Config and Default as node.Config and node.DefaultConfig;
+// the groups (Gossip, Tier, ...) are named here.
 package nodeconfig
 
 import (
