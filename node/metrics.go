@@ -1,12 +1,9 @@
 package node
 
 import (
-	"sort"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/peercache/peercache/internal/nodemetrics"
-	"github.com/peercache/peercache/membership"
 )
 
 // metrics are one node's Prometheus series, in a registry of its own so
@@ -29,13 +26,4 @@ func newMetrics(n *Node) *metrics {
 		Ready:           n.Ready,
 	})
 	return &metrics{reg: reg, Counters: c}
-}
-
-func sortedNames(ms map[string]membership.Member) []string {
-	out := make([]string, 0, len(ms))
-	for k := range ms {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
