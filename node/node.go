@@ -166,7 +166,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.life.ctx, n.life.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
-	n.ops = newOperator(rwmode.NewState(cfg.Name, n.log, n.setExtra))
+	n.ops = newOperator(rwmode.NewState(cfg.Name, n.log, n.setExtra), n.log)
 	n.self.state.Store(membership.StateJoining)
 
 	if cfg.Store != nil {
