@@ -552,7 +552,7 @@ func (n *Node) migrationRun(ctx context.Context, kind migrate.RunKind) {
 	if announce {
 		n.setMeta(func(m *membership.Meta) {
 			m.Migrating = true
-			setExtraField(m, clusterview.MetaRing, v.Checksum)
+			*m = m.WithExtra(clusterview.MetaRing, v.Checksum)
 		})
 	}
 	res, err := n.mig.Run(ctx, p, kind.String())
