@@ -51,7 +51,7 @@ type Node struct {
 	views   viewState // what it knows of the cluster
 	writes  writeState
 	reads   readState         // local tier, near cache, singleflight, read-through
-	base    baseState         // the ring replication last completed against
+	base    replica.Base      // the ring replication last completed against
 	copier  *replica.Copier   // the primary's copies of its writes to the replicas
 	repair  *replica.Repairer // keys whose replica copies failed
 	warm    warmer            // the warm-up plan of the latest ring change
@@ -119,16 +119,6 @@ type readState struct {
 	near    nearcache.Owner // who fetched which keys; invalidations to them
 	flights flight.Group[ownerRead]
 	loads   [3]atomic.Uint64 // Getter results: loaded, not found, failed
-}
-
-// baseState is the ring of the last completed ring-change run, against
-// which replication decides what to copy.
-type baseState struct {
-	mu         sync.Mutex
-	ring       *ring.Ring
-	boots      map[string]string // boot ids at that run
-	fullWanted uint64            // full re-replication runs asked for
-	fullDone   uint64            // the latest of them a completed run served
 }
 
 // lifecycle is the node's running state and the goroutines it owns.
@@ -546,7 +536,7 @@ func (n *Node) awaitImports() {
 // completed placement and sends the warm-up.
 func (n *Node) migrationRun(ctx context.Context, kind migrate.RunKind) {
 	v := n.views.cur.Load()
-	p := n.placement(v)
+	p := n.base.Placement(n.cfg.Name, n.cfg.Replicas, v.Ring, v.Boots)
 	announce := kind == migrate.RingChange
 	n.awaitImports()
 	if announce {
@@ -558,7 +548,7 @@ func (n *Node) migrationRun(ctx context.Context, kind migrate.RunKind) {
 	res, err := n.mig.Run(ctx, p, kind.String())
 	n.metrics.ObserveMigration(res)
 	if err == nil {
-		n.completed(p)
+		n.base.Completed(p)
 		n.sendWarm(ctx, p.Ring) // the keys moved: now warm their new owners' tiers
 	}
 	if announce && ctx.Err() == nil {
