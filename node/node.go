@@ -21,6 +21,7 @@ import (
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/nearcache"
+	"github.com/peercache/peercache/internal/rate"
 	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
@@ -76,8 +77,8 @@ type peerSide struct {
 	client     *peer.Client // requests to other members
 	srv        *peer.Server // their requests to this node
 	metrics    *peer.Metrics
-	advertised string     // host:port other members use for the peer protocol
-	futureLog  logLimiter // WARN lines about versions from the future
+	advertised string    // host:port other members use for the peer protocol
+	futureLog  rate.Gate // WARN lines about versions from the future
 	// refuse makes the peer API answer every request with 503 (fault
 	// injection for tests: a member whose peer traffic fails while its
 	// gossip goes on).
