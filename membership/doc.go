@@ -36,4 +36,11 @@
 // Config.RejoinInterval and joins any seed address that is not a member; this
 // heals partitions and merges clusters that formed separately because
 // replicas started at the same moment.
+//
+// # Change log
+//
+// ChangeLog turns consecutive member sets into log lines: one per member
+// that joined, left, or changed state, node mode or address. What a node
+// mode is (which Meta.Extra field says read-only) it must not know: the
+// caller passes a function that reads it.
 package membership

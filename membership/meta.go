@@ -55,6 +55,29 @@ func (m Meta) Clone() Meta {
 	return m
 }
 
+// WithExtra returns m with the Extra field key set to value (or, with value
+// "", removed). The map is replaced, never changed in place, so that Meta
+// values already handed out stay unchanged; an Extra left empty is nil.
+func (m Meta) WithExtra(key, value string) Meta {
+	if m.Extra[key] == value {
+		return m
+	}
+	x := maps.Clone(m.Extra)
+	if x == nil {
+		x = map[string]string{}
+	}
+	if value == "" {
+		delete(x, key)
+	} else {
+		x[key] = value
+	}
+	if len(x) == 0 {
+		x = nil
+	}
+	m.Extra = x
+	return m
+}
+
 // Equal reports whether m and o carry the same values.
 func (m Meta) Equal(o Meta) bool {
 	return m.HTTPAddr == o.HTTPAddr && m.PeerAddr == o.PeerAddr && m.State == o.State && m.Proto == o.Proto &&

@@ -236,6 +236,19 @@ type Status struct {
 	Last *Result `json:"last,omitempty"`
 }
 
+// UnderReplicated estimates the keys whose copies are not confirmed yet:
+// those the running run planned copies for and has not copied, or, with
+// no run in progress, those the last run left uncopied when it failed.
+func (s Status) UnderReplicated() int64 {
+	if s.Active {
+		return max(0, s.CopyPlanned-s.Copied)
+	}
+	if s.Last != nil && s.Last.Error != "" {
+		return max(0, s.Last.CopyPlanned-s.Last.Copied)
+	}
+	return 0
+}
+
 // Migrator moves the keys of one shard to their owners. Status is safe for
 // concurrent use; Run executes one run at a time (a second call waits until
 // the first returns). The node is expected to cancel a running migration's

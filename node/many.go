@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/peercache/peercache/internal/batch"
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/peer/member"
@@ -59,101 +60,20 @@ func (n *Node) ManyInto(ctx context.Context, ops []Op, out []OpResult) []OpResul
 		n.manyDistinct(ctx, sc, ops[start:end], out[start:end])
 		start = end
 	}
-	sc.reset()
+	sc.Reset()
 	n.writes.scratch.Put(sc)
 	return out
 }
 
-// manyScratch is the working space of one Many call, kept in a pool on the
-// Node for the next call: the ops of each owner, the local ops, and the
-// requests in flight with their buffers.
-type manyScratch struct {
-	owners []string // owner of remote[i]
-	remote [][]int  // ops going to owners[i]
-	local  []int
-	parts  []*manyPart
-	spare  []*manyPart // parts whose buffers are reused
-}
-
-// maxKeptOps bounds the slices a manyScratch keeps for reuse.
-const maxKeptOps = 1024
-
-// group returns the index of owner in sc.owners, adding it if needed.
-func (sc *manyScratch) group(owner string) int {
-	for i, o := range sc.owners {
-		if o == owner {
-			return i
-		}
-	}
-	sc.owners = append(sc.owners, owner)
-	if len(sc.remote) < len(sc.owners) {
-		sc.remote = append(sc.remote, nil)
-	}
-	sc.remote[len(sc.owners)-1] = sc.remote[len(sc.owners)-1][:0]
-	return len(sc.owners) - 1
-}
-
-// part returns a manyPart to fill, with the buffers of an earlier one.
-func (sc *manyScratch) part() *manyPart {
-	if k := len(sc.spare); k > 0 {
-		p := sc.spare[k-1]
-		sc.spare = sc.spare[:k-1]
-		return p
-	}
-	return new(manyPart)
-}
-
-// round forgets the ops of one round (manyDistinct), keeping the buffers.
-func (sc *manyScratch) round() {
-	for _, p := range sc.parts {
-		reqs, guards, res := p.reqs, p.guards, p.res
-		clear(reqs)
-		clear(res)
-		*p = manyPart{}
-		if cap(reqs) <= maxKeptOps {
-			p.reqs, p.guards, p.res = reqs[:0], guards[:0], res[:0]
-		}
-		sc.spare = append(sc.spare, p)
-	}
-	sc.parts = sc.parts[:0]
-	sc.owners = sc.owners[:0]
-	sc.local = sc.local[:0]
-}
-
-// reset makes sc ready for the next Many call.
-func (sc *manyScratch) reset() {
-	sc.round()
-	for i := range sc.remote {
-		if cap(sc.remote[i]) > maxKeptOps {
-			sc.remote[i] = nil
-		}
-	}
-	if cap(sc.local) > maxKeptOps {
-		sc.local = nil
-	}
-}
+// manyScratch is the working space of one Many call (batch.Scratch), kept
+// in a pool on the Node for the next call: the ops of each owner, the local
+// ops, and the requests in flight with their buffers.
+type manyScratch = batch.Scratch[manyPart, *manyPart]
 
 // distinctRun is the length of the longest prefix of ops whose keys are
 // distinct (at least 1 when ops is not empty).
 func distinctRun(ops []Op) int {
-	if len(ops) > 32 {
-		seen := make(map[string]struct{}, len(ops))
-		for i, op := range ops {
-			if _, dup := seen[op.Key]; dup {
-				return i
-			}
-			seen[op.Key] = struct{}{}
-		}
-		return len(ops)
-	}
-	for i := 1; i < len(ops); i++ {
-		for j := 0; j < i; j++ {
-			if ops[i].Key == ops[j].Key {
-				return i
-			}
-		}
-	}
-	return len(ops)
+	return batch.DistinctRun(len(ops), func(i int) string { return ops[i].Key })
 }
 
 // manyDistinct carries out ops of distinct keys together, writing out[i]
@@ -177,7 +97,7 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 		case e != nil:
 			out[i].Err = e
 		case owner == "" || owner == n.cfg.Name:
-			sc.local = append(sc.local, i) // served here (or the cluster is forming)
+			sc.Local = append(sc.Local, i) // served here (or the cluster is forming)
 		case !op.Write:
 			if it, ok := n.reads.tier.Near(op.Key, owner); ok { // near cache
 				out[i].Item = it
@@ -185,26 +105,26 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 			}
 			fallthrough
 		default:
-			g := sc.group(owner)
-			sc.remote[g] = append(sc.remote[g], i)
+			g := sc.Group(owner)
+			sc.Remote[g] = append(sc.Remote[g], i)
 		}
 	}
 	// One request per owner (and per maxManyOps ops), all sent from this
 	// goroutine before the local ops run; then each answer is read.
-	for g, owner := range sc.owners {
-		for idx := sc.remote[g]; len(idx) > 0; {
+	for g, owner := range sc.Owners {
+		for idx := sc.Remote[g]; len(idx) > 0; {
 			chunk := idx[:min(len(idx), maxManyOps)]
 			idx = idx[len(chunk):]
-			sc.parts = append(sc.parts, n.manyStart(ctx, sc.part(), v, owner, ops, chunk))
+			sc.Parts = append(sc.Parts, n.manyStart(ctx, sc.Part(), v, owner, ops, chunk))
 		}
 	}
-	for _, i := range sc.local {
+	for _, i := range sc.Local {
 		out[i] = n.one(ctx, ops[i])
 	}
-	for _, p := range sc.parts {
+	for _, p := range sc.Parts {
 		n.manyFinish(ctx, p, ops, out, ep)
 	}
-	sc.round()
+	sc.Round()
 }
 
 // one carries out a single op as Get or Write would.
@@ -225,6 +145,18 @@ type manyPart struct {
 	res    []peer.Result
 	sent   time.Time
 	call   member.Call
+}
+
+// Recycle forgets what p carried, keeping its buffers for the next part
+// unless they have grown past maxKept (batch.Part).
+func (p *manyPart) Recycle(maxKept int) {
+	reqs, guards, res := p.reqs, p.guards, p.res
+	clear(reqs)
+	clear(res)
+	*p = manyPart{}
+	if cap(reqs) <= maxKept {
+		p.reqs, p.guards, p.res = reqs[:0], guards[:0], res[:0]
+	}
 }
 
 // manyStart sends ops[idx] to their owner in one request, filling p

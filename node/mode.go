@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/peercache/peercache/internal/rwmode"
@@ -58,30 +57,9 @@ func (n *Node) SetMode(mode Mode, scope Scope) error {
 
 // setExtra sets (or, with value "", removes) one field of this node's
 // gossiped metadata. The map is replaced, never changed in place: earlier
-// copies of the metadata may still be read elsewhere.
+// copies of the metadata may still be read elsewhere (Meta.WithExtra).
 func (n *Node) setExtra(key, value string) {
-	n.setMeta(func(m *membership.Meta) { setExtraField(m, key, value) })
-}
-
-// setExtraField sets (or, with value "", removes) one Meta.Extra field on a
-// copy of the map, so that Meta values already handed out stay unchanged.
-func setExtraField(m *membership.Meta, key, value string) {
-	if m.Extra[key] == value {
-		return
-	}
-	x := maps.Clone(m.Extra)
-	if x == nil {
-		x = map[string]string{}
-	}
-	if value == "" {
-		delete(x, key)
-	} else {
-		x[key] = value
-	}
-	if len(x) == 0 {
-		x = nil
-	}
-	m.Extra = x
+	n.setMeta(func(m *membership.Meta) { *m = m.WithExtra(key, value) })
 }
 
 // adoptClusterMode takes the newest cluster mode found among members, and

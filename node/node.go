@@ -21,13 +21,13 @@ import (
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/nearcache"
+	"github.com/peercache/peercache/internal/rate"
 	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/peer/member"
-	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
 
@@ -51,7 +51,7 @@ type Node struct {
 	views   viewState // what it knows of the cluster
 	writes  writeState
 	reads   readState         // local tier, near cache, singleflight, read-through
-	base    baseState         // the ring replication last completed against
+	base    replica.Base      // the ring replication last completed against
 	copier  *replica.Copier   // the primary's copies of its writes to the replicas
 	repair  *replica.Repairer // keys whose replica copies failed
 	warm    warmer            // the warm-up plan of the latest ring change
@@ -76,8 +76,8 @@ type peerSide struct {
 	client     *peer.Client // requests to other members
 	srv        *peer.Server // their requests to this node
 	metrics    *peer.Metrics
-	advertised string     // host:port other members use for the peer protocol
-	futureLog  logLimiter // WARN lines about versions from the future
+	advertised string    // host:port other members use for the peer protocol
+	futureLog  rate.Gate // WARN lines about versions from the future
 	// refuse makes the peer API answer every request with 503 (fault
 	// injection for tests: a member whose peer traffic fails while its
 	// gossip goes on).
@@ -119,16 +119,6 @@ type readState struct {
 	near    nearcache.Owner // who fetched which keys; invalidations to them
 	flights flight.Group[ownerRead]
 	loads   [3]atomic.Uint64 // Getter results: loaded, not found, failed
-}
-
-// baseState is the ring of the last completed ring-change run, against
-// which replication decides what to copy.
-type baseState struct {
-	mu         sync.Mutex
-	ring       *ring.Ring
-	boots      map[string]string // boot ids at that run
-	fullWanted uint64            // full re-replication runs asked for
-	fullDone   uint64            // the latest of them a completed run served
 }
 
 // lifecycle is the node's running state and the goroutines it owns.
@@ -183,7 +173,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.life.ctx, n.life.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
-	n.ops = newOperator(rwmode.NewState(cfg.Name, n.log, n.setExtra))
+	n.ops = newOperator(rwmode.NewState(cfg.Name, n.log, n.setExtra), n.log)
 	n.self.state.Store(membership.StateJoining)
 
 	if cfg.Store != nil {
@@ -523,19 +513,19 @@ func (n *Node) awaitImports() {
 // completed placement and sends the warm-up.
 func (n *Node) migrationRun(ctx context.Context, kind migrate.RunKind) {
 	v := n.views.cur.Load()
-	p := n.placement(v)
+	p := n.base.Placement(n.cfg.Name, n.cfg.Replication.Factor, v.Ring, v.Boots)
 	announce := kind == migrate.RingChange
 	n.awaitImports()
 	if announce {
 		n.setMeta(func(m *membership.Meta) {
 			m.Migrating = true
-			setExtraField(m, clusterview.MetaRing, v.Checksum)
+			*m = m.WithExtra(clusterview.MetaRing, v.Checksum)
 		})
 	}
 	res, err := n.mig.Run(ctx, p, kind.String())
 	n.metrics.ObserveMigration(res)
 	if err == nil {
-		n.completed(p)
+		n.base.Completed(p)
 		n.sendWarm(ctx, p.Ring) // the keys moved: now warm their new owners' tiers
 	}
 	if announce && ctx.Err() == nil {

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/peercache/peercache/migrate"
@@ -212,7 +211,7 @@ func (n *Node) versionLimit() uint64 {
 // their versions lie too far ahead of this node's clock.
 func (n *Node) futureVersions(from string, count int, entries []store.Entry) {
 	n.metrics.FutureVersions.Add(float64(count))
-	if n.peer.futureLog.allow() {
+	if n.peer.futureLog.Allow(time.Now()) {
 		var newest uint64
 		for _, e := range entries {
 			newest = max(newest, e.Version)
@@ -221,13 +220,4 @@ func (n *Node) futureVersions(from string, count int, entries []store.Entry) {
 		n.log.Warn("refused entries whose versions lie too far in the future (clock skew beyond --max-clock-skew, or forged)",
 			"from", from, "entries", count, "max_clock_skew", n.cfg.Peer.MaxClockSkew, "ahead_seconds", int64(ahead))
 	}
-}
-
-// logLimiter lets through about one log line per second (for events a
-// misbehaving peer could multiply).
-type logLimiter struct{ last atomic.Int64 }
-
-func (l *logLimiter) allow() bool {
-	now, last := time.Now().UnixNano(), l.last.Load()
-	return now-last >= int64(time.Second) && l.last.CompareAndSwap(last, now)
 }

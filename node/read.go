@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -210,38 +209,10 @@ func (n *Node) handoffActive(v *view) bool {
 	return len(v.Prev) > 0 && (v.Migrating || time.Since(v.ChangedAt) < n.cfg.Migration.HandoffWindow)
 }
 
-// handoffCandidates bounds how many members a handoff read asks.
-const handoffCandidates = 3
-
-// previousOwners lists the other members that may still hold key from
-// before the latest ring changes: its owner in each earlier ring this node
-// saw (newest first), then the next members in the key's rendezvous order,
-// which is where the key lived before members that joined recently (even
-// ones that joined before this node did, whose earlier rings it never saw).
-func (n *Node) previousOwners(v *view, key string) []string {
-	var out []string
-	add := func(o string) {
-		if o != "" && o != n.cfg.Name && !slices.Contains(out, o) {
-			out = append(out, o)
-		}
-	}
-	for _, r := range v.Prev {
-		add(r.Owner(key))
-	}
-	var buf [handoffCandidates + 1]string
-	for _, o := range v.Ring.AppendOwners(buf[:0], key, handoffCandidates+1) {
-		if len(out) >= handoffCandidates {
-			break
-		}
-		add(o)
-	}
-	return out
-}
-
 // handoffGet asks the key's previous owners (newest ring first) for their
 // copy and imports it into this node's shard (only if newer).
 func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry, bool) {
-	for _, prev := range n.previousOwners(v, key) {
+	for _, prev := range v.PreviousOwners(key, n.cfg.Name) {
 		if _, ok := v.Members[prev]; !ok {
 			continue // gone: nothing to ask
 		}
@@ -266,7 +237,7 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 		}
 		return e, true
 	}
-	n.log.Debug("handoff miss", "key", key, "asked", n.previousOwners(v, key), "ring_version", v.Version)
+	n.log.Debug("handoff miss", "key", key, "asked", v.PreviousOwners(key, n.cfg.Name), "ring_version", v.Version)
 	return store.Entry{}, false
 }
 

@@ -87,50 +87,15 @@ func (n *Node) readFromReplicas(ctx context.Context, v *view, primary, key strin
 	return Item{}, nil, false
 }
 
-// placement returns the migration target for the current view. While a
-// full copy is wanted (requestFullReplication) it has no base ring: every
-// key is copied to all its owners.
-func (n *Node) placement(v *view) replica.Placement {
-	n.base.mu.Lock()
-	defer n.base.mu.Unlock()
-	p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replication.Factor, Ring: v.Ring,
-		Base: n.base.ring, BaseBoots: n.base.boots, Boots: v.Boots}
-	if n.base.fullWanted > n.base.fullDone {
-		p.Base, p.BaseBoots, p.FullGen = nil, nil, n.base.fullWanted
-	}
-	return p
-}
-
-// completed records that a ring-change run finished for p: every key this
-// node holds is on all its owners in p.Ring.
-func (n *Node) completed(p replica.Placement) {
-	n.base.mu.Lock()
-	n.base.ring, n.base.boots = p.Ring, p.Boots
-	n.base.fullDone = max(n.base.fullDone, p.FullGen)
-	n.base.mu.Unlock()
-}
-
 // underReplicated estimates the keys this node holds whose copies are not
-// confirmed yet: those a running re-replication planned and has not
-// finished, or those the last run could not finish.
-func (n *Node) underReplicated() int64 {
-	st := n.mig.Status()
-	if st.Active {
-		return max(0, st.CopyPlanned-st.Copied)
-	}
-	if st.Last != nil && st.Last.Error != "" {
-		return max(0, st.Last.CopyPlanned-st.Last.Copied)
-	}
-	return 0
-}
+// confirmed yet (migrate.Status.UnderReplicated).
+func (n *Node) underReplicated() int64 { return n.mig.Status().UnderReplicated() }
 
 // requestFullReplication starts a run that copies every key this node
-// holds to all of its owners, as if no run had completed before (placement
-// has no base ring until a run serving the request completes).
+// holds to all of its owners, as if no run had completed before (the
+// placement has no base ring until a run serving the request completes).
 func (n *Node) requestFullReplication() {
-	n.base.mu.Lock()
-	n.base.fullWanted++
-	n.base.mu.Unlock()
+	n.base.WantFull()
 	select {
 	case n.views.ringChanged <- struct{}{}:
 	default:

@@ -225,7 +225,7 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
 	v := n.views.cur.Load()
 	var wg sync.WaitGroup
-	for _, p := range n.previousOwners(v, e.Key) {
+	for _, p := range v.PreviousOwners(e.Key, n.cfg.Name) {
 		m, ok := v.Members[p]
 		if !ok || m.Meta.Extra[clusterview.MetaRing] == v.Checksum {
 			continue

@@ -1,6 +1,7 @@
 // Package clusterview owns what a node knows of its cluster: immutable snapshots
-// (View) of the ring it routes by, the earlier rings handoff reads ask, and
-// the members with their gossiped metadata; the rule that turns a member
+// (View) of the ring it routes by, the earlier rings handoff reads ask (and
+// who among the members may still hold a key from before: PreviousOwners),
+// and the members with their gossiped metadata; the rule that turns a member
 // set into the next snapshot (Next: who is in the ring, when it counts as
 // changed, where a first ring's keys were before); and the holder that
 // swaps snapshots in and wakes whoever waits for a change (Holder).
@@ -12,6 +13,7 @@ package clusterview
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +67,36 @@ func (v *View) PeerAddr(name string) (string, bool) {
 		return "", false
 	}
 	return m.Meta.PeerAddr, true
+}
+
+// MaxPreviousOwners bounds how many members PreviousOwners lists (how many
+// a handoff read asks).
+const MaxPreviousOwners = 3
+
+// PreviousOwners lists the members other than self that may still hold key
+// from before the latest ring changes: its owner in each earlier ring of v
+// (newest first), then the next members in the key's rendezvous order,
+// which is where the key lived before members that joined recently (even
+// ones that joined before self did, whose earlier rings it never saw). At
+// most MaxPreviousOwners.
+func (v *View) PreviousOwners(key, self string) []string {
+	var out []string
+	add := func(o string) {
+		if o != "" && o != self && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	for _, r := range v.Prev {
+		add(r.Owner(key))
+	}
+	var buf [MaxPreviousOwners + 1]string
+	for _, o := range v.Ring.AppendOwners(buf[:0], key, MaxPreviousOwners+1) {
+		if len(out) >= MaxPreviousOwners {
+			break
+		}
+		add(o)
+	}
+	return out
 }
 
 // Empty returns the view of a node that knows no member yet.

@@ -2,6 +2,7 @@ package clusterview
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -128,5 +129,54 @@ func TestHolderWait(t *testing.T) {
 	cancel()
 	if _, ok := h.Wait(ctx, time.Hour, func(*View) bool { return false }); ok {
 		t.Fatal("Wait past its context")
+	}
+}
+
+func TestPreviousOwners(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e", "f"}
+	full := ring.New(names, opts)
+	// No earlier ring: the next members in the key's rendezvous order,
+	// self left out, at most MaxPreviousOwners.
+	v := &View{Ring: full}
+	for i := range 50 {
+		key := fmt.Sprint("k", i)
+		order := full.Owners(key, len(names))
+		self := order[i%3] // first, second or third in the key's order
+		var want []string
+		for _, o := range order[:MaxPreviousOwners+1] {
+			if o != self && len(want) < MaxPreviousOwners {
+				want = append(want, o)
+			}
+		}
+		if got := v.PreviousOwners(key, self); !slices.Equal(got, want) {
+			t.Fatalf("%s, self %s (order %v): %v, want %v", key, self, order, got, want)
+		}
+	}
+
+	// Earlier rings first, newest first, each owner once; then the
+	// rendezvous order fills up to MaxPreviousOwners.
+	prev1, prev2 := ring.New([]string{"a", "b"}, opts), ring.New([]string{"c"}, opts)
+	v = &View{Ring: full, Prev: []*ring.Ring{prev1, prev2}}
+	for i := range 50 {
+		key := fmt.Sprint("k", i)
+		var want []string
+		for _, o := range append([]string{prev1.Owner(key), prev2.Owner(key)}, full.Owners(key, MaxPreviousOwners+1)...) {
+			if o != "f" && !slices.Contains(want, o) && len(want) < MaxPreviousOwners {
+				want = append(want, o)
+			}
+		}
+		got := v.PreviousOwners(key, "f")
+		if !slices.Equal(got, want) || got[0] != prev1.Owner(key) {
+			t.Fatalf("%s: %v, want %v", key, got, want)
+		}
+	}
+	// Self is never listed, even as an earlier owner.
+	v = &View{Ring: ring.New([]string{"b"}, opts), Prev: []*ring.Ring{ring.New([]string{"a"}, opts)}}
+	if got := v.PreviousOwners("k", "a"); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("self as earlier owner: %v", got)
+	}
+	// A view of no member: nobody to ask.
+	if got := Empty(opts).PreviousOwners("k", "a"); len(got) != 0 {
+		t.Fatalf("empty view: %v", got)
 	}
 }

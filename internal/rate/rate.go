@@ -1,6 +1,7 @@
 // Package rate counts events and reports how many per second came over
-// the last few seconds (a node's request rate in its status), lock-free.
-// It knows nothing of what the events are.
+// the last few seconds (a node's request rate in its status), and gates
+// events to one a second (Gate: log lines a peer could multiply), both
+// lock-free. It knows nothing of what the events are.
 package rate
 
 import (
@@ -58,4 +59,18 @@ func (c *Counter) Rate(now, start time.Time) float64 {
 		span = 0.5
 	}
 	return float64(sum) / span
+}
+
+// Gate lets through at most one event per second (for log lines about
+// events a misbehaving peer could multiply), lock-free. The zero value is
+// ready to use.
+type Gate struct {
+	last atomic.Int64 // Unix ns of the last event let through
+}
+
+// Allow reports whether an event at now passes: whether none passed in
+// the second before now. Of events at the same moment, one passes.
+func (g *Gate) Allow(now time.Time) bool {
+	t, last := now.UnixNano(), g.last.Load()
+	return t-last >= int64(time.Second) && g.last.CompareAndSwap(last, t)
 }

@@ -2,6 +2,7 @@ package rate
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -44,5 +45,46 @@ func TestConcurrentAdds(t *testing.T) {
 	wg.Wait()
 	if c.Total() != 8000 {
 		t.Fatalf("total %d", c.Total())
+	}
+}
+
+func TestGateOnePerSecond(t *testing.T) {
+	var g Gate
+	start := time.Unix(1000, 0)
+	if !g.Allow(start) {
+		t.Fatal("the first event was held back")
+	}
+	for _, d := range []time.Duration{0, time.Millisecond, 999 * time.Millisecond} {
+		if g.Allow(start.Add(d)) {
+			t.Fatalf("an event %v after the last one passed", d)
+		}
+	}
+	if !g.Allow(start.Add(time.Second)) {
+		t.Fatal("an event a second later was held back")
+	}
+	if g.Allow(start.Add(1500 * time.Millisecond)) {
+		t.Fatal("the second is counted from the event that passed, not the first")
+	}
+}
+
+func TestGateConcurrent(t *testing.T) {
+	var g Gate
+	now := time.Unix(2000, 0)
+	var passed atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				if g.Allow(now) {
+					passed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if passed.Load() != 1 {
+		t.Fatalf("%d events at one moment passed, want 1", passed.Load())
 	}
 }

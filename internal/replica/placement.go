@@ -2,6 +2,7 @@ package replica
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/ring"
@@ -72,4 +73,47 @@ func (p Placement) Targets(key string) ([]string, bool) {
 		to = append(to, o)
 	}
 	return to, true
+}
+
+// Base is what a member's ring-change runs are planned against: the ring
+// and boot ids of its last completed run, and the full copies asked for
+// (WantFull) and served. It is safe for concurrent use; the zero value is
+// a member that has completed no run.
+type Base struct {
+	mu         sync.Mutex
+	ring       *ring.Ring
+	boots      map[string]string // boot ids at that run
+	fullWanted uint64            // full re-replication runs asked for
+	fullDone   uint64            // the latest of them a completed run served
+}
+
+// Placement returns the placement of a run that puts self's keys on r (with
+// the members' boot ids now) with rf owners each, against the base. While a
+// full copy is wanted it has no base ring: every key is copied to all its
+// owners.
+func (b *Base) Placement(self string, rf int, r *ring.Ring, boots map[string]string) Placement {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := Placement{Self: self, RF: rf, Ring: r, Base: b.ring, BaseBoots: b.boots, Boots: boots}
+	if b.fullWanted > b.fullDone {
+		p.Base, p.BaseBoots, p.FullGen = nil, nil, b.fullWanted
+	}
+	return p
+}
+
+// Completed records that a run finished for p: every key the member holds
+// is on all its owners in p.Ring, which becomes the base.
+func (b *Base) Completed(p Placement) {
+	b.mu.Lock()
+	b.ring, b.boots = p.Ring, p.Boots
+	b.fullDone = max(b.fullDone, p.FullGen)
+	b.mu.Unlock()
+}
+
+// WantFull asks for a full copy: the placements from now on have no base
+// ring, until a run for one of them completes.
+func (b *Base) WantFull() {
+	b.mu.Lock()
+	b.fullWanted++
+	b.mu.Unlock()
 }
