@@ -23,6 +23,11 @@
 // not own the key in its own view yet) and failed sends are retried with
 // exponential backoff until they are moved or the context is canceled.
 //
+// A Receiver is the other end: it writes the entries other members send
+// (only keys this node owns, only versions not too far ahead of its clock,
+// only if newer) and lets a run wait for the imports accepted before it
+// (Barrier).
+//
 // Loop decides when runs happen: a RingChange run after every trigger (a
 // ring change; it cancels the run still in progress, and the new run
 // re-plans from the shard as it is) and a Sweep run every interval while
@@ -131,16 +136,14 @@ const (
 	Refused      = kv.Refused
 )
 
-// FromOutcome converts the receiver's store.Put outcome into the result it
-// sends back. Unknown outcomes map to Refused, so they are retried.
+// FromOutcome is the result a receiver sends for the outcome of its
+// store.Put: the same value (store.Outcome is ImportResult), except that
+// the zero value, or any value a store should not return, is Refused, so
+// that the sender keeps its copy and retries.
 func FromOutcome(o store.Outcome) ImportResult {
 	switch o {
-	case store.Applied:
-		return Acked
-	case store.Stale:
-		return AckedStale
-	case store.Expired:
-		return AckedExpired
+	case Acked, AckedStale, AckedExpired:
+		return o
 	default:
 		return Refused
 	}

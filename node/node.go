@@ -21,7 +21,6 @@ import (
 	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/localtier"
 	"github.com/peercache/peercache/internal/nearcache"
-	"github.com/peercache/peercache/internal/rate"
 	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
@@ -76,8 +75,7 @@ type peerSide struct {
 	client     *peer.Client // requests to other members
 	srv        *peer.Server // their requests to this node
 	metrics    *peer.Metrics
-	advertised string    // host:port other members use for the peer protocol
-	futureLog  rate.Gate // WARN lines about versions from the future
+	advertised string // host:port other members use for the peer protocol
 	// refuse makes the peer API answer every request with 503 (fault
 	// injection for tests: a member whose peer traffic fails while its
 	// gossip goes on).
@@ -106,11 +104,9 @@ type viewState struct {
 type writeState struct {
 	keyLocks [256]sync.Mutex // owner writes of one key are serialised
 	scratch  sync.Pool       // of *manyScratch
-	// importGate: an import holds it (read) from its ownership check
-	// until its write has landed; a migration run takes it (write) once
-	// before its first pass, so that every import accepted under an older
-	// view is in the shard when the run scans it.
-	importGate sync.RWMutex
+	// imports writes what other members send (migration, copies) and
+	// lets a migration run wait for the imports accepted before it.
+	imports *migrate.Receiver
 }
 
 // readState is what reads go through before the shard.
@@ -269,6 +265,13 @@ func New(cfg Config) (*Node, error) {
 	// Every write of the shard goes through n.st from here on, so a run
 	// knows whether a key it moves was written behind its scanner.
 	n.st = n.mig.TrackWrites(n.st)
+	n.writes.imports = migrate.NewReceiver(migrate.ReceiverConfig{
+		Store: n.st, MaxSkew: cfg.Peer.MaxClockSkew, Logger: n.log,
+		Owns:    func(key string) bool { return n.isOwner(n.views.cur.Load().Ring, key) },
+		Observe: n.clock.Observe, Applied: n.importApplied,
+		Acked: n.metrics.ImportsReceived.WithLabelValues("acked"), Refused: n.metrics.ImportsReceived.WithLabelValues("refused"),
+		Future: n.metrics.FutureVersions,
+	})
 	n.initReplication()                  // reads and copies through n.st as it is now
 	if err := n.initTier(); err != nil { // local tier, near cache
 		return fail(fmt.Errorf("node: local tier: %w", err))
@@ -495,16 +498,6 @@ func (n *Node) applyMembers(ms []membership.Member) {
 	}
 }
 
-// awaitImports returns once every import accepted under an earlier view
-// has written its keys. A migration run calls it before its first pass:
-// otherwise such a write could land after the run's last pass had scanned
-// past the key, which would then stay on a node that no longer owns it
-// until the next sweep.
-func (n *Node) awaitImports() {
-	n.writes.importGate.Lock()
-	n.writes.importGate.Unlock() // a barrier: nothing to guard in between
-}
-
 // migrationRun is one migration run, started by migrate.Loop (after a ring
 // change, or a sweep): it plans against the current view, waits for the
 // imports accepted under an earlier view, announces a ring-change run in
@@ -515,7 +508,7 @@ func (n *Node) migrationRun(ctx context.Context, kind migrate.RunKind) {
 	v := n.views.cur.Load()
 	p := n.base.Placement(n.cfg.Name, n.cfg.Replication.Factor, v.Ring, v.Boots)
 	announce := kind == migrate.RingChange
-	n.awaitImports()
+	n.writes.imports.Barrier()
 	if announce {
 		n.setMeta(func(m *membership.Meta) {
 			m.Migrating = true
@@ -624,7 +617,7 @@ func (n *Node) drain(ctx context.Context) error {
 		}()
 		// Every key goes to all its owners on the ring without this node.
 		p := replica.Placement{Self: n.cfg.Name, RF: n.cfg.Replication.Factor, Ring: target, Boots: v.Boots}
-		n.awaitImports() // this node refuses imports now: the ones it accepted before must be in the drain
+		n.writes.imports.Barrier() // this node refuses imports now: the ones it accepted before must be in the drain
 		res, err := n.mig.Run(rctx, p, "drain")
 		rcancel()
 		n.metrics.ObserveMigration(res)

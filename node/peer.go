@@ -127,66 +127,17 @@ func (h peerHandler) Handoff(ctx context.Context, from, key string) (store.Entry
 	return en, found, nil
 }
 
-// Import writes migrated and replicated entries: only keys this node owns
-// in its view, only if newer, and only versions not too far in this node's
-// future (a version from the future would win every later write of the
-// key; see Config.Peer.MaxClockSkew).
+// Import writes migrated and replicated entries (migrate.Receiver: only
+// keys this node owns, only if newer, only versions not too far ahead).
 func (h peerHandler) Import(ctx context.Context, from string, entries []store.Entry) ([]migrate.ImportResult, error) {
-	n := h.n
 	if err := h.refused(); err != nil {
 		return nil, err
 	}
-	res := make([]migrate.ImportResult, len(entries))
-	owned, idx, outs, err := n.importOwned(ctx, from, entries, res)
+	res, err := h.n.writes.imports.Import(ctx, from, entries)
 	if err != nil {
 		return nil, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
 	}
-	for j, o := range outs {
-		res[idx[j]] = migrate.FromOutcome(o)
-		if o == store.Applied {
-			n.importApplied(owned[j].Key) // local and near copies
-		}
-	}
-	n.metrics.ImportsReceived.WithLabelValues("acked").Add(float64(len(owned)))
-	n.metrics.ImportsReceived.WithLabelValues("refused").Add(float64(len(entries) - len(owned)))
 	return res, nil
-}
-
-// importOwned writes the entries this node owns in its view and whose
-// versions are sane, marking the others Refused in res. It holds the
-// import gate from the ownership check until the write has landed: a
-// migration run of a newer view waits for that (writeState.importGate).
-func (n *Node) importOwned(ctx context.Context, from string, entries []store.Entry, res []migrate.ImportResult) (owned []store.Entry, idx []int, outs []store.Outcome, err error) {
-	n.writes.importGate.RLock()
-	defer n.writes.importGate.RUnlock()
-	v := n.views.cur.Load()
-	owned = make([]store.Entry, 0, len(entries))
-	idx = make([]int, 0, len(entries))
-	var maxVer uint64
-	limit := n.versionLimit()
-	future := 0
-	for i, e := range entries {
-		switch {
-		case e.Version > limit:
-			res[i] = migrate.Refused
-			future++
-		case !n.isOwner(v.Ring, e.Key):
-			res[i] = migrate.Refused
-		default:
-			owned = append(owned, e)
-			idx = append(idx, i)
-			maxVer = max(maxVer, e.Version)
-		}
-	}
-	if future > 0 {
-		n.futureVersions(from, future, entries)
-	}
-	if len(owned) == 0 {
-		return owned, idx, nil, nil
-	}
-	n.clock.Observe(maxVer)
-	outs, err = n.st.Put(ctx, owned)
-	return owned, idx, outs, err
 }
 
 // Invalidate drops this node's copies of the keys an owner changed.
@@ -199,25 +150,4 @@ func (h peerHandler) Invalidate(ctx context.Context, from string, keys []string)
 		n.reads.tier.Invalidate(k)
 	}
 	n.reads.near.Received(len(keys))
-}
-
-// versionLimit is the largest version this node accepts from elsewhere:
-// its clock's now plus the allowed skew.
-func (n *Node) versionLimit() uint64 {
-	return uint64(time.Now().Add(n.cfg.Peer.MaxClockSkew).UnixNano())
-}
-
-// futureVersions logs (rate-limited) and counts entries refused because
-// their versions lie too far ahead of this node's clock.
-func (n *Node) futureVersions(from string, count int, entries []store.Entry) {
-	n.metrics.FutureVersions.Add(float64(count))
-	if n.peer.futureLog.Allow(time.Now()) {
-		var newest uint64
-		for _, e := range entries {
-			newest = max(newest, e.Version)
-		}
-		ahead := (float64(newest) - float64(time.Now().UnixNano())) / 1e9
-		n.log.Warn("refused entries whose versions lie too far in the future (clock skew beyond --max-clock-skew, or forged)",
-			"from", from, "entries", count, "max_clock_skew", n.cfg.Peer.MaxClockSkew, "ahead_seconds", int64(ahead))
-	}
 }

@@ -165,7 +165,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		}
 		// The shard holds a newer version (stamped by another node's clock,
 		// e.g. imported during a migration): move past it and retry.
-		if c, found, gerr := n.st.Get(ctx, key); gerr == nil && found && c.Version <= n.versionLimit() {
+		if c, found, gerr := n.st.Get(ctx, key); gerr == nil && found && c.Version <= n.writes.imports.Limit() {
 			n.clock.Observe(c.Version)
 		}
 	}

@@ -15,6 +15,8 @@ package store
 import (
 	"context"
 	"errors"
+
+	"github.com/peercache/peercache/kv"
 )
 
 // Entry is one record of a shard.
@@ -32,33 +34,23 @@ type Entry struct {
 	Tombstone bool
 }
 
-// Outcome is the result of a conditional write of one entry.
-type Outcome uint8
+// Outcome is the result of a conditional write of one entry. It is
+// kv.ImportResult, the answer the receiver of an imported entry sends
+// back, so that one type carries that answer from the shard to the sender;
+// Put never returns kv.Refused (the receiver decides that before it writes).
+type Outcome = kv.ImportResult
 
+// Outcomes of Put.
 const (
-	// Applied means the entry was written.
-	Applied Outcome = iota + 1
+	// Applied means the entry was written (kv.Acked).
+	Applied = kv.Acked
 	// Stale means the shard already holds the key with a version greater than
-	// or equal to the entry's; nothing was written.
-	Stale
+	// or equal to the entry's; nothing was written (kv.AckedStale).
+	Stale = kv.AckedStale
 	// Expired means the entry's ExpireAt was already in the past; nothing was
-	// written (and any older stored copy was left untouched).
-	Expired
+	// written, and any older stored copy was left untouched (kv.AckedExpired).
+	Expired = kv.AckedExpired
 )
-
-// String returns the outcome's name.
-func (o Outcome) String() string {
-	switch o {
-	case Applied:
-		return "applied"
-	case Stale:
-		return "stale"
-	case Expired:
-		return "expired"
-	default:
-		return "unknown"
-	}
-}
 
 // Stats describes a shard's size.
 type Stats struct {
