@@ -10,45 +10,6 @@ import (
 	"github.com/peercache/peercache/kv"
 )
 
-// The request and response types live in package kv (shared with the peer
-// protocol and the client doors); these aliases keep them at hand here.
-type (
-	// Error is a request failure with the HTTP status it maps to (kv.Error).
-	Error = kv.Error
-	// Item is a value read from the cache (kv.Item).
-	Item = kv.Item
-	// Mutation is one write of a key (kv.Mutation).
-	Mutation = kv.Mutation
-	// WriteResult tells what a mutation did (kv.WriteResult).
-	WriteResult = kv.WriteResult
-	// Source says which tier answered a read (kv.Source).
-	Source = kv.Source
-)
-
-// ErrNotFound is returned by Get for a key that is absent, expired or deleted.
-var ErrNotFound = kv.ErrNotFound
-
-// Kinds of failure (see kv.ErrInvalid): match an error of the node's API
-// with errors.Is.
-var (
-	ErrInvalid     = kv.ErrInvalid
-	ErrTooLarge    = kv.ErrTooLarge
-	ErrNotOwner    = kv.ErrNotOwner
-	ErrUnavailable = kv.ErrUnavailable
-	ErrReadOnly    = kv.ErrReadOnly
-)
-
-// Read sources, reported in the X-Peercache-Source header.
-const (
-	SourceLocal   = kv.SourceLocal
-	SourceShard   = kv.SourceShard
-	SourceNear    = kv.SourceNear
-	SourcePeer    = kv.SourcePeer
-	SourceOrigin  = kv.SourceOrigin
-	SourceHandoff = kv.SourceHandoff
-	SourceReplica = kv.SourceReplica
-)
-
 func errorf(status int, format string, args ...any) *Error {
 	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
 }
@@ -125,7 +86,7 @@ func route[T any](ctx context.Context, n *Node, v *view, key string,
 			return res, err
 		}
 		switch {
-		case errors.Is(e, ErrNotOwner):
+		case errors.Is(e, kv.ErrNotOwner):
 			v, owner = n.retarget(ctx, v, owner, e.Owner, key, attempt)
 		case e.Unreachable:
 			if unreachable != nil {

@@ -207,7 +207,7 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 			r = res[j]
 		}
 		var re *Error
-		if e != nil || (asKVError(r.Err, &re) && (errors.Is(re, ErrNotOwner) || errors.Is(re, kv.ErrRefused))) {
+		if e != nil || (asKVError(r.Err, &re) && (errors.Is(re, kv.ErrNotOwner) || errors.Is(re, kv.ErrRefused))) {
 			out[i] = n.one(ctx, op) // re-routed key by key
 			continue
 		}

@@ -9,38 +9,6 @@ import (
 	"github.com/peercache/peercache/membership"
 )
 
-// The read/write modes live in package rwmode; these names keep them in
-// node's API.
-type (
-	// Mode is the read/write mode of a node or of the whole cluster.
-	Mode = rwmode.Mode
-	// Scope says what a mode change applies to.
-	Scope = rwmode.Scope
-	// ModeInfo is a node's read/write mode, as GET /v1/mode reports it.
-	ModeInfo = rwmode.Info
-	// ModeChange is PUT /v1/mode's answer.
-	ModeChange = rwmode.Change
-)
-
-// Modes (rwmode.ReadWrite, rwmode.ReadOnly): in read-only mode user writes
-// are refused with 503; reads are served and data still moves between nodes.
-const (
-	ModeReadWrite = rwmode.ReadWrite
-	ModeReadOnly  = rwmode.ReadOnly
-)
-
-// Scopes of a mode change (rwmode.Node, rwmode.Cluster).
-const (
-	ScopeNode    = rwmode.Node
-	ScopeCluster = rwmode.Cluster
-)
-
-// ParseMode accepts "read-only"/"ro" and "read-write"/"rw".
-func ParseMode(s string) (Mode, error) { return rwmode.ParseMode(s) }
-
-// ParseScope accepts "node" and "cluster".
-func ParseScope(s string) (Scope, error) { return rwmode.ParseScope(s) }
-
 // Mode returns this node's read/write mode.
 func (n *Node) Mode() ModeInfo { return n.ops.mode.Info() }
 

@@ -245,7 +245,7 @@ func New(cfg Config) (*Node, error) {
 	// The peer protocol: a client for what this node asks, a server on
 	// its own port for what the others ask.
 	pm := peer.NewMetrics(n.metrics.reg)
-	lim := peer.Limits{MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatchEntries: DefaultMaxImportBatch}
+	lim := peer.Limits{MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatchEntries: maxImportBatch}
 	if err = n.initPeerClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.PeerAuth(),
 		Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
 		return fail(fmt.Errorf("node: peer client: %w", err))
@@ -278,6 +278,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	return n, nil
 }
+
+// maxImportBatch bounds the entries of one import request.
+const maxImportBatch = 10000
 
 // newBootID returns a short random id that tells restarts apart.
 func newBootID() string {

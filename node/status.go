@@ -9,30 +9,6 @@ import (
 	"github.com/peercache/peercache/status"
 )
 
-// The JSON documents of GET /v1/status, /v1/cluster and /v1/ring live in
-// package status; these names keep them in node's API.
-type (
-	// NodeStatus is GET /v1/status: the figures one node measures about
-	// itself.
-	NodeStatus = status.Node
-	// NodeReport is one member's entry in /v1/cluster's "nodes".
-	NodeReport = status.NodeReport
-	// ClusterReport is the /v1/cluster document: ClusterInfo plus every
-	// member's own figures.
-	ClusterReport = status.Report
-	// ClusterInfo is this node's view of the cluster.
-	ClusterInfo = status.Cluster
-	// MemberInfo describes one member in /v1/cluster.
-	MemberInfo = status.Member
-	// RingInfo describes the ring snapshot in /v1/cluster.
-	RingInfo = status.Ring
-	// ReplicationInfo describes replication in /v1/cluster.
-	ReplicationInfo = status.Replication
-	// RingSegments is GET /v1/ring: the owners of evenly spaced positions
-	// around the ring.
-	RingSegments = status.RingSegments
-)
-
 // statsTimeout bounds the shard size query of a status report.
 const statsTimeout = 300 * time.Millisecond
 
@@ -117,12 +93,12 @@ func (n *Node) RingSegments(segments int) RingSegments {
 }
 
 // Cluster returns this node's view of the cluster.
-func (n *Node) Cluster() ClusterInfo {
+func (n *Node) Cluster() status.Cluster {
 	v := n.views.cur.Load()
 	n.self.mu.Lock()
 	state := string(n.self.meta.State)
 	n.self.mu.Unlock()
-	ci := ClusterInfo{
+	ci := status.Cluster{
 		Self:        n.cfg.Name,
 		State:       state,
 		Ready:       n.Ready(),
@@ -131,7 +107,7 @@ func (n *Node) Cluster() ClusterInfo {
 		Handoff:     n.handoffActive(v),
 		Auth:        n.cfg.PeerAuth().Mode(),
 		Migration:   n.mig.Status(),
-		Replication: ReplicationInfo{Factor: n.cfg.Replication.Factor, WriteAcks: string(n.cfg.Replication.WriteAcks)},
+		Replication: status.Replication{Factor: n.cfg.Replication.Factor, WriteAcks: string(n.cfg.Replication.WriteAcks)},
 	}
 	ci.Replication.UnderReplicated = n.underReplicated()
 	rs := n.repair.Stats()

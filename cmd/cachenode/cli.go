@@ -22,6 +22,7 @@ import (
 
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/status"
 )
 
 // Exit codes of the client subcommands.
@@ -349,7 +350,7 @@ func (c *cli) cluster(args []string) int {
 
 // writeClusterTable prints the cluster as a table, one line per member.
 func writeClusterTable(w io.Writer, addr string, rep node.ClusterReport) {
-	byName := map[string]node.NodeReport{}
+	byName := map[string]status.NodeReport{}
 	for _, nr := range rep.Nodes {
 		byName[nr.Name] = nr
 	}
