@@ -3,12 +3,11 @@ package node
 import (
 	"context"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/peercache/peercache/internal/clusterview"
+	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/store"
 )
 
@@ -201,49 +200,11 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 	v := n.views.cur.Load()
 	if n.handoffActive(v) {
 		for _, e := range es {
-			n.writeThroughPrevious(ctx, e)
+			replica.WriteThrough(ctx, v, n.cfg.Name, e, n.peer.members.Import, n.metrics.WriteThrough, n.log)
 		}
 	}
 	if n.cfg.Replication.Factor > 1 {
 		return n.copier.Copy(ctx, v.Ring, es)
 	}
 	return make([]*Error, len(es))
-}
-
-// writeThroughPrevious copies a fresh write to the key's previous owners
-// while a ring change settles. A previous owner that has not learned of the
-// change yet still believes it owns the key and serves reads from its shard;
-// the copy (an ordinary versioned import, applied only if newer and only if
-// the receiver believes it owns the key) keeps those reads from returning
-// the value this write replaced. Owners that already know the new ring
-// refuse the import, which is fine: they forward reads instead. Failures are
-// ignored: they only widen the stale-read window, never lose the write.
-//
-// Only members whose gossiped ring checksum differs from this node's get the
-// copy: one that announces the same ring already forwards reads of the key.
-// In a settled cluster that is nobody, so writes pay nothing.
-func (n *Node) writeThroughPrevious(ctx context.Context, e store.Entry) {
-	v := n.views.cur.Load()
-	var wg sync.WaitGroup
-	for _, p := range v.PreviousOwners(e.Key, n.cfg.Name) {
-		m, ok := v.Members[p]
-		if !ok || m.Meta.Extra[clusterview.MetaRing] == v.Checksum {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := n.peer.members.Import(ctx, p, []store.Entry{e})
-			switch {
-			case err != nil:
-				n.metrics.WriteThrough.WithLabelValues("error").Inc()
-				n.log.Debug("write-through to previous owner failed", "peer", p, "key", e.Key, "err", err)
-			case res[0].IsAcked():
-				n.metrics.WriteThrough.WithLabelValues("applied").Inc()
-			default:
-				n.metrics.WriteThrough.WithLabelValues("refused").Inc()
-			}
-		}()
-	}
-	wg.Wait()
 }

@@ -3,8 +3,10 @@
 // every key (Placement) and what it is planned against (Base: the ring of
 // the last completed run, and the full copies asked for), the
 // write-acknowledgement policy (Acks, Required), the primary's fan-out of
-// the copies of the writes it applied (Copier), and the repair of copies
-// that failed while the ring stayed the same (Repairer).
+// the copies of the writes it applied (Copier), the copies of fresh writes
+// to the previous owners that have not learned of a ring change yet
+// (WriteThrough), and the repair of copies that failed while the ring
+// stayed the same (Repairer).
 //
 // A key's owners are the first RF members of ring.Owners (rendezvous
 // order): the first is its primary, the others are its replicas.
