@@ -37,7 +37,7 @@ func (n *Node) Status(ctx context.Context) NodeStatus {
 		RequestRate:    n.ops.keyRequests.Rate(now, n.ops.started),
 		Requests:       n.ops.keyRequests.Total(),
 		Migration:      n.mig.Status(),
-		HitRatio:       n.hitRatio(),
+		HitRatio:       n.reads.tier.HitRatio(),
 		Evictions:      n.evictions(),
 		MemoryMaxBytes: n.cfg.MemoryMaxBytes,
 		StartedAt:      n.ops.started.UTC(),

@@ -75,21 +75,6 @@ func (n *Node) tierStats() tierStats {
 	return s
 }
 
-// hitRatio is the local tier's hit ratio over both kinds of entries (nil
-// without a tier; 0 before its first lookup).
-func (n *Node) hitRatio() *float64 {
-	if n.reads.tier == nil {
-		return nil
-	}
-	s := n.reads.tier.Stats()
-	h, m := s.Hits[0]+s.Hits[1], s.Misses[0]+s.Misses[1]
-	r := 0.0
-	if h+m > 0 {
-		r = float64(h) / float64(h+m)
-	}
-	return &r
-}
-
 // evictionCounter is implemented by shards that evict records to stay
 // within a byte budget and count them (store.Memory).
 type evictionCounter interface {

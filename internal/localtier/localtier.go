@@ -405,6 +405,21 @@ type Stats struct {
 	Cache tier.Stats
 }
 
+// HitRatio is the tier's hit ratio over both kinds of entries: nil
+// without a tier, 0 before its first lookup.
+func (t *Tier) HitRatio() *float64 {
+	if t == nil {
+		return nil
+	}
+	s := t.Stats()
+	h, m := s.Hits[0]+s.Hits[1], s.Misses[0]+s.Misses[1]
+	r := 0.0
+	if h+m > 0 {
+		r = float64(h) / float64(h+m)
+	}
+	return &r
+}
+
 // Stats returns the tier's counters (zero without a tier).
 func (t *Tier) Stats() Stats {
 	var s Stats

@@ -160,3 +160,25 @@ func TestNewEpochRacesClose(t *testing.T) {
 	tr.Close()
 	wg.Wait()
 }
+
+func TestHitRatio(t *testing.T) {
+	var none *Tier
+	if none.HitRatio() != nil {
+		t.Fatal("a node without a tier has a hit ratio")
+	}
+	tr := newTier(t, true)
+	if r := tr.HitRatio(); r == nil || *r != 0 {
+		t.Fatalf("before any lookup: %v", r)
+	}
+	tr.Local("k", "self")
+	if r := tr.HitRatio(); *r != 0 {
+		t.Fatalf("after a miss: %v", *r)
+	}
+	tr.FillLocal("k", kv.Item{Key: "k", Value: []byte("v")}, tr.Guard("k"), tr.Epoch())
+	if _, _, ok := tr.Local("k", "self"); !ok {
+		t.Fatal("no hit after the fill")
+	}
+	if r := tr.HitRatio(); *r != 0.5 {
+		t.Fatalf("one hit, one miss: %v", *r)
+	}
+}
