@@ -384,7 +384,7 @@ func (n *Node) Start(ctx context.Context) error {
 		migrate.Loop(mctx, migrate.LoopConfig{Triggers: n.views.ringChanged, Sweep: n.cfg.Migration.SweepInterval, Run: n.migrationRun})
 	}()
 	n.life.wg.Add(1)
-	go func() { defer n.life.wg.Done(); n.readinessLoop() }()
+	go func() { defer n.life.wg.Done(); store.Watch(n.life.ctx, n.st, time.Second, n.shardHealth) }()
 	if n.cfg.Replication.Factor > 1 {
 		n.life.wg.Add(1)
 		go func() { defer n.life.wg.Done(); n.repair.Run(n.life.ctx) }()
@@ -421,29 +421,20 @@ func (n *Node) setMeta(f func(*membership.Meta)) {
 	}
 }
 
-// readinessLoop keeps Ready in step with the shard's health.
-func (n *Node) readinessLoop() {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(n.life.ctx, time.Second)
-		err := n.st.Ping(ctx)
-		cancel()
-		was := n.life.ready.Swap(err == nil)
-		if was && err != nil {
-			n.log.Warn("store unreachable: node unready", "err", err)
-			n.shard.lost.Store(true)
-		} else if !was && err == nil {
-			n.log.Info("store reachable: node ready")
-			if n.shard.lost.Swap(false) {
-				n.storeBack()
-			}
-		}
-		select {
-		case <-n.life.ctx.Done():
-			return
-		case <-t.C:
-		}
+// shardHealth keeps Ready in step with the shard's health (store.Watch
+// calls it on every change); a shard that answers again after an outage
+// may have come back empty (storeBack).
+func (n *Node) shardHealth(err error) {
+	n.life.ready.Store(err == nil)
+	switch {
+	case err != nil:
+		n.log.Warn("store unreachable: node unready", "err", err)
+		n.shard.lost.Store(true)
+	case n.shard.lost.Swap(false):
+		n.log.Info("store reachable: node ready")
+		n.storeBack()
+	default:
+		n.log.Info("store reachable: node ready")
 	}
 }
 
