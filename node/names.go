@@ -3,6 +3,7 @@ package node
 import (
 	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/internal/rwmode"
+	"github.com/peercache/peercache/internal/warm"
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/nodeconfig"
 	"github.com/peercache/peercache/status"
@@ -11,7 +12,8 @@ import (
 // Names of node's API whose definitions live in the packages that own
 // them: the request and response values (kv), the settings (nodeconfig),
 // the read/write modes (rwmode), the write-acknowledgement policy
-// (replica) and the status documents (status). See each for its doc.
+// (replica), the status documents (status) and the warm-up's count
+// (warm). See each for its doc.
 type (
 	Error         = kv.Error          // a request failure, matched with errors.Is against the Err kinds
 	Item          = kv.Item           // a value read from the cache
@@ -30,6 +32,7 @@ type (
 	ClusterReport = status.Report // GET /v1/cluster
 	RingSegments  = status.RingSegments
 	Evictions     = status.Evictions
+	WarmResult    = warm.Result // what Warm did with a list of keys
 )
 
 // Read sources (reported in the X-Peercache-Source header), the read/write

@@ -77,49 +77,20 @@ func (h peerHandler) Warm(ctx context.Context, from string, keys []string) int {
 	})
 }
 
-// WarmResult counts what Warm did with a list of keys.
-type WarmResult struct {
-	Keys    int    `json:"keys"`    // keys asked for
-	Present int    `json:"present"` // already cached
-	Loaded  int    `json:"loaded"`  // loaded through the read-through origin
-	Missing int    `json:"missing"` // neither cached nor known to the origin
-	Failed  int    `json:"failed"`  // errors (the first is in Error)
-	Error   string `json:"error,omitempty"`
-}
-
-// Warm loads keys into the cluster before traffic is switched on: each is
-// read through its owner, which loads it from the read-through origin
-// (Config.Loader.Getter, cachenode --origin) when no shard holds it. The keys of
-// one owner go together (Many).
+// Warm loads keys into the cluster before traffic is switched on
+// (warm.Keys): each is read through its owner, which loads it from the
+// read-through origin (Config.Loader.Getter, cachenode --origin) when no
+// shard holds it. The keys of one owner go together (Many).
 func (n *Node) Warm(ctx context.Context, keys []string) WarmResult {
-	res := WarmResult{Keys: len(keys)}
-	for len(keys) > 0 {
-		batch := keys[:min(len(keys), maxManyOps)]
-		keys = keys[len(batch):]
-		ops := make([]Op, 0, len(batch))
-		seen := make(map[string]bool, len(batch))
-		for _, k := range batch {
-			if !seen[k] {
-				seen[k] = true
-				ops = append(ops, Op{Key: k})
-			}
+	return warm.Keys(ctx, keys, maxManyOps, func(ctx context.Context, batch []string) []warm.Read {
+		ops := make([]Op, len(batch))
+		for i, k := range batch {
+			ops[i] = Op{Key: k}
 		}
-		res.Keys -= len(batch) - len(ops)
-		for _, r := range n.Many(ctx, ops) {
-			switch {
-			case r.Err == nil && r.Item.Source == SourceOrigin:
-				res.Loaded++
-			case r.Err == nil:
-				res.Present++
-			case r.Err == ErrNotFound:
-				res.Missing++
-			default:
-				res.Failed++
-				if res.Error == "" {
-					res.Error = r.Err.Error()
-				}
-			}
+		out := make([]warm.Read, len(ops))
+		for i, r := range n.Many(ctx, ops) {
+			out[i] = warm.Read{Origin: r.Item.Source == SourceOrigin, Err: r.Err}
 		}
-	}
-	return res
+		return out
+	})
 }

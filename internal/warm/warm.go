@@ -9,11 +9,16 @@
 // the migration has just put them, and fills its tier with them through the
 // same guards as any read, so that a write racing the warm-up wins (Fill).
 //
+// It also counts the warm-up an operator asks for before traffic is
+// switched on (Keys: a list of keys read in batches through their owners,
+// which load the missing ones from the read-through origin).
+//
 // The package must not know the node that composes it, the peer protocol or
 // membership: the tier's hottest copies arrive through a function, the
 // lists leave through functions that find a member's address and deliver
 // keys to it, and the receiving side is handed functions that say which
-// keys are its own, read them from its shard and fill its tier. Whether
+// keys are its own, read them from its shard and fill its tier (and Keys
+// is handed the function that reads a batch). Whether
 // there is anything to warm at all (a shard kept in process leaves the tier
 // no copies of owned keys) is the caller's to decide. It has no
 // package-level mutable state; the goroutines of a Send end before Send
