@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/node"
 )
 
@@ -33,34 +34,34 @@ func (s *Server) handleMode(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPut, http.MethodPost:
 		b, err := io.ReadAll(io.LimitReader(r.Body, 4097))
 		if err != nil {
-			writeError(w, errorf(http.StatusBadRequest, "reading body: %v", err))
+			writeError(w, kv.Errorf(http.StatusBadRequest, "reading body: %v", err))
 			return
 		}
 		if len(b) > 4096 {
-			writeError(w, errorf(http.StatusRequestEntityTooLarge, "mode request larger than 4096 bytes"))
+			writeError(w, kv.Errorf(http.StatusRequestEntityTooLarge, "mode request larger than 4096 bytes"))
 			return
 		}
 		var req modeRequest
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeError(w, errorf(http.StatusBadRequest, `body: want JSON {"mode": "read-only"|"read-write", "scope": "cluster"|"node"}: %v`, err))
+			writeError(w, kv.Errorf(http.StatusBadRequest, `body: want JSON {"mode": "read-only"|"read-write", "scope": "cluster"|"node"}: %v`, err))
 			return
 		}
 		mode, err := node.ParseMode(req.Mode)
 		if err != nil {
-			writeError(w, errorf(http.StatusBadRequest, "%v", err))
+			writeError(w, kv.Errorf(http.StatusBadRequest, "%v", err))
 			return
 		}
 		scope := node.ScopeCluster
 		if req.Scope != "" {
 			if scope, err = node.ParseScope(req.Scope); err != nil {
-				writeError(w, errorf(http.StatusBadRequest, "%v", err))
+				writeError(w, kv.Errorf(http.StatusBadRequest, "%v", err))
 				return
 			}
 		}
 		if err := s.n.SetMode(mode, scope); err != nil {
-			writeError(w, errorf(http.StatusBadRequest, "%v", err))
+			writeError(w, kv.Errorf(http.StatusBadRequest, "%v", err))
 			return
 		}
 		s.log.Info("mode set over HTTP", "mode", mode, "scope", scope, "remote", r.RemoteAddr)
@@ -129,14 +130,14 @@ func (s *Server) handleWarm(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWarmBody))
 	if err != nil {
-		writeError(w, errorf(http.StatusRequestEntityTooLarge, "warm: the key list exceeds %d bytes; send it in parts", maxWarmBody))
+		writeError(w, kv.Errorf(http.StatusRequestEntityTooLarge, "warm: the key list exceeds %d bytes; send it in parts", maxWarmBody))
 		return
 	}
 	var keys []string
 	for _, line := range strings.Split(string(body), "\n") {
 		if k := strings.TrimRight(line, "\r"); k != "" {
 			if err := s.n.CheckKey(k); err != nil {
-				writeError(w, errorf(http.StatusBadRequest, "warm: line %d: %s", len(keys)+1, err))
+				writeError(w, kv.Errorf(http.StatusBadRequest, "warm: line %d: %s", len(keys)+1, err))
 				return
 			}
 			keys = append(keys, k)
@@ -165,12 +166,12 @@ func (s *Server) handleRing(w http.ResponseWriter, r *http.Request) {
 	segments := defaultRingSegments
 	for k, vals := range r.URL.Query() {
 		if k != "segments" {
-			writeError(w, errorf(http.StatusBadRequest, "unknown query parameter %q (only segments is accepted)", k))
+			writeError(w, kv.Errorf(http.StatusBadRequest, "unknown query parameter %q (only segments is accepted)", k))
 			return
 		}
 		s, err := strconv.Atoi(vals[0])
 		if err != nil || len(vals) > 1 || s < 1 || s > maxRingSegments {
-			writeError(w, errorf(http.StatusBadRequest, "segments %q: want one whole number from 1 to %d", vals[0], maxRingSegments))
+			writeError(w, kv.Errorf(http.StatusBadRequest, "segments %q: want one whole number from 1 to %d", vals[0], maxRingSegments))
 			return
 		}
 		segments = s

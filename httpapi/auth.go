@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/kv"
 )
 
 // What each HTTP route needs, and the checks every request passes before
@@ -48,11 +49,11 @@ func (s *Server) allow(need func(*http.Request) auth.Role, admin bool, h http.Ha
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !safeMethod(r.Method) {
 			if err := s.csrf.Check(r); err != nil {
-				writeError(w, errorf(http.StatusForbidden, "cross-site request refused: state-changing requests must come from this node's own origin or from a non-browser client"))
+				writeError(w, kv.Errorf(http.StatusForbidden, "cross-site request refused: state-changing requests must come from this node's own origin or from a non-browser client"))
 				return
 			}
 			if admin && formContentType(r.Header.Get("Content-Type")) {
-				writeError(w, errorf(http.StatusUnsupportedMediaType, "this route does not take form content types (%s); send JSON or no body", r.Header.Get("Content-Type")))
+				writeError(w, kv.Errorf(http.StatusUnsupportedMediaType, "this route does not take form content types (%s); send JSON or no body", r.Header.Get("Content-Type")))
 				return
 			}
 		}
@@ -65,15 +66,15 @@ func (s *Server) allow(need func(*http.Request) auth.Role, admin bool, h http.Ha
 		switch {
 		case errors.Is(err, auth.ErrNoCredentials):
 			w.Header().Set("WWW-Authenticate", auth.WWWAuthenticate)
-			writeError(w, errorf(http.StatusUnauthorized, "authentication required: send Authorization: Bearer <password> or Basic credentials"))
+			writeError(w, kv.Errorf(http.StatusUnauthorized, "authentication required: send Authorization: Bearer <password> or Basic credentials"))
 			return
 		case err != nil:
 			s.metrics.authFailures.Inc()
 			w.Header().Set("WWW-Authenticate", auth.WWWAuthenticate)
-			writeError(w, errorf(http.StatusUnauthorized, "wrong user name or password"))
+			writeError(w, kv.Errorf(http.StatusUnauthorized, "wrong user name or password"))
 			return
 		case !p.Role.Allows(role):
-			writeError(w, errorf(http.StatusForbidden, "user %s (role %s) may not %s %s: it needs role %s", p.User, p.Role, r.Method, r.URL.Path, role))
+			writeError(w, kv.Errorf(http.StatusForbidden, "user %s (role %s) may not %s %s: it needs role %s", p.User, p.Role, r.Method, r.URL.Path, role))
 			return
 		}
 		h(w, r)

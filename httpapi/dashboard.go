@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/peercache/peercache/kv"
 )
 
 // ui is the dashboard: plain HTML, CSS and JavaScript, no build step and no
@@ -38,7 +40,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleDashboardAsset(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/ui/")
 	if name == "" || name == "index.html" || strings.Contains(name, "..") || path.Clean(name) != name {
-		writeError(w, errorf(http.StatusNotFound, "no dashboard file %q", r.URL.Path))
+		writeError(w, kv.Errorf(http.StatusNotFound, "no dashboard file %q", r.URL.Path))
 		return
 	}
 	s.serveUI(w, r, name)
@@ -50,13 +52,13 @@ func (s *Server) serveUI(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	if len(r.URL.RawQuery) > 0 {
-		writeError(w, errorf(http.StatusBadRequest, "the dashboard takes no query parameters"))
+		writeError(w, kv.Errorf(http.StatusBadRequest, "the dashboard takes no query parameters"))
 		return
 	}
 	b, err := fs.ReadFile(ui, "ui/"+name)
 	ct, known := uiContentType(name)
 	if err != nil || !known {
-		writeError(w, errorf(http.StatusNotFound, "no dashboard file %q", r.URL.Path))
+		writeError(w, kv.Errorf(http.StatusNotFound, "no dashboard file %q", r.URL.Path))
 		return
 	}
 	h := w.Header()

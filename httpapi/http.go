@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/node"
 )
 
@@ -37,18 +37,6 @@ const (
 	maxRingSegments     = 4096
 )
 
-// errorf is a request failure answered with status.
-func errorf(status int, format string, args ...any) *node.Error {
-	return &node.Error{Status: status, Message: fmt.Sprintf(format, args...)}
-}
-
-// retryable is errorf for a failure worth retrying (503 adds Retry-After).
-func retryable(status int, format string, args ...any) *node.Error {
-	e := errorf(status, format, args...)
-	e.Retryable = true
-	return e
-}
-
 func (s *Server) routes() http.Handler {
 	read, write, admin := always(auth.RoleRead), roleFor(auth.RoleWrite), roleFor(auth.RoleAdmin)
 	metricsRole := read
@@ -69,7 +57,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/readyz", s.handleReadyz)
 	mux.Handle("/metrics", s.allow(metricsRole, false, promh.ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
+		writeError(w, kv.Errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
 	})
 	keys := s.instrument("key", s.allow(write, false, s.handleKey))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -142,17 +130,17 @@ func writeErr(w http.ResponseWriter, err error) {
 	var e *node.Error
 	switch {
 	case errors.Is(err, node.ErrNotFound):
-		writeError(w, errorf(http.StatusNotFound, "key not found"))
+		writeError(w, kv.Errorf(http.StatusNotFound, "key not found"))
 	case errors.As(err, &e):
 		writeError(w, e)
 	default:
-		writeError(w, errorf(http.StatusInternalServerError, "%v", err))
+		writeError(w, kv.Errorf(http.StatusInternalServerError, "%v", err))
 	}
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {
 	w.Header().Set("Allow", allow)
-	writeError(w, errorf(http.StatusMethodNotAllowed, "method not allowed; use %s", allow))
+	writeError(w, kv.Errorf(http.StatusMethodNotAllowed, "method not allowed; use %s", allow))
 }
 
 func writeItem(w http.ResponseWriter, it node.Item) {
@@ -180,7 +168,7 @@ func writeWriteResult(w http.ResponseWriter, m node.Mutation, res node.WriteResu
 	h.Set(HeaderOwner, res.Owner)
 	h.Set(HeaderExisted, boolHeader(res.Existed))
 	if !res.Applied && !m.Delete {
-		writeError(w, errorf(http.StatusPreconditionFailed, "not written: %s", conditionFailure(m, res)))
+		writeError(w, kv.Errorf(http.StatusPreconditionFailed, "not written: %s", conditionFailure(m, res)))
 		return
 	}
 	h.Set(HeaderApplied, boolHeader(res.Applied))
@@ -217,10 +205,10 @@ func parseMutation(q url.Values, del bool) (node.Mutation, *node.Error) {
 	}
 	for k, vs := range q {
 		if !allowed[k] {
-			return m, errorf(http.StatusBadRequest, "unknown query parameter %q (accepted: %s)", k, strings.Join(sortedKeys(allowed), ", "))
+			return m, kv.Errorf(http.StatusBadRequest, "unknown query parameter %q (accepted: %s)", k, strings.Join(sortedKeys(allowed), ", "))
 		}
 		if len(vs) > 1 {
-			return m, errorf(http.StatusBadRequest, "%s given %d times", k, len(vs))
+			return m, kv.Errorf(http.StatusBadRequest, "%s given %d times", k, len(vs))
 		}
 	}
 	switch q.Get("if") {
@@ -230,14 +218,14 @@ func parseMutation(q url.Values, del bool) (node.Mutation, *node.Error) {
 	case "present":
 		m.IfPresent = true
 	default:
-		return m, errorf(http.StatusBadRequest, "if=%q: want absent or present", q.Get("if"))
+		return m, kv.Errorf(http.StatusBadRequest, "if=%q: want absent or present", q.Get("if"))
 	}
 	switch q.Get("keepttl") {
 	case "":
 	case "1", "true":
 		m.KeepTTL = true
 	default:
-		return m, errorf(http.StatusBadRequest, "keepttl=%q: want 1", q.Get("keepttl"))
+		return m, kv.Errorf(http.StatusBadRequest, "keepttl=%q: want 1", q.Get("keepttl"))
 	}
 	if s := q.Get("ttl"); s != "" || q.Has("ttl") {
 		d, e := parseTTLValue(s)
@@ -247,7 +235,7 @@ func parseMutation(q url.Values, del bool) (node.Mutation, *node.Error) {
 		m.TTL = d
 	}
 	if m.KeepTTL && m.TTL > 0 {
-		return m, errorf(http.StatusBadRequest, "ttl and keepttl exclude each other")
+		return m, kv.Errorf(http.StatusBadRequest, "ttl and keepttl exclude each other")
 	}
 	return m, nil
 }
@@ -266,28 +254,28 @@ func parseTTLValue(s string) (time.Duration, *node.Error) {
 	var d time.Duration
 	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if secs <= 0 || secs > int64(maxTTL/time.Second) {
-			return 0, errorf(http.StatusBadRequest, "ttl %q out of range: want a positive duration up to 100 years", s)
+			return 0, kv.Errorf(http.StatusBadRequest, "ttl %q out of range: want a positive duration up to 100 years", s)
 		}
 		d = time.Duration(secs) * time.Second
 	} else {
 		var perr error
 		d, perr = time.ParseDuration(s)
 		if perr != nil {
-			return 0, errorf(http.StatusBadRequest, "ttl %q is not a duration: use e.g. 30s, 1500ms, 2h or whole seconds", s)
+			return 0, kv.Errorf(http.StatusBadRequest, "ttl %q is not a duration: use e.g. 30s, 1500ms, 2h or whole seconds", s)
 		}
 		if d <= 0 || d > maxTTL {
-			return 0, errorf(http.StatusBadRequest, "ttl %q out of range: want a positive duration up to 100 years", s)
+			return 0, kv.Errorf(http.StatusBadRequest, "ttl %q out of range: want a positive duration up to 100 years", s)
 		}
 	}
 	if d < time.Millisecond {
-		return 0, errorf(http.StatusBadRequest, "ttl %q is below the 1ms resolution", s)
+		return 0, kv.Errorf(http.StatusBadRequest, "ttl %q is below the 1ms resolution", s)
 	}
 	return d, nil
 }
 
 func noQuery(q url.Values) *node.Error {
 	for k := range q {
-		return errorf(http.StatusBadRequest, "unknown query parameter %q", k)
+		return kv.Errorf(http.StatusBadRequest, "unknown query parameter %q", k)
 	}
 	return nil
 }
@@ -296,22 +284,22 @@ func noQuery(q url.Values) *node.Error {
 func (s *Server) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *node.Error) {
 	limit := int64(s.maxValue)
 	if r.ContentLength > limit {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", r.ContentLength, limit)
+		return nil, kv.Errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", r.ContentLength, limit)
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "value exceeds the limit of %d bytes", limit)
+			return nil, kv.Errorf(http.StatusRequestEntityTooLarge, "value exceeds the limit of %d bytes", limit)
 		}
-		return nil, errorf(http.StatusBadRequest, "reading value: %v", err)
+		return nil, kv.Errorf(http.StatusBadRequest, "reading value: %v", err)
 	}
 	return b, nil
 }
 
 func (s *Server) handleKey(w http.ResponseWriter, r *http.Request) {
 	if s.n.HasLeft() {
-		writeError(w, retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node"))
+		writeError(w, kv.Retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node"))
 		return
 	}
 	key := r.PathValue("key")

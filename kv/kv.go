@@ -8,6 +8,7 @@ package kv
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -121,6 +122,19 @@ type Error struct {
 	// connection lost, timed out), so the request may or may not have been
 	// carried out there.
 	Unreachable bool
+}
+
+// Errorf is a request failure answered with status.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// Retryable is Errorf for a failure the same request may not meet shortly
+// (a ring change, an owner that does not answer).
+func Retryable(status int, format string, args ...any) *Error {
+	e := Errorf(status, format, args...)
+	e.Retryable = true
+	return e
 }
 
 func (e *Error) Error() string { return e.Message }

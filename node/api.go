@@ -10,22 +10,12 @@ import (
 	"github.com/peercache/peercache/kv"
 )
 
-func errorf(status int, format string, args ...any) *Error {
-	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
-}
-
-func retryable(status int, format string, args ...any) *Error {
-	e := errorf(status, format, args...)
-	e.Retryable = true
-	return e
-}
-
 func (n *Node) checkKey(key string) *Error {
 	if key == "" {
-		return errorf(http.StatusBadRequest, "key must not be empty")
+		return kv.Errorf(http.StatusBadRequest, "key must not be empty")
 	}
 	if len(key) > n.cfg.Limits.MaxKeyBytes {
-		return errorf(http.StatusBadRequest, "key is %d bytes; the limit is %d", len(key), n.cfg.Limits.MaxKeyBytes)
+		return kv.Errorf(http.StatusBadRequest, "key is %d bytes; the limit is %d", len(key), n.cfg.Limits.MaxKeyBytes)
 	}
 	return nil
 }
@@ -41,13 +31,13 @@ func (n *Node) CheckKey(key string) error {
 
 func (n *Node) checkTTL(ttl time.Duration) *Error {
 	if ttl < 0 {
-		return errorf(http.StatusBadRequest, "ttl must not be negative")
+		return kv.Errorf(http.StatusBadRequest, "ttl must not be negative")
 	}
 	if ttl > 0 && ttl < time.Millisecond {
-		return errorf(http.StatusBadRequest, "ttl must be at least 1ms")
+		return kv.Errorf(http.StatusBadRequest, "ttl must be at least 1ms")
 	}
 	if n.cfg.Limits.MaxTTL > 0 && ttl > n.cfg.Limits.MaxTTL {
-		return errorf(http.StatusBadRequest, "ttl %s exceeds the limit of %s", ttl, n.cfg.Limits.MaxTTL)
+		return kv.Errorf(http.StatusBadRequest, "ttl %s exceeds the limit of %s", ttl, n.cfg.Limits.MaxTTL)
 	}
 	return nil
 }
@@ -121,7 +111,7 @@ func (n *Node) forwardedView(key string) (*view, *Error) {
 
 // forming is the answer while no active member owns keys.
 func forming() *Error {
-	return retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
+	return kv.Retryable(http.StatusServiceUnavailable, "no active member owns keys yet (the cluster is forming)")
 }
 
 // forwardRetryBudget bounds how long a node keeps re-targeting a forwarded

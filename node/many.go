@@ -187,7 +187,7 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 	case err == nil:
 		p.res = res
 	case !asKVError(err, &e): // (member.Call's errors are *Error)
-		e = errorf(http.StatusInternalServerError, "%v", err)
+		e = kv.Errorf(http.StatusInternalServerError, "%v", err)
 	}
 	for j, i := range idx {
 		op := ops[i]
@@ -260,7 +260,7 @@ func (h peerHandler) Many(ctx context.Context, from string, reqs []peer.Request)
 	}
 	if ctx.Err() != nil {
 		for i := range out {
-			out[i].Err = retryable(http.StatusServiceUnavailable, "forwarded request arrived after its deadline; not carried out")
+			out[i].Err = kv.Retryable(http.StatusServiceUnavailable, "forwarded request arrived after its deadline; not carried out")
 		}
 		return out
 	}

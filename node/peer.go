@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/peer/member"
@@ -71,7 +72,7 @@ func (h peerHandler) Admit(from string) bool {
 // refused is the fault-injection check of tests (peerSide.refuse).
 func (h peerHandler) refused() error {
 	if h.n.peer.refuse.Load() {
-		return retryable(http.StatusServiceUnavailable, "peer API unavailable (fault injection)")
+		return kv.Retryable(http.StatusServiceUnavailable, "peer API unavailable (fault injection)")
 	}
 	return nil
 }
@@ -103,7 +104,7 @@ func (h peerHandler) Write(ctx context.Context, from, key string, m Mutation) (W
 	}
 	if ctx.Err() != nil {
 		h.n.metrics.ExpiredWrites.Inc()
-		return WriteResult{}, retryable(http.StatusServiceUnavailable, "forwarded write arrived after its deadline; not applied")
+		return WriteResult{}, kv.Retryable(http.StatusServiceUnavailable, "forwarded write arrived after its deadline; not applied")
 	}
 	res, err := h.n.serveForwardedWrite(ctx, key, m)
 	if err != nil {
@@ -122,7 +123,7 @@ func (h peerHandler) Handoff(ctx context.Context, from, key string) (store.Entry
 	}
 	en, found, err := h.n.st.Get(ctx, key)
 	if err != nil {
-		return store.Entry{}, false, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+		return store.Entry{}, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
 	}
 	return en, found, nil
 }
@@ -135,7 +136,7 @@ func (h peerHandler) Import(ctx context.Context, from string, entries []store.En
 	}
 	res, err := h.n.writes.imports.Import(ctx, from, entries)
 	if err != nil {
-		return nil, retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
+		return nil, kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
 	}
 	return res, nil
 }

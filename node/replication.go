@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/peercache/peercache/internal/replica"
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/ring"
 )
 
@@ -55,7 +56,7 @@ func (n *Node) replicaGet(ctx context.Context, v *view, key string) (Item, error
 	}
 	e, found, err := n.st.Get(ctx, key)
 	if err != nil {
-		return Item{}, retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+		return Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
 	}
 	if !found || e.Tombstone {
 		return Item{}, ErrNotFound

@@ -8,6 +8,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/peercache/peercache/internal/replica"
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/store"
 )
 
@@ -72,14 +73,14 @@ func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
 		return err
 	}
 	if m.IfAbsent && m.IfPresent {
-		return errorf(http.StatusBadRequest, "a write cannot require the key to be both absent and present")
+		return kv.Errorf(http.StatusBadRequest, "a write cannot require the key to be both absent and present")
 	}
 	if !m.Delete {
 		if err := n.checkTTL(m.TTL); err != nil {
 			return err
 		}
 		if len(m.Value) > n.cfg.Limits.MaxValueBytes {
-			return errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.Limits.MaxValueBytes)
+			return kv.Errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.Limits.MaxValueBytes)
 		}
 	}
 	return n.ops.mode.CheckWritable(forwarded) // read-only mode
@@ -115,7 +116,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 	if m.NeedsCurrent() {
 		c, found, gerr := n.st.Get(ctx, key)
 		if gerr != nil {
-			return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "shard read failed: %v", gerr)
+			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %v", gerr)
 		}
 		cur, exists = c, found && !c.Tombstone
 	}
@@ -126,7 +127,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		// A forwarded write that arrives after its sender gave up must not
 		// be applied: the client was told it failed and may have written
 		// again since.
-		return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %v", err)
+		return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %v", err)
 	}
 	e = store.Entry{Key: key, Value: m.Value}
 	now := time.Now()
@@ -153,7 +154,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		out, perr := n.st.Put(ctx, []store.Entry{e})
 		if perr != nil {
 			n.reads.tier.Invalidate(key) // the write may have landed
-			return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "shard write failed: %v", perr)
+			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %v", perr)
 		}
 		if out[0] != store.Stale {
 			if out[0] == store.Applied {
@@ -168,7 +169,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 			n.clock.Observe(c.Version)
 		}
 	}
-	return WriteResult{}, e, false, retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
+	return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
 }
 
 // ownerApplyForwarded is ownerApply for a write another node forwarded:
