@@ -474,18 +474,28 @@ func (n *Node) applyMembers(ms []membership.Member) {
 			// Same ring, but these members came back empty: give them
 			// their copies again.
 			n.log.Info("members restarted under the same name; re-replicating", "members", restarted)
-			select {
-			case n.views.ringChanged <- struct{}{}:
-			default:
-			}
+			n.wantMigration()
 		}
 		return
 	}
-	n.planWarm(nv.Ring) // the hottest copies the new owners will want, before they are dropped
-	n.views.cur.Swap(nv)
-	n.reads.tier.NewEpoch() // after the view is stored: reads that began before it fill nothing
-	n.metrics.RingChanges.Inc()
+	n.swapRing(nv)
 	n.log.Info("ring changed", "ring_version", nv.Version, "members", nv.Ring.Members(), "previous", old.Ring.Members())
+	n.wantMigration()
+}
+
+// swapRing makes nv, whose ring differs, the current view (views.cur's lock
+// held): the warm-up plan first (the hottest copies the new owners will
+// want, before they are dropped), then a new tier epoch (after the view is
+// stored: reads that began before it fill nothing).
+func (n *Node) swapRing(nv *view) {
+	n.planWarm(nv.Ring)
+	n.views.cur.Swap(nv)
+	n.reads.tier.NewEpoch()
+	n.metrics.RingChanges.Inc()
+}
+
+// wantMigration asks the migration loop for a run (at most one waits).
+func (n *Node) wantMigration() {
 	select {
 	case n.views.ringChanged <- struct{}{}:
 	default:
@@ -643,10 +653,7 @@ func (n *Node) excludeSelf() {
 	if nv == nil {
 		return
 	}
-	n.planWarm(nv.Ring) // the warm-up plan, sent once the drain is done
-	n.views.cur.Swap(nv)
-	n.reads.tier.NewEpoch()
-	n.metrics.RingChanges.Inc()
+	n.swapRing(nv) // its warm-up plan is sent once the drain is done
 }
 
 // Abort stops the node without leaving the cluster or handing off keys, as

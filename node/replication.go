@@ -97,8 +97,5 @@ func (n *Node) underReplicated() int64 { return n.mig.Status().UnderReplicated()
 // placement has no base ring until a run serving the request completes).
 func (n *Node) requestFullReplication() {
 	n.base.WantFull()
-	select {
-	case n.views.ringChanged <- struct{}{}:
-	default:
-	}
+	n.wantMigration()
 }

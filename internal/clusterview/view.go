@@ -249,3 +249,18 @@ func (h *Holder) Wait(ctx context.Context, d time.Duration, done func(*View) boo
 		}
 	}
 }
+
+// MembersByState counts the members of v by gossiped state (joining,
+// active, leaving; "unknown" for any other), every state present.
+func (v *View) MembersByState() map[string]int {
+	counts := map[string]int{string(membership.StateJoining): 0, string(membership.StateActive): 0,
+		string(membership.StateLeaving): 0, "unknown": 0}
+	for _, m := range v.Members {
+		s := string(m.Meta.State)
+		if _, ok := counts[s]; !ok {
+			s = "unknown"
+		}
+		counts[s]++
+	}
+	return counts
+}

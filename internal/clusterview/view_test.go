@@ -180,3 +180,15 @@ func TestPreviousOwners(t *testing.T) {
 		t.Fatalf("empty view: %v", got)
 	}
 }
+
+func TestMembersByState(t *testing.T) {
+	v := &View{Members: map[string]membership.Member{
+		"a": {Meta: membership.Meta{State: membership.StateActive}},
+		"b": {Meta: membership.Meta{State: membership.StateActive}},
+		"c": {Meta: membership.Meta{State: "weird"}},
+	}}
+	got := v.MembersByState()
+	if got["active"] != 2 || got["unknown"] != 1 || got["joining"] != 0 || got["leaving"] != 0 || len(got) != 4 {
+		t.Fatalf("MembersByState = %v", got)
+	}
+}
