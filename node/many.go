@@ -186,7 +186,7 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 	switch {
 	case err == nil:
 		p.res = res
-	case !asKVError(err, &e): // (member.Call's errors are *Error)
+	case !errors.As(err, &e): // (member.Call's errors are *Error)
 		e = kv.Errorf(http.StatusInternalServerError, "%v", err)
 	}
 	for j, i := range idx {
@@ -206,13 +206,12 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 		if e == nil {
 			r = res[j]
 		}
-		var re *Error
-		if e != nil || (asKVError(r.Err, &re) && (errors.Is(re, kv.ErrNotOwner) || errors.Is(re, kv.ErrRefused))) {
+		if e != nil || errors.Is(r.Err, kv.ErrNotOwner) || errors.Is(r.Err, kv.ErrRefused) {
 			out[i] = n.one(ctx, op) // re-routed key by key
 			continue
 		}
 		if op.Write {
-			out[i] = OpResult{WriteResult: r.WriteResult, Err: peerResultErr(r.Err)}
+			out[i] = OpResult{WriteResult: r.WriteResult, Err: r.Err}
 			continue
 		}
 		if r.Err == nil {
@@ -222,28 +221,8 @@ func (n *Node) manyFinish(ctx context.Context, p *manyPart, ops []Op, out []OpRe
 			}
 			n.reads.tier.FillNear(op.Key, r.Item, r.NearTTL, sent, g, ep)
 		}
-		out[i] = OpResult{WriteResult: WriteResult{Item: r.Item}, Err: peerResultErr(r.Err)}
+		out[i] = OpResult{WriteResult: WriteResult{Item: r.Item}, Err: r.Err}
 	}
-}
-
-// asKVError is errors.As for *Error.
-func asKVError(err error, e **Error) bool {
-	if x, ok := err.(*Error); ok {
-		*e = x
-		return true
-	}
-	return false
-}
-
-// peerResultErr maps a peer's per-key error to the node's.
-func peerResultErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if err == ErrNotFound || err.Error() == ErrNotFound.Error() {
-		return ErrNotFound
-	}
-	return err
 }
 
 // Many (server side) serves a batch of forwarded reads and writes: reads

@@ -3,9 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
-	"time"
+	"iter"
 
-	"github.com/peercache/peercache/internal/rwmode"
 	"github.com/peercache/peercache/membership"
 )
 
@@ -33,41 +32,22 @@ func (n *Node) setExtra(key, value string) {
 // adoptClusterMode takes the newest cluster mode found among members, and
 // gossips it on as this node's own, so that it outlives the member that set
 // it and reaches members that join later.
-func (n *Node) adoptClusterMode(ms []membership.Member) {
-	n.ops.mode.Adopt(func(yield func(string, map[string]string) bool) {
-		for _, m := range ms {
-			if !yield(m.Name, m.Meta.Extra) {
-				return
-			}
-		}
-	})
-}
+func (n *Node) adoptClusterMode(ms []membership.Member) { n.ops.mode.Adopt(extras(ms)) }
 
 // AwaitClusterMode waits (within ctx) until every member gossips the
 // cluster mode this node knows, and says who did and who did not yet.
 func (n *Node) AwaitClusterMode(ctx context.Context) (acked, pending []string) {
-	return n.awaitClusterMode(ctx, n.ops.mode.Encoded())
+	return n.ops.mode.Await(ctx, func() iter.Seq2[string, map[string]string] { return extras(n.ml.Members()) })
 }
 
-// awaitClusterMode waits (bounded by ctx) until every member's gossiped
-// metadata carries value, and reports who does and who does not.
-func (n *Node) awaitClusterMode(ctx context.Context, value string) (acked, pending []string) {
-	for {
-		acked, pending = acked[:0], pending[:0]
-		for _, m := range n.ml.Members() {
-			if m.Name == n.cfg.Name || m.Meta.Extra[rwmode.KeyCluster] == value {
-				acked = append(acked, m.Name)
-			} else {
-				pending = append(pending, m.Name)
+// extras lists each member's name and gossiped Extra metadata (what
+// rwmode reads modes from).
+func extras(ms []membership.Member) iter.Seq2[string, map[string]string] {
+	return func(yield func(string, map[string]string) bool) {
+		for _, m := range ms {
+			if !yield(m.Name, m.Meta.Extra) {
+				return
 			}
-		}
-		if len(pending) == 0 {
-			return acked, nil
-		}
-		select {
-		case <-ctx.Done():
-			return acked, pending
-		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -2,13 +2,18 @@ package rwmode
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"iter"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/peercache/peercache/kv"
 )
@@ -293,5 +298,34 @@ func TestChangeJSON(t *testing.T) {
 	const want = `{"node":"a","mode":"read-only","node_mode":"read-write","cluster_mode":"read-only","scope":"cluster","acknowledged":["a"]}`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+}
+
+// Await reports who carries this node's cluster mode, waiting until all do
+// or ctx ends.
+func TestAwait(t *testing.T) {
+	s, _ := newState(t, "a")
+	if err := s.Set(ReadOnly, Cluster); err != nil {
+		t.Fatal(err)
+	}
+	var bCarries atomic.Bool
+	members := func() iter.Seq2[string, map[string]string] {
+		return func(yield func(string, map[string]string) bool) {
+			b := map[string]string{}
+			if bCarries.Load() {
+				b[KeyCluster] = s.Encoded()
+			}
+			_ = yield("a", nil) && yield("b", b)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	acked, pending := s.Await(ctx, members)
+	cancel()
+	if !slices.Equal(acked, []string{"a"}) || !slices.Equal(pending, []string{"b"}) {
+		t.Fatalf("before b carries the mode: acked %v, pending %v", acked, pending)
+	}
+	bCarries.Store(true)
+	if acked, pending := s.Await(context.Background(), members); len(acked) != 2 || pending != nil {
+		t.Fatalf("once b carries it: acked %v, pending %v", acked, pending)
 	}
 }

@@ -1,6 +1,7 @@
 package rwmode
 
 import (
+	"context"
 	"fmt"
 	"iter"
 	"log/slog"
@@ -143,4 +144,30 @@ const statusUnavailable = 503
 // readOnly is the refusal of a write in read-only mode.
 func readOnly(format string, args ...any) *kv.Error {
 	return &kv.Error{Status: statusUnavailable, Message: fmt.Sprintf(format, args...), ReadOnly: true}
+}
+
+// Await waits (bounded by ctx) until every member (members lists each
+// one's name and gossiped Extra metadata, fresh at each call) carries the
+// cluster mode this node knows, looking every 20 ms, and reports who does
+// and who does not yet. The node itself counts as carrying it.
+func (s *State) Await(ctx context.Context, members func() iter.Seq2[string, map[string]string]) (acked, pending []string) {
+	value := s.Encoded()
+	for {
+		acked, pending = acked[:0], pending[:0]
+		for name, extra := range members() {
+			if name == s.name || extra[KeyCluster] == value {
+				acked = append(acked, name)
+			} else {
+				pending = append(pending, name)
+			}
+		}
+		if len(pending) == 0 {
+			return acked, nil
+		}
+		select {
+		case <-ctx.Done():
+			return acked, pending
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
