@@ -6,8 +6,9 @@
 // of the cluster a node routes by), localtier and nearcache (copies and
 // their invalidation), replica (copies on other owners and their repair),
 // warm (warm-up after a ring change), rwmode (read/write modes) and
-// nodemetrics (the Prometheus series); package status shapes the documents
-// of its status, cluster and ring reports. Node
+// nodemetrics (the Prometheus series), batch (pipelines grouped by
+// owner); package nodeconfig holds its settings and status shapes the
+// documents of its status, cluster and ring reports. Node
 // itself owns request routing, the owner's read and write paths, whom to
 // ask over the peer protocol and what, how to answer other members, and
 // the node's lifecycle. It serves no client protocol: the doors (packages
