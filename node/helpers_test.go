@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,4 +162,25 @@ func peerAs(t testing.TB, name string, auth peer.Auth) *peer.Client {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// concurrently runs op(i) for every i in [0, count) on conc goroutines,
+// each taking the next i, and returns how long they took; a goroutine
+// stops early when op returns false.
+func concurrently(conc, count int, op func(i int) bool) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= count || !op(i) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
 }
