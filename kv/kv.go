@@ -122,11 +122,17 @@ type Error struct {
 	// connection lost, timed out), so the request may or may not have been
 	// carried out there.
 	Unreachable bool
+
+	cause error // what Errorf's %w wrapped (errors.Unwrap); never sent to a peer
 }
 
-// Errorf is a request failure answered with status.
+// Errorf is a request failure answered with status. An error its format
+// wraps with %w stays reachable through errors.Is and errors.As (a shard's
+// context.DeadlineExceeded, say); only the message crosses to a peer or a
+// client.
 func Errorf(status int, format string, args ...any) *Error {
-	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &Error{Status: status, Message: err.Error(), cause: errors.Unwrap(err)}
 }
 
 // Retryable is Errorf for a failure the same request may not meet shortly
@@ -138,6 +144,9 @@ func Retryable(status int, format string, args ...any) *Error {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the error Errorf wrapped, if any.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Is reports whether e is of the kind target (see ErrInvalid and the
 // other kinds).

@@ -123,7 +123,7 @@ func (h peerHandler) Handoff(ctx context.Context, from, key string) (store.Entry
 	}
 	en, found, err := h.n.st.Get(ctx, key)
 	if err != nil {
-		return store.Entry{}, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+		return store.Entry{}, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
 	}
 	return en, found, nil
 }
@@ -136,7 +136,7 @@ func (h peerHandler) Import(ctx context.Context, from string, entries []store.En
 	}
 	res, err := h.n.writes.imports.Import(ctx, from, entries)
 	if err != nil {
-		return nil, kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %v", err)
+		return nil, kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %w", err)
 	}
 	return res, nil
 }

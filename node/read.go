@@ -162,7 +162,7 @@ func (n *Node) collapsed(ctx context.Context, fkey string, kind int, flight func
 		n.reads.tier.CountCollapsed(kind)
 	}
 	if err != nil { // this caller's ctx ended while it waited
-		return Item{}, kv.Retryable(http.StatusServiceUnavailable, "read cancelled: %v", err)
+		return Item{}, kv.Retryable(http.StatusServiceUnavailable, "read cancelled: %w", err)
 	}
 	return res.it, res.err
 }
@@ -172,7 +172,7 @@ func (n *Node) collapsed(ctx context.Context, fkey string, kind int, flight func
 func (n *Node) shardGet(ctx context.Context, v *view, key string) (Item, error) {
 	e, found, err := n.st.Get(ctx, key)
 	if err != nil {
-		return Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+		return Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
 	}
 	src := SourceShard
 	if !found && n.handoffActive(v) {
@@ -183,7 +183,7 @@ func (n *Node) shardGet(ctx context.Context, v *view, key string) (Item, error) 
 			// its copy after this shard acknowledged it) between the first
 			// read and the handoff read: look again.
 			if e, found, err = n.st.Get(ctx, key); err != nil {
-				return Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+				return Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
 			}
 		}
 	}
@@ -255,7 +255,7 @@ func (n *Node) load(ctx context.Context, v *view, key string, g, ep uint64) (Ite
 		return Item{}, ErrNotFound
 	case err != nil:
 		n.reads.loads[2].Add(1)
-		return Item{}, kv.Errorf(http.StatusBadGateway, "loading the key from the origin failed: %v", err)
+		return Item{}, kv.Errorf(http.StatusBadGateway, "loading the key from the origin failed: %w", err)
 	case len(val) > n.cfg.Limits.MaxValueBytes:
 		n.reads.loads[2].Add(1)
 		return Item{}, kv.Errorf(http.StatusBadGateway, "the origin's value is %d bytes; the limit is %d", len(val), n.cfg.Limits.MaxValueBytes)

@@ -56,7 +56,7 @@ func (n *Node) replicaGet(ctx context.Context, v *view, key string) (Item, error
 	}
 	e, found, err := n.st.Get(ctx, key)
 	if err != nil {
-		return Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %v", err)
+		return Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
 	}
 	if !found || e.Tombstone {
 		return Item{}, ErrNotFound

@@ -116,7 +116,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 	if m.NeedsCurrent() {
 		c, found, gerr := n.st.Get(ctx, key)
 		if gerr != nil {
-			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %v", gerr)
+			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", gerr)
 		}
 		cur, exists = c, found && !c.Tombstone
 	}
@@ -127,7 +127,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		// A forwarded write that arrives after its sender gave up must not
 		// be applied: the client was told it failed and may have written
 		// again since.
-		return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %v", err)
+		return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %w", err)
 	}
 	e = store.Entry{Key: key, Value: m.Value}
 	now := time.Now()
@@ -154,7 +154,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		out, perr := n.st.Put(ctx, []store.Entry{e})
 		if perr != nil {
 			n.reads.tier.Invalidate(key) // the write may have landed
-			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %v", perr)
+			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %w", perr)
 		}
 		if out[0] != store.Stale {
 			if out[0] == store.Applied {
