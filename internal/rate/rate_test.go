@@ -73,15 +73,13 @@ func TestGateConcurrent(t *testing.T) {
 	var passed atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range 100 {
 				if g.Allow(now) {
 					passed.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if passed.Load() != 1 {

@@ -54,14 +54,12 @@ func TestBaseConcurrent(t *testing.T) {
 	r := ring.New([]string{"a", "b"}, ring.Options{})
 	var wg sync.WaitGroup
 	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range 100 {
 				b.WantFull()
 				b.Completed(b.Placement("a", 2, r, nil))
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if p := b.Placement("a", 2, r, nil); p.Base != r || p.FullGen != 0 {
