@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/peercache/peercache/internal/rate"
 )
 
 // memberlistLogWriter receives memberlist's log lines ("[LEVEL] memberlist:
@@ -15,9 +17,9 @@ import (
 type memberlistLogWriter struct {
 	log    *slog.Logger
 	closed atomic.Bool
-	// lastRefused (Unix ns) rate-limits the WARN lines about refused
-	// gossip: a stranger could otherwise flood the log.
-	lastRefused atomic.Int64
+	// refused rate-limits the WARN lines about refused gossip: a
+	// stranger could otherwise flood the log.
+	refused rate.Gate
 }
 
 // refusedGossip recognises memberlist's lines about traffic it dropped
@@ -41,8 +43,7 @@ func (w *memberlistLogWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if refusedGossip(string(p)) {
-		now, last := time.Now().UnixNano(), w.lastRefused.Load()
-		if now-last >= int64(time.Second) && w.lastRefused.CompareAndSwap(last, now) {
+		if w.refused.Allow(time.Now()) {
 			w.log.Warn("gossip refused: a node without this cluster's secret (or of another cluster) tried to talk to this one",
 				"detail", strings.TrimSpace(strings.TrimPrefix(strings.TrimRight(string(p), "\r\n"), "[ERR] memberlist: ")))
 		}
