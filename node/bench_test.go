@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +61,7 @@ func BenchmarkJoinMigration(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		goCPU, srcCPU := processCPU(b), redisCPU(b, a.redis.Client())
+		stopProfile := profileWindow(b)
 		j := startNode(b, fmt.Sprintf("j%d", i), []string{a.GossipAddr()}, true, benchMigrateOpts)
 		var res *struct{ moved, stale int64 }
 		waitFor(b, 10*time.Minute, "the migration to the joiner finishes", func() bool {
@@ -71,6 +73,7 @@ func BenchmarkJoinMigration(b *testing.B) {
 			return true
 		})
 		took := time.Since(start)
+		stopProfile()
 		b.StopTimer()
 		// The joiner's redis-server is new: all its CPU is the join's.
 		reportCPUPerKey(b, res.moved, processCPU(b)-goCPU, redisCPU(b, a.redis.Client())-srcCPU, redisCPU(b, j.redis.Client()))
@@ -90,6 +93,29 @@ func BenchmarkJoinMigration(b *testing.B) {
 			res.moved, res.stale, last.Duration.Round(time.Millisecond), float64(res.moved)/last.Duration.Seconds(), got.Keys, took.Round(time.Millisecond))
 		j.Abort()
 		a.Abort()
+	}
+}
+
+// profileWindow starts a CPU profile into the file named by
+// PEERCACHE_BENCH_CPUPROFILE, if set, and returns the function that stops
+// it: a profile of the migration alone, without the loading before it.
+func profileWindow(b *testing.B) (stop func()) {
+	name := os.Getenv("PEERCACHE_BENCH_CPUPROFILE")
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
 	}
 }
 

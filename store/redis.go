@@ -163,6 +163,7 @@ type Redis struct {
 	prefix    string
 	co        *coalescer // nil unless RedisOptions.Coalesce
 	put       *redis.Script
+	msetnx    *redis.Script
 	del       *redis.Script
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -177,6 +178,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	r := &Redis{
 		prefix: opts.Prefix,
 		put:    redis.NewScript(putScript),
+		msetnx: redis.NewScript(msetnxScript),
 		del:    redis.NewScript(deleteScript),
 	}
 	if opts.Coalesce {
@@ -235,15 +237,19 @@ func (r *Redis) check(op string) error {
 
 // encodeRecord returns the stored form of e.
 func encodeRecord(e *Entry) []byte {
-	b := make([]byte, redisHeaderLen+len(e.Value))
-	b[0] = redisMarker
+	return appendRecord(make([]byte, 0, redisHeaderLen+len(e.Value)), e)
+}
+
+// appendRecord appends the stored form of e to b.
+func appendRecord(b []byte, e *Entry) []byte {
+	flags := byte(0)
 	if e.Tombstone {
-		b[1] = redisFlagTombstone
+		flags = redisFlagTombstone
 	}
-	binary.BigEndian.PutUint64(b[2:10], e.Version)
-	binary.BigEndian.PutUint64(b[10:18], uint64(e.ExpireAt))
-	copy(b[redisHeaderLen:], e.Value)
-	return b
+	b = append(b, redisMarker, flags)
+	b = binary.BigEndian.AppendUint64(b, e.Version)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.ExpireAt))
+	return append(b, e.Value...)
 }
 
 // decodeRecord parses a stored record. ok is false for foreign data and for
@@ -376,17 +382,43 @@ func (r *Redis) Put(ctx context.Context, entries []Entry) ([]Outcome, error) {
 	return r.putValidated(ctx, entries)
 }
 
-// putFastMin is the smallest batch that first tries SET NX (see
-// putValidated).
+// putFastMin is the smallest batch that first tries the absent-key paths
+// (see putValidated).
 const putFastMin = 8
 
+// msetnxScript is MSETNX of KEYS[i] = ARGV[2i-1] followed, only if it set
+// them, by PEXPIREAT KEYS[i] ARGV[2i] for each expiry that is not "0":
+// atomic, so no key is ever seen without its expiry. It returns MSETNX's
+// reply: 1 if every key was absent and all were written, 0 if any existed
+// and none was.
+const msetnxScript = `
+local kv = {}
+for i = 1, #KEYS do
+  kv[2*i-1] = KEYS[i]
+  kv[2*i] = ARGV[2*i-1]
+end
+if redis.call('MSETNX', unpack(kv)) == 0 then
+  return 0
+end
+for i = 1, #KEYS do
+  if ARGV[2*i] ~= '0' then
+    redis.call('PEXPIREAT', KEYS[i], ARGV[2*i])
+  end
+end
+return 1
+`
+
 // putValidated writes validated entries. A batch of at least putFastMin
-// entries (migration, import) first writes, in one pipeline of SET NX, the
-// entries whose key the shard does not hold at all (the common case when
-// keys move to a new owner): a key that is absent takes any version, so the
-// script's read and compare would decide the same, only slower. The other
-// entries (the key exists, or the entry expires within a second: the
-// script judges expiry by the Redis clock) go through the script.
+// entries (migration, import) first writes the entries that do not expire
+// within a second (the script judges expiry by the Redis clock) as if the
+// shard held none of their keys, the common case when keys move to a new
+// owner: a key that is absent takes any version, so the script's read and
+// compare would decide the same, only slower. Each chunk of them is one
+// MSETNX (the msetnx script when some expire), which writes all of the
+// chunk or, if any key exists, none; a chunk that was refused is written
+// with one pipeline of SET NX, one per key. What is still unwritten (the
+// key exists, or the entry expires within a second) goes through the
+// conditional script.
 func (r *Redis) putValidated(ctx context.Context, entries []Entry) ([]Outcome, error) {
 	if len(entries) < putFastMin {
 		return r.putScripted(ctx, entries)
@@ -400,10 +432,27 @@ func (r *Redis) putValidated(ctx context.Context, entries []Entry) ([]Outcome, e
 		}
 	}
 	var slow []int
-	for start := 0; start < len(fast); start += redisBatchKeys {
-		part := fast[start:min(start+redisBatchKeys, len(fast))]
+	for start := 0; start < len(fast); {
+		end, bytes := start, 0
+		for end < len(fast) && end-start < redisBatchKeys && (end == start || bytes < redisBatchBytes) {
+			e := &entries[fast[end]]
+			bytes += len(e.Key) + len(e.Value) + redisHeaderLen
+			end++
+		}
+		part := fast[start:end]
+		start = end
+		all, err := r.putAllAbsent(ctx, entries, part)
+		if err != nil {
+			return nil, fmt.Errorf("store: redis put: %w", err)
+		}
+		if all {
+			for _, i := range part {
+				out[i] = Applied
+			}
+			continue
+		}
 		cmds := make([]*redis.StatusCmd, len(part))
-		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, i := range part {
 				e := &entries[i]
 				a := redis.SetArgs{Mode: "NX"}
@@ -449,6 +498,40 @@ func (r *Redis) putValidated(ctx context.Context, entries []Entry) ([]Outcome, e
 		out[i] = outs[j]
 	}
 	return out, nil
+}
+
+// putAllAbsent writes entries[part] in one command if the shard holds none
+// of their keys, and reports whether it did: MSETNX when none of them
+// expires, the msetnx script (MSETNX, then PEXPIREAT) when some do. The
+// records of the chunk share one buffer.
+func (r *Redis) putAllAbsent(ctx context.Context, entries []Entry, part []int) (bool, error) {
+	size, expiring := 0, false
+	for _, i := range part {
+		size += redisHeaderLen + len(entries[i].Value)
+		expiring = expiring || entries[i].ExpireAt != 0
+	}
+	buf := make([]byte, 0, size)
+	rec := func(e *Entry) []byte {
+		start := len(buf)
+		buf = appendRecord(buf, e)
+		return buf[start:len(buf):len(buf)]
+	}
+	if !expiring {
+		args := make([]any, 0, 1+2*len(part))
+		args = append(args, "msetnx")
+		for _, i := range part {
+			args = append(args, r.prefix+entries[i].Key, rec(&entries[i]))
+		}
+		return r.client.Do(ctx, args...).Bool()
+	}
+	keys := make([]string, len(part))
+	args := make([]any, 0, 2*len(part))
+	for j, i := range part {
+		e := &entries[i]
+		keys[j] = r.prefix + e.Key
+		args = append(args, rec(e), e.ExpireAt)
+	}
+	return r.msetnx.Run(ctx, r.client, keys, args...).Bool()
 }
 
 // putScripted writes validated entries through the script: one call per

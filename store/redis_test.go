@@ -378,3 +378,75 @@ func TestRedisLargePutMatchesMemory(t *testing.T) {
 		}
 	}
 }
+
+// A large Put of keys the shard does not hold takes one MSETNX (or, when
+// some entries expire, the script that adds their PEXPIREAT): every entry
+// is written with its exact expiry, set on the Redis key too, and a chunk
+// where one key exists falls back to per-key writes that leave the newer
+// stored record alone and write the others.
+func TestRedisPutAbsentKeys(t *testing.T) {
+	ctx := context.Background()
+	srv := testredis.Start(t)
+	r := newRedis(t, store.RedisOptions{Addr: srv.Addr(), Prefix: "p:"})
+	raw := srv.Client()
+	expireAt := time.Now().Add(time.Hour).Truncate(time.Millisecond).UnixMilli()
+	batch := func(name string, n int, ttl func(i int) int64) []store.Entry {
+		es := make([]store.Entry, n)
+		for i := range es {
+			es[i] = store.Entry{Key: fmt.Sprintf("%s%04d", name, i), Value: []byte(name), Version: 7, ExpireAt: ttl(i)}
+		}
+		return es
+	}
+	plain := batch("plain", 1500, func(int) int64 { return 0 })
+	mixed := batch("mixed", 1500, func(i int) int64 {
+		if i%3 == 0 {
+			return expireAt
+		}
+		return 0
+	})
+	for _, es := range [][]store.Entry{plain, mixed} {
+		out, err := r.Put(ctx, es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range es {
+			if out[i] != store.Applied {
+				t.Fatalf("%s: outcome %s, want applied", e.Key, out[i])
+			}
+			got, ok, err := r.Get(ctx, e.Key)
+			if err != nil || !ok || got.Version != 7 || string(got.Value) != string(e.Value) || got.ExpireAt != e.ExpireAt {
+				t.Fatalf("%s: got %+v %v %v, want %+v", e.Key, got, ok, err, e)
+			}
+			pt, err := raw.PExpireTime(ctx, "p:"+e.Key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := time.Duration(-1) // no expiry
+			if e.ExpireAt != 0 {
+				want = time.Duration(e.ExpireAt) * time.Millisecond
+			}
+			if pt != want {
+				t.Fatalf("%s: PEXPIRETIME %v, want %v", e.Key, pt, want)
+			}
+		}
+	}
+	// One key of the next batch is held with a newer version.
+	if _, err := r.Put(ctx, []store.Entry{{Key: "late0005", Value: []byte("newer"), Version: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	late := batch("late", 20, func(int) int64 { return 0 })
+	out, err := r.Put(ctx, late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range late {
+		want, wantValue := store.Applied, "late"
+		if i == 5 {
+			want, wantValue = store.Stale, "newer"
+		}
+		got, _, _ := r.Get(ctx, e.Key)
+		if out[i] != want || string(got.Value) != wantValue {
+			t.Errorf("%s: outcome %s value %q, want %s %q", e.Key, out[i], got.Value, want, wantValue)
+		}
+	}
+}
