@@ -77,20 +77,15 @@ func (gp *grouper) flush() {
 // instead.
 func (m *Migrator) fullPass(ctx context.Context, p Placement, rs *runState, pend *pending, copies bool) (found int64, err error) {
 	gp := m.newGrouper(ctx, rs, pend, false)
-	var cursor uint64
-	for {
-		if err = ctx.Err(); err != nil {
+	scans, stop := m.scanAhead(ctx)
+	defer stop()
+	for sc := range scans {
+		if sc.err != nil {
+			err = sc.err
 			break
 		}
-		var keys []string
-		var next uint64
-		keys, next, err = m.st.Scan(ctx, cursor, m.opts.ScanCount)
-		if err != nil {
-			err = fmt.Errorf("scan shard at cursor %d: %w", cursor, err)
-			break
-		}
-		rs.scanned.Add(int64(len(keys)))
-		for _, k := range keys {
+		rs.scanned.Add(int64(len(sc.keys)))
+		for _, k := range sc.keys {
 			to, keep := targetsOf(p, m.self, k)
 			if len(to) == 0 || (keep && !copies) {
 				continue
@@ -103,16 +98,63 @@ func (m *Migrator) fullPass(ctx context.Context, p Placement, rs *runState, pend
 			rs.planned.Add(1)
 			gp.add(to, keep, k)
 		}
-		if next == 0 {
-			break
-		}
-		cursor = next
+	}
+	if err == nil {
+		err = ctx.Err()
 	}
 	// Ship what was collected even if the scan stopped early: those keys
 	// were found and are worth moving (or, if ctx is done, counting as
 	// failed).
 	gp.flush()
 	return found, err
+}
+
+// scanResult is one store.Scan call of scanAhead: its keys, or the error
+// that ended the scan.
+type scanResult struct {
+	keys []string
+	err  error
+}
+
+// scanAheadDepth is how many Scan results scanAhead may hold that the pass
+// has not taken yet.
+const scanAheadDepth = 2
+
+// scanAhead scans the whole shard in a goroutine of its own, a few calls
+// ahead of the pass that reads the channel, so that the next keys are
+// ready when a worker frees up instead of waiting for a Scan round trip
+// (the scan is one cursor, one call at a time). The channel is closed after
+// the last keys, after an error (sent as the last result) or when ctx is
+// done. stop ends the goroutine and waits for it; the pass calls it before
+// it returns.
+func (m *Migrator) scanAhead(ctx context.Context) (results <-chan scanResult, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan scanResult, scanAheadDepth)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		var cursor uint64
+		for ctx.Err() == nil {
+			keys, next, err := m.st.Scan(ctx, cursor, m.opts.ScanCount)
+			if err != nil {
+				err = fmt.Errorf("scan shard at cursor %d: %w", cursor, err)
+			}
+			select {
+			case out <- scanResult{keys: keys, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || next == 0 {
+				return
+			}
+			cursor = next
+		}
+	}()
+	return out, func() {
+		cancel()
+		<-done
+	}
 }
 
 // retryRound tries again to move (or copy) keys that an earlier attempt did

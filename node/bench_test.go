@@ -154,6 +154,9 @@ func BenchmarkRedisCopyBaseline(b *testing.B) {
 				}
 			}
 		}
+		if os.Getenv("PEERCACHE_BENCH_STATS") != "" {
+			src.ConfigResetStat(ctx)
+		}
 		b.StartTimer()
 		start := time.Now()
 		cpu0 := [3]time.Duration{processCPU(b), redisCPU(b, src), redisCPU(b, dst)}
@@ -189,6 +192,10 @@ func BenchmarkRedisCopyBaseline(b *testing.B) {
 		took := time.Since(start)
 		b.StopTimer()
 		reportCPUPerKey(b, int64(moved), processCPU(b)-cpu0[0], redisCPU(b, src)-cpu0[1], redisCPU(b, dst)-cpu0[2])
+		if os.Getenv("PEERCACHE_BENCH_STATS") != "" {
+			cs, _ := src.Info(ctx, "commandstats").Result()
+			b.Logf("source commandstats:\n%s", cs)
+		}
 		b.ReportMetric(float64(moved)/took.Seconds(), "keys/s")
 		b.Logf("plain redis copy: %d keys in %s (%.0f keys/s)", moved, took.Round(time.Millisecond), float64(moved)/took.Seconds())
 	}
