@@ -501,10 +501,19 @@ func (r *Redis) putValidated(ctx context.Context, entries []Entry) ([]Outcome, e
 }
 
 // putAllAbsent writes entries[part] in one command if the shard holds none
-// of their keys, and reports whether it did: MSETNX when none of them
+// of their keys and none is there twice, and reports whether it did: MSETNX when none of them
 // expires, the msetnx script (MSETNX, then PEXPIREAT) when some do. The
 // records of the chunk share one buffer.
 func (r *Redis) putAllAbsent(ctx context.Context, entries []Entry, part []int) (bool, error) {
+	// A key twice in the chunk must be decided by version, entry by entry
+	// (MSETNX would keep the last one): leave such a chunk to the others.
+	seen := make(map[string]struct{}, len(part))
+	for _, i := range part {
+		if _, dup := seen[entries[i].Key]; dup {
+			return false, nil
+		}
+		seen[entries[i].Key] = struct{}{}
+	}
 	size, expiring := 0, false
 	for _, i := range part {
 		size += redisHeaderLen + len(entries[i].Value)

@@ -383,7 +383,8 @@ func TestRedisLargePutMatchesMemory(t *testing.T) {
 // some entries expire, the script that adds their PEXPIREAT): every entry
 // is written with its exact expiry, set on the Redis key too, and a chunk
 // where one key exists falls back to per-key writes that leave the newer
-// stored record alone and write the others.
+// stored record alone and write the others; a key twice in one batch is
+// decided by version, as by the other paths.
 func TestRedisPutAbsentKeys(t *testing.T) {
 	ctx := context.Background()
 	srv := testredis.Start(t)
@@ -430,12 +431,23 @@ func TestRedisPutAbsentKeys(t *testing.T) {
 			}
 		}
 	}
+	// A key twice in one batch, the older version last: the newer stays.
+	dup := batch("dup", 20, func(int) int64 { return 0 })
+	dup[3].Version = 9
+	dup = append(dup, store.Entry{Key: dup[3].Key, Value: []byte("older"), Version: 8})
+	out, err := r.Put(ctx, dup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := r.Get(ctx, dup[3].Key); got.Version != 9 || string(got.Value) != "dup" || out[3] != store.Applied || out[len(dup)-1] != store.Stale {
+		t.Errorf("%s twice: holds %+v, outcomes %s and %s; want version 9, applied then stale", dup[3].Key, got, out[3], out[len(dup)-1])
+	}
 	// One key of the next batch is held with a newer version.
 	if _, err := r.Put(ctx, []store.Entry{{Key: "late0005", Value: []byte("newer"), Version: 9}}); err != nil {
 		t.Fatal(err)
 	}
 	late := batch("late", 20, func(int) int64 { return 0 })
-	out, err := r.Put(ctx, late)
+	out, err = r.Put(ctx, late)
 	if err != nil {
 		t.Fatal(err)
 	}
