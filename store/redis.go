@@ -433,12 +433,7 @@ func (r *Redis) putValidated(ctx context.Context, entries []Entry) ([]Outcome, e
 	}
 	var slow []int
 	for start := 0; start < len(fast); {
-		end, bytes := start, 0
-		for end < len(fast) && end-start < redisBatchKeys && (end == start || bytes < redisBatchBytes) {
-			e := &entries[fast[end]]
-			bytes += len(e.Key) + len(e.Value) + redisHeaderLen
-			end++
-		}
+		end := chunkEnd(entries, start, len(fast), func(j int) int { return fast[j] })
 		part := fast[start:end]
 		start = end
 		all, err := r.putAllAbsent(ctx, entries, part)
@@ -501,23 +496,22 @@ func (r *Redis) putValidated(ctx context.Context, entries []Entry) ([]Outcome, e
 }
 
 // putAllAbsent writes entries[part] in one command if the shard holds none
-// of their keys and none is there twice, and reports whether it did: MSETNX when none of them
-// expires, the msetnx script (MSETNX, then PEXPIREAT) when some do. The
-// records of the chunk share one buffer.
+// of their keys and none is there twice, and reports whether it did:
+// MSETNX when none of them expires, the msetnx script (MSETNX, then
+// PEXPIREAT) when some do. The records of the chunk share one buffer.
 func (r *Redis) putAllAbsent(ctx context.Context, entries []Entry, part []int) (bool, error) {
-	// A key twice in the chunk must be decided by version, entry by entry
-	// (MSETNX would keep the last one): leave such a chunk to the others.
 	seen := make(map[string]struct{}, len(part))
-	for _, i := range part {
-		if _, dup := seen[entries[i].Key]; dup {
-			return false, nil
-		}
-		seen[entries[i].Key] = struct{}{}
-	}
 	size, expiring := 0, false
 	for _, i := range part {
-		size += redisHeaderLen + len(entries[i].Value)
-		expiring = expiring || entries[i].ExpireAt != 0
+		e := &entries[i]
+		// A key twice in the chunk must be decided by version, entry by
+		// entry (MSETNX would keep the last one): leave it to the others.
+		if _, dup := seen[e.Key]; dup {
+			return false, nil
+		}
+		seen[e.Key] = struct{}{}
+		size += redisHeaderLen + len(e.Value)
+		expiring = expiring || e.ExpireAt != 0
 	}
 	buf := make([]byte, 0, size)
 	rec := func(e *Entry) []byte {
@@ -543,23 +537,34 @@ func (r *Redis) putAllAbsent(ctx context.Context, entries []Entry, part []int) (
 	return r.msetnx.Run(ctx, r.client, keys, args...).Bool()
 }
 
+// chunkEnd returns where the chunk of one call that starts at index start
+// of a sequence of n ends: at most redisBatchKeys entries, and no more once
+// they reach redisBatchBytes (a chunk holds at least one). at maps a
+// sequence index to its index in entries.
+func chunkEnd(entries []Entry, start, n int, at func(int) int) int {
+	end, bytes := start, 0
+	for end < n && end-start < redisBatchKeys && (end == start || bytes < redisBatchBytes) {
+		e := &entries[at(end)]
+		bytes += len(e.Key) + len(e.Value) + redisHeaderLen
+		end++
+	}
+	return end
+}
+
 // putScripted writes validated entries through the script: one call per
 // 1000 (or 8 MiB).
 func (r *Redis) putScripted(ctx context.Context, entries []Entry) ([]Outcome, error) {
 	out := make([]Outcome, 0, len(entries))
 	for start := 0; start < len(entries); {
 		var (
-			keys  []string
-			args  []any
-			bytes int
+			keys []string
+			args []any
 		)
-		end := start
-		for end < len(entries) && end-start < redisBatchKeys && (end == start || bytes < redisBatchBytes) {
-			e := &entries[end]
+		end := chunkEnd(entries, start, len(entries), func(j int) int { return j })
+		for j := start; j < end; j++ {
+			e := &entries[j]
 			keys = append(keys, r.prefix+e.Key)
 			args = append(args, encodeRecord(e), e.ExpireAt)
-			bytes += len(e.Key) + len(e.Value) + redisHeaderLen
-			end++
 		}
 		codes, err := r.put.Run(ctx, r.client, keys, args...).Int64Slice()
 		if err != nil {
