@@ -37,12 +37,24 @@ func TestMain(m *testing.M) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct free loopback ports: their listeners are
+// all open at once before any is closed, so the kernel cannot hand out one
+// port twice, as two calls of freePort in a row can.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writing while the test
@@ -81,10 +93,11 @@ func startProc(t *testing.T, name, seed string, env ...string) *proc {
 // startProcArgs is startProc with extra flags.
 func startProcArgs(t *testing.T, name, seed string, extra []string, env ...string) *proc {
 	t.Helper()
+	ports := freePorts(t, 3)
 	p := &proc{
-		http:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		peer:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		http:   fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		gossip: fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		peer:   fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		out:    &syncBuffer{},
 		done:   make(chan error, 1),
 	}

@@ -24,24 +24,29 @@ func redisServerPath(t *testing.T) string {
 
 // redisNode is a cachenode process with a supervised redis-server.
 type redisNode struct {
-	cmd  *exec.Cmd
-	http string
-	out  *syncBuffer
-	done chan error // receives Wait's result once
+	cmd       *exec.Cmd
+	http      string
+	redisPort int // --redis-port, the supervised Redis's
+	out       *syncBuffer
+	done      chan error // receives Wait's result once
 }
 
 // startRedisNode runs cachenode with extra flags and env added to this
-// process's environment.
+// process's environment. Its HTTP, gossip, peer and supervised-Redis ports
+// are distinct free ports.
 func startRedisNode(t *testing.T, env []string, extra ...string) *redisNode {
 	t.Helper()
+	ports := freePorts(t, 4)
 	rn := &redisNode{
-		http: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		out:  &syncBuffer{},
-		done: make(chan error, 1),
+		http:      fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		redisPort: ports[3],
+		out:       &syncBuffer{},
+		done:      make(chan error, 1),
 	}
 	args := append([]string{"--name", "r1", "--http-addr", rn.http,
-		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--gossip-profile", "fast",
-		"--peer-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--gossip-profile", "fast",
+		"--peer-addr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--redis-port", strconv.Itoa(rn.redisPort),
 		"--log-level", "debug"}, extra...)
 	rn.cmd = exec.Command(binPath, args...)
 	rn.cmd.Env = append(os.Environ(), env...)
@@ -113,9 +118,9 @@ func alive(pid int) bool {
 // turns unready while that Redis is down, restarts it, and stops it after
 // draining on SIGTERM.
 func TestSupervisedRedis(t *testing.T) {
-	rport := freePort(t)
 	tmp := t.TempDir() // the default --redis-dir is a new directory in TMPDIR
-	rn := startRedisNode(t, []string{"TMPDIR=" + tmp}, "--redis-server", redisServerPath(t), "--redis-port", strconv.Itoa(rport))
+	rn := startRedisNode(t, []string{"TMPDIR=" + tmp}, "--redis-server", redisServerPath(t))
+	rport := rn.redisPort
 	base := "http://" + rn.http
 	waitUntil(t, 20*time.Second, "the node is ready", func() bool {
 		code, _ := httpDo(t, "GET", base+"/readyz", nil)
@@ -199,8 +204,7 @@ func TestSupervisedRedis(t *testing.T) {
 // A cachenode killed with SIGKILL takes its Redis with it (Pdeathsig). The
 // redis-server path comes from CACHENODE_REDIS_SERVER here.
 func TestSupervisedRedisDiesWithCachenode(t *testing.T) {
-	rn := startRedisNode(t, []string{"CACHENODE_REDIS_SERVER=" + redisServerPath(t), "TMPDIR=" + t.TempDir()},
-		"--redis-port", strconv.Itoa(freePort(t)))
+	rn := startRedisNode(t, []string{"CACHENODE_REDIS_SERVER=" + redisServerPath(t), "TMPDIR=" + t.TempDir()})
 	waitUntil(t, 20*time.Second, "the node is ready", func() bool {
 		code, _ := httpDo(t, "GET", "http://"+rn.http+"/readyz", nil)
 		return code == 200
@@ -221,9 +225,9 @@ func TestSupervisedRedisDiesWithCachenode(t *testing.T) {
 // is not on redis-server's command line.
 func TestSupervisedRedisPassword(t *testing.T) {
 	const secret = "pw with \"quotes\", \\, spaces and ünïcode"
-	rport := freePort(t)
 	rn := startRedisNode(t, []string{"CACHENODE_REDIS_PASSWORD=" + secret, "TMPDIR=" + t.TempDir()},
-		"--redis-server", redisServerPath(t), "--redis-port", strconv.Itoa(rport))
+		"--redis-server", redisServerPath(t))
+	rport := rn.redisPort
 	base := "http://" + rn.http
 	waitUntil(t, 20*time.Second, "the node is ready", func() bool {
 		code, _ := httpDo(t, "GET", base+"/readyz", nil)
