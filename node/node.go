@@ -247,7 +247,7 @@ func New(cfg Config) (*Node, error) {
 	pm := peer.NewMetrics(n.metrics.reg)
 	lim := peer.Limits{MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatchEntries: maxImportBatch}
 	if err = n.initPeerClient(peer.ClientConfig{Name: cfg.Name, Label: cfg.ClusterLabel, Auth: cfg.PeerAuth(),
-		Limits: lim, Logger: n.log, Metrics: pm}); err != nil {
+		Limits: lim, ConnsPerPeer: cfg.Peer.Conns, Logger: n.log, Metrics: pm}); err != nil {
 		return fail(fmt.Errorf("node: peer client: %w", err))
 	}
 	undo = append(undo, n.peer.client.Close)

@@ -140,6 +140,9 @@ type Peer struct {
 	Advertise string
 	// Timeout bounds each request to a peer (0: 5s).
 	Timeout time.Duration
+	// Conns is how many connections carry this node's requests to one
+	// peer (0: peer.DefaultConnsPerPeer, 1).
+	Conns int
 	// MaxClockSkew is how far ahead of this node's clock a version from
 	// another member may lie (0: 1 minute); entries with later versions are
 	// refused, since they would win over every later write of their key.

@@ -30,6 +30,7 @@ import (
 	"github.com/peercache/peercache/migrate"
 	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/nodeconfig"
+	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/ring"
 	"github.com/peercache/peercache/store"
 )
@@ -93,7 +94,7 @@ type options struct {
 	drainTimeout, tombstoneTTL, handoffWindow, maxTTL, peerTimeout     time.Duration
 	migrateBatch, migrateWorkers                                       int
 	migrateRate                                                        float64
-	replicas                                                           int
+	replicas, peerConns                                                int
 	writeAcks                                                          string
 	respAddr                                                           string
 	peerAddr, peerAdvertise, secretFile, maxClockSkew                  string
@@ -142,6 +143,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.tombstoneTTL, "tombstone-ttl", def.Migration.TombstoneTTL, "how long deletes are remembered (must exceed the longest migration)")
 	fs.DurationVar(&o.handoffWindow, "handoff-window", def.Migration.HandoffWindow, "how long after a ring change a new owner asks the previous owner on a miss")
 	fs.DurationVar(&o.peerTimeout, "peer-timeout", def.Peer.Timeout, "timeout of each request to another node")
+	fs.IntVar(&o.peerConns, "peer-conns", peer.DefaultConnsPerPeer, "connections that carry this node's requests to each other node (1 batches best; more can help on many cores)")
 	fs.IntVar(&o.migrateBatch, "migrate-batch", 0, "keys per migration batch (0: default)")
 	fs.IntVar(&o.migrateWorkers, "migrate-workers", 0, "migration batches in flight (0: default)")
 	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "migration rate limit in keys/s (0: unlimited)")
@@ -340,7 +342,7 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 		ClusterLabel:   o.clusterLabel,
 		HTTP:           nodeconfig.HTTP{Addr: o.httpAddr, Advertise: o.advertiseHTTP},
 		Gossip:         nodeconfig.Gossip{Addr: o.gossipAddr, Advertise: o.advertiseAddr, Seeds: splitSeeds(o.seeds)},
-		Peer:           nodeconfig.Peer{Addr: o.peerAddr, Advertise: o.peerAdvertise, Timeout: o.peerTimeout},
+		Peer:           nodeconfig.Peer{Addr: o.peerAddr, Advertise: o.peerAdvertise, Timeout: o.peerTimeout, Conns: o.peerConns},
 		Auth:           nodeconfig.Auth{Insecure: o.insecure},
 		MemoryMaxBytes: o.memoryMaxBytes,
 		Ring:           ring.Options{VNodes: o.vnodes},
@@ -352,6 +354,9 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	}
 	if o.name == "" {
 		return cfg, errors.New("--name: empty, and the hostname is unknown")
+	}
+	if o.peerConns <= 0 || o.peerConns > 64 {
+		return cfg, fmt.Errorf("--peer-conns %d: want 1 to 64", o.peerConns)
 	}
 	if o.vnodes <= 0 {
 		return cfg, fmt.Errorf("--vnodes %d: must be positive", o.vnodes)

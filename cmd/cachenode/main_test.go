@@ -274,6 +274,8 @@ func TestBadConfig(t *testing.T) {
 		{[]string{"--http-addr", "nonsense"}, nil, "--http-addr"},
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--vnodes", "0"}, nil, "--vnodes"},
+		{[]string{"--peer-conns", "0"}, nil, "--peer-conns"},
+		{[]string{"--peer-conns", "65"}, nil, "--peer-conns"},
 		{[]string{"--gossip-profile", "slow"}, nil, "--gossip-profile"},
 		{nil, []string{"CACHENODE_VNODES=many"}, "CACHENODE_VNODES"},
 		{[]string{"--gossip-key-file", "/nonexistent"}, nil, "--gossip-key-file"},
