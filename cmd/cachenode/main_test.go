@@ -90,10 +90,28 @@ func startProc(t *testing.T, name, seed string, env ...string) *proc {
 	return startProcArgs(t, name, seed, nil, env...)
 }
 
+// takenByExtra reports whether one of ports appears as a host:port in
+// extra.
+func takenByExtra(ports []int, extra []string) bool {
+	for _, a := range extra {
+		for _, port := range ports {
+			if strings.HasSuffix(a, fmt.Sprintf(":%d", port)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // startProcArgs is startProc with extra flags.
 func startProcArgs(t *testing.T, name, seed string, extra []string, env ...string) *proc {
 	t.Helper()
 	ports := freePorts(t, 3)
+	// A caller may have picked a port of its own for extra (a --resp-addr)
+	// with freePort, whose listener is closed already: never reuse it.
+	for try := 0; try < 10 && takenByExtra(ports, extra); try++ {
+		ports = freePorts(t, 3)
+	}
 	p := &proc{
 		http:   fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		gossip: fmt.Sprintf("127.0.0.1:%d", ports[1]),
