@@ -40,19 +40,34 @@ func freePort(t *testing.T) int {
 	return freePorts(t, 1)[0]
 }
 
-// freePorts returns n distinct free loopback ports: their listeners are
-// all open at once before any is closed, so the kernel cannot hand out one
-// port twice, as two calls of freePort in a row can.
+// handedOut is every port freePorts returned in this test binary. A port
+// whose listener is closed can come back from the kernel at once, so two
+// calls in a row (a test's own --resp-addr, then a node's ports) could get
+// the same one; no port is handed out twice.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePorts returns n free loopback ports, distinct from each other and
+// from every port handed out before in this test binary.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	ports := make([]int, 0, n)
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Held open until the end, so the kernel moves on to another port.
 		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		port := l.Addr().(*net.TCPAddr).Port
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			ports = append(ports, port)
+		}
 	}
 	return ports
 }
@@ -90,28 +105,10 @@ func startProc(t *testing.T, name, seed string, env ...string) *proc {
 	return startProcArgs(t, name, seed, nil, env...)
 }
 
-// takenByExtra reports whether one of ports appears as a host:port in
-// extra.
-func takenByExtra(ports []int, extra []string) bool {
-	for _, a := range extra {
-		for _, port := range ports {
-			if strings.HasSuffix(a, fmt.Sprintf(":%d", port)) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // startProcArgs is startProc with extra flags.
 func startProcArgs(t *testing.T, name, seed string, extra []string, env ...string) *proc {
 	t.Helper()
 	ports := freePorts(t, 3)
-	// A caller may have picked a port of its own for extra (a --resp-addr)
-	// with freePort, whose listener is closed already: never reuse it.
-	for try := 0; try < 10 && takenByExtra(ports, extra); try++ {
-		ports = freePorts(t, 3)
-	}
 	p := &proc{
 		http:   fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		gossip: fmt.Sprintf("127.0.0.1:%d", ports[1]),
