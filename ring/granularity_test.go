@@ -23,6 +23,7 @@ func TestPartitionGranularity(t *testing.T) {
 	// "*4\r\n$9\r\n10.0.0.10\r\n:6379\r\n$40\r\n<40-char id>\r\n*0\r\n" (77).
 	reply := func(runs, nodes int) int { return runs * (18 + 77*nodes) }
 	for _, vn := range []int{2, 4, 8, 16, 32} {
+		bits := newEmpty(Options{VNodes: vn}).bits
 		var worst []float64
 		runs1, runs2 := 0, 0
 		for s := range sets {
@@ -45,7 +46,7 @@ func TestPartitionGranularity(t *testing.T) {
 		}
 		slices.Sort(worst)
 		t.Logf("%5d partitions (%2d slots each): max/mean over %d sets of %d members: median %.3f p90 %.3f p99 %.3f worst %.3f; runs up to %d (rf 1) %d (rf 2); CLUSTER SLOTS up to %d KiB (rf 1) %d KiB (rf 2)",
-			1<<newEmpty(Options{VNodes: vn}).bits, 16384>>newEmpty(Options{VNodes: vn}).bits, sets, members,
+			1<<bits, 16384>>bits, sets, members,
 			worst[sets/2], worst[sets*9/10], worst[sets*99/100], worst[sets-1],
 			runs1, runs2, reply(runs1, 1)/1024, reply(runs2, 2)/1024)
 	}
