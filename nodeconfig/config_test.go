@@ -49,6 +49,7 @@ func TestValidate(t *testing.T) {
 		{"gossip key", func(c *Config) { c.Gossip.Key = make([]byte, 7) }, "gossip key"},
 		{"short secret", func(c *Config) { c.Auth.Secret = []byte("x") }, "cluster secret"},
 		{"advertise peer", func(c *Config) { c.Peer.Advertise = "nohost" }, "advertise-peer"},
+		{"peer conns", func(c *Config) { c.Peer.Conns = 65 }, "peer-conns"},
 	} {
 		cfg := ok
 		c.set(&cfg)

@@ -175,6 +175,9 @@ func (c *Config) Validate() error {
 	if n := len(c.Gossip.Key); n != 0 && !validKeyLen(n) {
 		bad("gossip key: %d bytes, want 16, 24 or 32", n)
 	}
+	if n := c.Peer.Conns; n < 0 || n > peer.MaxConnsPerPeer {
+		bad("peer-conns: %d, want 1 to %d (0: %d)", n, peer.MaxConnsPerPeer, peer.DefaultConnsPerPeer)
+	}
 	if c.Peer.MaxClockSkew < 0 {
 		bad("max-clock-skew must not be negative")
 	}

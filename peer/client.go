@@ -40,6 +40,10 @@ var ErrRefused = errors.New("peer refused the connection")
 // with many cores (--peer-conns).
 const DefaultConnsPerPeer = 1
 
+// MaxConnsPerPeer bounds ClientConfig.ConnsPerPeer as nodes are configured
+// (--peer-conns): beyond it, connections only add goroutines and buffers.
+const MaxConnsPerPeer = 64
+
 // ClientConfig configures a Client.
 type ClientConfig struct {
 	// Name is this node's name, sent in the hello of every connection.

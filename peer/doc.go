@@ -8,10 +8,11 @@
 //
 // A Server listens on a port of its own (cachenode: --peer-addr, default
 // the gossip port + 1). A Client keeps long-lived TCP connections to each
-// peer (one by default, ClientConfig.ConnsPerPeer) and multiplexes many requests over each: every frame carries
-// an id, answers come back in any order, and frames that are ready
-// together leave in one write (see frameWriter). Requests carry their
-// sender's deadline; a server refuses a request that arrives after it.
+// peer (one by default, ClientConfig.ConnsPerPeer) and multiplexes many
+// requests over each: every frame carries an id, answers come back in any
+// order, and frames that are ready together leave in one write (see
+// frameWriter). Requests carry their sender's deadline; a server refuses a
+// request that arrives after it.
 //
 // Authentication happens once per connection, before any request is read:
 //

@@ -355,8 +355,8 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	if o.name == "" {
 		return cfg, errors.New("--name: empty, and the hostname is unknown")
 	}
-	if o.peerConns <= 0 || o.peerConns > 64 {
-		return cfg, fmt.Errorf("--peer-conns %d: want 1 to 64", o.peerConns)
+	if o.peerConns <= 0 || o.peerConns > peer.MaxConnsPerPeer {
+		return cfg, fmt.Errorf("--peer-conns %d: want 1 to %d", o.peerConns, peer.MaxConnsPerPeer)
 	}
 	if o.vnodes <= 0 {
 		return cfg, fmt.Errorf("--vnodes %d: must be positive", o.vnodes)
