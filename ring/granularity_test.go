@@ -15,11 +15,13 @@ import (
 //	go test -run '^$' -bench PartitionGranularity -benchtime 1x ./ring/
 func BenchmarkPartitionGranularity(b *testing.B) {
 	const sets, members = 1000, 10
-	// CLUSTER SLOTS bytes, Redis 7 layout, IPv4 "10.0.0.10", port 6379:
-	// per range "*N\r\n:start\r\n:end\r\n" (about 18 bytes) and per node
-	// "*4\r\n$9\r\n10.0.0.10\r\n:6379\r\n$40\r\n<40-char id>\r\n*0\r\n" (77).
-	reply := func(runs, nodes int) int { return runs * (18 + 77*nodes) }
-	for _, vn := range []int{2, 4, 8, 16, 32} {
+	// CLUSTER SLOTS bytes with IPv4 "10.0.0.10", port 6379: per range
+	// "*N\r\n:start\r\n:end\r\n" (about 18 bytes) and per node either
+	// "*2\r\n$9\r\n10.0.0.10\r\n:6379\r\n" (26, address only: the layout
+	// peercache answers) or, in Redis 7's layout, that with a 40-character id
+	// and an empty metadata map (77).
+	reply := func(runs, nodes, perNode int) int { return runs * (18 + perNode*nodes) }
+	for _, vn := range []int{16, 32, 64, 128, 256} {
 		bits := newEmpty(Options{VNodes: vn}).bits
 		b.Run(fmt.Sprintf("partitions=%d/slots-each=%d", 1<<bits, 16384>>bits), func(b *testing.B) {
 			for range b.N {
@@ -50,8 +52,10 @@ func BenchmarkPartitionGranularity(b *testing.B) {
 				b.ReportMetric(worst[sets-1], "max/mean-worst")
 				b.ReportMetric(float64(runs1), "runs-rf1")
 				b.ReportMetric(float64(runs2), "runs-rf2")
-				b.ReportMetric(float64(reply(runs1, 1)/1024), "slots-KiB-rf1")
-				b.ReportMetric(float64(reply(runs2, 2)/1024), "slots-KiB-rf2")
+				b.ReportMetric(float64(reply(runs1, 1, 26)/1024), "slots-KiB-rf1")
+				b.ReportMetric(float64(reply(runs2, 2, 26)/1024), "slots-KiB-rf2")
+				b.ReportMetric(float64(reply(runs1, 1, 77)/1024), "redis7-KiB-rf1")
+				b.ReportMetric(float64(reply(runs2, 2, 77)/1024), "redis7-KiB-rf2")
 			}
 		})
 	}

@@ -1,51 +1,55 @@
-// Package ring owns peercache's key placement: immutable consistent-hash ring
-// snapshots that map a key to its owner member (and replica members), and the
-// diff between two snapshots that tells migration which hash ranges changed
-// hands. It knows nothing of the network or of storage, and it has no
-// package-level mutable state.
+// Package ring owns peercache's key placement: the 16384 Redis Cluster hash
+// slots a key maps to, immutable ring snapshots that map a slot to its owner
+// member (and replica members), and the diff between two snapshots that
+// tells migration which slot ranges changed hands. It knows nothing of the
+// network or of storage, and it has no package-level mutable state.
 //
 // # Placement
 //
-// A ring is a pure function of (member set, Options): every node that builds a
-// ring from the same members and options places every key identically,
-// whatever the order in which members were listed or joined.
+// A key's slot is Redis Cluster's: CRC16 (XMODEM) of the key's hash tag (the
+// first non-empty "{...}", or the whole key) modulo 16384 (see [Slot]), so
+// keys sharing a tag share a slot and a Redis Cluster client computes the
+// same slot as the server.
 //
-// The 64-bit hash space (see [Ring.KeyHash]) is cut into a fixed number of
-// equal partitions (the virtual nodes), VNodes*512 rounded up to a power of
-// two: 65536 with the default of 128. Each partition belongs to the member
-// with the highest rendezvous score for it, a 64-bit mix of an xxhash of the
-// member's name and the partition number; equal scores go to the member whose
-// name sorts first. A key belongs to the owner of the partition its KeyHash
-// falls in, which is the first virtual node clockwise from the key's hash.
+// A ring is a pure function of (member set, Options): every node that builds
+// a ring from the same members and options places every slot identically,
+// whatever the order in which members were listed or joined. The slots are
+// grouped into a fixed number of equal partitions of consecutive slots,
+// VNodes*64 rounded up to a power of two and capped at one slot each: 8192
+// partitions of two slots with the default of 128. Each partition belongs to
+// the member with the highest rendezvous score for it, a 64-bit mix of an
+// xxhash of the member's name and the partition number; equal scores go to
+// the member whose name sorts first.
 //
 // This keeps the two properties of a classic token ring, which are:
 //
 //   - when a member joins, the only keys that move are the ones it takes over
 //   - when a member leaves, the only keys that move are its own
 //
-// and balances load much better. Tokens hashed per member ("name#i") leave a
-// member's share with a relative standard deviation of about 1/sqrt(vnodes).
-// With 128 vnodes and 10 members, more than a third of random name sets give
-// the busiest member over 1.15x the mean. Fixed partitions with rendezvous
-// ownership have a binomial spread, sqrt(members/partitions): about 1.2% at 10
-// members and 3.9% at 100. Owner is a shift and a table lookup.
+// and balances load much better than tokens hashed per member ("name#i"),
+// whose shares have a relative spread of about 1/sqrt(vnodes). Fixed
+// partitions with rendezvous ownership have a binomial spread,
+// sqrt(members/partitions). The partition count trades that spread against
+// the number of runs of consecutive slots with one owner, which is what a
+// CLUSTER SLOTS reply lists (docs/ARCHITECTURE.md has the figures). Owner is
+// a CRC16, a shift and a table lookup.
+//
+// Positions: [Ring.KeyHash] places a key at its slot times 2^50, so the
+// 64-bit positions that [Range] and [Diff] speak of are slot boundaries.
 //
 // Building a ring costs O(members × partitions) cheap integer mixes (at the
-// default size, about 3 ms for 10 members and 11 ms for 100); [Ring.With] and
-// [Ring.Without] cost O(partitions), about 0.2 ms. A snapshot holds a 4-byte entry per partition (256 KiB by
-// default).
+// default size, well under a millisecond for 10 members); [Ring.With] and
+// [Ring.Without] cost O(partitions). A snapshot holds a 4-byte entry per
+// partition (32 KiB by default).
 package ring
 
 import (
 	"fmt"
-	"hash/crc32"
 	"math"
 	"math/bits"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -53,53 +57,37 @@ import (
 // DefaultVNodes is the VNodes value used when Options.VNodes is zero.
 const DefaultVNodes = 128
 
+// Slots is the number of Redis Cluster hash slots keys map to.
+const Slots = 16384
+
 const (
-	// partitionsPerVNodeBits (log2 512) makes VNodes the average number of
-	// partitions each member gets in a 512-member cluster.
-	partitionsPerVNodeBits = 9
-	maxPartitionBits       = 20 // 1M partitions, 4 MiB per snapshot
+	// partitionsPerVNodeBits (log2 64) makes the default 128 vnodes 8192
+	// partitions of two slots each.
+	partitionsPerVNodeBits = 6
+	slotBits               = 14 // log2 Slots: one slot per partition at most
+	// slotShift places a slot at the top 14 bits of a 64-bit position.
+	slotShift = 64 - slotBits
 )
-
-// HashFunc hashes a key to a 64-bit value. It must be deterministic and
-// identical on every node, must not retain or modify data, and must not
-// allocate if Owner is to stay allocation-free. Functions that return fewer
-// than 64 significant bits (such as [CRC32]) are fine: the ring spreads every
-// hash over the whole 64-bit space with a fixed bijective mix (see
-// [Ring.KeyHash]).
-type HashFunc func(data []byte) uint64
-
-// XXHash is the default HashFunc: 64-bit xxhash (XXH64, seed 0).
-func XXHash(data []byte) uint64 { return xxhash.Sum64(data) }
-
-// CRC32 is a HashFunc computing the CRC-32 (IEEE) checksum of data, the hash
-// used by groupcache's consistenthash package.
-func CRC32(data []byte) uint64 { return uint64(crc32.ChecksumIEEE(data)) }
 
 // Options configures a ring. Every node must use identical options, since the
 // ring is a pure function of the member set and the options.
 type Options struct {
-	// VNodes sets the number of virtual nodes (partitions): the hash space is
-	// cut into VNodes*512 equal partitions, rounded up to a power of two and
-	// capped at 2^20. That gives each member about VNodes partitions in a
-	// 512-member cluster, and more in smaller ones. Zero or negative means
-	// DefaultVNodes (65536 partitions).
+	// VNodes sets the number of partitions the 16384 slots are grouped
+	// into: VNodes*64, rounded up to a power of two and capped at 16384 (one
+	// slot each). Zero or negative means DefaultVNodes (8192 partitions of
+	// two slots).
 	VNodes int
-	// Hash hashes keys to ring positions. nil means XXHash. Member names are
-	// always placed with xxhash, whatever Hash is.
-	Hash HashFunc
 }
 
-// Ring is an immutable snapshot of the member set and its key placement. It is
-// safe for concurrent use. A nil *Ring behaves as an empty ring with default
-// options.
+// Ring is an immutable snapshot of the member set and its slot placement. It
+// is safe for concurrent use. A nil *Ring behaves as an empty ring with
+// default options.
 type Ring struct {
 	members []string // sorted, unique, non-empty
 	seeds   []uint64 // xxhash of each member name
 	table   []uint32 // partition -> index into members; nil when empty
 	bits    uint     // log2 of the partition count
 	vnodes  int      // normalized Options.VNodes
-	hash    HashFunc // normalized Options.Hash (never nil)
-	xx      bool     // hash is XXHash: use the string fast path
 }
 
 // New builds a ring snapshot of members. Duplicate and empty names are
@@ -134,15 +122,11 @@ func New(members []string, opts Options) *Ring {
 
 // newEmpty returns an empty ring with normalized opts.
 func newEmpty(opts Options) *Ring {
-	r := &Ring{vnodes: opts.VNodes, hash: opts.Hash}
+	r := &Ring{vnodes: opts.VNodes}
 	if r.vnodes <= 0 {
 		r.vnodes = DefaultVNodes
 	}
-	r.bits = min(partitionsPerVNodeBits+uint(bits.Len(uint(r.vnodes-1))), maxPartitionBits)
-	if r.hash == nil {
-		r.hash = XXHash
-	}
-	r.xx = funcID(r.hash) == funcID(XXHash)
+	r.bits = min(partitionsPerVNodeBits+uint(bits.Len(uint(r.vnodes-1))), slotBits)
 	return r
 }
 
@@ -183,18 +167,15 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
-func funcID(f HashFunc) uintptr { return reflect.ValueOf(f).Pointer() }
-
-// Options returns the ring's options, normalized: VNodes is never zero and
-// Hash never nil.
+// Options returns the ring's options, normalized: VNodes is never zero.
 func (r *Ring) Options() Options {
 	if r == nil {
-		return Options{VNodes: DefaultVNodes, Hash: XXHash}
+		return Options{VNodes: DefaultVNodes}
 	}
-	return Options{VNodes: r.vnodes, Hash: r.hash}
+	return Options{VNodes: r.vnodes}
 }
 
-// Partitions returns the number of equal partitions the hash space is cut
+// Partitions returns the number of equal partitions the slots are grouped
 // into; it depends only on Options.VNodes.
 func (r *Ring) Partitions() int {
 	if r == nil {
@@ -203,24 +184,30 @@ func (r *Ring) Partitions() int {
 	return 1 << r.bits
 }
 
-// KeyHash returns the ring position of key: Options.Hash of the key's bytes,
-// passed through a fixed 64-bit bijective mix (the MurmurHash3 finalizer) so
-// that narrow hashes such as CRC32 cover the whole ring. Ranges returned by
-// Diff are in this space. It does not allocate.
-func (r *Ring) KeyHash(key string) uint64 {
-	if r == nil || r.xx {
-		return mix64(xxhash.Sum64String(key))
-	}
-	return mix64(r.hash(unsafe.Slice(unsafe.StringData(key), len(key))))
-}
+// KeyHash returns the ring position of key: its slot (see [Slot]) times
+// 2^50, so that positions sort by slot. Ranges returned by Diff are in this
+// space. It does not allocate.
+func (r *Ring) KeyHash(key string) uint64 { return uint64(Slot(key)) << slotShift }
 
-// Owner returns the member owning key, the first virtual node clockwise from
-// KeyHash(key), or "" if the ring is empty. It does not allocate.
+// SlotHash returns the ring position of slot, the KeyHash of every key in it.
+func SlotHash(slot int) uint64 { return uint64(slot&(Slots-1)) << slotShift }
+
+// Owner returns the member owning key, the owner of the partition its slot
+// lies in, or "" if the ring is empty. It does not allocate.
 func (r *Ring) Owner(key string) string {
 	if r == nil || len(r.members) == 0 {
 		return ""
 	}
-	return r.members[r.table[r.KeyHash(key)>>(64-r.bits)]]
+	return r.members[r.table[Slot(key)>>(slotBits-r.bits)]]
+}
+
+// SlotOwner returns the member owning slot (taken modulo 16384), or "" if
+// the ring is empty.
+func (r *Ring) SlotOwner(slot int) string {
+	if r == nil || len(r.members) == 0 {
+		return ""
+	}
+	return r.members[r.table[(slot&(Slots-1))>>(slotBits-r.bits)]]
 }
 
 // OwnerOfHash returns the member owning ring position h (a KeyHash value), or
@@ -249,11 +236,18 @@ func (r *Ring) Owners(key string, n int) []string {
 // AppendOwners appends Owners(key, n) to dst and returns the extended slice.
 // It does not allocate when dst has room and n <= 16.
 func (r *Ring) AppendOwners(dst []string, key string, n int) []string {
+	return r.AppendSlotOwners(dst, Slot(key), n)
+}
+
+// AppendSlotOwners appends the first n members of slot's rendezvous order
+// (taken modulo 16384; Owners of any key in the slot) to dst and returns
+// the extended slice. It does not allocate when dst has room and n <= 16.
+func (r *Ring) AppendSlotOwners(dst []string, slot, n int) []string {
 	if r == nil || n <= 0 || len(r.members) == 0 {
 		return dst
 	}
 	n = min(n, len(r.members))
-	pk := partitionKey(r.KeyHash(key) >> (64 - r.bits))
+	pk := partitionKey(uint64(slot&(Slots-1)) >> (slotBits - r.bits))
 	var small [16]uint32
 	var picked []uint32 // member indices, for small n
 	var seen []bool     // for large n
@@ -286,6 +280,35 @@ func (r *Ring) AppendOwners(dst []string, key string, n int) []string {
 		dst = append(dst, r.members[bi])
 	}
 	return dst
+}
+
+// SlotRun is a run of consecutive slots, First to Last inclusive, whose
+// rendezvous order starts with the same Owners (primary first).
+type SlotRun struct {
+	First, Last int
+	Owners      []string
+}
+
+// SlotRuns cuts the 16384 slots into maximal runs with the same first n
+// owners (n is capped at Len()), in slot order: what a CLUSTER SLOTS reply
+// lists. Runs share their Owners slices with each other when equal; callers
+// must not change them. It is nil for an empty ring or n <= 0.
+func (r *Ring) SlotRuns(n int) []SlotRun {
+	if r.Len() == 0 || n <= 0 {
+		return nil
+	}
+	var out []SlotRun
+	var buf []string
+	per := Slots >> r.bits // slots in a partition
+	for p := range r.table {
+		buf = r.AppendSlotOwners(buf[:0], p*per, n)
+		if k := len(out) - 1; k >= 0 && slices.Equal(out[k].Owners, buf) {
+			out[k].Last = (p+1)*per - 1
+			continue
+		}
+		out = append(out, SlotRun{First: p * per, Last: (p+1)*per - 1, Owners: slices.Clone(buf)})
+	}
+	return out
 }
 
 // Members returns the members, sorted, in a new slice.
@@ -368,7 +391,7 @@ func (r *Ring) Without(member string) *Ring {
 // derive returns a ring with r's options, the given sorted members and an
 // unfilled table.
 func (r *Ring) derive(members []string) *Ring {
-	nr := &Ring{members: members, bits: r.bits, vnodes: r.vnodes, hash: r.hash, xx: r.xx}
+	nr := &Ring{members: members, bits: r.bits, vnodes: r.vnodes}
 	nr.seeds = make([]uint64, len(members))
 	for i, m := range members {
 		nr.seeds[i] = memberSeed(m)
@@ -379,8 +402,7 @@ func (r *Ring) derive(members []string) *Ring {
 
 // Equal reports whether r and o have the same members and options, and so
 // place every key identically. VNodes values that give the same partition
-// count count as equal. Hash functions are compared by code pointer, so two
-// closures from the same function literal are treated as equal.
+// count count as equal.
 func (r *Ring) Equal(o *Ring) bool {
 	if r == nil {
 		r = newEmpty(Options{})
@@ -388,10 +410,10 @@ func (r *Ring) Equal(o *Ring) bool {
 	if o == nil {
 		o = newEmpty(Options{})
 	}
-	return r.bits == o.bits && funcID(r.hash) == funcID(o.hash) && slices.Equal(r.members, o.members)
+	return r.bits == o.bits && slices.Equal(r.members, o.members)
 }
 
-// Shares returns the fraction of the hash space owned by each member. The
+// Shares returns the fraction of the slots owned by each member. The
 // fractions are exact and sum to 1. Members that own nothing appear with 0. An
 // empty ring gives an empty map.
 func (r *Ring) Shares() map[string]float64 {
@@ -434,9 +456,8 @@ func (g Range) Contains(h uint64) bool {
 // range, with From == old.Owner(key) and To == next.Owner(key). Adjacent arcs
 // with the same From and To are merged, including across the top of the hash
 // space. The ranges are disjoint and in ring order from position 0; a range
-// that wraps past the top (Start >= End, Start != math.MaxUint64) comes last. Diff is nil when nothing moves. Both rings must
-// use the same Hash (otherwise keys do not keep their positions), but they
-// may have different VNodes.
+// that wraps past the top (Start >= End, Start != math.MaxUint64) comes
+// last. Diff is nil when nothing moves. The rings may have different VNodes.
 func Diff(old, next *Ring) []Range {
 	if old == nil {
 		old = newEmpty(Options{})
@@ -478,14 +499,15 @@ func Diff(old, next *Ring) []Range {
 	return out
 }
 
-// Checksum identifies the ring: a hex digest of its members and its VNodes
-// setting, equal on every node that built the same ring. Nodes compare it to
-// tell whether they agree on placement.
+// Checksum identifies the ring: a hex digest of its members, its VNodes
+// setting and the placement scheme (slots), equal on every node that built
+// the same ring. Nodes compare it to tell whether they agree on placement; a
+// node of a release that placed keys by xxhash shows another checksum.
 func (r *Ring) Checksum() string {
 	o := r.Options()
 	var members []string
 	if r != nil {
 		members = r.members
 	}
-	return fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(members, "\x00")+"\x00"+strconv.Itoa(o.VNodes)))
+	return fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(members, "\x00")+"\x00"+strconv.Itoa(o.VNodes)+"\x00slots"))
 }
