@@ -39,6 +39,9 @@ type Meta struct {
 	// PeerAddr is the host:port of the member's peer protocol listener
 	// (forwarded requests, imports, handoff, invalidations).
 	PeerAddr string
+	// RESPAddr is the host:port where Redis clients reach the member's
+	// Redis protocol door ("" without one): where a MOVED redirect points.
+	RESPAddr string
 	// State is the member's lifecycle state.
 	State State
 	// Proto is the peer protocol version the member speaks (ProtocolVersion).
@@ -80,7 +83,7 @@ func (m Meta) WithExtra(key, value string) Meta {
 
 // Equal reports whether m and o carry the same values.
 func (m Meta) Equal(o Meta) bool {
-	return m.HTTPAddr == o.HTTPAddr && m.PeerAddr == o.PeerAddr && m.State == o.State && m.Proto == o.Proto &&
+	return m.HTTPAddr == o.HTTPAddr && m.PeerAddr == o.PeerAddr && m.RESPAddr == o.RESPAddr && m.State == o.State && m.Proto == o.Proto &&
 		m.Migrating == o.Migrating && maps.Equal(m.Extra, o.Extra)
 }
 
@@ -89,6 +92,7 @@ func (m Meta) Equal(o Meta) bool {
 type wireMeta struct {
 	H string            `json:"h,omitempty"`
 	R string            `json:"r,omitempty"`
+	C string            `json:"c,omitempty"`
 	S State             `json:"s,omitempty"`
 	P int               `json:"p,omitempty"`
 	M bool              `json:"m,omitempty"`
@@ -98,7 +102,7 @@ type wireMeta struct {
 // EncodeMeta returns the wire encoding of m, or an error if it does not fit
 // in MaxMetaSize bytes.
 func EncodeMeta(m Meta) ([]byte, error) {
-	b, err := json.Marshal(wireMeta{H: m.HTTPAddr, R: m.PeerAddr, S: m.State, P: m.Proto, M: m.Migrating, X: m.Extra})
+	b, err := json.Marshal(wireMeta{H: m.HTTPAddr, R: m.PeerAddr, C: m.RESPAddr, S: m.State, P: m.Proto, M: m.Migrating, X: m.Extra})
 	if err != nil {
 		return nil, fmt.Errorf("encode meta: %w", err)
 	}
@@ -120,7 +124,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 	if len(w.X) == 0 {
 		w.X = nil
 	}
-	return Meta{HTTPAddr: w.H, PeerAddr: w.R, State: w.S, Proto: w.P, Migrating: w.M, Extra: w.X}, nil
+	return Meta{HTTPAddr: w.H, PeerAddr: w.R, RESPAddr: w.C, State: w.S, Proto: w.P, Migrating: w.M, Extra: w.X}, nil
 }
 
 // validateMeta checks m and returns its encoding. field names the option in
@@ -132,7 +136,7 @@ func validateMeta(field string, m Meta) ([]byte, error) {
 		return nil, fmt.Errorf("%s.State: unknown state %q (want %q, %q or %q)",
 			field, m.State, StateJoining, StateActive, StateLeaving)
 	}
-	for _, a := range []struct{ name, v string }{{"HTTPAddr", m.HTTPAddr}, {"PeerAddr", m.PeerAddr}} {
+	for _, a := range []struct{ name, v string }{{"HTTPAddr", m.HTTPAddr}, {"PeerAddr", m.PeerAddr}, {"RESPAddr", m.RESPAddr}} {
 		if a.v != "" {
 			if _, _, err := net.SplitHostPort(a.v); err != nil {
 				return nil, fmt.Errorf("%s.%s %q: want host:port: %w", field, a.name, a.v, err)

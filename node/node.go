@@ -96,8 +96,9 @@ type selfState struct {
 // viewState holds the node's current view of the cluster.
 type viewState struct {
 	cur         *clusterview.Holder
-	lastMembers []membership.Member // guarded by cur's lock
-	ringChanged chan struct{}       // capacity 1: a new ring wants a migration run
+	topo        atomic.Pointer[topology] // Topology of one view, built on first use
+	lastMembers []membership.Member      // guarded by cur's lock
+	ringChanged chan struct{}            // capacity 1: a new ring wants a migration run
 }
 
 // writeState serialises and gates writes of the shard.
@@ -238,6 +239,7 @@ func New(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("node: %w", err))
 	}
 	n.self.meta.HTTPAddr, n.self.meta.PeerAddr = n.self.httpAddr, n.peer.advertised
+	n.self.meta.RESPAddr = cfg.AdvertisedRESP(host)
 	if err := ml.SetMeta(n.self.meta); err != nil {
 		return fail(fmt.Errorf("node: membership meta: %w", err))
 	}

@@ -68,6 +68,17 @@ func (c *Config) Advertised(host, peerPort string) (httpAddr, peerAddr string, e
 	return httpAddr, peerAddr, nil
 }
 
+// AdvertisedRESP returns the RESP door's address that Redis Cluster clients
+// are redirected to, given the host gossip announces: RESP.Advertise, else
+// that host with the port of RESP.Addr, else "" (no door).
+func (c *Config) AdvertisedRESP(host string) string {
+	if c.RESP.Advertise != "" || c.RESP.Addr == "" {
+		return c.RESP.Advertise
+	}
+	_, port, _ := net.SplitHostPort(c.RESP.Addr)
+	return net.JoinHostPort(host, port)
+}
+
 // GossipKey is the key that encrypts gossip: Gossip.Key, else one derived
 // from the cluster secret, else none.
 func (c *Config) GossipKey() ([]byte, error) {

@@ -58,6 +58,10 @@ type Config struct {
 	ClusterLabel string
 	// HTTP is where this node's HTTP door is reached.
 	HTTP HTTP
+	// RESP is where the node's Redis protocol door is reached, gossiped so
+	// that the doors of the other members can redirect Redis Cluster
+	// clients to it (MOVED).
+	RESP RESP
 	// Gossip is membership: addresses, seeds, encryption, timing.
 	Gossip Gossip
 	// Peer is the node-to-node protocol's addresses, timeout and version
@@ -76,8 +80,8 @@ type Config struct {
 	// maxmemory. cachenode also derives the process's Go memory limit from
 	// it (see cmd/cachenode).
 	MemoryMaxBytes int64
-	// Ring places keys: virtual nodes per member (0: 128) and the key hash
-	// (nil: xxhash64). Every member must use the same.
+	// Ring places keys: how finely the 16384 slots are grouped (VNodes, 0:
+	// 128). Every member must use the same.
 	Ring ring.Options
 
 	// Replication is how many copies of each key there are and how many a
@@ -104,6 +108,19 @@ type HTTP struct {
 	Addr string
 	// Advertise is the host:port other members use to reach the door.
 	// Empty: the gossip advertise host with the port of Addr.
+	Advertise string
+}
+
+// RESP is where a node's Redis protocol door is reached. The node serves no
+// RESP itself: it only gossips the door's address, which Redis Cluster
+// clients are redirected to.
+type RESP struct {
+	// Addr is the address the door listens on, as bound (host:port with
+	// the port it got). Empty: no RESP door.
+	Addr string
+	// Advertise is the host:port clients use to reach the door (what a
+	// MOVED redirect names). Empty: the gossip advertise host with the
+	// port of Addr.
 	Advertise string
 }
 

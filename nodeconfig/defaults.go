@@ -157,6 +157,16 @@ func (c *Config) Validate() error {
 	if c.HTTP.Advertise != "" {
 		hostPort("advertise-http", c.HTTP.Advertise)
 	}
+	if c.RESP.Addr != "" {
+		if _, p, err := SplitHostPort(c.RESP.Addr); err != nil {
+			bad("resp-addr %q: %w", c.RESP.Addr, err)
+		} else if p == 0 && c.RESP.Advertise == "" {
+			bad("resp-addr %q: want the address the RESP door is bound to, with its port", c.RESP.Addr)
+		}
+	}
+	if c.RESP.Advertise != "" {
+		hostPort("resp-advertise-addr", c.RESP.Advertise)
+	}
 	if _, _, err := SplitHostPort(c.Gossip.Addr); err != nil {
 		bad("gossip-addr %q: %w", c.Gossip.Addr, err)
 	}

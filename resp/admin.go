@@ -585,7 +585,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("connected_slaves", 0)
 	}
 	if section("Cluster") {
-		kv("cluster_enabled", 0) // not Redis Cluster: any node serves any key
+		kv("cluster_enabled", boolInt(s.cluster != nil)) // 0: any node serves any key
 		kv("peercache_node_state", st.State)
 		kv("peercache_ready", boolInt(st.Ready))
 		kv("peercache_mode", st.Mode)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -34,7 +35,20 @@ func testLogger() *slog.Logger {
 
 func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Config)) *testNode {
 	t.Helper()
+	return startNodeResp(t, name, seeds, Options{}, opts...)
+}
+
+// startNodeResp is startNode with the RESP server's options (Addr and
+// Listener are set here: the port is bound before the node, which gossips
+// it).
+func startNodeResp(t testing.TB, name string, seeds []string, ro Options, opts ...func(*node.Config)) *testNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := node.Config{
+		RESP:      nodeconfig.RESP{Addr: ln.Addr().String()},
 		Name:      name,
 		Gossip:    nodeconfig.Gossip{Addr: "127.0.0.1:0", Advertise: "127.0.0.1", Seeds: seeds, Timing: membership.TimingFast},
 		Logger:    testLogger(),
@@ -45,6 +59,7 @@ func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Con
 	}
 	n, web, err := httpapi.NewNode("127.0.0.1:0", cfg, httpapi.Config{})
 	if err != nil {
+		ln.Close()
 		t.Fatalf("node %s: %v", name, err)
 	}
 	web.Serve()
@@ -55,7 +70,8 @@ func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Con
 		t.Fatalf("start %s: %v", name, err)
 	}
 	t.Cleanup(n.Abort)
-	s, err := Listen(n, Options{Addr: "127.0.0.1:0", Logger: testLogger()})
+	ro.Listener, ro.Logger = ln, testLogger()
+	s, err := Listen(n, ro)
 	if err != nil {
 		t.Fatalf("resp listen: %v", err)
 	}
@@ -85,9 +101,15 @@ func splitPort(addr string) (string, string, error) {
 // every one has all of them in its ring.
 func startCluster(t testing.TB, size int) []*testNode {
 	t.Helper()
-	nodes := []*testNode{startNode(t, "n0", nil)}
+	return startClusterResp(t, size, Options{})
+}
+
+// startClusterResp is startCluster with the RESP servers' options.
+func startClusterResp(t testing.TB, size int, ro Options, opts ...func(*node.Config)) []*testNode {
+	t.Helper()
+	nodes := []*testNode{startNodeResp(t, "n0", nil, ro, opts...)}
 	for i := 1; i < size; i++ {
-		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), []string{nodes[0].GossipAddr()}))
+		nodes = append(nodes, startNodeResp(t, fmt.Sprintf("n%d", i), []string{nodes[0].GossipAddr()}, ro, opts...))
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -77,6 +77,15 @@ const (
 type Options struct {
 	// Addr is the listen address host:port (port 0 picks one).
 	Addr string
+	// Listener, when set, is the listener to serve (bound by the caller,
+	// so that the node can gossip its address before the server exists);
+	// Addr is ignored then. Close closes it.
+	Listener net.Listener
+	// Cluster turns on Redis Cluster mode: CLUSTER SLOTS/SHARDS/NODES/INFO,
+	// and a key this node does not own in its view is answered with MOVED
+	// to its owner's RESP door instead of being forwarded. The backend must
+	// be a ClusterBackend.
+	Cluster bool
 	// CommandTimeout bounds each command's trip through the cluster
 	// (0: DefaultCommandTimeout).
 	CommandTimeout time.Duration
@@ -105,8 +114,9 @@ type Options struct {
 // Server is a RESP listener in front of a Backend. Create it with Listen,
 // run it with Serve, stop it with Close.
 type Server struct {
-	b    Backend
-	opts Options
+	b       Backend
+	opts    Options
+	cluster *clusterState // nil unless Options.Cluster
 	log  *slog.Logger
 	ln   net.Listener
 
@@ -170,6 +180,9 @@ type client struct {
 	authed bool
 	user   string
 	role   auth.Role
+	// readonly: READONLY was sent (cluster mode: reads of slots this node
+	// holds a replica of are served here); the connection's goroutine only.
+	readonly bool
 	// jobs, cmds, ops, kinds and results are the scratch space of
 	// handle, runPipeline and runBatch (the connection's goroutine only),
 	// kept for the next pipeline unless they grew past maxKeptJobs.
@@ -201,9 +214,20 @@ func Listen(b Backend, opts Options) (*Server, error) {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("resp: listen %s: %w", opts.Addr, err)
+	var cluster *clusterState
+	if opts.Cluster {
+		cb, ok := b.(ClusterBackend)
+		if !ok {
+			return nil, errors.New("resp: cluster mode needs a backend that reports its topology")
+		}
+		cluster = &clusterState{b: cb}
+	}
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
+			return nil, fmt.Errorf("resp: listen %s: %w", opts.Addr, err)
+		}
 	}
 	if opts.TLS != nil {
 		ln = tls.NewListener(ln, opts.TLS)
@@ -211,6 +235,7 @@ func Listen(b Backend, opts Options) (*Server, error) {
 	s := &Server{
 		b:         b,
 		opts:      opts,
+		cluster:   cluster,
 		log:       opts.Logger,
 		ln:        ln,
 		started:   time.Now(),
@@ -365,6 +390,12 @@ func (s *Server) dispatch(c redcon.Conn, cl *client, args [][]byte) {
 		s.stats.errors.Add(1)
 		c.WriteError("ERR wrong number of arguments for '" + spec.name + "' command")
 		return
+	}
+	if s.cluster != nil {
+		if msg := s.route(cl, spec, args); msg != "" { // MOVED, CROSSSLOT
+			s.writeErr(c, msg)
+			return
+		}
 	}
 	spec.run(s, c, cl, args)
 }

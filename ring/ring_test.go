@@ -687,7 +687,7 @@ func TestSlot(t *testing.T) {
 		{"", 0}, {"{user1000}.following", Slot("user1000")}, {"foo{}{bar}", Slot("foo{}{bar}")},
 		{"foo{{bar}}zap", Slot("{bar")}, {"foo{bar}{zap}", Slot("bar")}, {"x{", Slot("x{")},
 	} {
-		if got := Slot(c.key); got != c.slot {
+		if got := Slot(c.key); got != c.slot || SlotOf([]byte(c.key)) != c.slot {
 			t.Errorf("Slot(%q) = %d, want %d", c.key, got, c.slot)
 		}
 	}

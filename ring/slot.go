@@ -1,6 +1,9 @@
 package ring
 
-import "strings"
+import (
+	"strings"
+	"unsafe"
+)
 
 // crc16Table is the table of CRC-16/XMODEM (polynomial 0x1021, initial value
 // 0, no reflection), the CRC Redis Cluster hashes keys with. It is filled
@@ -48,3 +51,7 @@ func HashTag(key string) string {
 // Slot returns key's Redis Cluster hash slot, CRC16(HashTag(key)) modulo
 // 16384, the answer of CLUSTER KEYSLOT. It does not allocate.
 func Slot(key string) int { return int(CRC16(HashTag(key)) & (Slots - 1)) }
+
+// SlotOf is Slot of a key held in a byte slice (a request's argument),
+// without copying it.
+func SlotOf(key []byte) int { return Slot(unsafe.String(unsafe.SliceData(key), len(key))) }

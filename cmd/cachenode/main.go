@@ -96,7 +96,8 @@ type options struct {
 	migrateRate                                                        float64
 	replicas, peerConns                                                int
 	writeAcks                                                          string
-	respAddr                                                           string
+	respAddr, respAdvertise                                            string
+	respCluster                                                        bool
 	peerAddr, peerAdvertise, secretFile, maxClockSkew                  string
 	peerCertFile, peerKeyFile, peerCAFile                              string
 	insecure                                                           bool
@@ -151,6 +152,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.writeAcks, "write-acks", string(def.Replication.WriteAcks), "copies a write waits for: all (every owner), quorum (a majority) or one (the primary)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this loopback host:port, for diagnosis (empty: off)")
 	fs.StringVar(&o.respAddr, "resp-addr", "", "Redis protocol (RESP2) listen address host:port, e.g. :6380 (empty: off)")
+	fs.BoolVar(&o.respCluster, "resp-cluster", false, "Redis Cluster mode on the RESP port: CLUSTER SLOTS/NODES/SHARDS, and MOVED to a key's owner instead of forwarding (off: any node answers any key)")
+	fs.StringVar(&o.respAdvertise, "resp-advertise-addr", "", "host:port Redis Cluster clients are redirected to for this node (default: advertise host + RESP port)")
 	addDoorFlags(fs, &o.doors)
 	addRedisProcFlags(fs, &o.redisProc)
 	addTierFlags(fs, &o.tier)
@@ -252,9 +255,20 @@ func serve(args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	cfg.HTTP.Addr = hln.Addr().String()
+	rln, err := listenRESPPort(o.respAddr) // bound before the node too: it gossips the port (respfront.go)
+	if err != nil {
+		hln.Close()
+		return err
+	}
+	if rln != nil {
+		cfg.RESP.Addr = rln.Addr().String()
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		hln.Close()
+		if rln != nil {
+			rln.Close()
+		}
 	}
 	if ie := (*node.InsecureError)(nil); errors.As(err, &ie) {
 		return usageError{fmt.Errorf("%s %s reaches beyond loopback, but no cluster secret is set: anyone who can reach it could join the cluster and read or change any key; "+
@@ -269,7 +283,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	web := httpapi.New(n, hln, dr.httpConfig(&o.doors, log))                              // stopped with the node
 	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log)                      // (memlimit.go)
-	rf, err := listenRESP(o.respAddr, n, cfg.Peer.Timeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
+	rf, err := listenRESP(rln, o.respCluster, n, cfg.Peer.Timeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
 	if err != nil {
 		n.Abort()
 		return err
@@ -341,6 +355,7 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 		Name:           o.name,
 		ClusterLabel:   o.clusterLabel,
 		HTTP:           nodeconfig.HTTP{Addr: o.httpAddr, Advertise: o.advertiseHTTP},
+		RESP:           nodeconfig.RESP{Advertise: o.respAdvertise}, // Addr: once bound
 		Gossip:         nodeconfig.Gossip{Addr: o.gossipAddr, Advertise: o.advertiseAddr, Seeds: splitSeeds(o.seeds)},
 		Peer:           nodeconfig.Peer{Addr: o.peerAddr, Advertise: o.peerAdvertise, Timeout: o.peerTimeout, Conns: o.peerConns},
 		Auth:           nodeconfig.Auth{Insecure: o.insecure},
@@ -357,6 +372,9 @@ func (o *options) config(log *slog.Logger) (node.Config, error) {
 	}
 	if o.peerConns <= 0 || o.peerConns > peer.MaxConnsPerPeer {
 		return cfg, fmt.Errorf("--peer-conns %d: want 1 to %d", o.peerConns, peer.MaxConnsPerPeer)
+	}
+	if o.respCluster && o.respAddr == "" {
+		return cfg, errors.New("--resp-cluster needs --resp-addr (the Redis protocol port it applies to)")
 	}
 	if o.vnodes <= 0 {
 		return cfg, fmt.Errorf("--vnodes %d: must be positive", o.vnodes)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/peercache/peercache/node"
@@ -19,16 +20,31 @@ type respFront struct {
 	log *slog.Logger
 }
 
-func listenRESP(addr string, n *node.Node, peerTimeout time.Duration, opts resp.Options, log *slog.Logger) (*respFront, error) {
+// listenRESPPort binds --resp-addr (nil, nil when it is empty).
+func listenRESPPort(addr string) (net.Listener, error) {
 	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--resp-addr %s: %w", addr, err)}
+	}
+	return ln, nil
+}
+
+// listenRESP makes the Redis protocol server on ln (nil: none), in Redis
+// Cluster mode with --resp-cluster.
+func listenRESP(ln net.Listener, cluster bool, n *node.Node, peerTimeout time.Duration, opts resp.Options, log *slog.Logger) (*respFront, error) {
+	if ln == nil {
 		return nil, nil
 	}
 	// A command may wait for one peer call (--peer-timeout) and for the
 	// node's re-targeting while views of the ring differ (at most 2 s).
 	timeout := max(resp.DefaultCommandTimeout, peerTimeout+3*time.Second)
-	opts.Addr, opts.CommandTimeout, opts.Version, opts.Logger = addr, timeout, version, log.With("component", "resp")
+	opts.Listener, opts.Cluster, opts.CommandTimeout, opts.Version, opts.Logger = ln, cluster, timeout, version, log.With("component", "resp")
 	srv, err := resp.Listen(n, opts)
 	if err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("--resp-addr: %w", err)
 	}
 	return &respFront{srv: srv, log: log}, nil

@@ -1,0 +1,97 @@
+package node
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+
+	"github.com/peercache/peercache/membership"
+	"github.com/peercache/peercache/ring"
+)
+
+// Topology is the cluster's placement as one node sees it, in the terms a
+// Redis Cluster client needs (the cluster mode of the RESP door): who owns
+// each slot and where each owner's RESP door is. A Topology is immutable and
+// shared; one is built per view of the cluster.
+type Topology struct {
+	// Self is this node's name.
+	Self string
+	// Ring places the slots. It is the ring this node routes by, so a key
+	// whose slot it gives to Self is served here without a hop.
+	Ring *ring.Ring
+	// Epoch counts this node's ring changes (the view version): it grows
+	// whenever placement changes.
+	Epoch uint64
+	// Replicas is how many members hold each slot (the replication factor,
+	// at least 1).
+	Replicas int
+	// Members are the ring's members, sorted by name.
+	Members []TopologyMember
+	// Ready tells whether this node serves (joined, shard answering, not
+	// leaving).
+	Ready  bool
+	byName map[string]int // index into Members
+}
+
+// TopologyMember is one member of a Topology.
+type TopologyMember struct {
+	// Name is the member's name, ID its 40-hex-digit Redis Cluster node id
+	// (the SHA-1 of the name: stable across restarts).
+	Name, ID string
+	// RESPAddr is where clients reach its RESP door ("" when it gossips
+	// none), PeerAddr its peer protocol listener.
+	RESPAddr, PeerAddr string
+}
+
+// Member returns the member called name, false if it is not in the ring.
+func (t *Topology) Member(name string) (TopologyMember, bool) {
+	i, ok := t.byName[name]
+	if !ok {
+		return TopologyMember{}, false
+	}
+	return t.Members[i], true
+}
+
+// NodeID is the Redis Cluster node id of the member called name: the hex
+// SHA-1 of the name.
+func NodeID(name string) string {
+	h := sha1.Sum([]byte(name))
+	return hex.EncodeToString(h[:])
+}
+
+// topology caches the Topology of one view.
+type topology struct {
+	v     *view
+	ready bool
+	t     *Topology
+}
+
+// Topology returns the node's current Topology. It is cheap (one built per
+// view, and per change of readiness).
+func (n *Node) Topology() *Topology {
+	v, ready := n.views.cur.Load(), n.Ready()
+	if c := n.views.topo.Load(); c != nil && c.v == v && c.ready == ready {
+		return c.t
+	}
+	t := &Topology{Self: n.cfg.Name, Ring: v.Ring, Epoch: v.Version, Replicas: max(n.cfg.Replication.Factor, 1), Ready: ready,
+		byName: map[string]int{}}
+	for _, name := range v.Ring.Members() { // sorted
+		m := TopologyMember{Name: name, ID: NodeID(name)}
+		if gm, ok := v.Members[name]; ok {
+			m.RESPAddr, m.PeerAddr = gm.Meta.RESPAddr, gm.Meta.PeerAddr
+		}
+		if name == n.cfg.Name {
+			m.RESPAddr, m.PeerAddr = n.selfMeta().RESPAddr, n.peer.advertised
+		}
+		t.byName[name] = len(t.Members)
+		t.Members = append(t.Members, m)
+	}
+	n.views.topo.Store(&topology{v: v, ready: ready, t: t})
+	return t
+}
+
+// selfMeta is the metadata this node gossips about itself.
+func (n *Node) selfMeta() membership.Meta {
+	n.self.mu.Lock()
+	defer n.self.mu.Unlock()
+	return n.self.meta
+}

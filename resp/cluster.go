@@ -1,0 +1,355 @@
+package resp
+
+import (
+	"bytes"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/ring"
+)
+
+// ClusterBackend is a Backend that can tell a Redis Cluster client where
+// each slot lives: what Options.Cluster needs.
+type ClusterBackend interface {
+	Backend
+	// Topology is the placement the node routes by, in Redis Cluster
+	// terms (immutable; a new one after every ring change).
+	Topology() *node.Topology
+}
+
+var _ ClusterBackend = (*node.Node)(nil)
+
+// Redis' replies in cluster mode.
+const (
+	errCrossSlot   = "CROSSSLOT Keys in request don't hash to the same slot"
+	errClusterDown = "CLUSTERDOWN The cluster is down"
+	errNoCluster   = "ERR This instance has cluster support disabled"
+)
+
+// clusterState is the cluster mode of a server (Options.Cluster): the
+// backend's topology and the replies built from it, cached per topology
+// (CLUSTER SLOTS is what every cluster client asks on each refresh).
+type clusterState struct {
+	b     ClusterBackend
+	cache atomic.Pointer[topoReplies]
+}
+
+// topoReplies are the replies of one Topology, built on first use.
+type topoReplies struct {
+	t            *node.Topology
+	slots, nodes []byte // CLUSTER SLOTS, CLUSTER NODES
+	shards       []byte // CLUSTER SHARDS
+}
+
+// replies returns the cached replies of the backend's current topology.
+func (cs *clusterState) replies() *topoReplies {
+	t := cs.b.Topology()
+	if c := cs.cache.Load(); c != nil && c.t == t {
+		return c
+	}
+	c := buildReplies(t)
+	cs.cache.Store(c)
+	return c
+}
+
+// route decides whether this node serves a keyed command in cluster mode:
+// "" when it does, else the error to answer, as a Redis Cluster node
+// would: CROSSSLOT for keys of several slots, MOVED to the slot's owner,
+// CLUSTERDOWN while the node has no ring or the owner gossips no RESP
+// address. A READONLY connection may read a slot this node holds a replica
+// of (node.Get answers from the owner, so the read is as fresh as any).
+func (s *Server) route(cl *client, spec *cmdSpec, args [][]byte) string {
+	if s.cluster == nil || spec.firstKey == 0 || len(args) <= spec.firstKey {
+		return ""
+	}
+	last := spec.lastKey
+	if last < 0 {
+		last = len(args) + last
+	}
+	slot := -1
+	for i := spec.firstKey; i <= last && i < len(args); i += max(spec.step, 1) {
+		sl := ring.SlotOf(args[i])
+		if slot >= 0 && sl != slot {
+			return errCrossSlot
+		}
+		slot = sl
+	}
+	t := s.cluster.b.Topology()
+	owner := t.Ring.SlotOwner(slot)
+	if owner == t.Self {
+		return ""
+	}
+	if owner == "" {
+		return errClusterDown
+	}
+	if cl.readonly && spec.readonly() && t.Replicas > 1 {
+		var buf [16]string
+		if slices.Contains(t.Ring.AppendSlotOwners(buf[:0], slot, t.Replicas), t.Self) {
+			return ""
+		}
+	}
+	m, ok := t.Member(owner)
+	if !ok || m.RESPAddr == "" {
+		return errClusterDown
+	}
+	return "MOVED " + strconv.Itoa(slot) + " " + m.RESPAddr
+}
+
+// readonly reports whether the command only reads.
+func (c *cmdSpec) readonly() bool { return slices.Contains(c.flags, "readonly") }
+
+// cmdCluster answers CLUSTER subcommands.
+func cmdCluster(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	if s.cluster == nil {
+		s.writeErr(c, errNoCluster)
+		return
+	}
+	sub := strings.ToLower(string(args[1]))
+	want := map[string]int{"slots": 2, "shards": 2, "nodes": 2, "info": 2, "myid": 2, "keyslot": 3}
+	if n, ok := want[sub]; ok && len(args) != n {
+		s.writeErr(c, "ERR wrong number of arguments for 'cluster|"+sub+"' command")
+		return
+	}
+	switch sub {
+	case "slots":
+		c.WriteRaw(s.cluster.replies().slots)
+	case "shards":
+		c.WriteRaw(s.cluster.replies().shards)
+	case "nodes":
+		c.WriteBulk(s.cluster.replies().nodes)
+	case "info":
+		c.WriteBulkString(clusterInfo(s.cluster.b.Topology()))
+	case "myid":
+		c.WriteBulkString(node.NodeID(s.cluster.b.Topology().Self))
+	case "keyslot":
+		c.WriteInt(ring.Slot(string(args[2])))
+	default:
+		s.writeErr(c, "ERR unknown subcommand '"+truncate(args[1], 128)+"'. Try CLUSTER HELP.")
+	}
+}
+
+// cmdReadOnly answers READONLY and READWRITE (reads of slots this node
+// holds replicas of, on this connection) and ASKING (accepted: the new
+// owner of a slot serves its keys still in transit, so peercache never
+// redirects with ASK).
+func cmdReadOnly(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	if s.cluster == nil {
+		s.writeErr(c, errNoCluster)
+		return
+	}
+	switch {
+	case isOpt(args[0], "READONLY"):
+		cl.readonly = true
+	case isOpt(args[0], "READWRITE"):
+		cl.readonly = false
+	}
+	c.WriteString("OK")
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+// clusterInfo is the CLUSTER INFO text.
+func clusterInfo(t *node.Topology) string {
+	state, assigned := "fail", 0
+	if t.Ring.Len() > 0 {
+		assigned = ring.Slots
+		if t.Ready {
+			state = "ok"
+		}
+	}
+	var b strings.Builder
+	kv := func(k string, v any) {
+		b.WriteString(k)
+		b.WriteByte(':')
+		switch v := v.(type) {
+		case string:
+			b.WriteString(v)
+		case int:
+			b.WriteString(strconv.Itoa(v))
+		case uint64:
+			b.WriteString(strconv.FormatUint(v, 10))
+		}
+		b.WriteString("\r\n")
+	}
+	kv("cluster_state", state)
+	kv("cluster_slots_assigned", assigned)
+	kv("cluster_slots_ok", assigned)
+	kv("cluster_slots_pfail", 0)
+	kv("cluster_slots_fail", 0)
+	kv("cluster_known_nodes", len(t.Members))
+	kv("cluster_size", t.Ring.Len())
+	kv("cluster_current_epoch", t.Epoch)
+	kv("cluster_my_epoch", t.Epoch)
+	kv("cluster_stats_messages_sent", 0)
+	kv("cluster_stats_messages_received", 0)
+	kv("total_cluster_links_buffer_limit_exceeded", 0)
+	return b.String()
+}
+
+// buildReplies renders the CLUSTER SLOTS, NODES and SHARDS replies of t.
+//
+// CLUSTER SLOTS lists each run of slots with the same owners, primary
+// first, each as [ip, port]: the layout of Redis 3.0, which every cluster
+// client reads, without the node id and metadata Redis 7 adds (they would
+// double the reply; CLUSTER NODES and SHARDS carry the ids). Runs whose
+// owner gossips no RESP address are left out, as Redis leaves out
+// unassigned slots.
+//
+// CLUSTER NODES lists every member as a master with the slots it is primary
+// for. Replicas in peercache are per slot, not per node (a member holds
+// copies of slots of every other member), which CLUSTER NODES cannot
+// express; CLUSTER SLOTS and SHARDS show them per run.
+//
+// CLUSTER SHARDS has one shard per distinct owner list (primary and its
+// replicas for those slots), with its slot ranges.
+func buildReplies(t *node.Topology) *topoReplies {
+	rp := &topoReplies{t: t}
+	runs := t.Ring.SlotRuns(t.Replicas)
+	addr := func(name string) (host string, port int, ok bool) {
+		m, found := t.Member(name)
+		if !found || m.RESPAddr == "" {
+			return "", 0, false
+		}
+		h, p, err := splitHostPort(m.RESPAddr)
+		return h, p, err == nil
+	}
+
+	// CLUSTER SLOTS.
+	var body []byte
+	count := 0
+	for _, g := range runs {
+		if _, _, ok := addr(g.Owners[0]); !ok {
+			continue
+		}
+		var ns [][2]any
+		for _, o := range g.Owners {
+			if h, p, ok := addr(o); ok {
+				ns = append(ns, [2]any{h, p})
+			}
+		}
+		body = redcon.AppendArray(body, 2+len(ns))
+		body = redcon.AppendInt(body, int64(g.First))
+		body = redcon.AppendInt(body, int64(g.Last))
+		for _, n := range ns {
+			body = redcon.AppendArray(body, 2)
+			body = redcon.AppendBulkString(body, n[0].(string))
+			body = redcon.AppendInt(body, int64(n[1].(int)))
+		}
+		count++
+	}
+	rp.slots = append(redcon.AppendArray(nil, count), body...)
+
+	// CLUSTER NODES.
+	primary := map[string][]ring.SlotRun{}
+	for _, g := range runs {
+		p := g.Owners[0]
+		if k := len(primary[p]) - 1; k >= 0 && primary[p][k].Last+1 == g.First {
+			primary[p][k].Last = g.Last // merge runs that differ only in replicas
+			continue
+		}
+		primary[p] = append(primary[p], ring.SlotRun{First: g.First, Last: g.Last})
+	}
+	var nb bytes.Buffer
+	for _, m := range t.Members {
+		h, p, ok := addr(m.Name)
+		if !ok {
+			continue
+		}
+		_, pp, _ := splitHostPort(m.PeerAddr)
+		flags := "master"
+		if m.Name == t.Self {
+			flags = "myself,master"
+		}
+		nb.WriteString(m.ID + " " + joinHostPort(h, p) + "@" + strconv.Itoa(pp) + " " + flags + " - 0 0 " +
+			strconv.FormatUint(t.Epoch, 10) + " connected")
+		for _, g := range primary[m.Name] {
+			nb.WriteByte(' ')
+			nb.WriteString(slotRange(g.First, g.Last))
+		}
+		nb.WriteByte('\n')
+	}
+	rp.nodes = nb.Bytes()
+
+	// CLUSTER SHARDS.
+	type shard struct {
+		owners []string
+		ranges [][2]int
+	}
+	var shards []*shard
+	byOwners := map[string]*shard{}
+	for _, g := range runs {
+		key := strings.Join(g.Owners, "\x00")
+		sh := byOwners[key]
+		if sh == nil {
+			sh = &shard{owners: g.Owners}
+			byOwners[key] = sh
+			shards = append(shards, sh)
+		}
+		sh.ranges = append(sh.ranges, [2]int{g.First, g.Last})
+	}
+	b := redcon.AppendArray(nil, len(shards))
+	for _, sh := range shards {
+		b = redcon.AppendArray(b, 4)
+		b = redcon.AppendBulkString(b, "slots")
+		b = redcon.AppendArray(b, 2*len(sh.ranges))
+		for _, r := range sh.ranges {
+			b = redcon.AppendInt(b, int64(r[0]))
+			b = redcon.AppendInt(b, int64(r[1]))
+		}
+		b = redcon.AppendBulkString(b, "nodes")
+		b = redcon.AppendArray(b, len(sh.owners))
+		for i, o := range sh.owners {
+			m, _ := t.Member(o)
+			h, p, _ := addr(o)
+			role := "replica"
+			if i == 0 {
+				role = "master"
+			}
+			b = redcon.AppendArray(b, 12)
+			b = redcon.AppendBulkString(b, "id")
+			b = redcon.AppendBulkString(b, m.ID)
+			b = redcon.AppendBulkString(b, "port")
+			b = redcon.AppendInt(b, int64(p))
+			b = redcon.AppendBulkString(b, "ip")
+			b = redcon.AppendBulkString(b, h)
+			b = redcon.AppendBulkString(b, "endpoint")
+			b = redcon.AppendBulkString(b, h)
+			b = redcon.AppendBulkString(b, "role")
+			b = redcon.AppendBulkString(b, role)
+			b = redcon.AppendBulkString(b, "health")
+			b = redcon.AppendBulkString(b, "online")
+		}
+	}
+	rp.shards = b
+	return rp
+}
+
+func slotRange(first, last int) string {
+	if first == last {
+		return strconv.Itoa(first)
+	}
+	return strconv.Itoa(first) + "-" + strconv.Itoa(last)
+}
+
+// splitHostPort splits a host:port address with a numeric port.
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	return h, port, err
+}
+
+func joinHostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

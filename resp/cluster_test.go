@@ -1,0 +1,243 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/peercache/peercache/node"
+	"github.com/peercache/peercache/ring"
+)
+
+func newClusterClient(t *testing.T, nodes []*testNode, opts ...func(*redis.ClusterOptions)) *redis.ClusterClient {
+	t.Helper()
+	o := &redis.ClusterOptions{Addrs: []string{nodes[0].addr}, DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}
+	for _, f := range opts {
+		f(o)
+	}
+	c := redis.NewClusterClient(o)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ownerNode returns the node that owns key in nodes[0]'s view.
+func ownerNode(t *testing.T, nodes []*testNode, key string) *testNode {
+	t.Helper()
+	owner := nodes[0].Topology().Ring.Owner(key)
+	for _, n := range nodes {
+		if n.Name() == owner {
+			return n
+		}
+	}
+	t.Fatalf("key %q: owner %q is no test node", key, owner)
+	return nil
+}
+
+// keyOwnedBy returns a key with the given prefix that node owns.
+func keyOwnedBy(t *testing.T, nodes []*testNode, owner *testNode, prefix string) string {
+	t.Helper()
+	for i := range 10000 {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		if ownerNode(t, nodes, k) == owner {
+			return k
+		}
+	}
+	t.Fatalf("no key of %s found", owner.Name())
+	return ""
+}
+
+func TestClusterModeTopology(t *testing.T) {
+	nodes := startClusterResp(t, 3, Options{Cluster: true})
+	ctx := context.Background()
+	c := newClient(t, nodes[0].addr)
+	if info := c.ClusterInfo(ctx).Val(); !strings.Contains(info, "cluster_state:ok\r\n") || !strings.Contains(info, "cluster_size:3\r\n") {
+		t.Fatalf("CLUSTER INFO:\n%s", info)
+	}
+	if id := c.Do(ctx, "CLUSTER", "MYID").Val(); id != node.NodeID("n0") || len(node.NodeID("n0")) != 40 {
+		t.Fatalf("CLUSTER MYID = %v", id)
+	}
+	for _, k := range []string{"somekey", "foo{hash_tag}", "{user1000}.following", ""} {
+		if s := c.ClusterKeySlot(ctx, k).Val(); s != int64(ring.Slot(k)) {
+			t.Fatalf("CLUSTER KEYSLOT %q = %d, want %d", k, s, ring.Slot(k))
+		}
+	}
+	if s := c.ClusterKeySlot(ctx, "somekey").Val(); s != 11058 {
+		t.Fatalf("CLUSTER KEYSLOT somekey = %d, want 11058 (as Redis)", s)
+	}
+
+	// CLUSTER SLOTS covers every slot once, naming each owner's RESP door.
+	addrOf := map[string]string{}
+	for _, n := range nodes {
+		addrOf[n.Name()] = n.addr
+	}
+	slots, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := nodes[0].Topology().Ring
+	next := 0
+	for _, s := range slots {
+		if s.Start != next || s.End < s.Start || len(s.Nodes) != 1 {
+			t.Fatalf("CLUSTER SLOTS range %d-%d (%d nodes) after slot %d", s.Start, s.End, len(s.Nodes), next-1)
+		}
+		for _, sl := range []int{s.Start, s.End} {
+			if want := addrOf[r.SlotOwner(sl)]; s.Nodes[0].Addr != want {
+				t.Fatalf("slot %d: CLUSTER SLOTS says %s, the ring %s (%s)", sl, s.Nodes[0].Addr, r.SlotOwner(sl), want)
+			}
+		}
+		next = s.End + 1
+	}
+	if next != ring.Slots {
+		t.Fatalf("CLUSTER SLOTS ends at slot %d", next-1)
+	}
+	t.Logf("CLUSTER SLOTS: %d ranges for 3 members", len(slots))
+
+	// CLUSTER NODES: one line a member, this node marked myself, and the
+	// slots of each line are the ones CLUSTER SLOTS gives it.
+	lines := strings.Split(strings.TrimSpace(c.ClusterNodes(ctx).Val()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("CLUSTER NODES has %d lines:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 9 || len(f[0]) != 40 || !strings.HasPrefix(f[1], "127.0.0.1:") || f[7] != "connected" {
+			t.Fatalf("CLUSTER NODES line %q", l)
+		}
+		if self := strings.HasPrefix(f[1], nodes[0].addr+"@"); self != strings.Contains(f[2], "myself") {
+			t.Fatalf("CLUSTER NODES line %q: myself flag wrong", l)
+		}
+	}
+	shards, err := c.ClusterShards(ctx).Result()
+	if err != nil || len(shards) != 3 {
+		t.Fatalf("CLUSTER SHARDS: %d shards, %v", len(shards), err)
+	}
+
+	// A plain client is redirected; keys of two slots are refused.
+	k1 := keyOwnedBy(t, nodes, nodes[1], "moved")
+	err = c.Set(ctx, k1, "v", 0).Err()
+	if want := fmt.Sprintf("MOVED %d %s", ring.Slot(k1), nodes[1].addr); err == nil || err.Error() != want {
+		t.Fatalf("SET of n1's key through n0: %v, want %s", err, want)
+	}
+	if err := c.Get(ctx, k1).Err(); err == nil || !strings.HasPrefix(err.Error(), "MOVED ") {
+		t.Fatalf("GET of n1's key through n0: %v", err)
+	}
+	if err := c.MGet(ctx, "a", "b").Err(); err == nil || err.Error() != errCrossSlot {
+		t.Fatalf("MGET a b: %v, want CROSSSLOT", err)
+	}
+	k0 := keyOwnedBy(t, nodes, nodes[0], "t")
+	tag := k0
+	if err := c.MSet(ctx, "{"+tag+"}a", "1", "{"+tag+"}b", "2").Err(); err != nil {
+		t.Fatalf("MSET of one slot on its owner: %v", err)
+	}
+	if v := c.MGet(ctx, "{"+tag+"}a", "{"+tag+"}b").Val(); !slices.Equal(v, []any{"1", "2"}) {
+		t.Fatalf("MGET of one slot = %v", v)
+	}
+	// A pipeline through n0 mixing its keys and others': each command is
+	// answered, in order.
+	p := c.Pipeline()
+	own := p.Set(ctx, k0, "mine", 0)
+	other := p.Get(ctx, k1)
+	again := p.Get(ctx, k0)
+	p.Exec(ctx)
+	if own.Err() != nil || !strings.HasPrefix(fmt.Sprint(other.Err()), "MOVED ") || again.Val() != "mine" {
+		t.Fatalf("pipeline: %v / %v / %q", own.Err(), other.Err(), again.Val())
+	}
+	if v := c.Do(ctx, "READONLY").Val(); v != "OK" {
+		t.Fatalf("READONLY = %v", v)
+	}
+	if v := c.Do(ctx, "ASKING").Val(); v != "OK" {
+		t.Fatalf("ASKING = %v", v)
+	}
+	if info := c.Info(ctx, "cluster").Val(); !strings.Contains(info, "cluster_enabled:1") {
+		t.Fatalf("INFO cluster:\n%s", info)
+	}
+}
+
+func TestProxyModeRefusesClusterCommands(t *testing.T) {
+	nodes := startCluster(t, 1)
+	c := newClient(t, nodes[0].addr)
+	ctx := context.Background()
+	for _, cmd := range [][]any{{"CLUSTER", "SLOTS"}, {"CLUSTER", "INFO"}, {"READONLY"}} {
+		if err := c.Do(ctx, cmd...).Err(); err == nil || err.Error() != errNoCluster {
+			t.Fatalf("%v in proxy mode: %v, want %q", cmd, err, errNoCluster)
+		}
+	}
+	if info := c.Info(ctx, "cluster").Val(); !strings.Contains(info, "cluster_enabled:0") {
+		t.Fatalf("INFO cluster:\n%s", info)
+	}
+}
+
+func TestClusterClient(t *testing.T) {
+	nodes := startClusterResp(t, 3, Options{Cluster: true})
+	ctx := context.Background()
+	cc := newClusterClient(t, nodes)
+	for i := range 1000 {
+		k := fmt.Sprintf("cc%d", i)
+		if err := cc.Set(ctx, k, "v"+k, time.Hour).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	for i := range 1000 {
+		k := fmt.Sprintf("cc%d", i)
+		if v, err := cc.Get(ctx, k).Result(); err != nil || v != "v"+k {
+			t.Fatalf("GET %s = %q, %v", k, v, err)
+		}
+	}
+	if _, err := cc.Get(ctx, "cc-missing").Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET missing: %v", err)
+	}
+	// The client routed every key to its owner: no node forwarded any.
+	for _, n := range nodes {
+		if st := n.Status(ctx); st.Keys == 0 {
+			t.Fatalf("%s holds no keys", n.Name())
+		}
+		if f := forwarded(t, n); f != 0 {
+			t.Fatalf("%s forwarded %v requests", n.Name(), f)
+		}
+	}
+	p := cc.Pipeline()
+	gets := make([]*redis.StringCmd, 200)
+	for i := range gets {
+		gets[i] = p.Get(ctx, fmt.Sprintf("cc%d", i))
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+	for i, g := range gets {
+		if g.Val() != fmt.Sprintf("vcc%d", i) {
+			t.Fatalf("pipelined GET cc%d = %q, %v", i, g.Val(), g.Err())
+		}
+	}
+	if n, err := cc.Del(ctx, "cc1").Result(); err != nil || n != 1 {
+		t.Fatalf("DEL: %d, %v", n, err)
+	}
+	if d, err := cc.TTL(ctx, "cc2").Result(); err != nil || d <= 0 {
+		t.Fatalf("TTL: %v, %v", d, err)
+	}
+}
+
+// forwarded is the node's peercache_forwarded_total.
+func forwarded(t *testing.T, n *testNode) float64 {
+	t.Helper()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "peercache_forwarded_total" {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	t.Fatal("no peercache_forwarded_total metric")
+	return 0
+}
