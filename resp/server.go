@@ -117,8 +117,8 @@ type Server struct {
 	b       Backend
 	opts    Options
 	cluster *clusterState // nil unless Options.Cluster
-	log  *slog.Logger
-	ln   net.Listener
+	log     *slog.Logger
+	ln      net.Listener
 
 	base   context.Context // cancelled by Close: aborts commands in flight
 	cancel context.CancelFunc

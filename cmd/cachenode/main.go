@@ -281,8 +281,8 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	web := httpapi.New(n, hln, dr.httpConfig(&o.doors, log))                              // stopped with the node
-	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log)                      // (memlimit.go)
+	web := httpapi.New(n, hln, dr.httpConfig(&o.doors, log))                                      // stopped with the node
+	setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log)                              // (memlimit.go)
 	rf, err := listenRESP(rln, o.respCluster, n, cfg.Peer.Timeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
 	if err != nil {
 		n.Abort()
