@@ -60,11 +60,35 @@ type Mutation struct {
 	KeepTTL bool
 	// IfAbsent / IfPresent make the mutation conditional (Redis NX / XX).
 	IfAbsent, IfPresent bool
+	// Op, unless OpSet, makes the owner compute the new value from the
+	// current one (an absent key counts as empty), keeping the key's
+	// expiry, with Value as the operand. TTL, Delete, Expire and KeepTTL
+	// must be zero then.
+	Op Op
 }
+
+// Op is a read-modify-write operation of a Mutation, carried out by the
+// key's owner under the key's lock.
+type Op uint8
+
+// Operations. The operand is Value.
+const (
+	// OpSet writes Value (a plain set).
+	OpSet Op = iota
+	// OpIncrBy adds the decimal int64 in Value to the integer value
+	// (Redis INCRBY); an absent key counts as 0.
+	OpIncrBy
+	// OpIncrByFloat adds the decimal float in Value (Redis INCRBYFLOAT).
+	OpIncrByFloat
+	// OpAppend appends Value (Redis APPEND).
+	OpAppend
+	// NumOps is the number of operations (for decoders' bounds checks).
+	NumOps
+)
 
 // NeedsCurrent reports whether the owner must read the key first.
 func (m Mutation) NeedsCurrent() bool {
-	return m.IfAbsent || m.IfPresent || m.Expire || m.KeepTTL || m.Delete
+	return m.IfAbsent || m.IfPresent || m.Expire || m.KeepTTL || m.Delete || m.Op != OpSet
 }
 
 // WriteResult tells what a mutation did.

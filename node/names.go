@@ -18,6 +18,7 @@ type (
 	Error         = kv.Error          // a request failure, matched with errors.Is against the Err kinds
 	Item          = kv.Item           // a value read from the cache
 	Mutation      = kv.Mutation       // one write of a key
+	WriteOp       = kv.Op             // a read-modify-write operation of a Mutation
 	WriteResult   = kv.WriteResult    // what a mutation did
 	Source        = kv.Source         // which tier answered a read
 	Config        = nodeconfig.Config // one node's settings; zero fields take their defaults
@@ -40,6 +41,10 @@ type (
 // are served and data still moves between nodes), and the
 // write-acknowledgement policies (Config.Replication.WriteAcks).
 const (
+	OpSet           WriteOp   = kv.OpSet         // write the value
+	OpIncrBy        WriteOp   = kv.OpIncrBy      // add a decimal integer (INCRBY)
+	OpIncrByFloat   WriteOp   = kv.OpIncrByFloat // add a decimal float (INCRBYFLOAT)
+	OpAppend        WriteOp   = kv.OpAppend      // append (APPEND)
 	SourceLocal     Source    = kv.SourceLocal
 	SourceShard     Source    = kv.SourceShard
 	SourceNear      Source    = kv.SourceNear

@@ -2,11 +2,15 @@ package node
 
 import (
 	"context"
+	"math"
+	"math/big"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/peercache/peercache/internal/redisnum"
 	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/store"
@@ -75,6 +79,11 @@ func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
 	if m.IfAbsent && m.IfPresent {
 		return kv.Errorf(http.StatusBadRequest, "a write cannot require the key to be both absent and present")
 	}
+	if m.Op != kv.OpSet {
+		if err := checkOp(m); err != nil {
+			return err
+		}
+	}
 	if !m.Delete {
 		if err := n.checkTTL(m.TTL); err != nil {
 			return err
@@ -130,6 +139,19 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %w", err)
 	}
 	e = store.Entry{Key: key, Value: m.Value}
+	if m.Op != kv.OpSet {
+		// Read-modify-write: the new value from the current one, which
+		// keeps its expiry (checkOp made sure m sets none).
+		var curValue []byte
+		if exists {
+			curValue, e.ExpireAt = cur.Value, cur.ExpireAt
+		}
+		v, oerr := applyOp(m.Op, curValue, m.Value, n.cfg.Limits.MaxValueBytes)
+		if oerr != nil {
+			return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, e, false, oerr
+		}
+		e.Value = v
+	}
 	now := time.Now()
 	switch {
 	case m.Delete:
@@ -208,4 +230,68 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 		return n.copier.Copy(ctx, v.Ring, es)
 	}
 	return make([]*Error, len(es))
+}
+
+// checkOp refuses a read-modify-write mutation that asks for more than its
+// operation, or whose operand is not a number where one is needed.
+func checkOp(m Mutation) *Error {
+	switch {
+	case m.Op >= kv.NumOps:
+		return kv.Errorf(http.StatusBadRequest, "unknown write operation %d", m.Op)
+	case m.Delete || m.Expire || m.KeepTTL || m.TTL != 0 || m.IfAbsent || m.IfPresent:
+		return kv.Errorf(http.StatusBadRequest, "an increment or append takes no expiry, condition or delete")
+	}
+	switch m.Op {
+	case kv.OpIncrBy:
+		if _, ok := redisnum.ParseInt(m.Value); !ok {
+			return kv.Errorf(http.StatusBadRequest, "value is not an integer or out of range")
+		}
+	case kv.OpIncrByFloat:
+		if _, ok := redisnum.ParseFloat(m.Value); !ok {
+			return kv.Errorf(http.StatusBadRequest, "value is not a valid float")
+		}
+	}
+	return nil
+}
+
+// applyOp computes a read-modify-write mutation's new value from the
+// current one (nil: the key is absent), with Redis' rules and error texts
+// (internal/redisnum: integers as string2ll, floats in long double
+// precision), and a result that fits in maxValue bytes.
+func applyOp(op kv.Op, cur, operand []byte, maxValue int) ([]byte, *Error) {
+	switch op {
+	case kv.OpIncrBy:
+		by, _ := redisnum.ParseInt(operand)
+		v := int64(0)
+		if cur != nil {
+			var ok bool
+			if v, ok = redisnum.ParseInt(cur); !ok {
+				return nil, kv.Errorf(http.StatusBadRequest, "value is not an integer or out of range")
+			}
+		}
+		if (by > 0 && v > math.MaxInt64-by) || (by < 0 && v < math.MinInt64-by) {
+			return nil, kv.Errorf(http.StatusBadRequest, "increment or decrement would overflow")
+		}
+		return strconv.AppendInt(nil, v+by, 10), nil
+	case kv.OpIncrByFloat:
+		by, _ := redisnum.ParseFloat(operand)
+		v := new(big.Float)
+		if cur != nil {
+			var ok bool
+			if v, ok = redisnum.ParseFloat(cur); !ok {
+				return nil, kv.Errorf(http.StatusBadRequest, "value is not a valid float")
+			}
+		}
+		r, ok := redisnum.AddFloat(v, by)
+		if !ok {
+			return nil, kv.Errorf(http.StatusBadRequest, "increment would produce NaN or Infinity")
+		}
+		return redisnum.FormatFloat(r), nil
+	case kv.OpAppend:
+		if len(cur)+len(operand) > maxValue {
+			return nil, kv.Errorf(http.StatusRequestEntityTooLarge, "string exceeds maximum allowed size (%d bytes)", maxValue)
+		}
+		return append(append(make([]byte, 0, len(cur)+len(operand)), cur...), operand...), nil
+	}
+	return nil, kv.Errorf(http.StatusBadRequest, "unknown write operation %d", op)
 }

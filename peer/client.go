@@ -145,17 +145,18 @@ func (c *Client) Get(ctx context.Context, addr, key string, replica bool) (kv.It
 }
 
 // Write applies m to key on the peer at addr. The result's Version,
-// Applied and Existed come from the peer.
+// Applied and Existed come from the peer, and its Value too for a
+// read-modify-write (m.Op).
 func (c *Client) Write(ctx context.Context, addr, key string, m kv.Mutation) (kv.WriteResult, error) {
 	p, err := c.call(ctx, addr, opWrite, func(b []byte) []byte { return appendWrite(b, key, m) })
 	if err != nil {
 		return kv.WriteResult{}, err
 	}
-	applied, existed, version, err := decodeWriteResult(p)
+	res, err := decodeWriteResult(p, key)
 	if err != nil {
 		return kv.WriteResult{}, c.badAnswer(addr, err)
 	}
-	return kv.WriteResult{Item: kv.Item{Key: key, Version: version}, Applied: applied, Existed: existed}, nil
+	return res, nil
 }
 
 // Handoff reads the peer's raw entry for key.
@@ -292,11 +293,11 @@ func (m *ManyCall) WaitInto(out []Result) ([]Result, error) {
 				r.Err = kv.ErrNotFound
 			}
 		case reqs[i].Write:
-			applied, existed, version, err := decodeWriteResult(sb.payload)
+			res, err := decodeWriteResult(sb.payload, reqs[i].Key)
 			if err != nil {
 				return nil, c.badAnswer(addr, err)
 			}
-			r.WriteResult = kv.WriteResult{Item: kv.Item{Key: reqs[i].Key, Version: version}, Applied: applied, Existed: existed}
+			r.WriteResult = res
 		default:
 			it, nearTTL, err := decodeItem(sb.payload, sent)
 			if err != nil {

@@ -251,10 +251,13 @@ const (
 	mutKeepTTL
 	mutIfAbsent
 	mutIfPresent
-	mutKnown = mutDelete | mutExpire | mutKeepTTL | mutIfAbsent | mutIfPresent
+	mutOpShift = 5               // bits 5-6: the kv.Op of a read-modify-write
+	mutOpMask  = 3 << mutOpShift // room for 4 operations
+	mutKnown   = mutDelete | mutExpire | mutKeepTTL | mutIfAbsent | mutIfPresent | mutOpMask
 )
 
-// write request: flags u8 | ttl ms uvarint | key length uvarint | key | value.
+// write request: flags u8 | ttl ms uvarint | key length uvarint | key | value
+// (the operand of an operation).
 func appendWrite(b []byte, key string, m kv.Mutation) []byte {
 	var f byte
 	if m.Delete {
@@ -272,6 +275,7 @@ func appendWrite(b []byte, key string, m kv.Mutation) []byte {
 	if m.IfPresent {
 		f |= mutIfPresent
 	}
+	f |= byte(m.Op) << mutOpShift & mutOpMask
 	b = append(b, f)
 	b = binary.AppendUvarint(b, uint64(max(m.TTL.Milliseconds(), 0)))
 	b = binary.AppendUvarint(b, uint64(len(key)))
@@ -306,6 +310,10 @@ func decodeWrite(p []byte, maxKey, maxValue int) (key string, m kv.Mutation, err
 	m = kv.Mutation{
 		TTL: time.Duration(ttl) * time.Millisecond, Delete: f&mutDelete != 0, Expire: f&mutExpire != 0,
 		KeepTTL: f&mutKeepTTL != 0, IfAbsent: f&mutIfAbsent != 0, IfPresent: f&mutIfPresent != 0,
+		Op: kv.Op(f&mutOpMask) >> mutOpShift,
+	}
+	if m.Op >= kv.NumOps {
+		return "", m, fmt.Errorf("%w: unknown write operation", ErrMalformed)
 	}
 	if !m.Delete && !m.Expire {
 		m.Value = val[:len(val):len(val)]
@@ -318,10 +326,13 @@ func decodeWrite(p []byte, maxKey, maxValue int) (key string, m kv.Mutation, err
 const (
 	resApplied byte = 1
 	resExisted byte = 2
+	resValue   byte = 4
 )
 
 // write response: flags u8 | version u64.
-func appendWriteResult(b []byte, r kv.WriteResult) []byte {
+// write result: flags u8 | version u64 | the new value, when the flags say
+// so (the answer to a read-modify-write: INCR replies with the sum).
+func appendWriteResult(b []byte, r kv.WriteResult, withValue bool) []byte {
 	var f byte
 	if r.Applied {
 		f |= resApplied
@@ -329,14 +340,27 @@ func appendWriteResult(b []byte, r kv.WriteResult) []byte {
 	if r.Existed {
 		f |= resExisted
 	}
-	return binary.BigEndian.AppendUint64(append(b, f), r.Version)
+	if withValue {
+		f |= resValue
+	}
+	b = binary.BigEndian.AppendUint64(append(b, f), r.Version)
+	if withValue {
+		b = append(b, r.Value...)
+	}
+	return b
 }
 
-func decodeWriteResult(p []byte) (applied, existed bool, version uint64, err error) {
-	if len(p) != 9 || p[0]&^(resApplied|resExisted) != 0 {
-		return false, false, 0, fmt.Errorf("%w: bad write result", ErrMalformed)
+// decodeWriteResult parses a write result into the result of a write of
+// key; the value aliases p.
+func decodeWriteResult(p []byte, key string) (kv.WriteResult, error) {
+	if len(p) < 9 || p[0]&^(resApplied|resExisted|resValue) != 0 || (p[0]&resValue == 0 && len(p) != 9) {
+		return kv.WriteResult{}, fmt.Errorf("%w: bad write result", ErrMalformed)
 	}
-	return p[0]&resApplied != 0, p[0]&resExisted != 0, binary.BigEndian.Uint64(p[1:]), nil
+	r := kv.WriteResult{Item: kv.Item{Key: key, Version: binary.BigEndian.Uint64(p[1:])}, Applied: p[0]&resApplied != 0, Existed: p[0]&resExisted != 0}
+	if p[0]&resValue != 0 {
+		r.Value = p[9:len(p):len(p)]
+	}
+	return r, nil
 }
 
 // invalidate request: count uvarint | (length uvarint | key)*.

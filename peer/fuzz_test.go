@@ -49,6 +49,8 @@ func FuzzDecoders(f *testing.F) {
 	f.Add([]byte(validFrames()))
 	f.Add(appendHello(nil, "label", "name"))
 	f.Add(appendWrite(nil, "key", kv.Mutation{Value: []byte("value"), TTL: time.Second, IfAbsent: true}))
+	f.Add(appendWrite(nil, "counter", kv.Mutation{Value: []byte("-5"), Op: kv.OpIncrBy}))
+	f.Add(appendWriteResult(nil, kv.WriteResult{Item: kv.Item{Value: []byte("42"), Version: 7}, Applied: true}, true))
 	f.Add(appendItem(nil, kv.Item{Value: []byte("v"), Version: 3, ExpireAt: time.Now().Add(time.Minute)}, time.Second, time.Now()))
 	f.Add(appendError(nil, &kv.Error{Status: 421, Owner: "n2", Message: "m", Retryable: true}))
 	f.Add(appendKeys(nil, []string{"x", "yy"}))
@@ -60,11 +62,17 @@ func FuzzDecoders(f *testing.F) {
 		decodeItem(p, now)
 		if key, m, err := decodeWrite(p, 1024, 1<<20); err == nil {
 			k2, m2, err := decodeWrite(appendWrite(nil, key, m), 1024, 1<<20)
-			if err != nil || k2 != key || !bytes.Equal(m2.Value, m.Value) || m2.TTL != m.TTL || m2.Delete != m.Delete {
+			if err != nil || k2 != key || !bytes.Equal(m2.Value, m.Value) || m2.TTL != m.TTL || m2.Delete != m.Delete || m2.Op != m.Op {
 				t.Fatalf("write round trip: %q %+v -> %q %+v %v", key, m, k2, m2, err)
 			}
 		}
-		decodeWriteResult(p)
+		if r, err := decodeWriteResult(p, "k"); err == nil {
+			withValue := p[0]&resValue != 0
+			r2, err := decodeWriteResult(appendWriteResult(nil, r, withValue), "k")
+			if err != nil || r2.Version != r.Version || r2.Applied != r.Applied || r2.Existed != r.Existed || !bytes.Equal(r2.Value, r.Value) {
+				t.Fatalf("write result round trip: %+v -> %+v %v", r, r2, err)
+			}
+		}
 		if keys, err := decodeKeys(p, 4096, 1024); err == nil {
 			if k2, err := decodeKeys(appendKeys(nil, keys), 4096, 1024); err != nil || len(k2) != len(keys) {
 				t.Fatalf("keys round trip: %v %v", k2, err)

@@ -436,7 +436,7 @@ func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (
 		if err != nil {
 			return nil, s.handlerError(err)
 		}
-		return func(b []byte) []byte { return appendWriteResult(b, res) }, nil
+		return func(b []byte) []byte { return appendWriteResult(b, res, m.Op != kv.OpSet) }, nil
 	case opHandoff:
 		if len(p) == 0 || len(p) > s.lim.MaxKeyBytes {
 			return nil, badRequest(fmt.Errorf("%w: bad handoff key", ErrMalformed))
@@ -503,7 +503,7 @@ func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (
 					e := s.handlerError(r.Err)
 					b = appendSub(b, flagError, func(b []byte) []byte { return appendError(b, e) })
 				case reqs[i].Write:
-					b = appendSub(b, 0, func(b []byte) []byte { return appendWriteResult(b, r.WriteResult) })
+					b = appendSub(b, 0, func(b []byte) []byte { return appendWriteResult(b, r.WriteResult, reqs[i].Mutation.Op != kv.OpSet) })
 				default:
 					b = appendSub(b, 0, func(b []byte) []byte { return appendItem(b, r.Item, r.NearTTL, now) })
 				}

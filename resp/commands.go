@@ -2,7 +2,6 @@ package resp
 
 import (
 	"errors"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/internal/redisnum"
 	"github.com/peercache/peercache/node"
 )
 
@@ -82,6 +82,13 @@ func buildCommands() map[string]*cmdSpec {
 		{name: "setnx", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Set the value of a key, only if the key does not exist", run: cmdSetNX},
 		{name: "setex", arity: 4, flags: wr, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.0.0", summary: "Set the value and expiration of a key", run: cmdSetEX},
 		{name: "psetex", arity: 4, flags: wr, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.6.0", summary: "Set the value and expiration in milliseconds of a key", run: cmdPSetEX},
+		{name: "incr", arity: 2, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Increment the integer value of a key by one", run: cmdIncr},
+		{name: "decr", arity: 2, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Decrement the integer value of a key by one", run: cmdIncr},
+		{name: "incrby", arity: 3, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Increment the integer value of a key by the given amount", run: cmdIncr},
+		{name: "decrby", arity: 3, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Decrement the integer value of a key by the given number", run: cmdIncr},
+		{name: "incrbyfloat", arity: 3, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.6.0", summary: "Increment the float value of a key by the given amount", run: cmdIncrByFloat},
+		{name: "append", arity: 3, flags: wr, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.0.0", summary: "Append a value to a key", run: cmdAppend},
+		{name: "strlen", arity: 2, flags: rd, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.2.0", summary: "Get the length of the value stored in a key", run: cmdStrlen},
 		{name: "mget", arity: -2, flags: rd, firstKey: 1, lastKey: -1, step: 1, group: str, since: "1.0.0", summary: "Get the values of all the given keys (read from their owners in parallel)", run: cmdMGet},
 		{name: "mset", arity: -3, flags: wr, firstKey: 1, lastKey: -1, step: 2, group: str, since: "1.0.1", summary: "Set multiple keys to multiple values (each key atomically, not the whole set)", run: cmdMSet},
 		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, group: ks, since: "1.0.0", summary: "Delete keys", run: cmdDel},
@@ -182,44 +189,8 @@ func isOpt(arg []byte, opt string) bool {
 	return true
 }
 
-// parseInt parses a decimal int64 as Redis does (optional '-', no spaces,
-// no '+', no leading zeros other than "0").
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	neg := false
-	if b[0] == '-' {
-		neg, b = true, b[1:]
-		if len(b) == 0 {
-			return 0, false
-		}
-	}
-	if len(b) > 1 && b[0] == '0' {
-		return 0, false
-	}
-	var n uint64
-	for _, ch := range b {
-		if ch < '0' || ch > '9' {
-			return 0, false
-		}
-		d := uint64(ch - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	if neg {
-		if n > 1<<63 {
-			return 0, false
-		}
-		return -int64(n), true
-	}
-	if n > math.MaxInt64 {
-		return 0, false
-	}
-	return int64(n), true
-}
+// parseInt parses a decimal int64 as Redis does (string2ll).
+func parseInt(b []byte) (int64, bool) { return redisnum.ParseInt(b) }
 
 const (
 	errNotInteger = "ERR value is not an integer or out of range"

@@ -93,6 +93,61 @@ EXPIRE k2 10 NX XX
 EXPIRE k2 10 GT LT
 EXPIRE k2 10 BOGUS
 EXISTS
+INCR ctr
+INCR ctr
+INCRBY ctr 40
+DECR ctr
+DECRBY ctr -10
+DECRBY ctr 100
+GET ctr
+INCRBY ctr abc
+INCRBY ctr 1.5
+INCRBY ctr +1
+INCRBY ctr 01
+INCRBY ctr " 1"
+INCRBY ctr 99999999999999999999
+SET big 9223372036854775806
+INCR big
+INCR big
+GET big
+SET small -9223372036854775807
+DECR small
+DECR small
+DECRBY small -9223372036854775808
+DECRBY ctr -9223372036854775808
+SET notint hello
+INCR notint
+INCRBYFLOAT notint 1
+SET sp " 1"
+INCR sp
+SET lz 007
+INCR lz
+SET ex 10 EX 1000
+INCR ex
+TTL ex
+INCRBYFLOAT fl 10.5
+INCRBYFLOAT fl 0.1
+INCRBYFLOAT fl -5
+INCRBYFLOAT fl 5.0e3
+INCRBYFLOAT fl 2e-3
+INCRBYFLOAT fl abc
+INCRBYFLOAT fl nan
+INCRBYFLOAT fl inf
+INCRBYFLOAT fl -inf
+GET fl
+INCRBYFLOAT ctr 1.5
+SET fi 3
+INCRBYFLOAT fi 0
+APPEND ap hello
+APPEND ap " world"
+GET ap
+STRLEN ap
+STRLEN missing
+APPEND ctr 0
+GET ctr
+INCR
+INCRBY ctr
+INCR a b
 `
 
 const scriptB = `GET k1
@@ -107,6 +162,12 @@ SET nx 5 GET
 DEL nx xx k1 k2 k4 k6 sn se m3 m4 m5 m6 missing
 MGET k1 k2 nx
 EXISTS k1 k2 nx
+INCR ctr
+GET big
+STRLEN ap
+APPEND ap !
+GET fl
+DEL ctr big small fl ap fi ex sp lz notint
 `
 
 // TestRedisCLIMatchesRedis drives the real redis-cli against a 2-node
