@@ -176,7 +176,7 @@ func (n *Node) shardGet(ctx context.Context, v *view, key string) (Item, error) 
 	}
 	src := SourceShard
 	if !found && n.handoffActive(v) {
-		if he, ok := n.handoffGet(ctx, v, key); ok {
+		if he, ok, _ := n.handoffGet(ctx, v, key); ok {
 			e, found, src = he, true, SourceHandoff
 		} else {
 			// The previous owner may have handed the key over (and deleted
@@ -211,14 +211,17 @@ func (n *Node) handoffActive(v *view) bool {
 }
 
 // handoffGet asks the key's previous owners (newest ring first) for their
-// copy and imports it into this node's shard (only if newer).
-func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry, bool) {
+// copy and imports it into this node's shard (only if newer). unanswered
+// tells that some previous owner could not be asked (the copy may be
+// there).
+func (n *Node) handoffGet(ctx context.Context, v *view, key string) (e store.Entry, found, unanswered bool) {
 	for _, prev := range v.PreviousOwners(key, n.cfg.Name) {
 		if _, ok := v.Members[prev]; !ok {
 			continue // gone: nothing to ask
 		}
 		e, found, err := n.peer.members.Handoff(ctx, v, prev, key)
 		if err != nil {
+			unanswered = true
 			n.metrics.Handoff.WithLabelValues("error").Inc()
 			n.log.Debug("handoff read failed", "peer", prev, "key", key, "err", err)
 			continue
@@ -235,10 +238,10 @@ func (n *Node) handoffGet(ctx context.Context, v *view, key string) (store.Entry
 		if _, err := n.st.Put(ctx, []store.Entry{e}); err != nil {
 			n.log.Warn("storing a handed-off key failed", "key", key, "err", err)
 		}
-		return e, true
+		return e, true, false
 	}
 	n.log.Debug("handoff miss", "key", key, "asked", v.PreviousOwners(key, n.cfg.Name), "ring_version", v.Version)
-	return store.Entry{}, false
+	return store.Entry{}, false, unanswered
 }
 
 // load calls the Getter for key (a miss at its owner) and stores the

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 
+	"github.com/peercache/peercache/internal/clusterview"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/ring"
 )
@@ -26,6 +27,14 @@ type Topology struct {
 	Replicas int
 	// Members are the ring's members, sorted by name.
 	Members []TopologyMember
+	// Settled tells whether every member this node knows gossips the ring
+	// checksum of this node's view: views agree, so a client redirected
+	// to a slot's owner is served there and not sent back. While they do
+	// not (a join or a leave spreading), a door should forward instead.
+	Settled bool
+	// Gone tells that this node has left the cluster (or stopped): it can
+	// no longer forward, only redirect.
+	Gone bool
 	// Ready tells whether this node serves (joined, shard answering, not
 	// leaving).
 	Ready  bool
@@ -60,20 +69,25 @@ func NodeID(name string) string {
 
 // topology caches the Topology of one view.
 type topology struct {
-	v     *view
-	ready bool
-	t     *Topology
+	v           *view
+	ready, gone bool
+	t           *Topology
 }
 
 // Topology returns the node's current Topology. It is cheap (one built per
-// view, and per change of readiness).
+// view, and per change of readiness or of Gone).
 func (n *Node) Topology() *Topology {
-	v, ready := n.views.cur.Load(), n.Ready()
-	if c := n.views.topo.Load(); c != nil && c.v == v && c.ready == ready {
+	v, ready, gone := n.views.cur.Load(), n.Ready(), n.HasLeft() || n.Stopped()
+	if c := n.views.topo.Load(); c != nil && c.v == v && c.ready == ready && c.gone == gone {
 		return c.t
 	}
 	t := &Topology{Self: n.cfg.Name, Ring: v.Ring, Epoch: v.Version, Replicas: max(n.cfg.Replication.Factor, 1), Ready: ready,
-		byName: map[string]int{}}
+		Gone: gone, Settled: true, byName: map[string]int{}}
+	for name, m := range v.Members {
+		if name != n.cfg.Name && m.Meta.Extra[clusterview.MetaRing] != v.Checksum {
+			t.Settled = false
+		}
+	}
 	for _, name := range v.Ring.Members() { // sorted
 		m := TopologyMember{Name: name, ID: NodeID(name)}
 		if gm, ok := v.Members[name]; ok {
@@ -85,7 +99,7 @@ func (n *Node) Topology() *Topology {
 		t.byName[name] = len(t.Members)
 		t.Members = append(t.Members, m)
 	}
-	n.views.topo.Store(&topology{v: v, ready: ready, t: t})
+	n.views.topo.Store(&topology{v: v, ready: ready, gone: gone, t: t})
 	return t
 }
 

@@ -127,6 +127,27 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		if gerr != nil {
 			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", gerr)
 		}
+		if v := n.views.cur.Load(); !found && n.handoffActive(v) {
+			// The key may still sit on its previous owner (a ring change
+			// settling): a condition or an increment must see that copy, or
+			// an INCR would restart from 0 and outvote the copy in transit.
+			// handoffGet imports it into this shard. On a miss, look here
+			// again: the previous owner may have handed the key over (and
+			// deleted its copy) between the two reads.
+			var unanswered bool
+			if c, found, unanswered = n.handoffGet(ctx, v, key); !found {
+				if c, found, gerr = n.st.Get(ctx, key); gerr != nil {
+					return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", gerr)
+				}
+				if !found && unanswered && m.Op != kv.OpSet {
+					// An increment from nothing would outvote the copy in
+					// transit; a delete or a condition decided without it
+					// loses nothing that a retry would keep.
+					return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable,
+						"the key's previous owner did not answer while the key may be moving; retry")
+				}
+			}
+		}
 		cur, exists = c, found && !c.Tombstone
 	}
 	if (m.IfAbsent && exists) || (m.IfPresent && !exists) || (m.Expire && !exists) {

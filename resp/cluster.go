@@ -62,7 +62,12 @@ func (cs *clusterState) replies() *topoReplies {
 // "" when it does, else the error to answer, as a Redis Cluster node
 // would: CROSSSLOT for keys of several slots, MOVED to the slot's owner,
 // CLUSTERDOWN while the node has no ring or the owner gossips no RESP
-// address. A READONLY connection may read a slot this node holds a replica
+// address. While members' views of the ring differ (a join or leave
+// spreading through gossip), a key of another owner is served by
+// forwarding, as in proxy mode: a MOVED then could send the client to a
+// node whose view still names this one, and back (go-redis gives up after
+// three redirects). A leaving node forwards too, until it is gone; then
+// it can only redirect. A READONLY connection may read a slot this node holds a replica
 // of (node.Get answers from the owner, so the read is as fresh as any).
 func (s *Server) route(cl *client, spec *cmdSpec, args [][]byte) string {
 	if s.cluster == nil || spec.firstKey == 0 || len(args) <= spec.firstKey {
@@ -93,6 +98,9 @@ func (s *Server) route(cl *client, spec *cmdSpec, args [][]byte) string {
 		if slices.Contains(t.Ring.AppendSlotOwners(buf[:0], slot, t.Replicas), t.Self) {
 			return ""
 		}
+	}
+	if !t.Settled && !t.Gone {
+		return "" // views differ: forward (the node settles who owns), never bounce
 	}
 	m, ok := t.Member(owner)
 	if !ok || m.RESPAddr == "" {

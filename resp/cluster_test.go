@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,4 +242,131 @@ func forwarded(t *testing.T, n *testNode) float64 {
 	}
 	t.Fatal("no peercache_forwarded_total metric")
 	return 0
+}
+
+// TestClusterClientThroughJoinAndLeave is issue 14's first acceptance
+// check: go-redis's ClusterClient against three nodes in cluster mode,
+// 10,000 keys with SET, GET, INCR and EXPIRE while a fourth node joins
+// and later one node leaves gracefully. The application sees no error
+// (after go-redis's own redirects and retries), and every acknowledged
+// write and increment reads back.
+func TestClusterClientThroughJoinAndLeave(t *testing.T) {
+	const keys, workers, passes = 10000, 8, 4
+	nodes := startClusterResp(t, 3, Options{Cluster: true})
+	ctx := context.Background()
+	cc := newClusterClient(t, nodes)
+
+	// Each worker owns keys w, w+workers, ...: the operations of one key
+	// are sequential, as one application thread's would be.
+	type state struct {
+		value string
+		count int64
+	}
+	want := make([]state, keys)
+	var errs []string
+	var mu sync.Mutex
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(errs) < 20 {
+			errs = append(errs, fmt.Sprintf(format, args...))
+		}
+	}
+	var done atomic.Int64 // keys done in the current pass
+	pass := func(p int) {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < keys; i += workers {
+					k, c := fmt.Sprintf("k:%d", i), fmt.Sprintf("c:{k:%d}", i)
+					v := fmt.Sprintf("v%d:%d", p, i)
+					switch p % 2 {
+					case 0:
+						if err := cc.Set(ctx, k, v, 0).Err(); err != nil {
+							fail("pass %d SET %s: %v", p, k, err)
+							continue
+						}
+					case 1:
+						if err := cc.Set(ctx, k, v, 0).Err(); err != nil {
+							fail("pass %d SET %s: %v", p, k, err)
+							continue
+						}
+						if ok, err := cc.Expire(ctx, k, time.Hour).Result(); err != nil || !ok {
+							fail("pass %d EXPIRE %s: %v %v", p, k, ok, err)
+							continue
+						}
+					}
+					want[i].value = v
+					n, err := cc.Incr(ctx, c).Result()
+					if err != nil {
+						fail("pass %d INCR %s: %v", p, c, err)
+						continue
+					}
+					if want[i].count++; n != want[i].count {
+						fail("pass %d INCR %s = %d, want %d", p, c, n, want[i].count)
+					}
+					if got, err := cc.Get(ctx, k).Result(); err != nil || got != v {
+						fail("pass %d GET %s = %q, %v; want %q", p, k, got, err, v)
+					}
+					done.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	// waitDone waits until the running pass has done n keys.
+	waitDone := func(n int64) {
+		for done.Load() < n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for p := range passes {
+		done.Store(0)
+		changed := make(chan struct{})
+		go func() {
+			defer close(changed)
+			switch p {
+			case 1: // a fourth node joins mid-pass
+				waitDone(keys / 4)
+				n3 := startNodeResp(t, "n3", []string{nodes[0].GossipAddr()}, Options{Cluster: true})
+				nodes = append(nodes, n3)
+				t.Logf("n3 joined after %d keys of pass %d", done.Load(), p)
+			case 2: // n1 leaves gracefully mid-pass
+				waitDone(keys / 4)
+				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				if err := nodes[1].Stop(sctx); err != nil {
+					fail("n1 leaving: %v", err)
+				}
+				t.Logf("n1 left after %d keys of pass %d", done.Load(), p)
+			}
+		}()
+		pass(p)
+		<-changed
+	}
+	if len(errs) > 0 {
+		for _, n := range nodes {
+			t.Logf("%s: RESP %s", n.Name(), n.addr)
+		}
+		t.Fatalf("%d+ errors seen by the application:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
+
+	// Every acknowledged write and increment reads back, and the expiry
+	// set in the last odd pass holds.
+	lost := 0
+	for i := range keys {
+		k, c := fmt.Sprintf("k:%d", i), fmt.Sprintf("c:{k:%d}", i)
+		if got, err := cc.Get(ctx, k).Result(); err != nil || got != want[i].value {
+			lost++
+			fail("final GET %s = %q, %v; want %q", k, got, err, want[i].value)
+		}
+		if n, err := cc.Get(ctx, c).Int64(); err != nil || n != want[i].count {
+			lost++
+			fail("final GET %s = %d, %v; want %d", c, n, err, want[i].count)
+		}
+	}
+	t.Logf("%d keys and %d counters after a join and a leave: lost=%d", keys, keys, lost)
+	if lost > 0 {
+		t.Fatalf("lost %d:\n%s", lost, strings.Join(errs, "\n"))
+	}
 }
