@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -270,5 +271,75 @@ func TestRedisBenchmarkRuns(t *testing.T) {
 		}
 	}
 	// redis-benchmark's keys went through the node: "key:__rand_int__".
+	checkShares(t, nodes)
+}
+
+// TestClusterTools drives Redis' own cluster-aware tools and a second
+// client library against three nodes in cluster mode: redis-cli -c
+// (follows MOVED), redis-benchmark --cluster (reads CLUSTER NODES) and
+// redis-py's RedisCluster (Debian's python3-redis: CLUSTER SLOTS, COMMAND).
+func TestClusterTools(t *testing.T) {
+	cli, bench := needTool(t, "redis-cli"), needTool(t, "redis-benchmark")
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import redis.cluster").Run(); err != nil {
+		t.Fatalf("%s cannot import redis.cluster (install python3-redis: scripts/deps.sh): %v", py, err)
+	}
+	nodes := startClusterResp(t, 3, Options{Cluster: true})
+	run := func(stdin string, name string, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+
+	// redis-cli -c: every key answered, whichever node owns it.
+	var script, want strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&script, "SET cli%d v%d\nGET cli%d\nINCR cnt%d\n", i, i, i, i)
+		fmt.Fprintf(&want, "OK\nv%d\n1\n", i)
+	}
+	var got strings.Builder
+	redirects := 0
+	for _, l := range strings.SplitAfter(run(script.String(), cli, "-c", "-h", "127.0.0.1", "-p", nodes[0].port), "\n") {
+		if strings.HasPrefix(l, "-> Redirected to slot [") {
+			redirects++
+			continue
+		}
+		got.WriteString(l)
+	}
+	if got.String() != want.String() || redirects == 0 {
+		t.Fatalf("redis-cli -c printed (%d redirects):\n%s\nwant:\n%s", redirects, got.String(), want.String())
+	}
+	t.Logf("redis-cli -c: 90 commands, %d redirects", redirects)
+
+	// redis-benchmark --cluster: both tests complete, with no error line.
+	out := run("", bench, "--cluster", "-h", "127.0.0.1", "-p", nodes[0].port, "-t", "set,get", "-n", "3000", "-c", "10", "-r", "1000", "--csv", "-q")
+	if !strings.Contains(out, `"SET"`) || !strings.Contains(out, `"GET"`) || strings.Contains(strings.ToLower(out), "error") {
+		t.Fatalf("redis-benchmark --cluster:\n%s", out)
+	}
+
+	// redis-py's RedisCluster.
+	prog := `
+import sys
+from redis.cluster import RedisCluster
+rc = RedisCluster(host="127.0.0.1", port=int(sys.argv[1]))
+for i in range(300):
+    rc.set("py%d" % i, str(i))
+bad = [i for i in range(300) if rc.get("py%d" % i) != str(i).encode()]
+assert not bad, bad
+assert rc.incr("pyctr") == 1 and rc.incrby("pyctr", 41) == 42
+assert rc.get("py-missing") is None
+rc.close()
+print("ok", len(rc.get_nodes()) if hasattr(rc, "get_nodes") else 0)
+`
+	if out := run("", py, "-c", prog, nodes[1].port); !strings.HasPrefix(out, "ok 3") {
+		t.Fatalf("redis-py RedisCluster: %s", out)
+	}
 	checkShares(t, nodes)
 }
