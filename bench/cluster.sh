@@ -16,6 +16,9 @@
 #                  GET of a key another node owns crosses to its owner),
 #                  redis-benchmark against node 1 (2/3 of the keys forwarded)
 #   peercache-rf2  the same with --replicas 2 (SET only)
+#   peercache-cluster  3 cachenodes with --resp-cluster, redis-benchmark
+#                  --cluster (it routes each key to its owner: no hop), the
+#                  same client as the Redis Cluster run (issue 14)
 #   baseline*      the same two clusters built from BENCH_BASELINE_REV (the
 #                  tree before the peer protocol: one HTTP/1.1 request per
 #                  forwarded operation), when that revision exists
@@ -34,7 +37,7 @@ KEYSPACE=${BENCH_KEYSPACE:-1000}
 PORT=${BENCH_PORT:-17300}
 VALUE=32
 BASELINE_REV=${BENCH_BASELINE_REV-354f5f6}
-TARGETS=${BENCH_TARGETS:-redis rediscluster peercache peercache-rf2 peercache-1p peercache-1p-rf2 baseline baseline-rf2}
+TARGETS=${BENCH_TARGETS:-redis rediscluster peercache peercache-rf2 peercache-cluster peercache-1p peercache-1p-rf2 baseline baseline-rf2}
 
 for tool in redis-server redis-benchmark redis-cli go python3; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (scripts/deps.sh installs the Redis tools)" >&2; exit 1; }
@@ -191,6 +194,12 @@ if has peercache-rf2; then
 	run_all peercache-rf2 "$((PORT + 15))" "" "set" "${CLUSTER_PIDS[@]}"
 	stop_pids "${CLUSTER_PIDS[@]}"
 fi
+if has peercache-cluster; then
+	cluster3 "$WORK/cachenode" pk 0 --resp-cluster
+	settle
+	run_all peercache-cluster "$((PORT + 3))" --cluster "set get" "${CLUSTER_PIDS[@]}"
+	stop_pids "${CLUSTER_PIDS[@]}"
+fi
 # The same with GOMAXPROCS=1: three single-threaded servers on two cores,
 # as the three redis-server of the Redis Cluster are.
 if has peercache-1p; then
@@ -232,7 +241,7 @@ for t, test, pipe, rps, p99, cpu in rows:
     if k not in best or v[0] > best[k][0]:
         best[k] = v
 rc = {k[1:]: v for k, v in best.items() if k[0] == "rediscluster"}
-print(f"`redis-benchmark -t set|get -n {n} -c {c} -r {r} -d 32 [-P 16]`, best of the runs; Redis Cluster with `--cluster`; peercache through node 1 of 3 (`--near-cache-ttl 0`; `-1p`: GOMAXPROCS=1). CPU: all server processes, µs per request. Ratios against the Redis Cluster run of the same test.\n")
+print(f"`redis-benchmark -t set|get -n {n} -c {c} -r {r} -d 32 [-P 16]`, best of the runs; Redis Cluster with `--cluster`; peercache through node 1 of 3 (`--near-cache-ttl 0`; `-1p`: GOMAXPROCS=1), `peercache-cluster` with `--resp-cluster` and `--cluster`. CPU: all server processes, µs per request. Ratios against the Redis Cluster run of the same test.\n")
 print("| target | test | ops/s | p99 ms | server CPU µs/op | ops/s vs Redis Cluster | CPU/op vs Redis Cluster |")
 print("|---|---|---|---|---|---|---|")
 for (t, test, pipe), (rps, p99, cpu) in best.items():

@@ -337,7 +337,70 @@ func (s *Server) handleKey(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeWriteResult(w, m, res)
+	case http.MethodPost:
+		s.handleKeyOp(w, r, key)
 	default:
-		methodNotAllowed(w, "GET, HEAD, PUT, DELETE")
+		methodNotAllowed(w, "GET, HEAD, PUT, DELETE, POST")
 	}
+}
+
+// handleKeyOp answers POST /v1/keys/{key}/{op}: a read-modify-write that
+// the key's owner carries out atomically (incr?by=N, default 1;
+// incrbyfloat?by=F; append, with the suffix as the body). The answer is
+// the new value, as a GET's. The path's last segment names the operation,
+// so a key may itself hold slashes.
+func (s *Server) handleKeyOp(w http.ResponseWriter, r *http.Request, path string) {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		writeError(w, kv.Errorf(http.StatusBadRequest, "POST needs an operation: /v1/keys/{key}/incr, /incrbyfloat or /append"))
+		return
+	}
+	key, op, q := path[:i], path[i+1:], r.URL.Query()
+	by := q.Get("by")
+	q.Del("by")
+	if e := noQuery(q); e != nil {
+		writeError(w, e)
+		return
+	}
+	var m node.Mutation
+	switch op {
+	case "incr":
+		if by == "" {
+			by = "1"
+		}
+		m = node.Mutation{Op: node.OpIncrBy, Value: []byte(by)}
+	case "incrbyfloat":
+		m = node.Mutation{Op: node.OpIncrByFloat, Value: []byte(by)}
+	case "append":
+		if r.URL.Query().Has("by") {
+			writeError(w, kv.Errorf(http.StatusBadRequest, "append takes the suffix as the body, not by="))
+			return
+		}
+		v, e := s.readValue(w, r)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		m = node.Mutation{Op: node.OpAppend, Value: v}
+	default:
+		writeError(w, kv.Errorf(http.StatusBadRequest, "unknown operation %q: want incr, incrbyfloat or append", truncate(op, 64)))
+		return
+	}
+	if err := s.n.CheckKey(key); err != nil {
+		writeErr(w, err)
+		return
+	}
+	res, err := s.n.Write(r.Context(), key, m)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeItem(w, res.Item)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
