@@ -7,8 +7,10 @@
 package kv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -82,9 +84,41 @@ const (
 	OpIncrByFloat
 	// OpAppend appends Value (Redis APPEND).
 	OpAppend
+	// OpSetRange overwrites part of the value (Redis SETRANGE, padding
+	// with zero bytes); Value is SetRangeValue(offset, data).
+	OpSetRange
+	// OpGetDel deletes the key and answers with the value it had (Redis
+	// GETDEL).
+	OpGetDel
+	// OpGetSet writes Value without an expiry and answers with the value
+	// it replaced (Redis GETSET).
+	OpGetSet
 	// NumOps is the number of operations (for decoders' bounds checks).
 	NumOps
 )
+
+// SetRangeValue is the operand of OpSetRange: the decimal offset, a colon,
+// then the data.
+func SetRangeValue(offset int, data []byte) []byte {
+	return append(append(strconv.AppendInt(nil, int64(offset), 10), ':'), data...)
+}
+
+// MaxSetRangeOffset bounds OpSetRange's offset (Redis: 512 MiB).
+const MaxSetRangeOffset = 512<<20 - 1
+
+// SetRangeOperand splits an OpSetRange operand; ok is false when it is
+// malformed or the offset is negative or beyond MaxSetRangeOffset.
+func SetRangeOperand(v []byte) (offset int, data []byte, ok bool) {
+	i := bytes.IndexByte(v, ':')
+	if i <= 0 || i > 10 {
+		return 0, nil, false
+	}
+	n, err := strconv.Atoi(string(v[:i]))
+	if err != nil || n < 0 || n > MaxSetRangeOffset {
+		return 0, nil, false
+	}
+	return n, v[i+1:], true
+}
 
 // NeedsCurrent reports whether the owner must read the key first.
 func (m Mutation) NeedsCurrent() bool {

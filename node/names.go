@@ -45,6 +45,9 @@ const (
 	OpIncrBy        WriteOp   = kv.OpIncrBy      // add a decimal integer (INCRBY)
 	OpIncrByFloat   WriteOp   = kv.OpIncrByFloat // add a decimal float (INCRBYFLOAT)
 	OpAppend        WriteOp   = kv.OpAppend      // append (APPEND)
+	OpSetRange      WriteOp   = kv.OpSetRange    // overwrite part (SETRANGE; Value: kv.SetRangeValue)
+	OpGetDel        WriteOp   = kv.OpGetDel      // delete, answer the old value (GETDEL)
+	OpGetSet        WriteOp   = kv.OpGetSet      // set, answer the old value (GETSET)
 	SourceLocal     Source    = kv.SourceLocal
 	SourceShard     Source    = kv.SourceShard
 	SourceNear      Source    = kv.SourceNear
@@ -60,6 +63,12 @@ const (
 	WriteAcksQuorum WriteAcks = replica.AcksQuorum // a majority of the replication factor
 	WriteAcksOne    WriteAcks = replica.AcksOne    // the primary only
 )
+
+// SetRangeValue is the operand of OpSetRange: offset and data.
+func SetRangeValue(offset int, data []byte) []byte { return kv.SetRangeValue(offset, data) }
+
+// MaxSetRangeOffset bounds OpSetRange's offset (Redis: 512 MiB).
+const MaxSetRangeOffset = kv.MaxSetRangeOffset
 
 // Defaults that callers name (DefaultConfig holds them all).
 const (

@@ -160,20 +160,28 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %w", err)
 	}
 	e = store.Entry{Key: key, Value: m.Value}
+	var reply []byte // what a read-modify-write answers with
+	now := time.Now()
 	if m.Op != kv.OpSet {
-		// Read-modify-write: the new value from the current one, which
-		// keeps its expiry (checkOp made sure m sets none).
+		// Read-modify-write: the new value from the current one (checkOp
+		// made sure m sets no expiry of its own).
 		var curValue []byte
 		if exists {
-			curValue, e.ExpireAt = cur.Value, cur.ExpireAt
+			curValue = cur.Value
 		}
-		v, oerr := applyOp(m.Op, curValue, m.Value, n.cfg.Limits.MaxValueBytes)
-		if oerr != nil {
-			return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, e, false, oerr
+		v, r, write, oerr := applyOp(m.Op, curValue, exists, m.Value, n.cfg.Limits.MaxValueBytes)
+		if oerr != nil || !write {
+			return WriteResult{Item: Item{Key: key, Value: r, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, e, false, oerr
 		}
-		e.Value = v
+		e.Value, reply = v, r
+		switch {
+		case m.Op == kv.OpGetDel:
+			e.Value, e.Tombstone = nil, true
+			e.ExpireAt = now.Add(n.cfg.Migration.TombstoneTTL).UnixMilli()
+		case m.Op != kv.OpGetSet && exists:
+			e.ExpireAt = cur.ExpireAt // changed in place: the expiry stays (GETSET drops it, as SET)
+		}
 	}
-	now := time.Now()
 	switch {
 	case m.Delete:
 		e.Value, e.Tombstone = nil, true
@@ -204,6 +212,9 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 				n.reads.tier.Publish(key, e, g) // the local tier, under the key's lock
 			}
 			res := WriteResult{Item: itemOf(e, n.cfg.Name, SourceShard), Applied: !m.Delete || exists, Existed: exists}
+			if m.Op != kv.OpSet {
+				res.Value = reply
+			}
 			return res, e, out[0] == store.Applied, nil
 		}
 		// The shard holds a newer version (stamped by another node's clock,
@@ -260,9 +271,13 @@ func checkOp(m Mutation) *Error {
 	case m.Op >= kv.NumOps:
 		return kv.Errorf(http.StatusBadRequest, "unknown write operation %d", m.Op)
 	case m.Delete || m.Expire || m.KeepTTL || m.TTL != 0 || m.IfAbsent || m.IfPresent:
-		return kv.Errorf(http.StatusBadRequest, "an increment or append takes no expiry, condition or delete")
+		return kv.Errorf(http.StatusBadRequest, "a read-modify-write operation takes no expiry, condition or delete")
 	}
 	switch m.Op {
+	case kv.OpSetRange:
+		if _, _, ok := kv.SetRangeOperand(m.Value); !ok {
+			return kv.Errorf(http.StatusBadRequest, "offset is out of range")
+		}
 	case kv.OpIncrBy:
 		if _, ok := redisnum.ParseInt(m.Value); !ok {
 			return kv.Errorf(http.StatusBadRequest, "value is not an integer or out of range")
@@ -276,43 +291,71 @@ func checkOp(m Mutation) *Error {
 }
 
 // applyOp computes a read-modify-write mutation's new value from the
-// current one (nil: the key is absent), with Redis' rules and error texts
+// current one (exists: the key is live), with Redis' rules and error texts
 // (internal/redisnum: integers as string2ll, floats in long double
-// precision), and a result that fits in maxValue bytes.
-func applyOp(op kv.Op, cur, operand []byte, maxValue int) ([]byte, *Error) {
+// precision), and a result that fits in maxValue bytes. reply is what the
+// command answers with: the new value, or for GETDEL and GETSET the old
+// one. write is false when nothing is to be written (SETRANGE of nothing).
+func applyOp(op kv.Op, cur []byte, exists bool, operand []byte, maxValue int) (v, reply []byte, write bool, err *Error) {
 	switch op {
 	case kv.OpIncrBy:
 		by, _ := redisnum.ParseInt(operand)
-		v := int64(0)
-		if cur != nil {
+		n := int64(0)
+		if exists {
 			var ok bool
-			if v, ok = redisnum.ParseInt(cur); !ok {
-				return nil, kv.Errorf(http.StatusBadRequest, "value is not an integer or out of range")
+			if n, ok = redisnum.ParseInt(cur); !ok {
+				return nil, nil, false, kv.Errorf(http.StatusBadRequest, "value is not an integer or out of range")
 			}
 		}
-		if (by > 0 && v > math.MaxInt64-by) || (by < 0 && v < math.MinInt64-by) {
-			return nil, kv.Errorf(http.StatusBadRequest, "increment or decrement would overflow")
+		if (by > 0 && n > math.MaxInt64-by) || (by < 0 && n < math.MinInt64-by) {
+			return nil, nil, false, kv.Errorf(http.StatusBadRequest, "increment or decrement would overflow")
 		}
-		return strconv.AppendInt(nil, v+by, 10), nil
+		v = strconv.AppendInt(nil, n+by, 10)
+		return v, v, true, nil
 	case kv.OpIncrByFloat:
 		by, _ := redisnum.ParseFloat(operand)
-		v := new(big.Float)
-		if cur != nil {
+		f := new(big.Float)
+		if exists {
 			var ok bool
-			if v, ok = redisnum.ParseFloat(cur); !ok {
-				return nil, kv.Errorf(http.StatusBadRequest, "value is not a valid float")
+			if f, ok = redisnum.ParseFloat(cur); !ok {
+				return nil, nil, false, kv.Errorf(http.StatusBadRequest, "value is not a valid float")
 			}
 		}
-		r, ok := redisnum.AddFloat(v, by)
+		r, ok := redisnum.AddFloat(f, by)
 		if !ok {
-			return nil, kv.Errorf(http.StatusBadRequest, "increment would produce NaN or Infinity")
+			return nil, nil, false, kv.Errorf(http.StatusBadRequest, "increment would produce NaN or Infinity")
 		}
-		return redisnum.FormatFloat(r), nil
+		v = redisnum.FormatFloat(r)
+		return v, v, true, nil
 	case kv.OpAppend:
 		if len(cur)+len(operand) > maxValue {
-			return nil, kv.Errorf(http.StatusRequestEntityTooLarge, "string exceeds maximum allowed size (%d bytes)", maxValue)
+			return nil, nil, false, tooLarge(maxValue)
 		}
-		return append(append(make([]byte, 0, len(cur)+len(operand)), cur...), operand...), nil
+		v = append(append(make([]byte, 0, len(cur)+len(operand)), cur...), operand...)
+		return v, v, true, nil
+	case kv.OpSetRange:
+		off, data, _ := kv.SetRangeOperand(operand)
+		if len(data) == 0 {
+			return nil, cur, false, nil // Redis: nothing to write, the length is the answer
+		}
+		if off+len(data) > maxValue {
+			return nil, nil, false, tooLarge(maxValue)
+		}
+		v = make([]byte, max(len(cur), off+len(data)))
+		copy(v, cur)
+		copy(v[off:], data)
+		return v, v, true, nil
+	case kv.OpGetDel:
+		if !exists {
+			return nil, nil, false, nil
+		}
+		return nil, cur, true, nil
+	case kv.OpGetSet:
+		return operand, cur, true, nil
 	}
-	return nil, kv.Errorf(http.StatusBadRequest, "unknown write operation %d", op)
+	return nil, nil, false, kv.Errorf(http.StatusBadRequest, "unknown write operation %d", op)
+}
+
+func tooLarge(maxValue int) *Error {
+	return kv.Errorf(http.StatusRequestEntityTooLarge, "string exceeds maximum allowed size (%d bytes)", maxValue)
 }

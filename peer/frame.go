@@ -251,8 +251,8 @@ const (
 	mutKeepTTL
 	mutIfAbsent
 	mutIfPresent
-	mutOpShift = 5               // bits 5-6: the kv.Op of a read-modify-write
-	mutOpMask  = 3 << mutOpShift // room for 4 operations
+	mutOpShift = 5               // bits 5-7: the kv.Op of a read-modify-write
+	mutOpMask  = 7 << mutOpShift // room for 8 operations
 	mutKnown   = mutDelete | mutExpire | mutKeepTTL | mutIfAbsent | mutIfPresent | mutOpMask
 )
 

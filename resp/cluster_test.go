@@ -222,6 +222,10 @@ func TestClusterClient(t *testing.T) {
 	if d, err := cc.TTL(ctx, "cc2").Result(); err != nil || d <= 0 {
 		t.Fatalf("TTL: %v, %v", d, err)
 	}
+	at, err := cc.PExpireTime(ctx, "cc2").Result()
+	if want := time.Duration(time.Now().Add(time.Hour).UnixMilli()) * time.Millisecond; err != nil || at > want || at < want-time.Minute {
+		t.Fatalf("PEXPIRETIME = %v, %v; want about %v", at, err, want)
+	}
 }
 
 // forwarded is the node's peercache_forwarded_total.

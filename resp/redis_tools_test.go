@@ -149,6 +149,50 @@ GET ctr
 INCR
 INCRBY ctr
 INCR a b
+SET sr hello
+SETRANGE sr 6 world
+GET sr
+SETRANGE sr 0 J
+GET sr
+SETRANGE sr 1 ""
+SETRANGE srnew 0 ""
+EXISTS srnew
+SETRANGE srnew 3 ab
+STRLEN srnew
+SETRANGE sr -1 x
+SETRANGE sr abc x
+SETRANGE sr 99999999999 x
+GETRANGE sr 0 3
+GETRANGE sr -3 -1
+GETRANGE sr 0 -1
+GETRANGE sr 5 2
+GETRANGE sr -1 -5
+GETRANGE sr 100 200
+GETRANGE sr -100 2
+GETRANGE missing 0 10
+GETRANGE sr a 1
+SET gd v1
+GETDEL gd
+GETDEL gd
+EXISTS gd
+SET gs old EX 1000
+GETSET gs new
+TTL gs
+GETSET gsnew x
+GET gsnew
+TYPE gs
+TYPE missing
+TOUCH gs gsnew missing gs
+SET et v EXAT 4102444800
+EXPIRETIME et
+EXPIRETIME gs
+EXPIRETIME missing
+PEXPIRETIME missing
+SET ctr2 5 EX 1000
+INCRBY ctr2 2
+TTL ctr2
+APPEND ctr2 0
+TTL ctr2
 `
 
 const scriptB = `GET k1
@@ -168,7 +212,11 @@ GET big
 STRLEN ap
 APPEND ap !
 GET fl
-DEL ctr big small fl ap fi ex sp lz notint
+GET sr
+GETRANGE sr 1 3
+GETDEL gsnew
+GETSET gs newer
+DEL ctr big small fl ap fi ex sp lz notint sr srnew gs et ctr2
 `
 
 // TestRedisCLIMatchesRedis drives the real redis-cli against a 2-node
