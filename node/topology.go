@@ -1,10 +1,13 @@
 package node
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"net/http"
 
 	"github.com/peercache/peercache/internal/clusterview"
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/ring"
 )
@@ -108,4 +111,53 @@ func (n *Node) selfMeta() membership.Meta {
 	n.self.mu.Lock()
 	defer n.self.mu.Unlock()
 	return n.self.meta
+}
+
+// keysInSlotScan is how many keys one shard scan step asks for.
+const keysInSlotScan = 1000
+
+// KeysInSlot returns up to max live keys of slot that this node owns and
+// holds in its shard (CLUSTER GETKEYSINSLOT; max < 0: all of them, for
+// COUNTKEYSINSLOT). The shard has no index by slot: this scans all of it,
+// O(keys), bounded by ctx.
+func (n *Node) KeysInSlot(ctx context.Context, slot, max int) ([]string, error) {
+	if slot < 0 || slot >= ring.Slots {
+		return nil, kv.Errorf(http.StatusBadRequest, "invalid slot %d", slot)
+	}
+	if n.views.cur.Load().Ring.SlotOwner(slot) != n.cfg.Name {
+		return nil, nil
+	}
+	var out []string
+	seen := map[string]struct{}{} // a scan may return a key twice
+	var cursor uint64
+	for {
+		keys, next, err := n.st.Scan(ctx, cursor, keysInSlotScan)
+		if err != nil {
+			return nil, kv.Retryable(http.StatusServiceUnavailable, "shard scan failed: %w", err)
+		}
+		var in []string
+		for _, k := range keys {
+			if ring.Slot(k) == slot {
+				in = append(in, k)
+			}
+		}
+		if len(in) > 0 {
+			es, found, err := n.st.GetMany(ctx, in)
+			if err != nil {
+				return nil, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
+			}
+			for i, e := range es {
+				if _, dup := seen[e.Key]; found[i] && !e.Tombstone && !dup {
+					seen[e.Key] = struct{}{}
+					out = append(out, e.Key)
+					if max >= 0 && len(out) >= max {
+						return out, nil
+					}
+				}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
+	}
 }

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"slices"
 	"strconv"
@@ -21,6 +22,9 @@ type ClusterBackend interface {
 	// Topology is the placement the node routes by, in Redis Cluster
 	// terms (immutable; a new one after every ring change).
 	Topology() *node.Topology
+	// KeysInSlot lists up to max live keys of slot held here (max < 0:
+	// all).
+	KeysInSlot(ctx context.Context, slot, max int) ([]string, error)
 }
 
 var _ ClusterBackend = (*node.Node)(nil)
@@ -119,7 +123,7 @@ func cmdCluster(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		return
 	}
 	sub := strings.ToLower(string(args[1]))
-	want := map[string]int{"slots": 2, "shards": 2, "nodes": 2, "info": 2, "myid": 2, "keyslot": 3}
+	want := map[string]int{"slots": 2, "shards": 2, "nodes": 2, "info": 2, "myid": 2, "keyslot": 3, "countkeysinslot": 3, "getkeysinslot": 4}
 	if n, ok := want[sub]; ok && len(args) != n {
 		s.writeErr(c, "ERR wrong number of arguments for 'cluster|"+sub+"' command")
 		return
@@ -137,6 +141,42 @@ func cmdCluster(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		c.WriteBulkString(node.NodeID(s.cluster.b.Topology().Self))
 	case "keyslot":
 		c.WriteInt(ring.Slot(string(args[2])))
+	case "countkeysinslot", "getkeysinslot":
+		// Redis 7's checks and texts, in its order.
+		limit, ok := int64(-1), true
+		if sub == "getkeysinslot" {
+			if limit, ok = parseInt(args[3]); !ok {
+				s.writeErr(c, errNotInteger)
+				return
+			}
+		}
+		slot, ok := parseInt(args[2])
+		switch {
+		case !ok && sub == "countkeysinslot":
+			s.writeErr(c, errNotInteger)
+			return
+		case sub == "countkeysinslot" && (slot < 0 || slot >= ring.Slots):
+			s.writeErr(c, "ERR Invalid slot")
+			return
+		case !ok || slot < 0 || slot >= ring.Slots:
+			s.writeErr(c, "ERR Invalid or out of range slot")
+			return
+		case limit < -1 || (sub == "getkeysinslot" && limit < 0):
+			s.writeErr(c, "ERR Invalid slot or number of keys")
+			return
+		}
+		keys, err := s.cluster.b.KeysInSlot(s.cmdCtx(), int(slot), int(limit))
+		switch {
+		case err != nil:
+			s.writeNodeErr(c, err)
+		case sub == "countkeysinslot":
+			c.WriteInt(len(keys))
+		default:
+			c.WriteArray(len(keys))
+			for _, k := range keys {
+				c.WriteBulkString(k)
+			}
+		}
 	default:
 		s.writeErr(c, "ERR unknown subcommand '"+truncate(args[1], 128)+"'. Try CLUSTER HELP.")
 	}

@@ -156,6 +156,31 @@ func TestClusterModeTopology(t *testing.T) {
 	if v := c.Do(ctx, "ASKING").Val(); v != "OK" {
 		t.Fatalf("ASKING = %v", v)
 	}
+	// COUNTKEYSINSLOT and GETKEYSINSLOT: this node's live keys of a slot.
+	if err := c.Set(ctx, "{"+tag+"}c", "3", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Del(ctx, "{"+tag+"}b")
+	sl := ring.Slot(k0)
+	if n := c.ClusterCountKeysInSlot(ctx, sl).Val(); n != 3 { // k0, {k0}a, {k0}c
+		t.Fatalf("COUNTKEYSINSLOT %d = %d, want 3", sl, n)
+	}
+	got := c.ClusterGetKeysInSlot(ctx, sl, 10).Val()
+	slices.Sort(got)
+	if want := []string{k0, "{" + tag + "}a", "{" + tag + "}c"}; !slices.Equal(got, want) {
+		t.Fatalf("GETKEYSINSLOT %d = %v, want %v", sl, got, want)
+	}
+	if got := c.ClusterGetKeysInSlot(ctx, sl, 1).Val(); len(got) != 1 {
+		t.Fatalf("GETKEYSINSLOT %d 1 = %v", sl, got)
+	}
+	if n := c.ClusterCountKeysInSlot(ctx, ring.Slot(k1)).Val(); n != 0 {
+		t.Fatalf("COUNTKEYSINSLOT of another node's slot = %d", n)
+	}
+	for _, cmd := range [][]any{{"CLUSTER", "COUNTKEYSINSLOT", "16384"}, {"CLUSTER", "GETKEYSINSLOT", "1", "-1"}, {"CLUSTER", "GETKEYSINSLOT", "x", "1"}} {
+		if err := c.Do(ctx, cmd...).Err(); err == nil || !strings.HasPrefix(err.Error(), "ERR ") {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
 	if info := c.Info(ctx, "cluster").Val(); !strings.Contains(info, "cluster_enabled:1") {
 		t.Fatalf("INFO cluster:\n%s", info)
 	}

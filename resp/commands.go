@@ -119,7 +119,7 @@ func buildCommands() map[string]*cmdSpec {
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, group: srv, since: "2.8.13", summary: "Get details about commands: COUNT, INFO, DOCS, LIST", run: cmdCommand},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, group: srv, since: "1.0.0", summary: "Server, clients, stats, keyspace and cluster figures", run: cmdInfo},
 		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, group: srv, since: "2.0.0", summary: "CONFIG GET (read-only view) and RESETSTAT", run: cmdConfig},
-		{name: "cluster", arity: -2, flags: []string{"loading", "stale"}, group: "cluster", since: "3.0.0", summary: "Cluster mode: SLOTS, SHARDS, NODES, INFO, MYID, KEYSLOT", run: cmdCluster},
+		{name: "cluster", arity: -2, flags: []string{"loading", "stale"}, group: "cluster", since: "3.0.0", summary: "Cluster mode: SLOTS, SHARDS, NODES, INFO, MYID, KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT", run: cmdCluster},
 		{name: "readonly", arity: 1, flags: []string{"loading", "stale", "fast"}, group: "cluster", since: "3.0.0", summary: "Cluster mode: serve reads of slots this node holds replicas of", run: cmdReadOnly},
 		{name: "readwrite", arity: 1, flags: []string{"loading", "stale", "fast"}, group: "cluster", since: "3.0.0", summary: "Cluster mode: end READONLY", run: cmdReadOnly},
 		{name: "asking", arity: 1, flags: []string{"fast"}, group: "cluster", since: "3.0.0", summary: "Cluster mode: accepted (peercache never redirects with ASK)", run: cmdReadOnly},
