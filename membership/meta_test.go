@@ -44,3 +44,21 @@ func sameMap(a, b map[string]string) bool {
 	defer delete(a, probe)
 	return b[probe] == "1"
 }
+
+func TestMetaRoundTrip(t *testing.T) {
+	m := Meta{HTTPAddr: "10.0.0.1:8080", PeerAddr: "10.0.0.1:7947", RESPAddr: "10.0.0.1:6380", State: StateActive, Proto: ProtocolVersion}
+	b, err := EncodeMeta(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeMeta(b)
+	if err != nil || !got.Equal(m) {
+		t.Fatalf("DecodeMeta(EncodeMeta(%+v)) = %+v, %v", m, got, err)
+	}
+	if o := m; func() bool { o.RESPAddr = "10.0.0.1:6381"; return o.Equal(m) }() {
+		t.Fatal("Equal ignores RESPAddr")
+	}
+	if _, err := validateMeta("Config.Meta", Meta{State: StateActive, RESPAddr: "nohostport"}); err == nil {
+		t.Fatal("a RESPAddr without a port is accepted")
+	}
+}

@@ -50,11 +50,28 @@ func TestValidate(t *testing.T) {
 		{"short secret", func(c *Config) { c.Auth.Secret = []byte("x") }, "cluster secret"},
 		{"advertise peer", func(c *Config) { c.Peer.Advertise = "nohost" }, "advertise-peer"},
 		{"peer conns", func(c *Config) { c.Peer.Conns = 65 }, "peer-conns"},
+		{"http addr", func(c *Config) { c.HTTP.Addr = "127.0.0.1:0" }, "http-addr"},
+		{"resp addr", func(c *Config) { c.RESP.Addr = "nonsense" }, "resp-addr"},
+		{"resp advertise", func(c *Config) { c.RESP.Advertise = "nohost" }, "resp-advertise-addr"},
 	} {
 		cfg := ok
 		c.set(&cfg)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Validate = %v, want an error naming %q", c.name, err, c.want)
+		}
+	}
+}
+
+// The RESP door's advertised address: RESP.Advertise, else the gossip
+// host with the bound port, else none.
+func TestAdvertisedRESP(t *testing.T) {
+	for _, c := range []struct{ addr, adv, want string }{
+		{"", "", ""}, {"0.0.0.0:6380", "", "10.0.0.5:6380"}, {"[::]:6380", "", "10.0.0.5:6380"},
+		{"0.0.0.0:6380", "cache.example:7000", "cache.example:7000"},
+	} {
+		cfg := Config{RESP: RESP{Addr: c.addr, Advertise: c.adv}}
+		if got := cfg.AdvertisedRESP("10.0.0.5"); got != c.want {
+			t.Errorf("AdvertisedRESP(%q, %q) = %q, want %q", c.addr, c.adv, got, c.want)
 		}
 	}
 }

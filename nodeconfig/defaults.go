@@ -147,26 +147,21 @@ func (c *Config) Validate() error {
 	if c.Name == "" {
 		bad("name: must not be empty")
 	}
-	if c.HTTP.Addr != "" {
-		if _, p, err := SplitHostPort(c.HTTP.Addr); err != nil {
-			bad("http-addr %q: %w", c.HTTP.Addr, err)
-		} else if p == 0 && c.HTTP.Advertise == "" {
-			bad("http-addr %q: want the address the HTTP door is bound to, with its port", c.HTTP.Addr)
+	// door checks a door's bound address and its advertised one.
+	door := func(addrFlag, advFlag, kind, addr, adv string) {
+		if addr != "" {
+			if _, p, err := SplitHostPort(addr); err != nil {
+				bad("%s %q: %w", addrFlag, addr, err)
+			} else if p == 0 && adv == "" {
+				bad("%s %q: want the address the %s door is bound to, with its port", addrFlag, addr, kind)
+			}
+		}
+		if adv != "" {
+			hostPort(advFlag, adv)
 		}
 	}
-	if c.HTTP.Advertise != "" {
-		hostPort("advertise-http", c.HTTP.Advertise)
-	}
-	if c.RESP.Addr != "" {
-		if _, p, err := SplitHostPort(c.RESP.Addr); err != nil {
-			bad("resp-addr %q: %w", c.RESP.Addr, err)
-		} else if p == 0 && c.RESP.Advertise == "" {
-			bad("resp-addr %q: want the address the RESP door is bound to, with its port", c.RESP.Addr)
-		}
-	}
-	if c.RESP.Advertise != "" {
-		hostPort("resp-advertise-addr", c.RESP.Advertise)
-	}
+	door("http-addr", "advertise-http", "HTTP", c.HTTP.Addr, c.HTTP.Advertise)
+	door("resp-addr", "resp-advertise-addr", "RESP", c.RESP.Addr, c.RESP.Advertise)
 	if _, _, err := SplitHostPort(c.Gossip.Addr); err != nil {
 		bad("gossip-addr %q: %w", c.Gossip.Addr, err)
 	}
