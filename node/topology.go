@@ -63,6 +63,25 @@ func (t *Topology) Member(name string) (TopologyMember, bool) {
 	return t.Members[i], true
 }
 
+// NewTopology builds a Topology from its parts (members are the ring's,
+// with their addresses; IDs are filled in): for tools and tests that render
+// a cluster's layout without running its nodes.
+func NewTopology(self string, r *ring.Ring, replicas int, members []TopologyMember) *Topology {
+	t := &Topology{Self: self, Ring: r, Replicas: max(replicas, 1), Ready: true, Settled: true, byName: map[string]int{}}
+	for _, name := range r.Members() {
+		m := TopologyMember{Name: name}
+		for _, g := range members {
+			if g.Name == name {
+				m = g
+			}
+		}
+		m.ID = NodeID(name)
+		t.byName[name] = len(t.Members)
+		t.Members = append(t.Members, m)
+	}
+	return t
+}
+
 // NodeID is the Redis Cluster node id of the member called name: the hex
 // SHA-1 of the name.
 func NodeID(name string) string {

@@ -399,3 +399,28 @@ func TestClusterClientThroughJoinAndLeave(t *testing.T) {
 		t.Fatalf("lost %d:\n%s", lost, strings.Join(errs, "\n"))
 	}
 }
+
+// TestClusterSlotsReplySize records the size of the CLUSTER SLOTS reply of
+// a 10-member cluster (IPv4 addresses, as in containers), which the issue
+// bounds at 512 KiB: docs/ARCHITECTURE.md quotes these figures.
+func TestClusterSlotsReplySize(t *testing.T) {
+	var members []node.TopologyMember
+	var names []string
+	for i := range 10 {
+		name := fmt.Sprintf("peercache-cachenode-%d", i+1)
+		names = append(names, name)
+		members = append(members, node.TopologyMember{Name: name, RESPAddr: fmt.Sprintf("172.18.0.%d:6380", 10+i), PeerAddr: fmt.Sprintf("172.18.0.%d:7947", 10+i)})
+	}
+	r := ring.New(names, ring.Options{})
+	for _, c := range []struct {
+		replicas int
+		bound    int
+	}{{1, 512 << 10}, {2, 640 << 10}} {
+		rp := buildReplies(node.NewTopology(names[0], r, c.replicas, members))
+		t.Logf("10 members, replicas %d: CLUSTER SLOTS %d KiB (%d runs), NODES %d KiB, SHARDS %d KiB",
+			c.replicas, len(rp.slots)>>10, len(r.SlotRuns(c.replicas)), len(rp.nodes)>>10, len(rp.shards)>>10)
+		if len(rp.slots) > c.bound {
+			t.Errorf("replicas %d: CLUSTER SLOTS is %d KiB, over %d KiB", c.replicas, len(rp.slots)>>10, c.bound>>10)
+		}
+	}
+}
