@@ -93,6 +93,10 @@ const (
 	// OpGetSet writes Value without an expiry and answers with the value
 	// it replaced (Redis GETSET).
 	OpGetSet
+	// OpGetEx changes the expiry of a live key and answers with its value
+	// (Redis GETEX): Value is the new time to live in decimal
+	// milliseconds, "0" to remove the expiry.
+	OpGetEx
 	// NumOps is the number of operations (for decoders' bounds checks).
 	NumOps
 )

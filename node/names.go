@@ -48,6 +48,7 @@ const (
 	OpSetRange      WriteOp   = kv.OpSetRange    // overwrite part (SETRANGE; Value: kv.SetRangeValue)
 	OpGetDel        WriteOp   = kv.OpGetDel      // delete, answer the old value (GETDEL)
 	OpGetSet        WriteOp   = kv.OpGetSet      // set, answer the old value (GETSET)
+	OpGetEx         WriteOp   = kv.OpGetEx       // change the expiry, answer the value (GETEX; Value: ms, 0 persists)
 	SourceLocal     Source    = kv.SourceLocal
 	SourceShard     Source    = kv.SourceShard
 	SourceNear      Source    = kv.SourceNear

@@ -80,7 +80,7 @@ func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
 		return kv.Errorf(http.StatusBadRequest, "a write cannot require the key to be both absent and present")
 	}
 	if m.Op != kv.OpSet {
-		if err := checkOp(m); err != nil {
+		if err := n.checkOp(m); err != nil {
 			return err
 		}
 	}
@@ -178,6 +178,10 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		case m.Op == kv.OpGetDel:
 			e.Value, e.Tombstone = nil, true
 			e.ExpireAt = now.Add(n.cfg.Migration.TombstoneTTL).UnixMilli()
+		case m.Op == kv.OpGetEx:
+			if ms, _ := strconv.ParseInt(string(m.Value), 10, 64); ms > 0 {
+				e.ExpireAt = now.Add(time.Duration(ms) * time.Millisecond).UnixMilli()
+			}
 		case m.Op != kv.OpGetSet && exists:
 			e.ExpireAt = cur.ExpireAt // changed in place: the expiry stays (GETSET drops it, as SET)
 		}
@@ -266,7 +270,7 @@ func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []
 
 // checkOp refuses a read-modify-write mutation that asks for more than its
 // operation, or whose operand is not a number where one is needed.
-func checkOp(m Mutation) *Error {
+func (n *Node) checkOp(m Mutation) *Error {
 	switch {
 	case m.Op >= kv.NumOps:
 		return kv.Errorf(http.StatusBadRequest, "unknown write operation %d", m.Op)
@@ -274,6 +278,16 @@ func checkOp(m Mutation) *Error {
 		return kv.Errorf(http.StatusBadRequest, "a read-modify-write operation takes no expiry, condition or delete")
 	}
 	switch m.Op {
+	case kv.OpGetEx:
+		ms, err := strconv.ParseInt(string(m.Value), 10, 64)
+		if err != nil || ms < 0 {
+			return kv.Errorf(http.StatusBadRequest, "invalid expire time in 'getex' command")
+		}
+		if ms > 0 {
+			if err := n.checkTTL(time.Duration(ms) * time.Millisecond); err != nil {
+				return err
+			}
+		}
 	case kv.OpSetRange:
 		if _, _, ok := kv.SetRangeOperand(m.Value); !ok {
 			return kv.Errorf(http.StatusBadRequest, "offset is out of range")
@@ -352,6 +366,11 @@ func applyOp(op kv.Op, cur []byte, exists bool, operand []byte, maxValue int) (v
 		return nil, cur, true, nil
 	case kv.OpGetSet:
 		return operand, cur, true, nil
+	case kv.OpGetEx:
+		if !exists {
+			return nil, nil, false, nil
+		}
+		return cur, cur, true, nil
 	}
 	return nil, nil, false, kv.Errorf(http.StatusBadRequest, "unknown write operation %d", op)
 }

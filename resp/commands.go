@@ -91,6 +91,7 @@ func buildCommands() map[string]*cmdSpec {
 		{name: "setrange", arity: 4, flags: wr, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.2.0", summary: "Overwrite part of a string at key starting at the specified offset", run: cmdSetRange},
 		{name: "getrange", arity: 4, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, group: str, since: "2.4.0", summary: "Get a substring of the string stored at a key", run: cmdGetRange},
 		{name: "getdel", arity: 2, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: str, since: "6.2.0", summary: "Get the value of a key and delete the key (atomically, on its owner)", run: cmdGetDel},
+		{name: "getex", arity: -2, flags: wf, firstKey: 1, lastKey: 1, step: 1, group: str, since: "6.2.0", summary: "Get the value of a key and optionally set its expiration (atomically, on its owner)", run: cmdGetEx},
 		{name: "getset", arity: 3, flags: wr, firstKey: 1, lastKey: 1, step: 1, group: str, since: "1.0.0", summary: "Set the string value of a key and return its old value (atomically, on its owner)", run: cmdGetDel},
 		{name: "type", arity: 2, flags: rd, firstKey: 1, lastKey: 1, step: 1, group: ks, since: "1.0.0", summary: "Determine the type stored at key (string or none)", run: cmdType},
 		{name: "touch", arity: -2, flags: rd, firstKey: 1, lastKey: -1, step: 1, group: ks, since: "3.2.1", summary: "Count the keys that exist (there is no access time to update)", run: cmdExists},

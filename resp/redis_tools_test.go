@@ -188,6 +188,25 @@ EXPIRETIME et
 EXPIRETIME gs
 EXPIRETIME missing
 PEXPIRETIME missing
+SET gx v
+GETEX gx
+TTL gx
+GETEX gx EX 100
+TTL gx
+GETEX gx PX 200000
+TTL gx
+GETEX gx PERSIST
+TTL gx
+GETEX gx EX 0
+GETEX gx EX -1
+GETEX gx EX abc
+GETEX gx BOGUS 1
+GETEX gx PERSIST 1
+GETEX gx EX 1 PX 1
+GETEX missing EX 10
+SET gx2 w
+GETEX gx2 EXAT 1
+EXISTS gx2
 SET ctr2 5 EX 1000
 INCRBY ctr2 2
 TTL ctr2
@@ -216,7 +235,9 @@ GET sr
 GETRANGE sr 1 3
 GETDEL gsnew
 GETSET gs newer
-DEL ctr big small fl ap fi ex sp lz notint sr srnew gs et ctr2
+GETEX gx EX 500
+TTL gx
+DEL ctr big small fl ap fi ex sp lz notint sr srnew gs et ctr2 gx
 `
 
 // TestRedisCLIMatchesRedis drives the real redis-cli against a 2-node

@@ -3,6 +3,7 @@ package resp
 import (
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/tidwall/redcon"
 
@@ -181,5 +182,63 @@ func cmdExpireTime(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		// To the nearest second: an absolute expiry (EXAT) reaches the
 		// owner as a time to live, and lands a few milliseconds early.
 		c.WriteInt64((it.ExpireAt.UnixMilli() + 500) / 1000)
+	}
+}
+
+// cmdGetEx is GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]: the
+// value, and the expiry changed in the same step on the key's owner. An
+// absolute time already past deletes the key (as Redis).
+func cmdGetEx(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	key := string(args[1])
+	if len(args) == 2 {
+		it, err := s.b.Get(s.cmdCtx(), key)
+		s.writeGet(c, it, err)
+		return
+	}
+	var m node.Mutation
+	switch {
+	case len(args) == 3 && isOpt(args[2], "PERSIST"):
+		m = node.Mutation{Op: node.OpGetEx, Value: []byte("0")}
+	case len(args) == 4:
+		unit, absolute := time.Second, false
+		switch {
+		case isOpt(args[2], "EX"):
+		case isOpt(args[2], "PX"):
+			unit = time.Millisecond
+		case isOpt(args[2], "EXAT"):
+			absolute = true
+		case isOpt(args[2], "PXAT"):
+			unit, absolute = time.Millisecond, true
+		default:
+			s.writeErr(c, errSyntax)
+			return
+		}
+		v, ok := parseInt(args[3])
+		if !ok {
+			s.writeErr(c, errNotInteger)
+			return
+		}
+		ttl, ok := ttlOf(v, unit, absolute, time.Now())
+		switch {
+		case !ok || v <= 0:
+			s.writeErr(c, errInvalidExpire("getex"))
+			return
+		case ttl <= 0:
+			m = node.Mutation{Op: node.OpGetDel} // an absolute time already past
+		default:
+			m = node.Mutation{Op: node.OpGetEx, Value: strconv.AppendInt(nil, max(ttl.Milliseconds(), 1), 10)}
+		}
+	default:
+		s.writeErr(c, errSyntax)
+		return
+	}
+	res, err := s.b.Write(s.cmdCtx(), key, m)
+	switch {
+	case err != nil:
+		s.writeNodeErr(c, err)
+	case res.Existed:
+		c.WriteBulk(res.Value)
+	default:
+		c.WriteNull()
 	}
 }
