@@ -150,28 +150,16 @@ func (n *Node) KeysInSlot(ctx context.Context, slot, max int) ([]string, error) 
 	seen := map[string]struct{}{} // a scan may return a key twice
 	var cursor uint64
 	for {
-		keys, next, err := n.st.Scan(ctx, cursor, keysInSlotScan)
+		keys, next, err := n.scanLive(ctx, cursor, keysInSlotScan, func(k string) bool { return ring.Slot(k) == slot })
 		if err != nil {
-			return nil, kv.Retryable(http.StatusServiceUnavailable, "shard scan failed: %w", err)
+			return nil, err
 		}
-		var in []string
 		for _, k := range keys {
-			if ring.Slot(k) == slot {
-				in = append(in, k)
-			}
-		}
-		if len(in) > 0 {
-			es, found, err := n.st.GetMany(ctx, in)
-			if err != nil {
-				return nil, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
-			}
-			for i, e := range es {
-				if _, dup := seen[e.Key]; found[i] && !e.Tombstone && !dup {
-					seen[e.Key] = struct{}{}
-					out = append(out, e.Key)
-					if max >= 0 && len(out) >= max {
-						return out, nil
-					}
+			if _, dup := seen[k]; !dup {
+				seen[k] = struct{}{}
+				out = append(out, k)
+				if max >= 0 && len(out) >= max {
+					return out, nil
 				}
 			}
 		}
@@ -179,4 +167,42 @@ func (n *Node) KeysInSlot(ctx context.Context, slot, max int) ([]string, error) 
 			return out, nil
 		}
 	}
+}
+
+// ScanKeys is one step of a scan of the live keys this node owns in its
+// shard (SCAN, KEYS and DBSIZE in cluster mode): about count keys read
+// from cursor (0 starts), the live owned ones among them, and the cursor
+// of the next step (0: done). Like Redis' SCAN, a key present throughout
+// is returned at least once.
+func (n *Node) ScanKeys(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
+	r := n.views.cur.Load().Ring
+	return n.scanLive(ctx, cursor, count, func(k string) bool { return r.Owner(k) == n.cfg.Name })
+}
+
+// scanLive is one shard scan step keeping the live keys that want accepts.
+func (n *Node) scanLive(ctx context.Context, cursor uint64, count int, want func(string) bool) ([]string, uint64, error) {
+	keys, next, err := n.st.Scan(ctx, cursor, count)
+	if err != nil {
+		return nil, 0, kv.Retryable(http.StatusServiceUnavailable, "shard scan failed: %w", err)
+	}
+	in := keys[:0:0]
+	for _, k := range keys {
+		if want(k) {
+			in = append(in, k)
+		}
+	}
+	if len(in) == 0 {
+		return nil, next, nil
+	}
+	es, found, err := n.st.GetMany(ctx, in)
+	if err != nil {
+		return nil, 0, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
+	}
+	live := in[:0]
+	for i, e := range es {
+		if found[i] && !e.Tombstone {
+			live = append(live, e.Key)
+		}
+	}
+	return live, next, nil
 }

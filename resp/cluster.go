@@ -25,6 +25,9 @@ type ClusterBackend interface {
 	// KeysInSlot lists up to max live keys of slot held here (max < 0:
 	// all).
 	KeysInSlot(ctx context.Context, slot, max int) ([]string, error)
+	// ScanKeys is one step of a scan of the live keys held and owned
+	// here (next 0: done).
+	ScanKeys(ctx context.Context, cursor uint64, count int) (keys []string, next uint64, err error)
 }
 
 var _ ClusterBackend = (*node.Node)(nil)
@@ -401,3 +404,106 @@ func splitHostPort(addr string) (string, int, error) {
 }
 
 func joinHostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+// errKeyspaceProxy answers keyspace commands in proxy mode, where they
+// would have to visit every node.
+const errKeyspaceProxy = "ERR this command lists one node's keys: it needs cluster mode (--resp-cluster), where it answers for the node it is sent to, as in Redis Cluster"
+
+// maxScanCount bounds SCAN's COUNT (keys read from the shard per call).
+const maxScanCount = 100000
+
+// cmdScan is SCAN cursor [MATCH pattern] [COUNT n] [TYPE t], over the keys
+// this node owns (cluster mode), as Redis Cluster's per-node SCAN.
+func cmdScan(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	if s.cluster == nil {
+		s.writeErr(c, errKeyspaceProxy)
+		return
+	}
+	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		s.writeErr(c, "ERR invalid cursor")
+		return
+	}
+	var pattern []byte
+	count, typeOK := 10, true
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			s.writeErr(c, errSyntax)
+			return
+		}
+		switch {
+		case isOpt(args[i], "MATCH"):
+			pattern = args[i+1]
+		case isOpt(args[i], "COUNT"):
+			n, ok := parseInt(args[i+1])
+			if !ok {
+				s.writeErr(c, errNotInteger)
+				return
+			}
+			if n < 1 {
+				s.writeErr(c, errSyntax)
+				return
+			}
+			count = int(min(n, maxScanCount))
+		case isOpt(args[i], "TYPE"):
+			typeOK = isOpt(args[i+1], "STRING") // the only type there is
+		default:
+			s.writeErr(c, errSyntax)
+			return
+		}
+	}
+	keys, next, err := s.cluster.b.ScanKeys(s.cmdCtx(), cursor, count)
+	if err != nil {
+		s.writeNodeErr(c, err)
+		return
+	}
+	out := keys[:0]
+	for _, k := range keys {
+		if typeOK && (pattern == nil || globMatch(pattern, []byte(k))) {
+			out = append(out, k)
+		}
+	}
+	c.WriteArray(2)
+	c.WriteBulkString(strconv.FormatUint(next, 10))
+	c.WriteArray(len(out))
+	for _, k := range out {
+		c.WriteBulkString(k)
+	}
+}
+
+// cmdKeys is KEYS pattern and DBSIZE over the keys this node owns
+// (cluster mode): a scan of the whole shard, O(keys).
+func cmdKeys(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	if s.cluster == nil {
+		s.writeErr(c, errKeyspaceProxy)
+		return
+	}
+	ctx := s.cmdCtx()
+	var out []string
+	seen := map[string]struct{}{}
+	var cursor uint64
+	for {
+		keys, next, err := s.cluster.b.ScanKeys(ctx, cursor, 1000)
+		if err != nil {
+			s.writeNodeErr(c, err)
+			return
+		}
+		for _, k := range keys {
+			if _, dup := seen[k]; !dup && (len(args) == 1 || globMatch(args[1], []byte(k))) {
+				seen[k] = struct{}{}
+				out = append(out, k)
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(args) == 1 { // DBSIZE
+		c.WriteInt(len(out))
+		return
+	}
+	c.WriteArray(len(out))
+	for _, k := range out {
+		c.WriteBulkString(k)
+	}
+}

@@ -181,6 +181,48 @@ func TestClusterModeTopology(t *testing.T) {
 			t.Fatalf("%v: %v", cmd, err)
 		}
 	}
+	// SCAN, KEYS and DBSIZE: the keys this node owns, as each node of a
+	// Redis Cluster answers.
+	var mine []string
+	for i := range 50 {
+		k := fmt.Sprintf("scan:%d", i)
+		o := ownerNode(t, nodes, k)
+		if err := newClient(t, o.addr).Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if o == nodes[0] {
+			mine = append(mine, k)
+		}
+	}
+	slices.Sort(mine)
+	keys := c.Keys(ctx, "scan:*").Val()
+	slices.Sort(keys)
+	if !slices.Equal(keys, mine) {
+		t.Fatalf("KEYS scan:* = %v, want %v", keys, mine)
+	}
+	var scanned []string
+	var cursor uint64
+	for {
+		ks, next, err := c.Scan(ctx, cursor, "scan:*", 7).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		scanned, cursor = append(scanned, ks...), next
+		if cursor == 0 {
+			break
+		}
+	}
+	slices.Sort(scanned)
+	if scanned = slices.Compact(scanned); !slices.Equal(scanned, mine) {
+		t.Fatalf("SCAN MATCH scan:* = %v, want %v", scanned, mine)
+	}
+	if ks, _, _ := c.ScanType(ctx, 0, "scan:*", 1000, "hash").Result(); len(ks) != 0 {
+		t.Fatalf("SCAN TYPE hash = %v", ks)
+	}
+	all := c.Keys(ctx, "*").Val()
+	if n := c.DBSize(ctx).Val(); n != int64(len(all)) || n < int64(len(mine)) {
+		t.Fatalf("DBSIZE = %d, KEYS * has %d", n, len(all))
+	}
 	if info := c.Info(ctx, "cluster").Val(); !strings.Contains(info, "cluster_enabled:1") {
 		t.Fatalf("INFO cluster:\n%s", info)
 	}
@@ -193,6 +235,11 @@ func TestProxyModeRefusesClusterCommands(t *testing.T) {
 	for _, cmd := range [][]any{{"CLUSTER", "SLOTS"}, {"CLUSTER", "INFO"}, {"READONLY"}} {
 		if err := c.Do(ctx, cmd...).Err(); err == nil || err.Error() != errNoCluster {
 			t.Fatalf("%v in proxy mode: %v, want %q", cmd, err, errNoCluster)
+		}
+	}
+	for _, cmd := range [][]any{{"SCAN", "0"}, {"KEYS", "*"}, {"DBSIZE"}} {
+		if err := c.Do(ctx, cmd...).Err(); err == nil || err.Error() != errKeyspaceProxy {
+			t.Fatalf("%v in proxy mode: %v, want %q", cmd, err, errKeyspaceProxy)
 		}
 	}
 	if info := c.Info(ctx, "cluster").Val(); !strings.Contains(info, "cluster_enabled:0") {
