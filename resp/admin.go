@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path"
 	"runtime"
 	"sort"
 	"strconv"
@@ -429,9 +428,12 @@ func cmdCommand(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 }
 
 // configValues is what CONFIG GET reports: enough for tools that look
-// (redis-benchmark asks for save and appendonly).
+// (redis-benchmark asks for save and appendonly; cluster clients for
+// cluster-enabled and cluster-require-full-coverage).
 var configValues = [][2]string{
 	{"appendonly", "no"},
+	{"cluster-enabled", ""}, // filled from Options
+	{"cluster-require-full-coverage", "yes"},
 	{"databases", "1"},
 	{"maxclients", ""}, // filled from Options
 	{"save", ""},
@@ -451,7 +453,7 @@ func cmdConfig(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		for _, a := range args[2:] {
 			pat := strings.ToLower(string(a))
 			for _, kv := range configValues {
-				if ok, _ := path.Match(pat, kv[0]); ok && !seen[kv[0]] {
+				if globMatch([]byte(pat), []byte(kv[0])) && !seen[kv[0]] {
 					seen[kv[0]] = true
 					v := kv[1]
 					switch kv[0] {
@@ -459,6 +461,8 @@ func cmdConfig(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 						v = strconv.Itoa(s.opts.MaxClients)
 					case "timeout":
 						v = strconv.Itoa(int(s.opts.IdleTimeout / time.Second))
+					case "cluster-enabled":
+						v = map[bool]string{true: "yes", false: "no"}[s.cluster != nil]
 					}
 					out = append(out, kv[0], v)
 				}

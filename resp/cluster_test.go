@@ -223,6 +223,9 @@ func TestClusterModeTopology(t *testing.T) {
 	if n := c.DBSize(ctx).Val(); n != int64(len(all)) || n < int64(len(mine)) {
 		t.Fatalf("DBSIZE = %d, KEYS * has %d", n, len(all))
 	}
+	if v := c.ConfigGet(ctx, "cluster-*").Val(); v["cluster-enabled"] != "yes" || v["cluster-require-full-coverage"] != "yes" {
+		t.Fatalf("CONFIG GET cluster-* = %v", v)
+	}
 	if info := c.Info(ctx, "cluster").Val(); !strings.Contains(info, "cluster_enabled:1") {
 		t.Fatalf("INFO cluster:\n%s", info)
 	}
@@ -241,6 +244,9 @@ func TestProxyModeRefusesClusterCommands(t *testing.T) {
 		if err := c.Do(ctx, cmd...).Err(); err == nil || err.Error() != errKeyspaceProxy {
 			t.Fatalf("%v in proxy mode: %v, want %q", cmd, err, errKeyspaceProxy)
 		}
+	}
+	if v := c.ConfigGet(ctx, "cluster-enabled").Val(); v["cluster-enabled"] != "no" {
+		t.Fatalf("CONFIG GET cluster-enabled = %v", v)
 	}
 	if info := c.Info(ctx, "cluster").Val(); !strings.Contains(info, "cluster_enabled:0") {
 		t.Fatalf("INFO cluster:\n%s", info)
