@@ -507,3 +507,44 @@ func cmdKeys(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		c.WriteBulkString(k)
 	}
 }
+
+// cmdFlush is FLUSHDB and FLUSHALL [ASYNC|SYNC] in cluster mode: every key
+// this node owns is deleted (as on a node of a Redis Cluster), each an
+// ordinary versioned delete through the node, replicated like any other,
+// in batches of flushBatch. It needs the admin role.
+func cmdFlush(s *Server, c redcon.Conn, cl *client, args [][]byte) {
+	if len(args) > 2 || (len(args) == 2 && !isOpt(args[1], "ASYNC") && !isOpt(args[1], "SYNC")) {
+		s.writeErr(c, errSyntax)
+		return
+	}
+	if s.cluster == nil {
+		s.writeErr(c, "ERR "+strings.ToUpper(string(args[0]))+" would have to reach every node: it needs cluster mode (--resp-cluster), where it empties the node it is sent to, as in Redis Cluster")
+		return
+	}
+	ctx := s.cmdCtx()
+	var cursor uint64
+	for {
+		keys, next, err := s.cluster.b.ScanKeys(ctx, cursor, flushBatch)
+		if err != nil {
+			s.writeNodeErr(c, err)
+			return
+		}
+		ops := make([]node.Op, len(keys))
+		for i, k := range keys {
+			ops[i] = node.Op{Key: k, Write: true, Mutation: node.Mutation{Delete: true}}
+		}
+		for _, res := range s.b.ManyInto(ctx, ops, nil) {
+			if res.Err != nil {
+				s.writeNodeErr(c, res.Err)
+				return
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	c.WriteString("OK")
+}
+
+// flushBatch is how many keys FLUSHDB deletes in one batch.
+const flushBatch = 500

@@ -223,6 +223,21 @@ func TestClusterModeTopology(t *testing.T) {
 	if n := c.DBSize(ctx).Val(); n != int64(len(all)) || n < int64(len(mine)) {
 		t.Fatalf("DBSIZE = %d, KEYS * has %d", n, len(all))
 	}
+	// FLUSHDB empties this node only, through versioned deletes.
+	n1 := newClient(t, nodes[1].addr)
+	before := n1.DBSize(ctx).Val()
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("FLUSHDB: %v", err)
+	}
+	if n := c.DBSize(ctx).Val(); n != 0 {
+		t.Fatalf("DBSIZE after FLUSHDB = %d", n)
+	}
+	if n := n1.DBSize(ctx).Val(); n != before || n == 0 {
+		t.Fatalf("n1's DBSIZE went from %d to %d after n0's FLUSHDB", before, n)
+	}
+	if err := c.Do(ctx, "FLUSHDB", "NOW").Err(); err == nil || err.Error() != errSyntax {
+		t.Fatalf("FLUSHDB NOW: %v", err)
+	}
 	if v := c.ConfigGet(ctx, "cluster-*").Val(); v["cluster-enabled"] != "yes" || v["cluster-require-full-coverage"] != "yes" {
 		t.Fatalf("CONFIG GET cluster-* = %v", v)
 	}
@@ -239,6 +254,9 @@ func TestProxyModeRefusesClusterCommands(t *testing.T) {
 		if err := c.Do(ctx, cmd...).Err(); err == nil || err.Error() != errNoCluster {
 			t.Fatalf("%v in proxy mode: %v, want %q", cmd, err, errNoCluster)
 		}
+	}
+	if err := c.Do(ctx, "FLUSHALL").Err(); err == nil || !strings.Contains(err.Error(), "needs cluster mode") {
+		t.Fatalf("FLUSHALL in proxy mode: %v", err)
 	}
 	for _, cmd := range [][]any{{"SCAN", "0"}, {"KEYS", "*"}, {"DBSIZE"}} {
 		if err := c.Do(ctx, cmd...).Err(); err == nil || err.Error() != errKeyspaceProxy {

@@ -113,6 +113,8 @@ func buildCommands() map[string]*cmdSpec {
 		{name: "scan", arity: -2, flags: []string{"readonly"}, group: ks, since: "2.8.0", summary: "Cluster mode: iterate the keys this node owns (MATCH, COUNT, TYPE)", run: cmdScan},
 		{name: "keys", arity: 2, flags: []string{"readonly"}, group: ks, since: "1.0.0", summary: "Cluster mode: the keys this node owns matching a pattern (scans the shard)", run: cmdKeys},
 		{name: "dbsize", arity: 1, flags: []string{"readonly"}, group: srv, since: "1.0.0", summary: "Cluster mode: the number of keys this node owns (scans the shard)", run: cmdKeys},
+		{name: "flushdb", arity: -1, flags: []string{"write", "admin"}, group: srv, since: "1.0.0", summary: "Cluster mode: delete every key this node owns (admin)", run: cmdFlush},
+		{name: "flushall", arity: -1, flags: []string{"write", "admin"}, group: srv, since: "1.0.0", summary: "Cluster mode: delete every key this node owns (admin; one database)", run: cmdFlush},
 		{name: "ping", arity: -1, flags: []string{"fast"}, group: cn, since: "1.0.0", summary: "Ping the server", run: cmdPing},
 		{name: "echo", arity: 2, flags: []string{"fast"}, group: cn, since: "1.0.0", summary: "Echo the given string", run: cmdEcho},
 		{name: "quit", arity: -1, flags: []string{"allow_busy", "noscript", "loading", "stale", "fast", "no_auth"}, group: cn, since: "1.0.0", summary: "Close the connection", run: cmdQuit},

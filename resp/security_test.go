@@ -303,6 +303,8 @@ func TestAuth(t *testing.T) {
 	for _, s := range []struct{ send, want string }{
 		{"SET k v\r\n", "+OK"},
 		{"CONFIG GET maxclients\r\n", "-NOPERM User app has no permissions to run the 'config' command"},
+		{"FLUSHDB\r\n", "-NOPERM User app has no permissions to run the 'flushdb' command"},
+		{"INCR counter\r\n", ":1"},
 	} {
 		app.send(s.send)
 		if l := app.line(); l != s.want {
