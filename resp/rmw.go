@@ -107,7 +107,13 @@ func cmdGetDel(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	if isOpt(args[0], "GETSET") {
 		m = node.Mutation{Op: node.OpGetSet, Value: args[2]}
 	}
-	res, err := s.b.Write(s.cmdCtx(), string(args[1]), m)
+	s.writeOldValue(c, string(args[1]), m)
+}
+
+// writeOldValue carries out m, an operation answering with the value the
+// key had, and writes that value (nil: the key did not exist).
+func (s *Server) writeOldValue(c redcon.Conn, key string, m node.Mutation) {
+	res, err := s.b.Write(s.cmdCtx(), key, m)
 	switch {
 	case err != nil:
 		s.writeNodeErr(c, err)
@@ -232,13 +238,5 @@ func cmdGetEx(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		s.writeErr(c, errSyntax)
 		return
 	}
-	res, err := s.b.Write(s.cmdCtx(), key, m)
-	switch {
-	case err != nil:
-		s.writeNodeErr(c, err)
-	case res.Existed:
-		c.WriteBulk(res.Value)
-	default:
-		c.WriteNull()
-	}
+	s.writeOldValue(c, key, m)
 }
