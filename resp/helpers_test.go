@@ -111,11 +111,14 @@ func startClusterResp(t testing.TB, size int, ro Options, opts ...func(*node.Con
 	for i := 1; i < size; i++ {
 		nodes = append(nodes, startNodeResp(t, fmt.Sprintf("n%d", i), []string{nodes[0].GossipAddr()}, ro, opts...))
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	// In cluster mode, also wait until every node sees the others gossip
+	// its ring (Topology.Settled): until then a node forwards rather than
+	// redirect, and a test expecting MOVED would race the gossip.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ok := true
 		for _, n := range nodes {
-			if len(n.Cluster().Ring.Members) != size {
+			if len(n.Cluster().Ring.Members) != size || (ro.Cluster && !n.Topology().Settled) {
 				ok = false
 			}
 		}
@@ -123,7 +126,7 @@ func startClusterResp(t testing.TB, size int, ro Options, opts ...func(*node.Con
 			return nodes
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the ring did not reach %d members", size)
+			t.Fatalf("the ring did not reach %d members (or, in cluster mode, did not settle)", size)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
