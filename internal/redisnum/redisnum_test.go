@@ -2,6 +2,7 @@ package redisnum
 
 import (
 	"math"
+	"strconv"
 	"testing"
 )
 
@@ -72,4 +73,24 @@ func TestFloat(t *testing.T) {
 	if _, ok := AddFloat(big1, big1); ok {
 		t.Error("1e4932 + 1e4932 does not overflow a long double")
 	}
+}
+
+// FuzzParse: no input panics the parsers, an accepted integer is the
+// canonical form of its value, and a parsed float sums and prints.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"0", "-1", "9223372036854775807", "1.5", "5.0e3", "0x1p4", "inf", "-0", "1e5000", "."} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if v, ok := ParseInt(b); ok && strconv.FormatInt(v, 10) != string(b) {
+			t.Fatalf("ParseInt(%q) = %d, not its canonical form", b, v)
+		}
+		if x, ok := ParseFloat(b); ok {
+			if r, ok := AddFloat(x, x); ok {
+				if _, ok := ParseFloat(FormatFloat(r)); !ok {
+					t.Fatalf("FormatFloat(%q + itself) = %q does not parse back", b, FormatFloat(r))
+				}
+			}
+		}
+	})
 }
