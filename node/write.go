@@ -116,39 +116,20 @@ func (n *Node) ownerWrite(ctx context.Context, key string, m Mutation) (WriteRes
 func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res WriteResult, e store.Entry, applied bool, err *Error) {
 	// One owner write of a key at a time: conditions and read-modify-write
 	// mutations must see the write before them.
-	mu := &n.writes.keyLocks[xxhash.Sum64String(key)%uint64(len(n.writes.keyLocks))]
+	mu := &n.writes.keyLocks[n.keyLockIndex(key)]
 	mu.Lock()
 	defer mu.Unlock()
 
 	var cur store.Entry
 	exists := false
 	if m.NeedsCurrent() {
-		c, found, gerr := n.st.Get(ctx, key)
-		if gerr != nil {
-			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", gerr)
+		var cerr *Error
+		// An increment from nothing would outvote a copy in transit; a
+		// delete or a condition decided without it loses nothing that a
+		// retry would keep.
+		if cur, exists, cerr = n.current(ctx, key, m.Op != kv.OpSet); cerr != nil {
+			return WriteResult{}, e, false, cerr
 		}
-		if v := n.views.cur.Load(); !found && n.handoffActive(v) {
-			// The key may still sit on its previous owner (a ring change
-			// settling): a condition or an increment must see that copy, or
-			// an INCR would restart from 0 and outvote the copy in transit.
-			// handoffGet imports it into this shard. On a miss, look here
-			// again: the previous owner may have handed the key over (and
-			// deleted its copy) between the two reads.
-			var unanswered bool
-			if c, found, unanswered = n.handoffGet(ctx, v, key); !found {
-				if c, found, gerr = n.st.Get(ctx, key); gerr != nil {
-					return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", gerr)
-				}
-				if !found && unanswered && m.Op != kv.OpSet {
-					// An increment from nothing would outvote the copy in
-					// transit; a delete or a condition decided without it
-					// loses nothing that a retry would keep.
-					return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable,
-						"the key's previous owner did not answer while the key may be moving; retry")
-				}
-			}
-		}
-		cur, exists = c, found && !c.Tombstone
 	}
 	if (m.IfAbsent && exists) || (m.IfPresent && !exists) || (m.Expire && !exists) {
 		return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, e, false, nil
@@ -203,31 +184,75 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 	if e.Value == nil && !e.Tombstone {
 		e.Value = []byte{}
 	}
+	written, perr := n.putOwned(ctx, &e)
+	if perr != nil {
+		return WriteResult{}, e, false, perr
+	}
+	res = WriteResult{Item: itemOf(e, n.cfg.Name, SourceShard), Applied: !m.Delete || exists, Existed: exists}
+	if m.Op != kv.OpSet {
+		res.Value = reply
+	}
+	return res, e, written, nil
+}
+
+// keyLockIndex is the index of key's owner-write lock.
+func (n *Node) keyLockIndex(key string) int {
+	return int(xxhash.Sum64String(key) % uint64(len(n.writes.keyLocks)))
+}
+
+// current reads key's entry for an owner's write, under the key's lock
+// (exists: live, not a tombstone). While a ring change settles, a miss
+// asks the key's previous owner, whose copy handoffGet imports into this
+// shard, and then looks here again: the previous owner may have handed the
+// key over (and deleted its copy) between the two reads. strict refuses,
+// as retryable, a key found nowhere while a previous owner did not answer:
+// a write computed from nothing (an increment, a rename's source) would
+// outvote the copy in transit.
+func (n *Node) current(ctx context.Context, key string, strict bool) (cur store.Entry, exists bool, err *Error) {
+	c, found, gerr := n.st.Get(ctx, key)
+	if gerr != nil {
+		return cur, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", gerr)
+	}
+	if v := n.views.cur.Load(); !found && n.handoffActive(v) {
+		var unanswered bool
+		if c, found, unanswered = n.handoffGet(ctx, v, key); !found {
+			if c, found, gerr = n.st.Get(ctx, key); gerr != nil {
+				return cur, false, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", gerr)
+			}
+			if !found && unanswered && strict {
+				return cur, false, kv.Retryable(http.StatusServiceUnavailable,
+					"the key's previous owner did not answer while the key may be moving; retry")
+			}
+		}
+	}
+	return c, found && !c.Tombstone, nil
+}
+
+// putOwned stamps e with a new version and writes it to the shard, and to
+// the local tier when the shard took it (written), under the key's lock.
+// When the shard holds a newer version (stamped by another node's clock,
+// imported during a migration, say), the clock moves past it and the
+// write is stamped again, at most three times.
+func (n *Node) putOwned(ctx context.Context, e *store.Entry) (written bool, err *Error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		e.Version = n.clock.Now()
-		g := n.reads.tier.Guard(key)
-		out, perr := n.st.Put(ctx, []store.Entry{e})
+		g := n.reads.tier.Guard(e.Key)
+		out, perr := n.st.Put(ctx, []store.Entry{*e})
 		if perr != nil {
-			n.reads.tier.Invalidate(key) // the write may have landed
-			return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %w", perr)
+			n.reads.tier.Invalidate(e.Key) // the write may have landed
+			return false, kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %w", perr)
 		}
 		if out[0] != store.Stale {
 			if out[0] == store.Applied {
-				n.reads.tier.Publish(key, e, g) // the local tier, under the key's lock
+				n.reads.tier.Publish(e.Key, *e, g) // the local tier, under the key's lock
 			}
-			res := WriteResult{Item: itemOf(e, n.cfg.Name, SourceShard), Applied: !m.Delete || exists, Existed: exists}
-			if m.Op != kv.OpSet {
-				res.Value = reply
-			}
-			return res, e, out[0] == store.Applied, nil
+			return out[0] == store.Applied, nil
 		}
-		// The shard holds a newer version (stamped by another node's clock,
-		// e.g. imported during a migration): move past it and retry.
-		if c, found, gerr := n.st.Get(ctx, key); gerr == nil && found && c.Version <= n.writes.imports.Limit() {
+		if c, found, gerr := n.st.Get(ctx, e.Key); gerr == nil && found && c.Version <= n.writes.imports.Limit() {
 			n.clock.Observe(c.Version)
 		}
 	}
-	return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
+	return false, kv.Retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
 }
 
 // ownerApplyForwarded is ownerApply for a write another node forwarded:

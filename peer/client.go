@@ -159,6 +159,20 @@ func (c *Client) Write(ctx context.Context, addr, key string, m kv.Mutation) (kv
 	return res, nil
 }
 
+// Multi carries out an atomic change of several keys of one slot on the
+// peer at addr (their owner).
+func (c *Client) Multi(ctx context.Context, addr string, m kv.Multi) (kv.MultiResult, error) {
+	p, err := c.call(ctx, addr, opMulti, func(b []byte) []byte { return appendMulti(b, m) })
+	if err != nil {
+		return kv.MultiResult{}, err
+	}
+	res, err := decodeMultiResult(p)
+	if err != nil {
+		return kv.MultiResult{}, c.badAnswer(addr, err)
+	}
+	return res, nil
+}
+
 // Handoff reads the peer's raw entry for key.
 func (c *Client) Handoff(ctx context.Context, addr, key string) (store.Entry, bool, error) {
 	p, err := c.call(ctx, addr, opHandoff, func(b []byte) []byte { return append(b, key...) })

@@ -34,6 +34,7 @@ const (
 	opMany       byte = 0x08 // reads and writes of distinct keys, answered together
 	opWarm       byte = 0x09 // keys a previous owner found hot: load them into the local tier
 	opStatus     byte = 0x0a // the node's status report (opaque bytes: JSON), for the cluster view
+	opMulti      byte = 0x0b // an atomic change of several keys of one slot (MSETNX, RENAME, COPY)
 	opResponse   byte = 0x80
 
 	flagError byte = 1 // response payload is an encoded error
@@ -72,6 +73,8 @@ func opName(op byte) string {
 		return "warm"
 	case opStatus:
 		return "status"
+	case opMulti:
+		return "multi"
 	default:
 		return "unknown"
 	}
@@ -361,6 +364,84 @@ func decodeWriteResult(p []byte, key string) (kv.WriteResult, error) {
 		r.Value = p[9:len(p):len(p)]
 	}
 	return r, nil
+}
+
+// multi request: kind u8 | key count uvarint | (length uvarint | key)* |
+// value count uvarint | (length uvarint | value)*.
+func appendMulti(b []byte, m kv.Multi) []byte {
+	b = appendKeys(append(b, byte(m.Kind)), m.Keys)
+	b = binary.AppendUvarint(b, uint64(len(m.Values)))
+	for _, v := range m.Values {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}
+
+// decodeMulti parses a multi request: a known kind, two keys and no
+// values for renames and copies, a value per key for MSETNX, every key
+// and value within its limit. Values alias p.
+func decodeMulti(p []byte, maxKey, maxValue int) (kv.Multi, error) {
+	if len(p) < 1 || p[0] == 0 || kv.MultiKind(p[0]) >= kv.NumMultiKinds {
+		return kv.Multi{}, fmt.Errorf("%w: unknown multi-key change", ErrMalformed)
+	}
+	m := kv.Multi{Kind: kv.MultiKind(p[0])}
+	p = p[1:]
+	n, k := binary.Uvarint(p)
+	// Every key takes at least two bytes, so a count beyond len(p)/2
+	// cannot be honest: no allocation beyond what the frame holds.
+	if k <= 0 || n == 0 || n > uint64(len(p)/2) || (m.Pairs() && n != 2) {
+		return kv.Multi{}, fmt.Errorf("%w: bad multi key count", ErrMalformed)
+	}
+	p = p[k:]
+	m.Keys = make([]string, n)
+	for i := range m.Keys {
+		kl, k := binary.Uvarint(p)
+		if k <= 0 || kl == 0 || kl > uint64(len(p)-k) || kl > uint64(maxKey) {
+			return kv.Multi{}, fmt.Errorf("%w: bad multi key", ErrMalformed)
+		}
+		m.Keys[i] = string(p[k : k+int(kl)])
+		p = p[k+int(kl):]
+	}
+	nv, k := binary.Uvarint(p)
+	if k <= 0 || (m.Pairs() && nv != 0) || (!m.Pairs() && nv != n) {
+		return kv.Multi{}, fmt.Errorf("%w: bad multi value count", ErrMalformed)
+	}
+	p = p[k:]
+	if nv > 0 {
+		m.Values = make([][]byte, nv)
+	}
+	for i := range m.Values {
+		vl, k := binary.Uvarint(p)
+		if k <= 0 || vl > uint64(len(p)-k) || vl > uint64(maxValue) {
+			return kv.Multi{}, fmt.Errorf("%w: bad multi value", ErrMalformed)
+		}
+		m.Values[i] = p[k : k+int(vl) : k+int(vl)]
+		p = p[k+int(vl):]
+	}
+	if len(p) != 0 {
+		return kv.Multi{}, fmt.Errorf("%w: trailing bytes after a multi request", ErrMalformed)
+	}
+	return m, nil
+}
+
+// multi result: flags u8 (resApplied, resExisted: the source was live).
+func appendMultiResult(b []byte, r kv.MultiResult) []byte {
+	var f byte
+	if r.Applied {
+		f |= resApplied
+	}
+	if r.SourceExisted {
+		f |= resExisted
+	}
+	return append(b, f)
+}
+
+func decodeMultiResult(p []byte) (kv.MultiResult, error) {
+	if len(p) != 1 || p[0]&^(resApplied|resExisted) != 0 {
+		return kv.MultiResult{}, fmt.Errorf("%w: bad multi result", ErrMalformed)
+	}
+	return kv.MultiResult{Applied: p[0]&resApplied != 0, SourceExisted: p[0]&resExisted != 0}, nil
 }
 
 // invalidate request: count uvarint | (length uvarint | key)*.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,6 +55,8 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(appendItem(nil, kv.Item{Value: []byte("v"), Version: 3, ExpireAt: time.Now().Add(time.Minute)}, time.Second, time.Now()))
 	f.Add(appendError(nil, &kv.Error{Status: 421, Owner: "n2", Message: "m", Retryable: true}))
 	f.Add(appendKeys(nil, []string{"x", "yy"}))
+	f.Add(appendMulti(nil, kv.Multi{Kind: kv.MultiMSetNX, Keys: []string{"{t}a", "{t}b"}, Values: [][]byte{[]byte("1"), nil}}))
+	f.Add(appendMulti(nil, kv.Multi{Kind: kv.MultiRename, Keys: []string{"{t}a", "{t}b"}}))
 	f.Add(AppendEntries(nil, []store.Entry{{Key: "k", Version: 1, Tombstone: true, ExpireAt: 1 << 41}}, time.Now()))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		now := time.Now()
@@ -71,6 +74,22 @@ func FuzzDecoders(f *testing.F) {
 			r2, err := decodeWriteResult(appendWriteResult(nil, r, withValue), "k")
 			if err != nil || r2.Version != r.Version || r2.Applied != r.Applied || r2.Existed != r.Existed || !bytes.Equal(r2.Value, r.Value) {
 				t.Fatalf("write result round trip: %+v -> %+v %v", r, r2, err)
+			}
+		}
+		if m, err := decodeMulti(p, 1024, 1<<20); err == nil {
+			m2, err := decodeMulti(appendMulti(nil, m), 1024, 1<<20)
+			if err != nil || m2.Kind != m.Kind || !slices.Equal(m2.Keys, m.Keys) || len(m2.Values) != len(m.Values) {
+				t.Fatalf("multi round trip: %+v -> %+v %v", m, m2, err)
+			}
+			for i := range m.Values {
+				if !bytes.Equal(m2.Values[i], m.Values[i]) {
+					t.Fatalf("multi round trip: value %d %q -> %q", i, m.Values[i], m2.Values[i])
+				}
+			}
+		}
+		if r, err := decodeMultiResult(p); err == nil {
+			if r2, err := decodeMultiResult(appendMultiResult(nil, r)); err != nil || r2 != r {
+				t.Fatalf("multi result round trip: %+v -> %+v %v", r, r2, err)
 			}
 		}
 		if keys, err := decodeKeys(p, 4096, 1024); err == nil {

@@ -128,6 +128,19 @@ func (h *memHandler) Many(ctx context.Context, from string, reqs []Request) []Re
 	return out
 }
 
+// Multi renames (the only kind these tests send): Keys[0] to Keys[1].
+func (h *memHandler) Multi(ctx context.Context, from string, m kv.Multi) (kv.MultiResult, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.data[m.Keys[0]]
+	if !ok {
+		return kv.MultiResult{}, nil
+	}
+	delete(h.data, m.Keys[0])
+	h.data[m.Keys[1]] = v
+	return kv.MultiResult{Applied: true, SourceExisted: true}, nil
+}
+
 func (h *memHandler) Warm(ctx context.Context, from string, keys []string) int { return len(keys) }
 
 func (h *memHandler) Status(ctx context.Context, from string) ([]byte, error) {
@@ -222,6 +235,15 @@ func TestRoundTrips(t *testing.T) {
 			entry, found, err := p.cli.Handoff(ctx, addr, "k")
 			if err != nil || !found || string(entry.Value) != "v1" {
 				t.Fatalf("Handoff: %+v %v %v", entry, found, err)
+			}
+			if r, err := p.cli.Multi(ctx, addr, kv.Multi{Kind: kv.MultiRename, Keys: []string{"k", "k2"}}); err != nil || !r.Applied || !r.SourceExisted {
+				t.Fatalf("Multi: %+v %v", r, err)
+			}
+			if r, err := p.cli.Multi(ctx, addr, kv.Multi{Kind: kv.MultiRename, Keys: []string{"k2", "k"}}); err != nil || !r.Applied {
+				t.Fatalf("Multi back: %+v %v", r, err)
+			}
+			if r, err := p.cli.Multi(ctx, addr, kv.Multi{Kind: kv.MultiRename, Keys: []string{"nope", "k3"}}); err != nil || r.Applied || r.SourceExisted {
+				t.Fatalf("Multi of a missing key: %+v %v", r, err)
 			}
 			if _, found, err := p.cli.Handoff(ctx, addr, "nope"); err != nil || found {
 				t.Fatalf("Handoff of a missing key: %v %v", found, err)

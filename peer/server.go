@@ -33,6 +33,9 @@ type Handler interface {
 	Get(ctx context.Context, from, key string, replica bool) (it kv.Item, nearTTL time.Duration, err error)
 	// Write applies a forwarded write; it must not forward again.
 	Write(ctx context.Context, from, key string, m kv.Mutation) (kv.WriteResult, error)
+	// Multi applies a forwarded change of several keys of one slot; it
+	// must not forward again.
+	Multi(ctx context.Context, from string, m kv.Multi) (kv.MultiResult, error)
 	// Handoff returns this node's raw entry for key, whatever owns it now.
 	Handoff(ctx context.Context, from, key string) (e store.Entry, found bool, err error)
 	// Import writes entries that are newer than what this node holds
@@ -437,6 +440,16 @@ func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (
 			return nil, s.handlerError(err)
 		}
 		return func(b []byte) []byte { return appendWriteResult(b, res, m.Op != kv.OpSet) }, nil
+	case opMulti:
+		m, err := decodeMulti(p, s.lim.MaxKeyBytes, s.lim.MaxValueBytes)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		res, err := s.h.Multi(ctx, from, m)
+		if err != nil {
+			return nil, s.handlerError(err)
+		}
+		return func(b []byte) []byte { return appendMultiResult(b, res) }, nil
 	case opHandoff:
 		if len(p) == 0 || len(p) > s.lim.MaxKeyBytes {
 			return nil, badRequest(fmt.Errorf("%w: bad handoff key", ErrMalformed))

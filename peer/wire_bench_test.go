@@ -47,7 +47,10 @@ func (w wireValues) Handoff(context.Context, string, string) (store.Entry, bool,
 func (w wireValues) Import(context.Context, string, []store.Entry) ([]kv.ImportResult, error) {
 	return nil, nil
 }
-func (w wireValues) Invalidate(context.Context, string, []string)     {}
+func (w wireValues) Invalidate(context.Context, string, []string) {}
+func (w wireValues) Multi(context.Context, string, kv.Multi) (kv.MultiResult, error) {
+	return kv.MultiResult{}, nil
+}
 func (w wireValues) Warm(context.Context, string, []string) int       { return 0 }
 func (w wireValues) Status(context.Context, string) ([]byte, error)   { return nil, nil }
 func (w wireValues) Many(context.Context, string, []Request) []Result { return nil }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/node"
 )
 
@@ -57,6 +58,10 @@ func (b *slowBackend) Write(ctx context.Context, key string, m node.Mutation) (n
 		b.vals[key] = append([]byte(nil), m.Value...)
 	}
 	return node.WriteResult{Applied: true, Existed: existed}, nil
+}
+
+func (b *slowBackend) WriteMulti(ctx context.Context, m kv.Multi) (kv.MultiResult, error) {
+	return kv.MultiResult{}, kv.Errorf(400, "not supported by this test backend")
 }
 
 // ManyInto runs the ops in parallel, as a node does for keys on other nodes.

@@ -212,6 +212,41 @@ INCRBY ctr2 2
 TTL ctr2
 APPEND ctr2 0
 TTL ctr2
+MSETNX {t}a 1 {t}b 2
+MSETNX {t}a 1 {t}c 2
+EXISTS {t}c
+MSETNX {t}q 1 {t}q 2
+GET {t}q
+MSETNX {t}x
+MSETNX {t}x 1 {t}y
+SET {r}src hello EX 1000
+RENAME {r}src {r}dst
+GET {r}dst
+TTL {r}dst
+EXISTS {r}src
+RENAME {r}src {r}dst
+RENAME {r}dst {r}dst
+RENAMENX {r}dst {r}dst
+SET {r}other x
+RENAMENX {r}dst {r}other
+RENAMENX {r}dst {r}new
+GET {r}new
+GET {r}dst
+RENAMENX {r}missing {r}x
+RENAME {r}a
+COPY {r}new {r}new
+COPY {r}new {r}cp
+GET {r}cp
+TTL {r}cp
+COPY {r}new {r}cp
+COPY {r}new {r}cp REPLACE
+COPY {r}new {r}cp DB 0
+COPY {r}new {r}cp DB x
+COPY {r}new {r}cp FOO
+COPY {r}new {r}cp DB
+COPY {r}missing {r}cp
+COPY {r}new {r}cp REPLACE REPLACE
+COPY {r}missing {r}missing
 `
 
 const scriptB = `GET k1
@@ -237,7 +272,14 @@ GETDEL gsnew
 GETSET gs newer
 GETEX gx EX 500
 TTL gx
+MGET {t}a {t}b {t}q {r}new {r}cp {r}other
+RENAME {r}cp {r}back
+GET {r}back
+MSETNX {t}b 3 {t}z 4
+MSETNX {t}y 3 {t}z 4
+MGET {t}y {t}z
 DEL ctr big small fl ap fi ex sp lz notint sr srnew gs et ctr2 gx
+DEL {t}a {t}b {t}q {t}y {t}z {r}new {r}back {r}other
 `
 
 // TestRedisCLIMatchesRedis drives the real redis-cli against a 2-node

@@ -35,6 +35,7 @@ import (
 
 	"github.com/peercache/peercache/auth"
 	"github.com/peercache/peercache/internal/respreader"
+	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/node"
 )
 
@@ -44,6 +45,9 @@ type Backend interface {
 	Get(ctx context.Context, key string) (node.Item, error)
 	// Write applies a mutation through the key's owner.
 	Write(ctx context.Context, key string, m node.Mutation) (node.WriteResult, error)
+	// WriteMulti carries out a change of several keys of one slot
+	// atomically at their owner (MSETNX, RENAME, COPY).
+	WriteMulti(ctx context.Context, m kv.Multi) (kv.MultiResult, error)
 	// Status reports the node's own figures (INFO).
 	Status(ctx context.Context) node.NodeStatus
 	// ManyInto carries out reads and writes of distinct keys together (a

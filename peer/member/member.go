@@ -183,6 +183,23 @@ func (m *Caller) Write(ctx context.Context, d Directory, name, key string, mu kv
 	return res, nil
 }
 
+// Multi carries out an atomic change of several keys of one slot at member
+// name as d knows it (their owner); errors are mapped as Write maps them.
+func (m *Caller) Multi(ctx context.Context, d Directory, name string, mu kv.Multi) (kv.MultiResult, error) {
+	addr, e := m.lookup(d, name)
+	if e != nil {
+		return kv.MultiResult{}, e
+	}
+	inc(m.cfg.ForwardedPuts, 1)
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
+	res, err := m.cfg.Client.Multi(ctx, addr, mu)
+	if err != nil {
+		return kv.MultiResult{}, narrow(m.mapErr(name, addr, err))
+	}
+	return res, nil
+}
+
 // Handoff reads member name's own entry for key (whoever owns the key
 // now), found false if it has none; errors are mapped as Get maps them.
 func (m *Caller) Handoff(ctx context.Context, d Directory, name, key string) (store.Entry, bool, error) {

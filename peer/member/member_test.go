@@ -249,6 +249,10 @@ func (h *stubHandler) Many(ctx context.Context, from string, reqs []peer.Request
 	return out
 }
 
+func (h *stubHandler) Multi(context.Context, string, kv.Multi) (kv.MultiResult, error) {
+	return kv.MultiResult{Applied: true}, nil
+}
+
 func (h *stubHandler) Warm(_ context.Context, _ string, keys []string) int { return len(keys) }
 
 func (h *stubHandler) Status(_ context.Context, from string) ([]byte, error) {
