@@ -723,12 +723,17 @@ func (sh *shard) sortedHashes() []uint64 {
 }
 
 // Scan returns about count live keys (tombstones included) from cursor on
-// (see Store). Keys come in (xxhash64(key), key) order and the cursor is the
-// next hash to visit; keys sharing a hash are never split across batches, so
-// a batch may exceed count by the (rare) number of colliding keys.
+// (see Store). Keys come in (xxhash64(key), key) order; the cursor is the
+// next window of 1<<memScanWindowBits hashes to visit (so it stays below
+// ScanCursorLimit), and the keys of one window are never split across
+// batches, so a batch may exceed count by the (rare) keys whose hashes
+// share a window with the last one returned.
 func (m *Memory) Scan(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
 	if err := m.check(ctx, "scan"); err != nil {
 		return nil, 0, err
+	}
+	if cursor >= ScanCursorLimit {
+		return nil, 0, fmt.Errorf("store: memory scan: cursor %d out of range", cursor)
 	}
 	if count <= 0 {
 		count = defaultScanCount
@@ -736,7 +741,9 @@ func (m *Memory) Scan(ctx context.Context, cursor uint64, count int) ([]string, 
 	nowMs := m.now().UnixMilli()
 	keys := make([]string, 0, min(count, 4096))
 	var chain []string
-	for si := int(cursor >> shardShift); si < numShards; si++ {
+	start := cursor << memScanWindowBits
+	last := uint64(0) // the window of the last hash returned
+	for si := int(start >> shardShift); si < numShards; si++ {
 		if si%16 == 0 {
 			if err := m.check(ctx, "scan"); err != nil {
 				return nil, 0, err
@@ -747,13 +754,13 @@ func (m *Memory) Scan(ctx context.Context, cursor uint64, count int) ([]string, 
 		sh.orderMu.Lock()
 		order := sh.sortedHashes()
 		from := 0
-		if si == int(cursor>>shardShift) {
-			from, _ = slices.BinarySearch(order, cursor)
+		if si == int(start>>shardShift) {
+			from, _ = slices.BinarySearch(order, start)
 		}
 		next, full := uint64(0), false
 		for _, h := range order[from:] {
-			if len(keys) >= count {
-				next, full = h, true
+			if w := h >> memScanWindowBits; len(keys) >= count && w != last {
+				next, full = w, true
 				break
 			}
 			chain = chain[:0]
@@ -768,17 +775,22 @@ func (m *Memory) Scan(ctx context.Context, cursor uint64, count int) ([]string, 
 				slices.Sort(chain)
 			}
 			keys = append(keys, chain...)
+			last = h >> memScanWindowBits
 		}
 		sh.orderMu.Unlock()
 		sh.mu.RUnlock()
 		if full {
-			// next is a hash not returned yet, above every returned one, so
-			// it is never 0.
+			// next is a window above the last one returned, so it is never
+			// 0, and every hash below it was visited.
 			return keys, next, nil
 		}
 	}
 	return keys, 0, nil
 }
+
+// memScanWindowBits is how many low hash bits Memory's scan cursor drops:
+// 64 minus this fits below ScanCursorLimit.
+const memScanWindowBits = 10
 
 // Stats reports the number of records (including expired ones the sweeper
 // has not removed yet) and the accounted bytes.

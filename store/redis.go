@@ -661,6 +661,9 @@ func (r *Redis) Scan(ctx context.Context, cursor uint64, count int) ([]string, u
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: redis scan: %w", err)
 	}
+	if next >= ScanCursorLimit {
+		return nil, 0, fmt.Errorf("store: redis scan: cursor %d beyond the limit of 2^54", next)
+	}
 	out := keys[:0]
 	for _, k := range keys {
 		if strings.HasPrefix(k, r.prefix) && len(k) > len(r.prefix) {

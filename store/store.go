@@ -94,7 +94,9 @@ type Store interface {
 	// Scan returns a batch of about count keys starting at cursor (0 starts a
 	// new scan) and the cursor for the next call; next == 0 means the scan is
 	// complete. Every key present for the whole scan is returned at least
-	// once; keys added or removed meanwhile may or may not be.
+	// once; keys added or removed meanwhile may or may not be. Cursors are
+	// below ScanCursorLimit, so that a caller may keep other state in the
+	// bits above (a scan over several nodes keeps the node's index there).
 	Scan(ctx context.Context, cursor uint64, count int) (keys []string, next uint64, err error)
 
 	// Stats reports the shard's size.
@@ -106,3 +108,7 @@ type Store interface {
 	// Close releases the store's resources and stops its goroutines.
 	Close() error
 }
+
+// ScanCursorLimit bounds every Store's scan cursors (2^54; a Redis cursor
+// is a position in its hash table, far below).
+const ScanCursorLimit = 1 << 54

@@ -520,6 +520,9 @@ func scanAll(ctx context.Context, s store.Store, count int) (map[string]int, int
 		if next == 0 {
 			return seen, calls, nil
 		}
+		if next >= store.ScanCursorLimit {
+			return nil, calls, fmt.Errorf("scan cursor %d beyond store.ScanCursorLimit", next)
+		}
 		cursor = next
 		if calls > 10_000_000 {
 			return nil, calls, errors.New("scan does not end")
