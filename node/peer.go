@@ -128,6 +128,18 @@ func (h peerHandler) Handoff(ctx context.Context, from, key string) (store.Entry
 	return en, found, nil
 }
 
+// Scan serves one step of another member's scan of the whole cluster:
+// the live keys this node owns (ScanKeys).
+func (h peerHandler) Scan(ctx context.Context, from string, cursor uint64, count int) ([]string, uint64, error) {
+	if err := h.refused(); err != nil {
+		return nil, 0, err
+	}
+	if cursor >= store.ScanCursorLimit {
+		return nil, 0, kv.Errorf(http.StatusBadRequest, "scan cursor out of range")
+	}
+	return h.n.ScanKeys(ctx, cursor, count)
+}
+
 // Import writes migrated and replicated entries (migrate.Receiver: only
 // keys this node owns, only if newer, only versions not too far ahead).
 func (h peerHandler) Import(ctx context.Context, from string, entries []store.Entry) ([]migrate.ImportResult, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/ring"
+	"github.com/peercache/peercache/store"
 )
 
 // Topology is the cluster's placement as one node sees it, in the terms a
@@ -177,6 +178,54 @@ func (n *Node) KeysInSlot(ctx context.Context, slot, max int) ([]string, error) 
 func (n *Node) ScanKeys(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
 	r := n.views.cur.Load().Ring
 	return n.scanLive(ctx, cursor, count, func(k string) bool { return r.Owner(k) == n.cfg.Name })
+}
+
+// ScanAll is one step of a scan of the live keys of the whole cluster
+// (SCAN, KEYS, DBSIZE and the flushes in proxy mode): each member of the
+// ring in name order scans the keys it owns, this node directly, the
+// others over the peer protocol. The cursor keeps the member's index above
+// store.ScanCursorLimit and the member's own cursor below it. A key present
+// throughout is returned at least once while the ring stays the same; a
+// scan through a ring change may miss keys that move meanwhile, or return
+// them twice.
+func (n *Node) ScanAll(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
+	v := n.views.cur.Load()
+	members := v.Ring.Members() // sorted by name
+	if len(members) == 0 {
+		return nil, 0, forming()
+	}
+	if len(members) > 1<<(64-54) { // the member index must fit above the cursor
+		return nil, 0, kv.Errorf(http.StatusInternalServerError, "too many members for a cluster-wide scan")
+	}
+	i, local := int(cursor/store.ScanCursorLimit), cursor%store.ScanCursorLimit
+	for i < len(members) {
+		var keys []string
+		var next uint64
+		var err error
+		if members[i] == n.cfg.Name {
+			keys, next, err = n.ScanKeys(ctx, local, count)
+		} else {
+			keys, next, err = n.peer.members.Scan(ctx, v, members[i], local, count)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if next >= store.ScanCursorLimit {
+			return nil, 0, kv.Errorf(http.StatusInternalServerError, "member %s answered a scan cursor out of range", members[i])
+		}
+		if next == 0 {
+			i, local = i+1, 0
+		} else {
+			local = next
+		}
+		if len(keys) > 0 || next != 0 {
+			if i == len(members) {
+				return keys, 0, nil
+			}
+			return keys, uint64(i)*store.ScanCursorLimit + local, nil
+		}
+	}
+	return nil, 0, nil
 }
 
 // scanLive is one shard scan step keeping the live keys that want accepts.

@@ -173,6 +173,25 @@ func (c *Client) Multi(ctx context.Context, addr string, m kv.Multi) (kv.MultiRe
 	return res, nil
 }
 
+// Scan runs one step of a scan of the live keys the peer at addr owns:
+// about count keys from cursor (0 starts) and the cursor of the next step
+// (0: done).
+func (c *Client) Scan(ctx context.Context, addr string, cursor uint64, count int) ([]string, uint64, error) {
+	count = min(max(count, 1), MaxScanCount)
+	p, err := c.call(ctx, addr, opScan, func(b []byte) []byte { return appendScan(b, cursor, count) })
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(p) < 8 {
+		return nil, 0, c.badAnswer(addr, fmt.Errorf("%w: bad scan answer", ErrMalformed))
+	}
+	keys, err := decodeKeys(p[8:], maxScanAnswerKeys, c.lim.MaxKeyBytes)
+	if err != nil {
+		return nil, 0, c.badAnswer(addr, err)
+	}
+	return keys, binary.BigEndian.Uint64(p), nil
+}
+
 // Handoff reads the peer's raw entry for key.
 func (c *Client) Handoff(ctx context.Context, addr, key string) (store.Entry, bool, error) {
 	p, err := c.call(ctx, addr, opHandoff, func(b []byte) []byte { return append(b, key...) })

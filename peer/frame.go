@@ -35,6 +35,7 @@ const (
 	opWarm       byte = 0x09 // keys a previous owner found hot: load them into the local tier
 	opStatus     byte = 0x0a // the node's status report (opaque bytes: JSON), for the cluster view
 	opMulti      byte = 0x0b // an atomic change of several keys of one slot (MSETNX, RENAME, COPY)
+	opScan       byte = 0x0c // one step of a scan of the keys the peer owns (SCAN, KEYS, DBSIZE of the cluster)
 	opResponse   byte = 0x80
 
 	flagError byte = 1 // response payload is an encoded error
@@ -75,6 +76,8 @@ func opName(op byte) string {
 		return "status"
 	case opMulti:
 		return "multi"
+	case opScan:
+		return "scan"
 	default:
 		return "unknown"
 	}
@@ -442,6 +445,30 @@ func decodeMultiResult(p []byte) (kv.MultiResult, error) {
 		return kv.MultiResult{}, fmt.Errorf("%w: bad multi result", ErrMalformed)
 	}
 	return kv.MultiResult{Applied: p[0]&resApplied != 0, SourceExisted: p[0]&resExisted != 0}, nil
+}
+
+// MaxScanCount bounds the keys one scan request asks for; an answer may
+// hold up to maxScanAnswerKeys (a shard's scan step may return more keys
+// than asked, as Redis' SCAN may).
+const (
+	MaxScanCount      = 4096
+	maxScanAnswerKeys = 8 * MaxScanCount
+)
+
+// scan request: cursor u64 | count uvarint.
+func appendScan(b []byte, cursor uint64, count int) []byte {
+	return binary.AppendUvarint(binary.BigEndian.AppendUint64(b, cursor), uint64(count))
+}
+
+func decodeScan(p []byte) (cursor uint64, count int, err error) {
+	if len(p) < 9 {
+		return 0, 0, fmt.Errorf("%w: bad scan request", ErrMalformed)
+	}
+	n, k := binary.Uvarint(p[8:])
+	if k <= 0 || 8+k != len(p) || n == 0 || n > MaxScanCount {
+		return 0, 0, fmt.Errorf("%w: bad scan count", ErrMalformed)
+	}
+	return binary.BigEndian.Uint64(p), int(n), nil
 }
 
 // invalidate request: count uvarint | (length uvarint | key)*.

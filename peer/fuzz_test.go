@@ -57,6 +57,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(appendKeys(nil, []string{"x", "yy"}))
 	f.Add(appendMulti(nil, kv.Multi{Kind: kv.MultiMSetNX, Keys: []string{"{t}a", "{t}b"}, Values: [][]byte{[]byte("1"), nil}}))
 	f.Add(appendMulti(nil, kv.Multi{Kind: kv.MultiRename, Keys: []string{"{t}a", "{t}b"}}))
+	f.Add(appendScan(nil, 1<<53, 100))
 	f.Add(AppendEntries(nil, []store.Entry{{Key: "k", Version: 1, Tombstone: true, ExpireAt: 1 << 41}}, time.Now()))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		now := time.Now()
@@ -85,6 +86,11 @@ func FuzzDecoders(f *testing.F) {
 				if !bytes.Equal(m2.Values[i], m.Values[i]) {
 					t.Fatalf("multi round trip: value %d %q -> %q", i, m.Values[i], m2.Values[i])
 				}
+			}
+		}
+		if cur, n, err := decodeScan(p); err == nil {
+			if c2, n2, err := decodeScan(appendScan(nil, cur, n)); err != nil || c2 != cur || n2 != n {
+				t.Fatalf("scan round trip: %d %d -> %d %d %v", cur, n, c2, n2, err)
 			}
 		}
 		if r, err := decodeMultiResult(p); err == nil {

@@ -19,8 +19,8 @@ type Metrics struct {
 	AuthFailures atomic.Uint64
 }
 
-// numOps bounds the op codes counted (opMulti is the largest).
-const numOps = opMulti + 1
+// numOps bounds the op codes counted (opScan is the largest).
+const numOps = opScan + 1
 
 const (
 	sideClient = 0

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,6 +142,17 @@ func (h *memHandler) Multi(ctx context.Context, from string, m kv.Multi) (kv.Mul
 	return kv.MultiResult{Applied: true, SourceExisted: true}, nil
 }
 
+// Scan returns every key at once.
+func (h *memHandler) Scan(ctx context.Context, from string, cursor uint64, count int) ([]string, uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys := make([]string, 0, len(h.data))
+	for k := range h.data {
+		keys = append(keys, k)
+	}
+	return keys, 0, nil
+}
+
 func (h *memHandler) Warm(ctx context.Context, from string, keys []string) int { return len(keys) }
 
 func (h *memHandler) Status(ctx context.Context, from string) ([]byte, error) {
@@ -244,6 +256,9 @@ func TestRoundTrips(t *testing.T) {
 			}
 			if r, err := p.cli.Multi(ctx, addr, kv.Multi{Kind: kv.MultiRename, Keys: []string{"nope", "k3"}}); err != nil || r.Applied || r.SourceExisted {
 				t.Fatalf("Multi of a missing key: %+v %v", r, err)
+			}
+			if keys, next, err := p.cli.Scan(ctx, addr, 0, 100); err != nil || next != 0 || !slices.Contains(keys, "k") {
+				t.Fatalf("Scan: %v %d %v", keys, next, err)
 			}
 			if _, found, err := p.cli.Handoff(ctx, addr, "nope"); err != nil || found {
 				t.Fatalf("Handoff of a missing key: %v %v", found, err)

@@ -36,6 +36,9 @@ type Handler interface {
 	// Multi applies a forwarded change of several keys of one slot; it
 	// must not forward again.
 	Multi(ctx context.Context, from string, m kv.Multi) (kv.MultiResult, error)
+	// Scan is one step of a scan of the live keys this node owns: about
+	// count keys from cursor and the next cursor (0: done).
+	Scan(ctx context.Context, from string, cursor uint64, count int) ([]string, uint64, error)
 	// Handoff returns this node's raw entry for key, whatever owns it now.
 	Handoff(ctx context.Context, from, key string) (e store.Entry, found bool, err error)
 	// Import writes entries that are newer than what this node holds
@@ -450,6 +453,16 @@ func (s *Server) dispatch(ctx context.Context, from string, op byte, p []byte) (
 			return nil, s.handlerError(err)
 		}
 		return func(b []byte) []byte { return appendMultiResult(b, res) }, nil
+	case opScan:
+		cursor, count, err := decodeScan(p)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		keys, next, err := s.h.Scan(ctx, from, cursor, count)
+		if err != nil {
+			return nil, s.handlerError(err)
+		}
+		return func(b []byte) []byte { return appendKeys(binary.BigEndian.AppendUint64(b, next), keys) }, nil
 	case opHandoff:
 		if len(p) == 0 || len(p) > s.lim.MaxKeyBytes {
 			return nil, badRequest(fmt.Errorf("%w: bad handoff key", ErrMalformed))

@@ -51,6 +51,10 @@ func (w wireValues) Invalidate(context.Context, string, []string) {}
 func (w wireValues) Multi(context.Context, string, kv.Multi) (kv.MultiResult, error) {
 	return kv.MultiResult{}, nil
 }
+func (w wireValues) Scan(context.Context, string, uint64, int) ([]string, uint64, error) {
+	return nil, 0, nil
+}
+
 func (w wireValues) Warm(context.Context, string, []string) int       { return 0 }
 func (w wireValues) Status(context.Context, string) ([]byte, error)   { return nil, nil }
 func (w wireValues) Many(context.Context, string, []Request) []Result { return nil }

@@ -405,20 +405,23 @@ func splitHostPort(addr string) (string, int, error) {
 
 func joinHostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
-// errKeyspaceProxy answers keyspace commands in proxy mode, where they
-// would have to visit every node.
-const errKeyspaceProxy = "ERR this command lists one node's keys: it needs cluster mode (--resp-cluster), where it answers for the node it is sent to, as in Redis Cluster"
+// scanner returns the scan the keyspace commands use: in cluster mode
+// the keys this node owns (as each node of a Redis Cluster answers), in
+// proxy mode the whole cluster's (node.ScanAll: every member in turn).
+func (s *Server) scanner() func(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
+	if s.cluster != nil {
+		return s.cluster.b.ScanKeys
+	}
+	return s.b.ScanAll
+}
 
 // maxScanCount bounds SCAN's COUNT (keys read from the shard per call).
 const maxScanCount = 100000
 
-// cmdScan is SCAN cursor [MATCH pattern] [COUNT n] [TYPE t], over the keys
-// this node owns (cluster mode), as Redis Cluster's per-node SCAN.
+// cmdScan is SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: over the keys
+// this node owns in cluster mode, as Redis Cluster's per-node SCAN; over
+// the whole cluster in proxy mode (scanner).
 func cmdScan(s *Server, c redcon.Conn, cl *client, args [][]byte) {
-	if s.cluster == nil {
-		s.writeErr(c, errKeyspaceProxy)
-		return
-	}
 	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
 	if err != nil {
 		s.writeErr(c, "ERR invalid cursor")
@@ -452,7 +455,7 @@ func cmdScan(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 			return
 		}
 	}
-	keys, next, err := s.cluster.b.ScanKeys(s.cmdCtx(), cursor, count)
+	keys, next, err := s.scanner()(s.cmdCtx(), cursor, count)
 	if err != nil {
 		s.writeNodeErr(c, err)
 		return
@@ -472,18 +475,15 @@ func cmdScan(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 }
 
 // cmdKeys is KEYS pattern and DBSIZE over the keys this node owns
-// (cluster mode): a scan of the whole shard, O(keys).
+// (cluster mode) or the whole cluster's (proxy mode): a scan of the whole
+// shard, or of every shard, O(keys).
 func cmdKeys(s *Server, c redcon.Conn, cl *client, args [][]byte) {
-	if s.cluster == nil {
-		s.writeErr(c, errKeyspaceProxy)
-		return
-	}
-	ctx := s.cmdCtx()
+	ctx, scan := s.cmdCtx(), s.scanner()
 	var out []string
 	seen := map[string]struct{}{}
 	var cursor uint64
 	for {
-		keys, next, err := s.cluster.b.ScanKeys(ctx, cursor, 1000)
+		keys, next, err := scan(ctx, cursor, 1000)
 		if err != nil {
 			s.writeNodeErr(c, err)
 			return
@@ -508,8 +508,9 @@ func cmdKeys(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	}
 }
 
-// cmdFlush is FLUSHDB and FLUSHALL [ASYNC|SYNC] in cluster mode: every key
-// this node owns is deleted (as on a node of a Redis Cluster), each an
+// cmdFlush is FLUSHDB and FLUSHALL [ASYNC|SYNC]: every key this node owns
+// is deleted in cluster mode (as on a node of a Redis Cluster), every key
+// of the cluster in proxy mode (scanner), each an
 // ordinary versioned delete through the node, replicated like any other,
 // in batches of flushBatch. It needs the admin role.
 func cmdFlush(s *Server, c redcon.Conn, cl *client, args [][]byte) {
@@ -517,14 +518,10 @@ func cmdFlush(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		s.writeErr(c, errSyntax)
 		return
 	}
-	if s.cluster == nil {
-		s.writeErr(c, "ERR "+strings.ToUpper(string(args[0]))+" would have to reach every node: it needs cluster mode (--resp-cluster), where it empties the node it is sent to, as in Redis Cluster")
-		return
-	}
-	ctx := s.cmdCtx()
+	ctx, scan := s.cmdCtx(), s.scanner()
 	var cursor uint64
 	for {
-		keys, next, err := s.cluster.b.ScanKeys(ctx, cursor, flushBatch)
+		keys, next, err := scan(ctx, cursor, flushBatch)
 		if err != nil {
 			s.writeNodeErr(c, err)
 			return

@@ -255,19 +255,67 @@ func TestProxyModeRefusesClusterCommands(t *testing.T) {
 			t.Fatalf("%v in proxy mode: %v, want %q", cmd, err, errNoCluster)
 		}
 	}
-	if err := c.Do(ctx, "FLUSHALL").Err(); err == nil || !strings.Contains(err.Error(), "needs cluster mode") {
-		t.Fatalf("FLUSHALL in proxy mode: %v", err)
-	}
-	for _, cmd := range [][]any{{"SCAN", "0"}, {"KEYS", "*"}, {"DBSIZE"}} {
-		if err := c.Do(ctx, cmd...).Err(); err == nil || err.Error() != errKeyspaceProxy {
-			t.Fatalf("%v in proxy mode: %v, want %q", cmd, err, errKeyspaceProxy)
-		}
-	}
 	if v := c.ConfigGet(ctx, "cluster-enabled").Val(); v["cluster-enabled"] != "no" {
 		t.Fatalf("CONFIG GET cluster-enabled = %v", v)
 	}
 	if info := c.Info(ctx, "cluster").Val(); !strings.Contains(info, "cluster_enabled:0") {
 		t.Fatalf("INFO cluster:\n%s", info)
+	}
+}
+
+// TestProxyModeKeyspace: in proxy mode SCAN, KEYS, DBSIZE and the flushes
+// cover the whole cluster (every member in turn), whichever node they are
+// sent to.
+func TestProxyModeKeyspace(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := context.Background()
+	c0, c2 := newClient(t, nodes[0].addr), newClient(t, nodes[2].addr)
+	const total = 2500
+	var kvs []any
+	for i := range total {
+		kvs = append(kvs, fmt.Sprintf("k%d", i), "v")
+	}
+	if err := c0.MSet(ctx, kvs...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		if d := newClient(t, n.addr).DBSize(ctx).Val(); d != total {
+			t.Fatalf("DBSIZE through n%d = %d, want %d", i, d, total)
+		}
+	}
+	if keys := c2.Keys(ctx, "k1?").Val(); len(keys) != 10 {
+		t.Fatalf("KEYS k1? = %v, want k10..k19", keys)
+	}
+	seen := map[string]bool{}
+	var cursor uint64
+	for steps := 0; ; steps++ {
+		keys, next, err := c2.Scan(ctx, cursor, "", 100).Result()
+		if err != nil || steps > 1000 {
+			t.Fatalf("SCAN %d: %v (step %d)", cursor, err, steps)
+		}
+		for _, k := range keys {
+			seen[k] = true
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("SCAN returned %d distinct keys, want %d", len(seen), total)
+	}
+	if keys, _, err := c0.Scan(ctx, 0, "k7*", 100000).Result(); err != nil || len(keys) == 0 {
+		t.Fatalf("SCAN MATCH k7* COUNT 100000: %v %v", keys, err)
+	}
+	if err := c2.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		if d := newClient(t, n.addr).DBSize(ctx).Val(); d != 0 {
+			t.Fatalf("DBSIZE through n%d after FLUSHALL = %d", i, d)
+		}
+	}
+	if n, err := c0.Exists(ctx, "k1", "k2499").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS after FLUSHALL: %d %v", n, err)
 	}
 }
 

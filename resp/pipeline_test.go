@@ -64,6 +64,10 @@ func (b *slowBackend) WriteMulti(ctx context.Context, m kv.Multi) (kv.MultiResul
 	return kv.MultiResult{}, kv.Errorf(400, "not supported by this test backend")
 }
 
+func (b *slowBackend) ScanAll(context.Context, uint64, int) ([]string, uint64, error) {
+	return nil, 0, nil
+}
+
 // ManyInto runs the ops in parallel, as a node does for keys on other nodes.
 func (b *slowBackend) ManyInto(ctx context.Context, ops []node.Op, _ []node.OpResult) []node.OpResult {
 	out := make([]node.OpResult, len(ops))

@@ -280,6 +280,7 @@ MSETNX {t}y 3 {t}z 4
 MGET {t}y {t}z
 DEL ctr big small fl ap fi ex sp lz notint sr srnew gs et ctr2 gx
 DEL {t}a {t}b {t}q {t}y {t}z {r}new {r}back {r}other
+DBSIZE
 `
 
 // TestRedisCLIMatchesRedis drives the real redis-cli against a 2-node

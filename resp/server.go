@@ -48,6 +48,9 @@ type Backend interface {
 	// WriteMulti carries out a change of several keys of one slot
 	// atomically at their owner (MSETNX, RENAME, COPY).
 	WriteMulti(ctx context.Context, m kv.Multi) (kv.MultiResult, error)
+	// ScanAll is one step of a scan of the whole cluster's live keys
+	// (SCAN, KEYS, DBSIZE and the flushes in proxy mode).
+	ScanAll(ctx context.Context, cursor uint64, count int) ([]string, uint64, error)
 	// Status reports the node's own figures (INFO).
 	Status(ctx context.Context) node.NodeStatus
 	// ManyInto carries out reads and writes of distinct keys together (a

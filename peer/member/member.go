@@ -200,6 +200,22 @@ func (m *Caller) Multi(ctx context.Context, d Directory, name string, mu kv.Mult
 	return res, nil
 }
 
+// Scan runs one step of a scan of the live keys member name owns (as d
+// knows it); errors are mapped as Get maps them.
+func (m *Caller) Scan(ctx context.Context, d Directory, name string, cursor uint64, count int) ([]string, uint64, error) {
+	addr, e := m.lookup(d, name)
+	if e != nil {
+		return nil, 0, e
+	}
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
+	keys, next, err := m.cfg.Client.Scan(ctx, addr, cursor, count)
+	if err != nil {
+		return nil, 0, m.mapErr(name, addr, err)
+	}
+	return keys, next, nil
+}
+
 // Handoff reads member name's own entry for key (whoever owns the key
 // now), found false if it has none; errors are mapped as Get maps them.
 func (m *Caller) Handoff(ctx context.Context, d Directory, name, key string) (store.Entry, bool, error) {

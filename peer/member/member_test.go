@@ -253,6 +253,10 @@ func (h *stubHandler) Multi(context.Context, string, kv.Multi) (kv.MultiResult, 
 	return kv.MultiResult{Applied: true}, nil
 }
 
+func (h *stubHandler) Scan(context.Context, string, uint64, int) ([]string, uint64, error) {
+	return nil, 0, nil
+}
+
 func (h *stubHandler) Warm(_ context.Context, _ string, keys []string) int { return len(keys) }
 
 func (h *stubHandler) Status(_ context.Context, from string) ([]byte, error) {
