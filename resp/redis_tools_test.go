@@ -416,6 +416,10 @@ func TestClusterTools(t *testing.T) {
 		fmt.Fprintf(&script, "SET cli%d v%d\nGET cli%d\nINCR cnt%d\n", i, i, i, i)
 		fmt.Fprintf(&want, "OK\nv%d\n1\n", i)
 	}
+	for i := range 5 { // changes of several keys of one slot, on its owner
+		fmt.Fprintf(&script, "MSETNX {m%d}a 1 {m%d}b 2\nRENAME {m%d}a {m%d}c\nCOPY {m%d}c {m%d}d\nMGET {m%d}b {m%d}c {m%d}d\nRENAME {m%d}a x%d\n", i, i, i, i, i, i, i, i, i, i, i)
+		fmt.Fprintf(&want, "1\nOK\n1\n2\n1\n1\nCROSSSLOT Keys in request don't hash to the same slot\n\n")
+	}
 	var got strings.Builder
 	redirects := 0
 	for _, l := range strings.SplitAfter(run(script.String(), cli, "-c", "-h", "127.0.0.1", "-p", nodes[0].port), "\n") {
@@ -428,7 +432,7 @@ func TestClusterTools(t *testing.T) {
 	if got.String() != want.String() || redirects == 0 {
 		t.Fatalf("redis-cli -c printed (%d redirects):\n%s\nwant:\n%s", redirects, got.String(), want.String())
 	}
-	t.Logf("redis-cli -c: 90 commands, %d redirects", redirects)
+	t.Logf("redis-cli -c: 115 commands, %d redirects", redirects)
 
 	// redis-benchmark --cluster: both tests complete, with no error line.
 	out := run("", bench, "--cluster", "-h", "127.0.0.1", "-p", nodes[0].port, "-t", "set,get", "-n", "3000", "-c", "10", "-r", "1000", "--csv", "-q")
