@@ -57,6 +57,8 @@ const (
 	maxBulkNoAuth = 16 << 10
 
 	readChunk   = 16 << 10 // bytes asked of the socket per read
+	maxChunk    = 64 << 10 // at most this many bytes of requests share one allocation
+	argvChunk   = 64       // arguments allocated together
 	shrinkAbove = 64 << 10 // an idle buffer larger than this is let go
 )
 
@@ -190,6 +192,12 @@ func (r *Reader) fill() error {
 
 // parse appends the complete requests in buf[start:end] to cmds.
 func (r *Reader) parse(cmds []redcon.Command) ([]redcon.Command, error) {
+	// The requests complete in this call are copied out into shared
+	// chunks: one allocation for a pipeline rather than two per request.
+	// What is handed out is capped (three-index slices) and never written
+	// again, so a chunk outlives this call only through its requests.
+	var chunk []byte
+	var argv [][]byte
 	for r.start < r.end {
 		if r.argc == 0 {
 			if r.buf[r.start] != '*' {
@@ -255,8 +263,18 @@ func (r *Reader) parse(cmds []redcon.Command) ([]redcon.Command, error) {
 			r.pos = next + n + 2
 		}
 		// Complete: copy it out, so the buffer can be reused.
-		raw := append([]byte(nil), r.buf[r.start:r.pos]...)
-		args := make([][]byte, r.argc)
+		size := r.pos - r.start
+		if cap(chunk)-len(chunk) < size {
+			chunk = make([]byte, 0, max(size, min(r.end-r.start, maxChunk)))
+		}
+		off := len(chunk)
+		chunk = append(chunk, r.buf[r.start:r.pos]...)
+		raw := chunk[off:len(chunk):len(chunk)]
+		if cap(argv)-len(argv) < r.argc {
+			argv = make([][]byte, 0, max(r.argc, argvChunk))
+		}
+		args := argv[len(argv) : len(argv)+r.argc : len(argv)+r.argc]
+		argv = argv[:len(argv)+r.argc]
 		for i := range args {
 			args[i] = raw[r.marks[2*i]:r.marks[2*i+1]:r.marks[2*i+1]]
 		}

@@ -127,6 +127,27 @@ func TestReaderRequestsOwnTheirBytes(t *testing.T) {
 	}
 }
 
+// Requests read together share allocations, but each one's arguments are
+// capped: a handler that appends to one cannot write into its neighbours.
+func TestReaderRequestsDoNotOverlap(t *testing.T) {
+	in := strings.NewReader(strings.Repeat("*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n", 40))
+	r := New(in, Limits{}, nil)
+	cmds, err := r.Read(nil)
+	if err != nil || len(cmds) != 40 {
+		t.Fatalf("read %d requests, %v; want 40", len(cmds), err)
+	}
+	for i := range cmds {
+		_ = append(cmds[i].Args[1], "XXXXXXXX"...)
+		_ = append(cmds[i].Args, []byte("extra"))
+		_ = append(cmds[i].Raw, "YYYYYYYY"...)
+	}
+	for i, c := range cmds {
+		if len(c.Args) != 2 || string(c.Args[0]) != "GET" || string(c.Args[1]) != "k1" || string(c.Raw) != "*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n" {
+			t.Fatalf("request %d changed by its neighbour: %q %q", i, c.Args, c.Raw)
+		}
+	}
+}
+
 // Memory follows what arrived, not what a header declares, and a large
 // buffer is let go once its request is served.
 func TestReaderBuffer(t *testing.T) {
