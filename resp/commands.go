@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -273,17 +274,17 @@ func (s *Server) writeGet(c redcon.Conn, it node.Item, err error) {
 // args[1] (GET, SET, EXPIRE, TTL, DEL k, ...), and whose reply depends on
 // nothing but that key: such commands on different keys may run in
 // parallel without anyone being able to tell.
-func singleKey(spec *cmdSpec, args [][]byte) (string, bool) {
+func singleKey(spec *cmdSpec, args [][]byte) ([]byte, bool) {
 	if spec == nil || !spec.arityOK(len(args)) || len(args) < 2 {
-		return "", false
+		return nil, false
 	}
 	switch {
 	case spec.firstKey == 1 && spec.lastKey == 1:
 	case spec.firstKey == 1 && spec.lastKey == -1 && spec.step == 1 && len(args) == 2: // DEL k, EXISTS k
 	default:
-		return "", false
+		return nil, false
 	}
-	return string(args[1]), true
+	return args[1], true
 }
 
 // runPipeline answers commands taken from the connection's pipeline, in
@@ -309,7 +310,7 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 					seen[string(run[k].args[1])] = struct{}{}
 				}
 			} else if seen != nil {
-				seen[key] = struct{}{}
+				seen[string(key)] = struct{}{}
 			}
 		}
 		if cap(run) <= maxKeptJobs {
@@ -407,13 +408,13 @@ func reuse[T any](s []T) []T {
 // repeats reports whether key is the key of one of run's commands (seen:
 // their set, once the run is long). A pipeline run holds distinct keys, so
 // that commands of one key keep their order.
-func repeats(run []job, seen map[string]struct{}, key string) bool {
+func repeats(run []job, seen map[string]struct{}, key []byte) bool {
 	if seen != nil {
-		_, ok := seen[key]
+		_, ok := seen[string(key)]
 		return ok
 	}
 	for k := range run {
-		if string(run[k].args[1]) == key {
+		if bytes.Equal(run[k].args[1], key) {
 			return true
 		}
 	}
