@@ -61,7 +61,7 @@ func route[T any](ctx context.Context, n *Node, v *view, key string,
 	unreachable func(v *view, owner string) (T, error, bool),
 ) (T, error) {
 	owner := v.Ring.Owner(key)
-	start := time.Now()
+	var start time.Time // of the first remote attempt: the local path reads no clock
 	for attempt := 0; ; attempt++ {
 		if owner == "" {
 			var zero T
@@ -69,6 +69,9 @@ func route[T any](ctx context.Context, n *Node, v *view, key string,
 		}
 		if owner == n.cfg.Name {
 			return local(v)
+		}
+		if start.IsZero() {
+			start = time.Now()
 		}
 		res, err := remote(v, owner)
 		var e *Error

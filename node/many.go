@@ -65,10 +65,15 @@ func (n *Node) ManyInto(ctx context.Context, ops []Op, out []OpResult) []OpResul
 	return out
 }
 
-// manyScratch is the working space of one Many call (batch.Scratch), kept
-// in a pool on the Node for the next call: the ops of each owner, the local
-// ops, and the requests in flight with their buffers.
-type manyScratch = batch.Scratch[manyPart, *manyPart]
+// manyScratch is the working space of one Many call, kept in a pool on
+// the Node for the next call: the ops of each owner, the local ops, and
+// the requests in flight with their buffers (batch.Scratch), and the local
+// writes a round applied, to spread together.
+type manyScratch struct {
+	batch.Scratch[manyPart, *manyPart]
+	entries []store.Entry // applied local writes of the round
+	applied []int         // their ops
+}
 
 // distinctRun is the length of the longest prefix of ops whose keys are
 // distinct (at least 1 when ops is not empty).
@@ -96,8 +101,10 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 		switch {
 		case e != nil:
 			out[i].Err = e
-		case owner == "" || owner == n.cfg.Name:
-			sc.Local = append(sc.Local, i) // served here (or the cluster is forming)
+		case owner == "":
+			out[i].Err = forming()
+		case owner == n.cfg.Name:
+			sc.Local = append(sc.Local, i) // served here
 		case !op.Write:
 			if it, ok := n.reads.tier.Near(op.Key, owner); ok { // near cache
 				out[i].Item = it
@@ -118,13 +125,50 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 			sc.Parts = append(sc.Parts, n.manyStart(ctx, sc.Part(), v, owner, ops, chunk))
 		}
 	}
-	for _, i := range sc.Local {
-		out[i] = n.one(ctx, ops[i])
-	}
+	n.manyLocal(ctx, v, sc, ops, out)
 	for _, p := range sc.Parts {
 		n.manyFinish(ctx, p, ops, out, ep)
 	}
 	sc.Round()
+}
+
+// manyLocal carries out the ops of sc.Local, whose keys this node owns in
+// v (checked already), as route's local path does: reads through
+// ownerGet, writes through ownerApply, and then one spread for all the
+// writes the shard took, so that the round's near-cache invalidations,
+// write-throughs and replica copies leave together.
+func (n *Node) manyLocal(ctx context.Context, v *view, sc *manyScratch, ops []Op, out []OpResult) {
+	applied, appliedIdx := sc.entries[:0], sc.applied[:0]
+	for _, i := range sc.Local {
+		op := ops[i]
+		if !op.Write {
+			it, err := n.ownerGet(ctx, v, op.Key)
+			out[i] = OpResult{WriteResult: WriteResult{Item: it}, Err: err}
+			continue
+		}
+		res, e, ok, err := n.ownerApply(ctx, op.Key, op.Mutation)
+		if err != nil {
+			out[i] = OpResult{WriteResult: res, Err: err}
+			continue
+		}
+		out[i] = OpResult{WriteResult: res}
+		if ok {
+			applied, appliedIdx = append(applied, e), append(appliedIdx, i)
+		}
+	}
+	if len(applied) > 0 {
+		for j, err := range n.spread(ctx, applied, true) {
+			if err != nil { // the replica copies were not acknowledged
+				out[appliedIdx[j]] = OpResult{Err: err}
+			}
+		}
+	}
+	clear(applied)
+	if cap(applied) <= maxManyOps { // kept for the next round unless a huge pipeline grew them
+		sc.entries, sc.applied = applied[:0], appliedIdx[:0]
+	} else {
+		sc.entries, sc.applied = nil, nil
+	}
 }
 
 // one carries out a single op as Get or Write would.

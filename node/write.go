@@ -141,8 +141,11 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %w", err)
 	}
 	e = store.Entry{Key: key, Value: m.Value}
-	var reply []byte // what a read-modify-write answers with
-	now := time.Now()
+	var reply []byte  // what a read-modify-write answers with
+	var now time.Time // read only by the writes that set an expiry: a plain SET costs no clock read
+	if m.Delete || m.TTL > 0 || m.Op == kv.OpGetDel || m.Op == kv.OpGetEx {
+		now = time.Now()
+	}
 	if m.Op != kv.OpSet {
 		// Read-modify-write: the new value from the current one (checkOp
 		// made sure m sets no expiry of its own).
