@@ -156,11 +156,9 @@ func (n *Node) manyLocal(ctx context.Context, v *view, sc *manyScratch, ops []Op
 			applied, appliedIdx = append(applied, e), append(appliedIdx, i)
 		}
 	}
-	if len(applied) > 0 {
-		for j, err := range n.spread(ctx, applied, true) {
-			if err != nil { // the replica copies were not acknowledged
-				out[appliedIdx[j]] = OpResult{Err: err}
-			}
+	for j, err := range n.spread(ctx, applied, true) {
+		if err != nil { // the replica copies were not acknowledged
+			out[appliedIdx[j]] = OpResult{Err: err}
 		}
 	}
 	clear(applied)
@@ -305,12 +303,11 @@ func (h peerHandler) Many(ctx context.Context, from string, reqs []peer.Request)
 			appliedIdx = append(appliedIdx, i)
 		}
 	}
-	if len(applied) > 0 {
-		for j, e := range n.spread(ctx, applied, true) {
-			if e != nil {
-				out[appliedIdx[j]].Err = e
-			}
+	for j, e := range n.spread(ctx, applied, true) {
+		if e != nil {
+			out[appliedIdx[j]].Err = e
 		}
 	}
 	return out
 }
+

@@ -141,10 +141,16 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		return WriteResult{}, e, false, kv.Retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %w", err)
 	}
 	e = store.Entry{Key: key, Value: m.Value}
-	var reply []byte  // what a read-modify-write answers with
-	var now time.Time // read only by the writes that set an expiry: a plain SET costs no clock read
-	if m.Delete || m.TTL > 0 || m.Op == kv.OpGetDel || m.Op == kv.OpGetEx {
-		now = time.Now()
+	var reply []byte // what a read-modify-write answers with
+	// expireAt is the Unix millisecond d from now, one clock read for the
+	// whole write and only by a write that sets an expiry (a plain SET
+	// reads no clock).
+	var now time.Time
+	expireAt := func(d time.Duration) int64 {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		return now.Add(d).UnixMilli()
 	}
 	if m.Op != kv.OpSet {
 		// Read-modify-write: the new value from the current one (checkOp
@@ -161,10 +167,10 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		switch {
 		case m.Op == kv.OpGetDel:
 			e.Value, e.Tombstone = nil, true
-			e.ExpireAt = now.Add(n.cfg.Migration.TombstoneTTL).UnixMilli()
+			e.ExpireAt = expireAt(n.cfg.Migration.TombstoneTTL)
 		case m.Op == kv.OpGetEx:
 			if ms, _ := strconv.ParseInt(string(m.Value), 10, 64); ms > 0 {
-				e.ExpireAt = now.Add(time.Duration(ms) * time.Millisecond).UnixMilli()
+				e.ExpireAt = expireAt(time.Duration(ms) * time.Millisecond)
 			}
 		case m.Op != kv.OpGetSet && exists:
 			e.ExpireAt = cur.ExpireAt // changed in place: the expiry stays (GETSET drops it, as SET)
@@ -173,16 +179,16 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 	switch {
 	case m.Delete:
 		e.Value, e.Tombstone = nil, true
-		e.ExpireAt = now.Add(n.cfg.Migration.TombstoneTTL).UnixMilli()
+		e.ExpireAt = expireAt(n.cfg.Migration.TombstoneTTL)
 	case m.Expire:
 		e.Value, e.ExpireAt = cur.Value, 0
 		if m.TTL > 0 {
-			e.ExpireAt = now.Add(m.TTL).UnixMilli()
+			e.ExpireAt = expireAt(m.TTL)
 		}
 	case m.KeepTTL && exists:
 		e.ExpireAt = cur.ExpireAt
 	case m.TTL > 0:
-		e.ExpireAt = now.Add(m.TTL).UnixMilli()
+		e.ExpireAt = expireAt(m.TTL)
 	}
 	if e.Value == nil && !e.Tombstone {
 		e.Value = []byte{}
@@ -275,8 +281,11 @@ func (n *Node) ownerApplyForwarded(ctx context.Context, key string, m Mutation) 
 // load of an absent key, of which no copy can exist), previous owners get
 // a copy while a ring change settles, and replicas get theirs. It returns
 // one error per entry: a write whose required replica copies were not
-// acknowledged.
+// acknowledged (none for an empty batch).
 func (n *Node) spread(ctx context.Context, es []store.Entry, invalidate bool) []*Error {
+	if len(es) == 0 {
+		return nil
+	}
 	if invalidate {
 		keys := make([]string, len(es))
 		for i, e := range es {
