@@ -310,4 +310,3 @@ func (h peerHandler) Many(ctx context.Context, from string, reqs []peer.Request)
 	}
 	return out
 }
-
