@@ -54,6 +54,40 @@ func (c *Clock) Now() uint64 {
 	}
 }
 
+// Reserve returns the first of n consecutive versions (n >= 1), as n calls
+// of Now would return them but with one reading of the wall clock: the
+// versions are Offset(first, j) for j < n, each larger than every version
+// this clock returned or observed before. Like Now it saturates at the
+// largest version.
+func (c *Clock) Reserve(n int) uint64 {
+	if n <= 1 {
+		return c.Now()
+	}
+	for {
+		last := c.last.Load()
+		first := c.now()
+		if first <= last {
+			if last == math.MaxUint64 {
+				return last
+			}
+			first = last + 1
+		}
+		end := Offset(first, n-1)
+		if c.last.CompareAndSwap(last, end) {
+			return first
+		}
+	}
+}
+
+// Offset is the j-th version of a range that Reserve began at first,
+// saturating at the largest version.
+func Offset(first uint64, j int) uint64 {
+	if v := first + uint64(j); v >= first {
+		return v
+	}
+	return math.MaxUint64
+}
+
 // Observe records a version seen elsewhere so later stamps exceed it.
 func (c *Clock) Observe(v uint64) {
 	for {
