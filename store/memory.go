@@ -466,13 +466,14 @@ func (m *Memory) Put(ctx context.Context, entries []Entry) ([]Outcome, error) {
 		}
 	}
 	out := make([]Outcome, len(entries))
+	var clk clock // one reading for the batch, and none unless an expiry is compared
 	for i := range entries {
 		if i > 0 && i%ctxCheckEvery == 0 {
 			if err := m.check(ctx, "put"); err != nil {
 				return nil, err
 			}
 		}
-		o, err := m.put(&entries[i])
+		o, err := m.put(&entries[i], &clk)
 		if err != nil {
 			return nil, fmt.Errorf("store: memory put: entry %d: %w", i, err)
 		}
@@ -488,9 +489,8 @@ func entrySize(e *Entry) int64 {
 	return int64(len(e.Key)) + int64(len(e.Value)) + MemoryEntryOverhead
 }
 
-func (m *Memory) put(e *Entry) (Outcome, error) {
-	nowMs := m.now().UnixMilli()
-	if !live(e.ExpireAt, nowMs) {
+func (m *Memory) put(e *Entry, clk *clock) (Outcome, error) {
+	if e.ExpireAt != 0 && !live(e.ExpireAt, clk.nowMs(m)) {
 		return Expired, nil
 	}
 	value := e.Value
@@ -508,7 +508,7 @@ func (m *Memory) put(e *Entry) (Outcome, error) {
 	delta := size
 	if i >= 0 {
 		s = &sh.slots[i]
-		if live(s.expireAt, nowMs) && s.version >= e.Version {
+		if (s.expireAt == 0 || live(s.expireAt, clk.nowMs(m))) && s.version >= e.Version {
 			sh.mu.Unlock()
 			return Stale, nil
 		}
