@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/peercache/peercache/httpapi"
+	"github.com/peercache/peercache/internal/testredis"
 	"github.com/peercache/peercache/kv"
 	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/node"
@@ -464,5 +465,76 @@ func TestMutations(t *testing.T) {
 	}
 	if r := a.get(t, "h"); string(r.body) != "1" {
 		t.Fatalf("value after refused writes: %s", r)
+	}
+}
+
+// A pipeline round's plain writes of keys this node owns are applied
+// together (one version range, one shard put), with what ownerApply gives
+// each alone: distinct increasing versions, expiries, conditions beside
+// them still decided one by one, and a key whose stored version is ahead
+// of this node's clock written anyway (stamped again past it), on the
+// Memory store and on Redis.
+func TestManyPlainWritesTogether(t *testing.T) {
+	for _, withRedis := range []bool{false, true} {
+		t.Run(fmt.Sprintf("redis=%v", withRedis), func(t *testing.T) {
+			var st store.Store = store.NewMemory(store.MemoryOptions{MaxBytes: 64 << 20})
+			if withRedis {
+				srv := testredis.Start(t)
+				rs, err := store.NewRedis(store.RedisOptions{Addr: srv.Addr()})
+				if err != nil {
+					t.Fatalf("redis store: %v", err)
+				}
+				t.Cleanup(func() { rs.Close() })
+				st = rs
+			}
+			a := startNode(t, "n0", nil, false, func(c *node.Config) { c.Store = st })
+			ctx := context.Background()
+			ahead := a.ClockForTest().Now() + uint64(2*time.Second)
+			if _, err := st.Put(ctx, []store.Entry{{Key: "k-ahead", Value: []byte("old"), Version: ahead}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Set(ctx, "k-cond", []byte("there"), 0); err != nil {
+				t.Fatal(err)
+			}
+			ops := []node.Op{
+				{Key: "k-ahead", Write: true, Mutation: node.Mutation{Value: []byte("new")}},
+				{Key: "k-cond", Write: true, Mutation: node.Mutation{Value: []byte("no"), IfAbsent: true}},
+				{Key: "k-ttl", Write: true, Mutation: node.Mutation{Value: []byte("t"), TTL: time.Minute}},
+				{Key: "k-empty", Write: true, Mutation: node.Mutation{}},
+			}
+			for i := range 20 {
+				ops = append(ops, node.Op{Key: fmt.Sprint("k", i), Write: true, Mutation: node.Mutation{Value: []byte(fmt.Sprint("v", i))}})
+			}
+			before := a.ClockForTest().Now()
+			res := a.Many(ctx, ops)
+			seen := map[uint64]bool{}
+			for i, r := range res {
+				if r.Err != nil {
+					t.Fatalf("op %d (%s): %v", i, ops[i].Key, r.Err)
+				}
+				if ops[i].Key == "k-cond" {
+					if r.Applied || !r.Existed {
+						t.Fatalf("IfAbsent on a present key: %+v", r)
+					}
+					continue
+				}
+				if !r.Applied || r.Version <= before || seen[r.Version] {
+					t.Fatalf("op %d (%s): applied %v, version %d (clock was at %d, repeated %v)", i, ops[i].Key, r.Applied, r.Version, before, seen[r.Version])
+				}
+				seen[r.Version] = true
+			}
+			if res[0].Version <= ahead {
+				t.Fatalf("k-ahead written at version %d, not past the stored %d", res[0].Version, ahead)
+			}
+			if d := time.Until(res[2].ExpireAt); d < 58*time.Second || d > time.Minute {
+				t.Fatalf("k-ttl expires in %v, want about 1m", d)
+			}
+			for i, want := range map[string]string{"k-ahead": "new", "k-cond": "there", "k-ttl": "t", "k-empty": "", "k0": "v0", "k19": "v19"} {
+				it, err := a.Get(ctx, i)
+				if err != nil || string(it.Value) != want {
+					t.Fatalf("Get(%s) = %q, %v; want %q", i, it.Value, err, want)
+				}
+			}
+		})
 	}
 }

@@ -73,6 +73,8 @@ type manyScratch struct {
 	batch.Scratch[manyPart, *manyPart]
 	entries []store.Entry // applied local writes of the round
 	applied []int         // their ops
+	puts    putBatch      // the round's local plain writes
+	putIdx  []int         // their ops
 }
 
 // distinctRun is the length of the longest prefix of ops whose keys are
@@ -134,17 +136,41 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 
 // manyLocal carries out the ops of sc.Local, whose keys this node owns in
 // v (checked already), as route's local path does: reads through
-// ownerGet, writes through ownerApply, and then one spread for all the
-// writes the shard took, so that the round's near-cache invalidations,
-// write-throughs and replica copies leave together.
+// ownerGet, plain writes (SETs that need no current record) together
+// through ownerPutMany, other writes through ownerApply, and then one
+// spread for all the writes the shard took, so that the round's near-cache
+// invalidations, write-throughs and replica copies leave together.
 func (n *Node) manyLocal(ctx context.Context, v *view, sc *manyScratch, ops []Op, out []OpResult) {
 	applied, appliedIdx := sc.entries[:0], sc.applied[:0]
+	pb, putIdx := &sc.puts, sc.putIdx[:0]
+	for _, i := range sc.Local {
+		if ops[i].Write && plainPut(ops[i].Mutation) {
+			pb.add(ops[i].Key, ops[i].Mutation)
+			putIdx = append(putIdx, i)
+		}
+	}
+	if len(putIdx) > 1 {
+		n.ownerPutMany(ctx, pb)
+		for j, i := range putIdx {
+			if err := pb.errs[j]; err != nil { // (a nil *Error must not become a non-nil error)
+				out[i].Err = err
+				continue
+			}
+			out[i].WriteResult = pb.result(n, j)
+			if pb.written[j] {
+				applied, appliedIdx = append(applied, pb.entries[j]), append(appliedIdx, i)
+			}
+		}
+	}
 	for _, i := range sc.Local {
 		op := ops[i]
 		if !op.Write {
 			it, err := n.ownerGet(ctx, v, op.Key)
 			out[i] = OpResult{WriteResult: WriteResult{Item: it}, Err: err}
 			continue
+		}
+		if len(putIdx) > 1 && plainPut(op.Mutation) {
+			continue // written above
 		}
 		res, e, ok, err := n.ownerApply(ctx, op.Key, op.Mutation)
 		if err != nil {
@@ -162,10 +188,11 @@ func (n *Node) manyLocal(ctx context.Context, v *view, sc *manyScratch, ops []Op
 		}
 	}
 	clear(applied)
+	pb.reset(maxManyOps)
 	if cap(applied) <= maxManyOps { // kept for the next round unless a huge pipeline grew them
-		sc.entries, sc.applied = applied[:0], appliedIdx[:0]
+		sc.entries, sc.applied, sc.putIdx = applied[:0], appliedIdx[:0], putIdx[:0]
 	} else {
-		sc.entries, sc.applied = nil, nil
+		sc.entries, sc.applied, sc.putIdx = nil, nil, nil
 	}
 }
 
@@ -287,10 +314,46 @@ func (h peerHandler) Many(ctx context.Context, from string, reqs []peer.Request)
 	}
 	var applied []store.Entry
 	var appliedIdx []int
+	// The plain writes of a batch of distinct keys (as Many sends) this
+	// node owns are applied together, as manyLocal applies them.
+	var pb putBatch
+	var putIdx []int
+	batched := len(reqs) > 1 && batch.DistinctRun(len(reqs), func(i int) string { return reqs[i].Key }) == len(reqs)
+	if batched {
+		for i, r := range reqs {
+			if !r.Write || !plainPut(r.Mutation) {
+				continue
+			}
+			if err := n.checkWrite(r.Key, r.Mutation, true); err != nil {
+				out[i].Err = err
+			} else if _, err := n.forwardedView(r.Key); err != nil {
+				out[i].Err = err
+			} else {
+				pb.add(r.Key, r.Mutation)
+				putIdx = append(putIdx, i)
+			}
+		}
+		if len(putIdx) > 0 {
+			n.ownerPutMany(ctx, &pb)
+		}
+		for j, i := range putIdx {
+			if err := pb.errs[j]; err != nil { // (a nil *Error must not become a non-nil error)
+				out[i].Err = err
+				continue
+			}
+			out[i].WriteResult = pb.result(n, j)
+			if pb.written[j] {
+				applied, appliedIdx = append(applied, pb.entries[j]), append(appliedIdx, i)
+			}
+		}
+	}
 	for i, r := range reqs {
 		if !r.Write {
 			out[i].Item, out[i].NearTTL, out[i].Err = h.Get(ctx, from, r.Key, false)
 			continue
+		}
+		if batched && plainPut(r.Mutation) {
+			continue // refused or written above
 		}
 		res, e, ok, err := n.ownerApplyForwarded(ctx, r.Key, r.Mutation)
 		out[i].WriteResult = res

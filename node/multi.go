@@ -182,14 +182,26 @@ func (n *Node) lockKeys(keys []string) func() {
 	for _, k := range keys {
 		idx = append(idx, n.keyLockIndex(k))
 	}
+	idx = n.lockIndexes(idx)
+	return func() { n.unlockIndexes(idx) }
+}
+
+// lockIndexes takes the owner-write locks of idx (key lock indexes, in any
+// order, repeats allowed) in index order and each once: the one order every
+// holder of several takes them in. It returns the indexes taken, for
+// unlockIndexes.
+func (n *Node) lockIndexes(idx []int) []int {
 	slices.Sort(idx)
 	idx = slices.Compact(idx)
 	for _, i := range idx {
 		n.writes.keyLocks[i].Lock()
 	}
-	return func() {
-		for _, i := range slices.Backward(idx) {
-			n.writes.keyLocks[i].Unlock()
-		}
+	return idx
+}
+
+// unlockIndexes releases the locks lockIndexes took.
+func (n *Node) unlockIndexes(idx []int) {
+	for _, i := range slices.Backward(idx) {
+		n.writes.keyLocks[i].Unlock()
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"math"
 	"math/big"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/peercache/peercache/internal/hlc"
 	"github.com/peercache/peercache/internal/redisnum"
 	"github.com/peercache/peercache/internal/replica"
 	"github.com/peercache/peercache/kv"
@@ -204,6 +206,111 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 	return res, e, written, nil
 }
 
+// plainPut reports whether m is a plain write: a SET that needs no current
+// record (no condition, no KEEPTTL, not a delete or read-modify-write),
+// which ownerPutMany can apply together with others.
+func plainPut(m Mutation) bool { return !m.NeedsCurrent() }
+
+// putBatch is a batch of plain writes of distinct keys for ownerPutMany,
+// with its working space; a Many call keeps one for its rounds.
+type putBatch struct {
+	entries []store.Entry   // Key and Value added; stamped and written by ownerPutMany
+	ttls    []time.Duration // each entry's expiry from now (0: none)
+	written []bool          // the shard took entries[j] (to spread)
+	errs    []*Error        // entries[j] was not written, and why
+	guards  []uint64
+	locks   []int
+}
+
+// add appends the plain write m of key.
+func (pb *putBatch) add(key string, m Mutation) {
+	v := m.Value
+	if v == nil {
+		v = []byte{}
+	}
+	pb.entries = append(pb.entries, store.Entry{Key: key, Value: v})
+	pb.ttls = append(pb.ttls, m.TTL)
+}
+
+// result is the WriteResult of entries[j] once written, as ownerApply
+// answers a plain write.
+func (pb *putBatch) result(n *Node, j int) WriteResult {
+	return WriteResult{Item: itemOf(pb.entries[j], n.cfg.Name, SourceShard), Applied: true}
+}
+
+// reset empties pb for the next batch, keeping its buffers unless a huge
+// batch grew them past maxKept.
+func (pb *putBatch) reset(maxKept int) {
+	if cap(pb.entries) > maxKept {
+		*pb = putBatch{}
+		return
+	}
+	clear(pb.entries)
+	clear(pb.errs)
+	pb.entries, pb.ttls, pb.written, pb.errs = pb.entries[:0], pb.ttls[:0], pb.written[:0], pb.errs[:0]
+	pb.guards, pb.locks = pb.guards[:0], pb.locks[:0]
+}
+
+// ownerPutMany applies pb's plain writes, of distinct keys this node owns,
+// as ownerApply applies each (the same records, versions, tier updates and
+// refusals), but under all their key locks at once, with one reading of
+// the clocks for the lot (one version range, one expiry base) and one
+// shard put. A write the shard finds stale (a newer version stamped by
+// another node's clock) is stamped again through putOwned.
+func (n *Node) ownerPutMany(ctx context.Context, pb *putBatch) {
+	count := len(pb.entries)
+	pb.written = slices.Grow(pb.written[:0], count)[:count]
+	pb.errs = slices.Grow(pb.errs[:0], count)[:count]
+	clear(pb.written)
+	clear(pb.errs)
+	locks := pb.locks[:0]
+	for j := range pb.entries {
+		locks = append(locks, n.keyLockIndex(pb.entries[j].Key))
+	}
+	pb.locks = n.lockIndexes(locks)
+	defer n.unlockIndexes(pb.locks)
+
+	if err := ctx.Err(); err != nil {
+		// As ownerApply: a forwarded write that arrives after its sender
+		// gave up must not be applied.
+		e := kv.Retryable(http.StatusServiceUnavailable, "write expired before it could be applied: %w", err)
+		for j := range pb.errs {
+			pb.errs[j] = e
+		}
+		return
+	}
+	var now time.Time
+	first := n.clock.Reserve(count)
+	guards := pb.guards[:0]
+	for j := range pb.entries {
+		e := &pb.entries[j]
+		e.Version = hlc.Offset(first, j)
+		if d := pb.ttls[j]; d > 0 {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			e.ExpireAt = now.Add(d).UnixMilli()
+		}
+		guards = append(guards, n.reads.tier.Guard(e.Key))
+	}
+	pb.guards = guards
+	outs, perr := n.st.Put(ctx, pb.entries)
+	for j := range pb.entries {
+		e := &pb.entries[j]
+		switch {
+		case perr != nil:
+			n.reads.tier.Invalidate(e.Key) // the write may have landed
+			pb.errs[j] = kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %w", perr)
+		case outs[j] == store.Applied:
+			n.reads.tier.Publish(e.Key, *e, guards[j]) // the local tier, under the key's lock
+			pb.written[j] = true
+		case outs[j] == store.Stale:
+			n.observeStored(ctx, e.Key)
+			pb.written[j], pb.errs[j] = n.putOwned(ctx, e)
+		}
+	}
+}
+
 // keyLockIndex is the index of key's owner-write lock.
 func (n *Node) keyLockIndex(key string) int {
 	return int(xxhash.Sum64String(key) % uint64(len(n.writes.keyLocks)))
@@ -257,11 +364,18 @@ func (n *Node) putOwned(ctx context.Context, e *store.Entry) (written bool, err 
 			}
 			return out[0] == store.Applied, nil
 		}
-		if c, found, gerr := n.st.Get(ctx, e.Key); gerr == nil && found && c.Version <= n.writes.imports.Limit() {
-			n.clock.Observe(c.Version)
-		}
+		n.observeStored(ctx, e.Key)
 	}
 	return false, kv.Retryable(http.StatusServiceUnavailable, "write lost a race with newer versions three times; retry")
+}
+
+// observeStored moves the clock past the version the shard holds for key,
+// after a write of it was found stale, unless that version lies beyond
+// what this node accepts from other clocks.
+func (n *Node) observeStored(ctx context.Context, key string) {
+	if c, found, err := n.st.Get(ctx, key); err == nil && found && c.Version <= n.writes.imports.Limit() {
+		n.clock.Observe(c.Version)
+	}
 }
 
 // ownerApplyForwarded is ownerApply for a write another node forwarded:
