@@ -75,6 +75,29 @@ type manyScratch struct {
 	applied []int         // their ops
 	puts    putBatch      // the round's local plain writes
 	putIdx  []int         // their ops
+	reads   localReads    // the round's local reads
+}
+
+// localReads are a round's reads of keys this node owns, for
+// ownerGetMany.
+type localReads struct {
+	keys []string
+	idx  []int // their ops
+	its  []Item
+	errs []error
+}
+
+// reset empties r for the next round, keeping its buffers unless a huge
+// round grew them past maxKept.
+func (r *localReads) reset(maxKept int) {
+	if cap(r.keys) > maxKept {
+		*r = localReads{}
+		return
+	}
+	clear(r.keys)
+	clear(r.its)
+	clear(r.errs)
+	r.keys, r.idx, r.its, r.errs = r.keys[:0], r.idx[:0], r.its[:0], r.errs[:0]
 }
 
 // distinctRun is the length of the longest prefix of ops whose keys are
@@ -135,18 +158,30 @@ func (n *Node) manyDistinct(ctx context.Context, sc *manyScratch, ops []Op, out 
 }
 
 // manyLocal carries out the ops of sc.Local, whose keys this node owns in
-// v (checked already), as route's local path does: reads through
-// ownerGet, plain writes (SETs that need no current record) together
-// through ownerPutMany, other writes through ownerApply, and then one
+// v (checked already), as route's local path does: reads together
+// through ownerGetMany, plain writes (SETs that need no current record)
+// together through ownerPutMany, other writes through ownerApply (the
+// keys of a round are distinct, so their order does not matter), and then one
 // spread for all the writes the shard took, so that the round's near-cache
 // invalidations, write-throughs and replica copies leave together.
 func (n *Node) manyLocal(ctx context.Context, v *view, sc *manyScratch, ops []Op, out []OpResult) {
 	applied, appliedIdx := sc.entries[:0], sc.applied[:0]
-	pb, putIdx := &sc.puts, sc.putIdx[:0]
+	pb, putIdx, rd := &sc.puts, sc.putIdx[:0], &sc.reads
 	for _, i := range sc.Local {
-		if ops[i].Write && plainPut(ops[i].Mutation) {
+		switch {
+		case !ops[i].Write:
+			rd.keys, rd.idx = append(rd.keys, ops[i].Key), append(rd.idx, i)
+		case plainPut(ops[i].Mutation):
 			pb.add(ops[i].Key, ops[i].Mutation)
 			putIdx = append(putIdx, i)
+		}
+	}
+	if len(rd.keys) > 0 {
+		rd.its = slices.Grow(rd.its[:0], len(rd.keys))[:len(rd.keys)]
+		rd.errs = slices.Grow(rd.errs[:0], len(rd.keys))[:len(rd.keys)]
+		n.ownerGetMany(ctx, v, rd.keys, rd.its, rd.errs)
+		for j, i := range rd.idx {
+			out[i] = OpResult{WriteResult: WriteResult{Item: rd.its[j]}, Err: rd.errs[j]}
 		}
 	}
 	if len(putIdx) > 1 {
@@ -164,13 +199,8 @@ func (n *Node) manyLocal(ctx context.Context, v *view, sc *manyScratch, ops []Op
 	}
 	for _, i := range sc.Local {
 		op := ops[i]
-		if !op.Write {
-			it, err := n.ownerGet(ctx, v, op.Key)
-			out[i] = OpResult{WriteResult: WriteResult{Item: it}, Err: err}
-			continue
-		}
-		if len(putIdx) > 1 && plainPut(op.Mutation) {
-			continue // written above
+		if !op.Write || (len(putIdx) > 1 && plainPut(op.Mutation)) {
+			continue // read or written above
 		}
 		res, e, ok, err := n.ownerApply(ctx, op.Key, op.Mutation)
 		if err != nil {
@@ -189,6 +219,7 @@ func (n *Node) manyLocal(ctx context.Context, v *view, sc *manyScratch, ops []Op
 	}
 	clear(applied)
 	pb.reset(maxManyOps)
+	rd.reset(maxManyOps)
 	if cap(applied) <= maxManyOps { // kept for the next round unless a huge pipeline grew them
 		sc.entries, sc.applied, sc.putIdx = applied[:0], appliedIdx[:0], putIdx[:0]
 	} else {

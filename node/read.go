@@ -110,6 +110,9 @@ type ownerRead struct {
 // fills the tier), else from Config.Loader.Getter (one load, written through the
 // ordinary owner write path).
 func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) {
+	if n.readsShardOnly() {
+		return n.shardGet(ctx, v, key)
+	}
 	t := n.reads.tier
 	if !t.Owned() && (n.cfg.Loader.Getter == nil || n.cfg.Loader.NegativeTTL <= 0) {
 		t = nil // no copies of owned records, and no negative entries either
@@ -147,10 +150,42 @@ func (n *Node) ownerGet(ctx context.Context, v *view, key string) (Item, error) 
 		// The guard value keys the flight: a read joins only a flight that
 		// began after every change this read must see.
 		fkey = "o\x00" + strconv.FormatUint(g, 36) + "\x00" + key
-	} else if n.cfg.Loader.Getter == nil {
-		return n.shardGet(ctx, v, key)
 	}
 	return n.collapsed(ctx, fkey, localtier.Local, flight)
+}
+
+// readsShardOnly reports whether an owner's read is a plain shard read:
+// the local tier keeps no copies of owned records and there is no loader
+// (so no flight to join, nothing to fill).
+func (n *Node) readsShardOnly() bool {
+	return !n.reads.tier.Owned() && n.cfg.Loader.Getter == nil
+}
+
+// ownerGetMany answers reads of keys this node owns in v, as ownerGet
+// answers each, into its and errs. When reads are plain shard reads
+// (readsShardOnly) they are one shard GetMany, and only a key missing
+// while a ring change settles is read again alone (shardGet asks its
+// previous owner); otherwise they are ownerGet one by one.
+func (n *Node) ownerGetMany(ctx context.Context, v *view, keys []string, its []Item, errs []error) {
+	if !n.readsShardOnly() || len(keys) < 2 {
+		for j, k := range keys {
+			its[j], errs[j] = n.ownerGet(ctx, v, k)
+		}
+		return
+	}
+	es, found, err := n.st.GetMany(ctx, keys)
+	for j, k := range keys {
+		switch {
+		case err != nil:
+			its[j], errs[j] = Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
+		case !found[j] && n.handoffActive(v):
+			its[j], errs[j] = n.shardGet(ctx, v, k)
+		case !found[j] || es[j].Tombstone:
+			its[j], errs[j] = Item{}, ErrNotFound
+		default:
+			its[j], errs[j] = itemOf(es[j], n.cfg.Name, SourceShard), nil
+		}
+	}
 }
 
 // collapsed runs flight once for every caller that asks for fkey at the
