@@ -11,6 +11,10 @@
 #
 # Targets:
 #   redis          one redis-server
+#   respfloor      the Go floor: `cachenode bench-baseline resp`, a redcon
+#                  server answering SET/GET from a map, one process (what a
+#                  goroutine-per-connection Go server costs before any cache
+#                  work)
 #   rediscluster   3 redis-server in cluster mode, redis-benchmark --cluster
 #   peercache      3 cachenodes (in-memory shards, --near-cache-ttl 0: every
 #                  GET of a key another node owns crosses to its owner),
@@ -23,7 +27,15 @@
 #                  tree before the peer protocol: one HTTP/1.1 request per
 #                  forwarded operation), when that revision exists
 #
-# Knobs: BENCH_N (requests per run, 200000), BENCH_REPEAT (runs of each
+# ops/s is requests / wall time of the redis-benchmark process, measured
+# here: redis-benchmark --cluster (threaded) notices that it is done only
+# on its 250 ms throughput tick, so the rps it prints is quantised to
+# N / (k * 250 ms) -- at 1M requests and 800k ops/s that is 20% -- while a
+# single-threaded run stops at once. The wall time includes connecting
+# (and, with --cluster, reading the slot map): a few ms.
+#
+# Knobs: BENCH_N (requests per run, 200000; pipelined runs make 16 times
+# as many, BENCH_N_PIPELINED), BENCH_REPEAT (runs of each
 # test, 3; the best is reported), BENCH_C (clients, 50),
 # BENCH_KEYSPACE (-r, 1000), BENCH_PORT (first port, 17300; 60 are used),
 # BENCH_TARGETS (space-separated subset), BENCH_BASELINE_REV (354f5f6;
@@ -32,12 +44,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 N=${BENCH_N:-200000}
+NP=${BENCH_N_PIPELINED:-$((16 * N))}
 C=${BENCH_C:-50}
 KEYSPACE=${BENCH_KEYSPACE:-1000}
 PORT=${BENCH_PORT:-17300}
 VALUE=32
 BASELINE_REV=${BENCH_BASELINE_REV-354f5f6}
-TARGETS=${BENCH_TARGETS:-redis rediscluster peercache peercache-rf2 peercache-cluster peercache-1p peercache-1p-rf2 baseline baseline-rf2}
+TARGETS=${BENCH_TARGETS:-redis respfloor rediscluster peercache peercache-rf2 peercache-cluster peercache-1p peercache-1p-rf2 baseline baseline-rf2}
 
 for tool in redis-server redis-benchmark redis-cli go python3; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (scripts/deps.sh installs the Redis tools)" >&2; exit 1; }
@@ -133,22 +146,27 @@ rb() {
 rb1() {
 	local target=$1 test=$2 pipe=$3 port=$4 cflag=$5
 	shift 5
-	log "$target $test -P $pipe"
-	local a b
+	local n=$N
+	[ "$pipe" = 1 ] || n=$NP
+	log "$target $test -P $pipe ($n requests)"
+	local a b t0 t1
 	a=$(ticks "$@")
+	t0=$(date +%s%N)
 	# shellcheck disable=SC2086 # cflag is empty or --cluster
-	redis-benchmark -h 127.0.0.1 -p "$port" $cflag -t "$test" -n "$N" -c "$C" -r "$KEYSPACE" -d "$VALUE" -P "$pipe" --csv \
+	redis-benchmark -h 127.0.0.1 -p "$port" $cflag -t "$test" -n "$n" -c "$C" -r "$KEYSPACE" -d "$VALUE" -P "$pipe" --csv \
 		>"$WORK/rb.csv" 2>"$WORK/rb.err" || { cat "$WORK/rb.err" >&2; return 1; }
+	t1=$(date +%s%N)
 	b=$(ticks "$@")
-	python3 - "$target" "$test" "$pipe" "$((b - a))" "$(getconf CLK_TCK)" "$N" "$WORK/rb.csv" >>"$WORK/results" <<'EOF'
+	python3 - "$target" "$test" "$pipe" "$((b - a))" "$(getconf CLK_TCK)" "$n" "$((t1 - t0))" "$WORK/rb.csv" >>"$WORK/results" <<'EOF'
 import csv, sys
-target, test, pipe, dt, tck, n, path = sys.argv[1:]
+target, test, pipe, dt, tck, n, wall_ns, path = sys.argv[1:]
 # redis-benchmark --cluster prints the cluster layout before the CSV.
 lines = open(path).read().splitlines()
 start = next(i for i, l in enumerate(lines) if l.startswith('"test"'))
 rows = list(csv.DictReader(lines[start:]))
 r = rows[0]
-print(target, test, pipe, r["rps"], r.get("p99_latency_ms", "0"), "%.1f" % (int(dt) / int(tck) * 1e6 / int(n)))
+rps = int(n) / (int(wall_ns) / 1e9)
+print(target, test, pipe, "%.0f" % rps, r.get("p99_latency_ms", "0"), "%.2f" % (int(dt) / int(tck) * 1e6 / int(n)))
 EOF
 }
 
@@ -175,6 +193,14 @@ if has redis; then
 	for _ in $(seq 100); do redis-cli -p "$((PORT + 49))" ping >/dev/null 2>&1 && break; sleep 0.05; done
 	run_all redis "$((PORT + 49))" "" "set get" "$rpid"
 	stop_pids "$rpid"
+fi
+if has respfloor; then
+	"$WORK/cachenode" bench-baseline resp --addr "127.0.0.1:$((PORT + 48))" --keys 1000000 >"$WORK/respfloor.log" 2>&1 &
+	fpid=$!
+	PIDS+=("$fpid")
+	for _ in $(seq 100); do redis-cli -p "$((PORT + 48))" ping >/dev/null 2>&1 && break; sleep 0.05; done
+	run_all respfloor "$((PORT + 48))" "" "set get" "$fpid"
+	stop_pids "$fpid"
 fi
 if has rediscluster; then
 	"$ROOT/bench/redis-cluster.sh" start "$((PORT + 50))" "$WORK/rc" >/dev/null
@@ -231,9 +257,9 @@ if [ -n "$BASEBIN" ] && has baseline-rf2; then
 	stop_pids "${CLUSTER_PIDS[@]}"
 fi
 
-python3 - "$WORK/results" "$N" "$C" "$KEYSPACE" <<'EOF' | tee "${BENCH_OUT:-/dev/null}"
+python3 - "$WORK/results" "$N" "$C" "$KEYSPACE" "$NP" <<'EOF' | tee "${BENCH_OUT:-/dev/null}"
 import sys, collections
-path, n, c, r = sys.argv[1:]
+path, n, c, r, np = sys.argv[1:]
 rows = [l.split() for l in open(path) if l.strip()]
 best = collections.OrderedDict()  # the run with the most ops/s of each
 for t, test, pipe, rps, p99, cpu in rows:
@@ -241,7 +267,7 @@ for t, test, pipe, rps, p99, cpu in rows:
     if k not in best or v[0] > best[k][0]:
         best[k] = v
 rc = {k[1:]: v for k, v in best.items() if k[0] == "rediscluster"}
-print(f"`redis-benchmark -t set|get -n {n} -c {c} -r {r} -d 32 [-P 16]`, best of the runs; Redis Cluster with `--cluster`; peercache through node 1 of 3 (`--near-cache-ttl 0`; `-1p`: GOMAXPROCS=1), `peercache-cluster` with `--resp-cluster` and `--cluster`. CPU: all server processes, µs per request. Ratios against the Redis Cluster run of the same test.\n")
+print(f"`redis-benchmark -t set|get -n {n} -c {c} -r {r} -d 32` (with `-P 16`: {np} requests), ops/s from the wall time of each run, best of the runs; Redis Cluster with `--cluster`; peercache through node 1 of 3 (`--near-cache-ttl 0`; `-1p`: GOMAXPROCS=1), `peercache-cluster` with `--resp-cluster` and `--cluster`. CPU: all server processes, µs per request. Ratios against the Redis Cluster run of the same test.\n")
 print("| target | test | ops/s | p99 ms | server CPU µs/op | ops/s vs Redis Cluster | CPU/op vs Redis Cluster |")
 print("|---|---|---|---|---|---|---|")
 for (t, test, pipe), (rps, p99, cpu) in best.items():
@@ -249,5 +275,5 @@ for (t, test, pipe), (rps, p99, cpu) in best.items():
     base = rc.get((test, pipe))
     ratio = f"{rps / base[0]:.2f}x" if base and t != "rediscluster" else "-"
     cratio = f"{cpu / base[2]:.2f}x" if base and t != "rediscluster" and base[2] > 0 else "-"
-    print(f"| {t} | {name} | {rps:,.0f} | {p99:.2f} | {cpu:.1f} | {ratio} | {cratio} |")
+    print(f"| {t} | {name} | {rps:,.0f} | {p99:.2f} | {cpu:.2f} | {ratio} | {cratio} |")
 EOF

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tidwall/redcon"
+
 	"github.com/peercache/peercache/bench/baseline"
 	"github.com/peercache/peercache/bench/load"
 )
@@ -169,9 +171,10 @@ func group(f float64) string { return groupDecimal(fmt.Sprintf("%.0f", f)) }
 //
 //	cachenode bench-baseline http  --addr 127.0.0.1:9100 [--keys N --value-size B --key-prefix P]
 //	cachenode bench-baseline proxy --addr 127.0.0.1:9101 --upstream 127.0.0.1:9100
+//	cachenode bench-baseline resp  --addr 127.0.0.1:9102 [--keys N]
 func runBaseline(args []string, stderr io.Writer) int {
-	usage := "usage: cachenode bench-baseline http|proxy [--addr host:port] [--keys N --value-size B --key-prefix P] [--upstream host:port]"
-	if len(args) == 0 || (args[0] != "http" && args[0] != "proxy") {
+	usage := "usage: cachenode bench-baseline http|proxy|resp [--addr host:port] [--keys N --value-size B --key-prefix P] [--upstream host:port]"
+	if len(args) == 0 || (args[0] != "http" && args[0] != "proxy" && args[0] != "resp") {
 		fmt.Fprintln(stderr, usage)
 		return exitUsage
 	}
@@ -179,7 +182,7 @@ func runBaseline(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cachenode bench-baseline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:9100", "listen address")
-	keys := fs.Int("keys", 10000, "http: keys preloaded (prefix + 0..keys-1)")
+	keys := fs.Int("keys", 10000, "http: keys preloaded (prefix + 0..keys-1); resp: most keys kept")
 	valueSize := fs.Int("value-size", 32, "http: bytes per preloaded value")
 	prefix := fs.String("key-prefix", "bench:", "http: key name prefix")
 	upstream := fs.String("upstream", "127.0.0.1:9100", "proxy: the server behind the proxy")
@@ -189,6 +192,9 @@ func runBaseline(args []string, stderr io.Writer) int {
 			return exitOK
 		}
 		return exitUsage
+	}
+	if kind == "resp" {
+		return serveRESPFloor(*addr, *keys, stderr)
 	}
 	var h http.Handler
 	if kind == "http" {
@@ -212,6 +218,28 @@ func runBaseline(args []string, stderr io.Writer) int {
 	}()
 	fmt.Fprintf(stderr, "bench-baseline %s listening on %s\n", kind, ln.Addr())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(stderr, "cachenode bench-baseline: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// serveRESPFloor serves baseline.RESPFloor on addr until SIGINT/SIGTERM.
+func serveRESPFloor(addr string, keys int, stderr io.Writer) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "cachenode bench-baseline: %v\n", err)
+		return exitFailed
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	fmt.Fprintf(stderr, "bench-baseline resp listening on %s\n", ln.Addr())
+	f := baseline.NewRESPFloor(keys)
+	if err := redcon.Serve(ln, f.Handle, nil, nil); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "cachenode bench-baseline: %v\n", err)
 		return exitFailed
 	}
