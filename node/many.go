@@ -186,16 +186,12 @@ func (n *Node) manyLocal(ctx context.Context, v *view, sc *manyScratch, ops []Op
 	}
 	if len(putIdx) > 1 {
 		n.ownerPutMany(ctx, pb)
-		for j, i := range putIdx {
-			if err := pb.errs[j]; err != nil { // (a nil *Error must not become a non-nil error)
+		applied, appliedIdx = pb.results(n, putIdx, applied, appliedIdx, func(i int, res WriteResult, err *Error) {
+			out[i].WriteResult = res
+			if err != nil { // (a nil *Error must not become a non-nil error)
 				out[i].Err = err
-				continue
 			}
-			out[i].WriteResult = pb.result(n, j)
-			if pb.written[j] {
-				applied, appliedIdx = append(applied, pb.entries[j]), append(appliedIdx, i)
-			}
-		}
+		})
 	}
 	for _, i := range sc.Local {
 		op := ops[i]
@@ -367,16 +363,12 @@ func (h peerHandler) Many(ctx context.Context, from string, reqs []peer.Request)
 		if len(putIdx) > 0 {
 			n.ownerPutMany(ctx, &pb)
 		}
-		for j, i := range putIdx {
-			if err := pb.errs[j]; err != nil { // (a nil *Error must not become a non-nil error)
+		applied, appliedIdx = pb.results(n, putIdx, applied, appliedIdx, func(i int, res WriteResult, err *Error) {
+			out[i].WriteResult = res
+			if err != nil { // (a nil *Error must not become a non-nil error)
 				out[i].Err = err
-				continue
 			}
-			out[i].WriteResult = pb.result(n, j)
-			if pb.written[j] {
-				applied, appliedIdx = append(applied, pb.entries[j]), append(appliedIdx, i)
-			}
-		}
+		})
 	}
 	for i, r := range reqs {
 		if !r.Write {

@@ -238,6 +238,23 @@ func (pb *putBatch) result(n *Node, j int) WriteResult {
 	return WriteResult{Item: itemOf(pb.entries[j], n.cfg.Name, SourceShard), Applied: true}
 }
 
+// results hands each write's outcome to set (i: idx[j], the caller's
+// index of entries[j]; err nil when it was carried out) and returns applied
+// and appliedIdx extended by the writes the shard took, to spread.
+func (pb *putBatch) results(n *Node, idx []int, applied []store.Entry, appliedIdx []int, set func(i int, res WriteResult, err *Error)) ([]store.Entry, []int) {
+	for j, i := range idx {
+		if err := pb.errs[j]; err != nil {
+			set(i, WriteResult{}, err)
+			continue
+		}
+		set(i, pb.result(n, j), nil)
+		if pb.written[j] {
+			applied, appliedIdx = append(applied, pb.entries[j]), append(appliedIdx, i)
+		}
+	}
+	return applied, appliedIdx
+}
+
 // reset empties pb for the next batch, keeping its buffers unless a huge
 // batch grew them past maxKept.
 func (pb *putBatch) reset(maxKept int) {

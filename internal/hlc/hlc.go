@@ -39,19 +39,7 @@ func (c *Clock) now() uint64 {
 // keeps returning it (which the node never lets happen: it observes no
 // version beyond its wall clock plus the allowed skew).
 func (c *Clock) Now() uint64 {
-	for {
-		last := c.last.Load()
-		next := c.now()
-		if next <= last {
-			if last == math.MaxUint64 {
-				return last
-			}
-			next = last + 1
-		}
-		if c.last.CompareAndSwap(last, next) {
-			return next
-		}
-	}
+	return c.Reserve(1)
 }
 
 // Reserve returns the first of n consecutive versions (n >= 1), as n calls
@@ -60,9 +48,7 @@ func (c *Clock) Now() uint64 {
 // this clock returned or observed before. Like Now it saturates at the
 // largest version.
 func (c *Clock) Reserve(n int) uint64 {
-	if n <= 1 {
-		return c.Now()
-	}
+	n = max(n, 1)
 	for {
 		last := c.last.Load()
 		first := c.now()
