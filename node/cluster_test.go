@@ -538,3 +538,27 @@ func TestManyPlainWritesTogether(t *testing.T) {
 		})
 	}
 }
+
+// A write the shard refuses (here a value larger than the whole memory
+// budget) fails alone: the other plain writes of its round are applied.
+func TestManyPlainWriteRefusedAlone(t *testing.T) {
+	st := store.NewMemory(store.MemoryOptions{MaxBytes: 16 << 10})
+	a := startNode(t, "n0", nil, false, func(c *node.Config) { c.Store = st })
+	ctx := context.Background()
+	ops := []node.Op{{Key: "big", Write: true, Mutation: node.Mutation{Value: bytes.Repeat([]byte("x"), 32<<10)}}}
+	for i := range 8 {
+		ops = append(ops, node.Op{Key: fmt.Sprint("s", i), Write: true, Mutation: node.Mutation{Value: []byte("v")}})
+	}
+	res := a.Many(ctx, ops)
+	if res[0].Err == nil {
+		t.Fatalf("a value over the memory budget was accepted: %+v", res[0])
+	}
+	for i, r := range res[1:] {
+		if r.Err != nil || !r.Applied {
+			t.Fatalf("s%d failed beside the refused write: %+v", i, r)
+		}
+		if it, err := a.Get(ctx, fmt.Sprint("s", i)); err != nil || string(it.Value) != "v" {
+			t.Fatalf("Get(s%d) = %q, %v", i, it.Value, err)
+		}
+	}
+}

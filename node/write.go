@@ -273,7 +273,8 @@ func (pb *putBatch) reset(maxKept int) {
 // refusals), but under all their key locks at once, with one reading of
 // the clocks for the lot (one version range, one expiry base) and one
 // shard put. A write the shard finds stale (a newer version stamped by
-// another node's clock) is stamped again through putOwned.
+// another node's clock) is stamped again through putOwned, and when the
+// shard refuses the batch every write is tried alone there.
 func (n *Node) ownerPutMany(ctx context.Context, pb *putBatch) {
 	count := len(pb.entries)
 	pb.written = slices.Grow(pb.written[:0], count)[:count]
@@ -316,8 +317,10 @@ func (n *Node) ownerPutMany(ctx context.Context, pb *putBatch) {
 		e := &pb.entries[j]
 		switch {
 		case perr != nil:
-			n.reads.tier.Invalidate(e.Key) // the write may have landed
-			pb.errs[j] = kv.Retryable(http.StatusServiceUnavailable, "shard write failed: %w", perr)
+			// The shard refused the batch (one entry over the memory
+			// budget, the shard full part-way, Redis unreachable): each
+			// write is tried alone, so that one cannot fail the others.
+			pb.written[j], pb.errs[j] = n.putOwned(ctx, e)
 		case outs[j] == store.Applied:
 			n.reads.tier.Publish(e.Key, *e, guards[j]) // the local tier, under the key's lock
 			pb.written[j] = true
