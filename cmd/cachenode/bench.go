@@ -13,13 +13,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/tidwall/redcon"
 
 	"github.com/peercache/peercache/bench/baseline"
 	"github.com/peercache/peercache/bench/load"
@@ -224,8 +223,15 @@ func runBaseline(args []string, stderr io.Writer) int {
 	return exitOK
 }
 
-// serveRESPFloor serves baseline.RESPFloor on addr until SIGINT/SIGTERM.
+// serveRESPFloor serves baseline.RESPFloor on addr, which must be a
+// loopback address (it has no authentication: it is a benchmark), until
+// SIGINT/SIGTERM.
 func serveRESPFloor(addr string, keys int, stderr io.Writer) int {
+	host, _, err := net.SplitHostPort(addr)
+	if ip, perr := netip.ParseAddr(host); err != nil || perr != nil || !ip.IsLoopback() {
+		fmt.Fprintf(stderr, "cachenode bench-baseline resp: --addr %q: want a loopback host:port such as 127.0.0.1:9102\n", addr)
+		return exitUsage
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "cachenode bench-baseline: %v\n", err)
@@ -238,8 +244,7 @@ func serveRESPFloor(addr string, keys int, stderr io.Writer) int {
 		ln.Close()
 	}()
 	fmt.Fprintf(stderr, "bench-baseline resp listening on %s\n", ln.Addr())
-	f := baseline.NewRESPFloor(keys)
-	if err := redcon.Serve(ln, f.Handle, nil, nil); err != nil && ctx.Err() == nil {
+	if err := baseline.NewRESPFloor(keys).Serve(ln); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "cachenode bench-baseline: %v\n", err)
 		return exitFailed
 	}
