@@ -746,3 +746,40 @@ func TestSlotRuns(t *testing.T) {
 		t.Fatalf("one member: %+v", one)
 	}
 }
+
+// crc16Bitwise is CRC-16/XMODEM by its definition, one bit at a time: what
+// the sliced tables of CRC16 must agree with.
+func crc16Bitwise(s string) uint16 {
+	var c uint16
+	for i := 0; i < len(s); i++ {
+		c ^= uint16(s[i]) << 8
+		for range 8 {
+			if c&0x8000 != 0 {
+				c = c<<1 ^ 0x1021
+			} else {
+				c <<= 1
+			}
+		}
+	}
+	return c
+}
+
+func TestCRC16MatchesItsDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, 64)
+	for range 20000 {
+		n := rng.IntN(len(b) + 1)
+		for i := range n {
+			b[i] = byte(rng.Uint32())
+		}
+		if got, want := CRC16(string(b[:n])), crc16Bitwise(string(b[:n])); got != want {
+			t.Fatalf("CRC16(%q) = %#x, want %#x", b[:n], got, want)
+		}
+	}
+}
+
+func BenchmarkSlot(b *testing.B) {
+	for b.Loop() {
+		_ = Slot("key:000000000123")
+	}
+}

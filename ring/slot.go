@@ -5,13 +5,15 @@ import (
 	"unsafe"
 )
 
-// crc16Table is the table of CRC-16/XMODEM (polynomial 0x1021, initial value
-// 0, no reflection), the CRC Redis Cluster hashes keys with. It is filled
+// crc16Tables are the tables of CRC-16/XMODEM (polynomial 0x1021, initial
+// value 0, no reflection), the CRC Redis Cluster hashes keys with:
+// crc16Tables[k][b] is the CRC of byte b followed by k zero bytes, so that
+// CRC16 can take four bytes per step (slicing by four). They are filled
 // once, when the package is initialised, and only read after that.
-var crc16Table = crc16TableOf()
+var crc16Tables = crc16TablesOf()
 
-func crc16TableOf() (t [256]uint16) {
-	for i := range t {
+func crc16TablesOf() (t [4][256]uint16) {
+	for i := range t[0] {
 		c := uint16(i) << 8
 		for range 8 {
 			if c&0x8000 != 0 {
@@ -20,17 +22,30 @@ func crc16TableOf() (t [256]uint16) {
 				c <<= 1
 			}
 		}
-		t[i] = c
+		t[0][i] = c
+	}
+	for k := 1; k < len(t); k++ {
+		for i := range t[k] {
+			c := t[k-1][i]
+			t[k][i] = c<<8 ^ t[0][byte(c>>8)]
+		}
 	}
 	return t
 }
 
 // CRC16 returns the CRC-16/XMODEM checksum of s (CRC16("123456789") is
-// 0x31c3), the checksum Redis Cluster derives slots from.
+// 0x31c3), the checksum Redis Cluster derives slots from. Each step takes
+// four bytes: the register is XORed into the first two, and the four
+// contributions (a byte followed by 3, 2, 1 and 0 zero bytes) are added.
 func CRC16(s string) uint16 {
+	t := &crc16Tables
 	var c uint16
+	for len(s) >= 4 {
+		c = t[3][byte(c>>8)^s[0]] ^ t[2][byte(c)^s[1]] ^ t[1][s[2]] ^ t[0][s[3]]
+		s = s[4:]
+	}
 	for i := 0; i < len(s); i++ {
-		c = c<<8 ^ crc16Table[byte(c>>8)^s[i]]
+		c = c<<8 ^ t[0][byte(c>>8)^s[i]]
 	}
 	return c
 }
