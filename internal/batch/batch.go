@@ -12,6 +12,8 @@
 // serves one batch at a time.
 package batch
 
+import "github.com/cespare/xxhash/v2"
+
 // MaxKept bounds the slices a Scratch keeps for reuse: one that grew past
 // it (a rare huge batch) is let go rather than held.
 const MaxKept = 1024
@@ -95,9 +97,11 @@ func (sc *Scratch[T, P]) Reset() {
 }
 
 // DistinctRun is the length of the longest prefix of n operations whose
-// keys (key(i) of operation i) are distinct: at least 1 when n > 0.
+// keys (key(i) of operation i) are distinct: at least 1 when n > 0. Up to
+// shortRun keys are told apart by a 64-bit hash first (pairwise, without
+// allocating), and compared byte by byte only when two hashes agree.
 func DistinctRun(n int, key func(i int) string) int {
-	if n > 32 {
+	if n > shortRun {
 		seen := make(map[string]struct{}, n)
 		for i := range n {
 			k := key(i)
@@ -108,13 +112,19 @@ func DistinctRun(n int, key func(i int) string) int {
 		}
 		return n
 	}
-	for i := 1; i < n; i++ {
+	var hs [shortRun]uint64
+	for i := range n {
 		k := key(i)
-		for j := 0; j < i; j++ {
-			if key(j) == k {
+		h := xxhash.Sum64String(k)
+		for j := range i {
+			if hs[j] == h && key(j) == k {
 				return i
 			}
 		}
+		hs[i] = h
 	}
 	return n
 }
+
+// shortRun is the longest run DistinctRun checks without a map.
+const shortRun = 32

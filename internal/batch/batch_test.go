@@ -114,3 +114,19 @@ func TestScratchResetLetsGoOfLargeSlices(t *testing.T) {
 		t.Errorf("owners %q after Reset", sc.Owners)
 	}
 }
+
+func BenchmarkDistinctRun(b *testing.B) {
+	for _, n := range []int{16, 64} {
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("key:%012d", i*37)
+		}
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				if DistinctRun(n, func(i int) string { return keys[i] }) != n {
+					b.Fatal("not distinct")
+				}
+			}
+		})
+	}
+}
