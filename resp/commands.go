@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/tidwall/redcon"
 
 	"github.com/peercache/peercache/auth"
@@ -300,10 +301,14 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 		for j := i; j < len(cmds); j++ {
 			spec := lookup(cl, cmds[j].Args[0])
 			key, ok := singleKey(spec, cmds[j].Args)
-			if !ok || spec.role > cl.role || repeats(run, seen, key) || s.route(cl, spec, cmds[j].Args) != "" {
+			if !ok || spec.role > cl.role {
+				break
+			}
+			h := xxhash.Sum64(key)
+			if repeats(run, seen, key, h) || s.route(cl, spec, cmds[j].Args) != "" {
 				break // a redirected command is answered by dispatch, in order
 			}
-			run = append(run, job{spec: spec, args: cmds[j].Args})
+			run = append(run, job{spec: spec, args: cmds[j].Args, h: h})
 			if len(run) == shortRun {
 				seen = make(map[string]struct{}, 2*shortRun)
 				for k := range run {
@@ -405,16 +410,16 @@ func reuse[T any](s []T) []T {
 	return s[:0]
 }
 
-// repeats reports whether key is the key of one of run's commands (seen:
-// their set, once the run is long). A pipeline run holds distinct keys, so
-// that commands of one key keep their order.
-func repeats(run []job, seen map[string]struct{}, key []byte) bool {
+// repeats reports whether key (whose hash is h) is the key of one of run's
+// commands (seen: their set, once the run is long). A pipeline run holds
+// distinct keys, so that commands of one key keep their order.
+func repeats(run []job, seen map[string]struct{}, key []byte, h uint64) bool {
 	if seen != nil {
 		_, ok := seen[string(key)]
 		return ok
 	}
 	for k := range run {
-		if bytes.Equal(run[k].args[1], key) {
+		if run[k].h == h && bytes.Equal(run[k].args[1], key) {
 			return true
 		}
 	}
@@ -425,6 +430,7 @@ func repeats(run []job, seen map[string]struct{}, key []byte) bool {
 type job struct {
 	spec *cmdSpec
 	args [][]byte
+	h    uint64 // xxhash of the key, args[1]
 	rec  replyBuf
 }
 
