@@ -461,8 +461,30 @@ func parseLen(b []byte) (int, bool) {
 	if len(b) == 0 || len(b) > 18 {
 		return 0, false
 	}
-	n, err := strconv.Atoi(string(b))
-	return n, err == nil
+	// strconv.Atoi's syntax (an optional sign, then decimal digits), by
+	// hand: this runs twice or more per request. 18 digits cannot overflow.
+	neg, i := false, 0
+	switch b[0] {
+	case '-':
+		neg, i = true, 1
+	case '+':
+		i = 1
+	}
+	if i == len(b) {
+		return 0, false
+	}
+	n := 0
+	for ; i < len(b); i++ {
+		d := b[i] - '0'
+		if d > 9 {
+			return 0, false
+		}
+		n = n*10 + int(d)
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 func printable(c byte) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -224,6 +225,27 @@ func FuzzReader(f *testing.F) {
 			if err != nil {
 				return
 			}
+		}
+	})
+}
+
+// FuzzParseLen holds parseLen to strconv.Atoi's answer on the lengths it
+// accepts (at most 18 bytes).
+func FuzzParseLen(f *testing.F) {
+	for _, s := range []string{"0", "1", "-1", "+7", "-", "+", "", "007", "123456789012345678", "12a", " 1", "1 ", "--1", "9999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseLen([]byte(s))
+		want, err := strconv.Atoi(s)
+		if len(s) > 18 {
+			if ok {
+				t.Fatalf("parseLen(%q) accepted a length of more than 18 bytes", s)
+			}
+			return
+		}
+		if ok != (err == nil) || ok && got != want {
+			t.Fatalf("parseLen(%q) = %d, %v; strconv.Atoi: %d, %v", s, got, ok, want, err)
 		}
 	})
 }
