@@ -174,11 +174,15 @@ func (n *Node) ownerGetMany(ctx context.Context, v *view, keys []string, its []I
 		return
 	}
 	es, found, err := n.st.GetMany(ctx, keys)
+	var handoff, asked bool // handoffActive(v), asked at the first miss only (it reads the clock)
 	for j, k := range keys {
+		if err == nil && !found[j] && !asked {
+			handoff, asked = n.handoffActive(v), true
+		}
 		switch {
 		case err != nil:
 			its[j], errs[j] = Item{}, kv.Retryable(http.StatusServiceUnavailable, "shard read failed: %w", err)
-		case !found[j] && n.handoffActive(v):
+		case !found[j] && handoff:
 			its[j], errs[j] = n.shardGet(ctx, v, k)
 		case !found[j] || es[j].Tombstone:
 			its[j], errs[j] = Item{}, ErrNotFound
