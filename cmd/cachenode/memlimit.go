@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"runtime/debug"
 
+	"github.com/peercache/peercache/internal/gctune"
 	"github.com/peercache/peercache/node"
 )
 
@@ -40,4 +42,49 @@ func setMemoryLimit(budget int64, goMemLimit string, log *slog.Logger) int64 {
 	debug.SetMemoryLimit(limit)
 	log.Info("memory: Go memory limit set from the memory budget", "budget_bytes", budget, "limit_bytes", limit)
 	return limit
+}
+
+// The garbage collector's pacing (internal/gctune): while the live heap is
+// small, GOGC is raised so that the heap may grow to a floor before a
+// collection, --gc-heap-floor bytes; 0 (the default) takes the headroom the
+// memory limit grants above the budget, a quarter of the budget + 32 MiB
+// (96 MiB by default), and never more than half the limit in force; a
+// negative value leaves the pacing to the runtime (GOGC=100). A GOGC in the
+// environment wins.
+
+// gcHeapFloor returns the heap floor for the flag's value, the budget (0:
+// the default) and the Go memory limit in force; 0 means no tuning.
+func gcHeapFloor(flag, budget, limit int64) int64 {
+	switch {
+	case flag < 0:
+		return 0
+	case flag > 0:
+		return flag
+	}
+	if budget <= 0 {
+		budget = node.DefaultMemoryMaxBytes
+	}
+	return min(memoryLimit(budget)-budget, limit/2)
+}
+
+// startGCTuner runs a gctune.Tuner for floor bytes until the returned
+// function is called (which waits for it to stop), unless floor is 0 or
+// goGC (the GOGC environment variable) is set.
+func startGCTuner(floor int64, goGC string, log *slog.Logger) (stop func()) {
+	switch {
+	case goGC != "":
+		log.Info("gc: GOGC is set; the garbage collector's pacing is left as it is", "gogc", goGC)
+		return func() {}
+	case floor <= 0:
+		log.Info("gc: --gc-heap-floor is negative; default garbage collector pacing (GOGC=100)")
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		gctune.New(uint64(floor), log).Run(ctx)
+	}()
+	log.Info("gc: the heap may grow to a floor before a collection while little is live", "floor_bytes", floor)
+	return func() { cancel(); <-done }
 }

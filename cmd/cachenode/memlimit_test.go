@@ -28,3 +28,29 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatalf("setMemoryLimit with GOMEMLIMIT set changed the limit: %d", got)
 	}
 }
+
+func TestGCHeapFloor(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct{ flag, budget, limit, want int64 }{
+		{0, 0, memoryLimit(0), 96 * mib},                     // the default: the headroom above the budget
+		{0, 1 << 30, memoryLimit(1 << 30), 256*mib + 32*mib}, // a larger budget
+		{0, 0, 100 * mib, 50 * mib},                          // GOMEMLIMIT=100MiB: half of it
+		{-1, 0, memoryLimit(0), 0},                           // off
+		{200 * mib, 0, memoryLimit(0), 200 * mib},            // as given
+	} {
+		if got := gcHeapFloor(c.flag, c.budget, c.limit); got != c.want {
+			t.Errorf("gcHeapFloor(%d, %d, %d) = %d, want %d", c.flag, c.budget, c.limit, got, c.want)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	orig := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+	startGCTuner(96*mib, "400", log)() // GOGC set: nothing runs
+	if p := debug.SetGCPercent(100); p != 100 {
+		t.Fatalf("GOGC changed to %d although GOGC was set in the environment", p)
+	}
+	startGCTuner(96*mib, "", log)() // starts, stops, restores
+	if p := debug.SetGCPercent(100); p != 100 {
+		t.Fatalf("GOGC is %d after the tuner stopped, want 100", p)
+	}
+}
