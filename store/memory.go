@@ -377,10 +377,26 @@ func (m *Memory) Get(ctx context.Context, key string) (Entry, bool, error) {
 	return e, ok, nil
 }
 
-// clock reads Memory.now at most once, and only if asked.
+// clock reads Memory.now at most once, and only if asked; for a batch of
+// Puts it also takes the batch's values of Memory.seq in one atomic add
+// (batch: how many), not one contended add per record.
 type clock struct {
-	ms  int64
-	set bool
+	ms       int64
+	set      bool
+	batch    int
+	seq, end uint64 // the next value of Memory.seq is seq+1, up to end
+}
+
+// nextSeq returns a new value of Memory.seq, reserving the batch's on first
+// use.
+func (c *clock) nextSeq(m *Memory) uint64 {
+	if c.seq == c.end {
+		n := uint64(max(c.batch, 1))
+		c.end = m.seq.Add(n)
+		c.seq = c.end - n
+	}
+	c.seq++
+	return c.seq
 }
 
 func (c *clock) nowMs(m *Memory) int64 {
@@ -466,7 +482,7 @@ func (m *Memory) Put(ctx context.Context, entries []Entry) ([]Outcome, error) {
 		}
 	}
 	out := make([]Outcome, len(entries))
-	var clk clock // one reading for the batch, and none unless an expiry is compared
+	clk := clock{batch: len(entries)} // one reading for the batch, and none unless an expiry is compared
 	for i := range entries {
 		if i > 0 && i%ctxCheckEvery == 0 {
 			if err := m.check(ctx, "put"); err != nil {
@@ -547,7 +563,7 @@ func (m *Memory) put(e *Entry, clk *clock) (Outcome, error) {
 	if e.Tombstone {
 		s.flags |= slotTombstone
 	}
-	s.access = uint32(m.seq.Add(1))
+	s.access = uint32(clk.nextSeq(m))
 	if e.ExpireAt != 0 && e.ExpireAt < sh.minExpire.Load() {
 		sh.minExpire.Store(e.ExpireAt)
 	}
