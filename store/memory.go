@@ -379,12 +379,44 @@ func (m *Memory) Get(ctx context.Context, key string) (Entry, bool, error) {
 
 // clock reads Memory.now at most once, and only if asked; for a batch of
 // Puts it also takes the batch's values of Memory.seq in one atomic add
-// (batch: how many), not one contended add per record.
+// (batch: how many), not one contended add per record, and for a GetMany
+// it carves the values copied out (values).
 type clock struct {
 	ms       int64
 	set      bool
 	batch    int
 	seq, end uint64 // the next value of Memory.seq is seq+1, up to end
+	values   valueArena
+}
+
+// valueArena hands out the values a GetMany copies, carved from shared
+// allocations: one for a batch of small values, not one per value. Each
+// value is capped (a three-index slice) and none is written again, so a
+// caller may keep or append to any of them.
+type valueArena struct {
+	buf  []byte
+	left int // values still to come in the batch, this one included (0: a single Get)
+}
+
+// maxArenaValue is the largest value carved from a shared allocation, and
+// maxArena the largest such allocation.
+const (
+	maxArenaValue = 1 << 10
+	maxArena      = 16 << 10
+)
+
+// take returns n bytes for a value. When the current allocation is used
+// up, the next is sized for the values left, as if all were n bytes.
+func (a *valueArena) take(n int) []byte {
+	if a.left <= 1 || n > maxArenaValue {
+		return make([]byte, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, min(n*a.left, max(maxArena, n)))
+	}
+	l := len(a.buf)
+	a.buf = a.buf[:l+n]
+	return a.buf[l : l+n : l+n]
 }
 
 // nextSeq returns a new value of Memory.seq, reserving the batch's on first
@@ -428,7 +460,7 @@ func (m *Memory) get(key string, clk *clock) (Entry, bool) {
 	}
 	if !e.Tombstone {
 		// Copied under the lock: a later overwrite may reuse these bytes.
-		e.Value = make([]byte, s.vlen)
+		e.Value = clk.values.take(int(s.vlen))
 		copy(e.Value, sh.value(s))
 	}
 	if seq := uint32(m.seq.Load()); atomic.LoadUint32(&s.access) != seq {
@@ -448,8 +480,9 @@ func (m *Memory) GetMany(ctx context.Context, keys []string) ([]Entry, []bool, e
 	}
 	entries := make([]Entry, len(keys))
 	found := make([]bool, len(keys))
-	var clk clock
+	clk := clock{values: valueArena{left: len(keys)}}
 	for i, k := range keys {
+		clk.values.left = len(keys) - i
 		if i > 0 && i%ctxCheckEvery == 0 {
 			if err := m.check(ctx, "get many"); err != nil {
 				return nil, nil, err

@@ -595,3 +595,39 @@ func TestMemoryHeapPerRecord(t *testing.T) {
 	}
 	runtime.KeepAlive(m)
 }
+
+// TestMemoryGetManyValuesApart: the values of one GetMany share
+// allocations; each must hold its own bytes, stay put when the records are
+// overwritten, and grow without touching its neighbours.
+func TestMemoryGetManyValuesApart(t *testing.T) {
+	m := newMemory(t, store.MemoryOptions{})
+	ctx := context.Background()
+	var keys []string
+	var want [][]byte
+	for i, n := range []int{32, 0, 1, 1024, 1025, 32, 5000, 7, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 700, 3} {
+		k := fmt.Sprintf("k%02d", i)
+		v := make([]byte, n)
+		for j := range v {
+			v[j] = byte(i + j)
+		}
+		if _, err := m.Put(ctx, []store.Entry{{Key: k, Value: v, Version: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		keys, want = append(keys, k), append(want, v)
+	}
+	es, found, err := m.GetMany(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys { // overwrite every record, and grow every value read
+		if _, err := m.Put(ctx, []store.Entry{{Key: keys[i], Value: []byte("overwritten"), Version: 2}}); err != nil {
+			t.Fatal(err)
+		}
+		es[i].Value = append(es[i].Value, 0xff, 0xfe)
+	}
+	for i := range keys {
+		if !found[i] || string(es[i].Value) != string(append(want[i], 0xff, 0xfe)) {
+			t.Fatalf("value %d (%d bytes): found %v, got %d bytes, not what was written", i, len(want[i]), found[i], len(es[i].Value))
+		}
+	}
+}
