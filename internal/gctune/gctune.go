@@ -5,8 +5,8 @@
 // A cache node allocates for every request (the bytes of a request, a key,
 // a value) while keeping little else alive: with a few MiB live, the
 // default pacing (GOGC=100) collects every few MiB allocated, dozens of
-// times a second under load, and the collector and its write barriers take
-// a third of the CPU of a pipelined SET. The process has a memory limit
+// times a second under load, and the collector and its write barriers took
+// 35-45% of the CPU of a pipelined SET (docs/benchmarks.md). The process has a memory limit
 // already (the node's budget plus headroom, set by the caller with
 // runtime/debug.SetMemoryLimit); the floor lies within it, so it spends
 // memory the operator has granted, never more: the limit still bounds the
