@@ -139,7 +139,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", def.Limits.MaxKeyBytes, "largest key accepted")
 	fs.IntVar(&o.maxValueBytes, "max-value-bytes", def.Limits.MaxValueBytes, "largest value accepted")
 	fs.Int64Var(&o.memoryMaxBytes, "memory-max-bytes", 0, "memory budget of the node (0: 256 MiB): the in-memory shard and the local tier with their per-key overhead (the tier gets --local-tier-bytes, the shard the rest); the Go memory limit is set to it + 1/4 + 32 MiB unless GOMEMLIMIT is set")
-	fs.Int64Var(&o.gcHeapFloor, "gc-heap-floor", 0, "bytes the Go heap may grow to before a garbage collection while little is live (GOGC raised; 0: a quarter of the memory budget + 32 MiB, at most half the memory limit; negative: the runtime's default pacing); a GOGC in the environment wins")
+	fs.Int64Var(&o.gcHeapFloor, "gc-heap-floor", 0, "bytes the Go heap may grow to before a garbage collection while little is live (GOGC raised; 0: 32 MiB, at most half the memory limit; negative: the runtime's default pacing); a GOGC in the environment wins")
 	fs.DurationVar(&o.maxTTL, "max-ttl", 0, "largest ttl accepted (0: 100 years)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", def.Migration.DrainTimeout, "how long a leaving node may take to hand off its keys")
 	fs.DurationVar(&o.tombstoneTTL, "tombstone-ttl", def.Migration.TombstoneTTL, "how long deletes are remembered (must exceed the longest migration)")
@@ -284,7 +284,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	web := httpapi.New(n, hln, dr.httpConfig(&o.doors, log))                  // stopped with the node
 	limit := setMemoryLimit(cfg.MemoryMaxBytes, os.Getenv("GOMEMLIMIT"), log) // (memlimit.go)
-	defer startGCTuner(gcHeapFloor(o.gcHeapFloor, cfg.MemoryMaxBytes, limit), os.Getenv("GOGC"), log)()
+	defer startGCTuner(gcHeapFloor(o.gcHeapFloor, limit), os.Getenv("GOGC"), log)()
 	rf, err := listenRESP(rln, o.respCluster, n, cfg.Peer.Timeout, dr.respOptions(&o.doors), log) // --resp-addr (respfront.go)
 	if err != nil {
 		n.Abort()

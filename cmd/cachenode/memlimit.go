@@ -46,25 +46,26 @@ func setMemoryLimit(budget int64, goMemLimit string, log *slog.Logger) int64 {
 
 // The garbage collector's pacing (internal/gctune): while the live heap is
 // small, GOGC is raised so that the heap may grow to a floor before a
-// collection, --gc-heap-floor bytes; 0 (the default) takes the headroom the
-// memory limit grants above the budget, a quarter of the budget + 32 MiB
-// (96 MiB by default), and never more than half the limit in force; a
-// negative value leaves the pacing to the runtime (GOGC=100). A GOGC in the
-// environment wins.
+// collection, --gc-heap-floor bytes; 0 (the default) is defaultGCHeapFloor,
+// 32 MiB, never more than half the limit in force; a negative value leaves
+// the pacing to the runtime (GOGC=100). A GOGC in the environment wins. The
+// floor is what an idle node may hold in garbage above what it keeps: its
+// RSS can be that much higher than with the default pacing (measured with
+// bench/rss.sh), which is why it is small beside the memory budget.
 
-// gcHeapFloor returns the heap floor for the flag's value, the budget (0:
-// the default) and the Go memory limit in force; 0 means no tuning.
-func gcHeapFloor(flag, budget, limit int64) int64 {
+// defaultGCHeapFloor is the heap floor when --gc-heap-floor is 0.
+const defaultGCHeapFloor = 32 << 20
+
+// gcHeapFloor returns the heap floor for the flag's value and the Go memory
+// limit in force; 0 means no tuning.
+func gcHeapFloor(flag, limit int64) int64 {
 	switch {
 	case flag < 0:
 		return 0
 	case flag > 0:
 		return flag
 	}
-	if budget <= 0 {
-		budget = node.DefaultMemoryMaxBytes
-	}
-	return min(memoryLimit(budget)-budget, limit/2)
+	return min(defaultGCHeapFloor, limit/2)
 }
 
 // startGCTuner runs a gctune.Tuner for floor bytes until the returned

@@ -31,15 +31,15 @@ func TestMemoryLimit(t *testing.T) {
 
 func TestGCHeapFloor(t *testing.T) {
 	const mib = 1 << 20
-	for _, c := range []struct{ flag, budget, limit, want int64 }{
-		{0, 0, memoryLimit(0), 96 * mib},                     // the default: the headroom above the budget
-		{0, 1 << 30, memoryLimit(1 << 30), 256*mib + 32*mib}, // a larger budget
-		{0, 0, 100 * mib, 50 * mib},                          // GOMEMLIMIT=100MiB: half of it
-		{-1, 0, memoryLimit(0), 0},                           // off
-		{200 * mib, 0, memoryLimit(0), 200 * mib},            // as given
+	for _, c := range []struct{ flag, limit, want int64 }{
+		{0, memoryLimit(0), 32 * mib},          // the default
+		{0, memoryLimit(1 << 30), 32 * mib},    // whatever the budget
+		{0, 48 * mib, 24 * mib},                // GOMEMLIMIT=48MiB: half of it
+		{-1, memoryLimit(0), 0},                // off
+		{200 * mib, memoryLimit(0), 200 * mib}, // as given
 	} {
-		if got := gcHeapFloor(c.flag, c.budget, c.limit); got != c.want {
-			t.Errorf("gcHeapFloor(%d, %d, %d) = %d, want %d", c.flag, c.budget, c.limit, got, c.want)
+		if got := gcHeapFloor(c.flag, c.limit); got != c.want {
+			t.Errorf("gcHeapFloor(%d, %d) = %d, want %d", c.flag, c.limit, got, c.want)
 		}
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
