@@ -304,7 +304,10 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 			if !ok || spec.role > cl.role {
 				break
 			}
-			h := xxhash.Sum64(key)
+			var h uint64 // compared only while the run is short (no seen map yet)
+			if seen == nil {
+				h = xxhash.Sum64(key)
+			}
 			if repeats(run, seen, key, h) || s.route(cl, spec, cmds[j].Args) != "" {
 				break // a redirected command is answered by dispatch, in order
 			}

@@ -372,19 +372,19 @@ func (m *Memory) Get(ctx context.Context, key string) (Entry, bool, error) {
 	if key == "" {
 		return Entry{}, false, fmt.Errorf("store: memory get: %w: empty key", ErrInvalid)
 	}
-	var clk clock
-	e, ok := m.get(key, &clk)
+	var bt batch
+	e, ok := m.get(key, &bt)
 	return e, ok, nil
 }
 
-// clock reads Memory.now at most once, and only if asked; for a batch of
-// Puts it also takes the batch's values of Memory.seq in one atomic add
-// (batch: how many), not one contended add per record, and for a GetMany
-// it carves the values copied out (values).
-type clock struct {
+// batch is what one Get, GetMany or Put call shares across its records:
+// one reading of Memory.now, taken only if asked; for a Put, the batch's
+// values of Memory.seq, taken in one atomic add (n: how many), not one
+// contended add per record; for a GetMany, the values copied out (values).
+type batch struct {
 	ms       int64
 	set      bool
-	batch    int
+	n        int
 	seq, end uint64 // the next value of Memory.seq is seq+1, up to end
 	values   valueArena
 }
@@ -421,9 +421,9 @@ func (a *valueArena) take(n int) []byte {
 
 // nextSeq returns a new value of Memory.seq, reserving the batch's on first
 // use.
-func (c *clock) nextSeq(m *Memory) uint64 {
+func (c *batch) nextSeq(m *Memory) uint64 {
 	if c.seq == c.end {
-		n := uint64(max(c.batch, 1))
+		n := uint64(max(c.n, 1))
 		c.end = m.seq.Add(n)
 		c.seq = c.end - n
 	}
@@ -431,14 +431,14 @@ func (c *clock) nextSeq(m *Memory) uint64 {
 	return c.seq
 }
 
-func (c *clock) nowMs(m *Memory) int64 {
+func (c *batch) nowMs(m *Memory) int64 {
 	if !c.set {
 		c.ms, c.set = m.now().UnixMilli(), true
 	}
 	return c.ms
 }
 
-func (m *Memory) get(key string, clk *clock) (Entry, bool) {
+func (m *Memory) get(key string, bt *batch) (Entry, bool) {
 	h := m.hash(key)
 	sh := m.shardOf(h)
 	sh.mu.RLock()
@@ -448,7 +448,7 @@ func (m *Memory) get(key string, clk *clock) (Entry, bool) {
 		return Entry{}, false
 	}
 	s := &sh.slots[i]
-	if s.expireAt != 0 && s.expireAt <= clk.nowMs(m) {
+	if s.expireAt != 0 && s.expireAt <= bt.nowMs(m) {
 		sh.mu.RUnlock()
 		return Entry{}, false
 	}
@@ -460,7 +460,7 @@ func (m *Memory) get(key string, clk *clock) (Entry, bool) {
 	}
 	if !e.Tombstone {
 		// Copied under the lock: a later overwrite may reuse these bytes.
-		e.Value = clk.values.take(int(s.vlen))
+		e.Value = bt.values.take(int(s.vlen))
 		copy(e.Value, sh.value(s))
 	}
 	if seq := uint32(m.seq.Load()); atomic.LoadUint32(&s.access) != seq {
@@ -480,15 +480,15 @@ func (m *Memory) GetMany(ctx context.Context, keys []string) ([]Entry, []bool, e
 	}
 	entries := make([]Entry, len(keys))
 	found := make([]bool, len(keys))
-	clk := clock{values: valueArena{left: len(keys)}}
+	bt := batch{values: valueArena{left: len(keys)}}
 	for i, k := range keys {
-		clk.values.left = len(keys) - i
+		bt.values.left = len(keys) - i
 		if i > 0 && i%ctxCheckEvery == 0 {
 			if err := m.check(ctx, "get many"); err != nil {
 				return nil, nil, err
 			}
 		}
-		entries[i], found[i] = m.get(k, &clk)
+		entries[i], found[i] = m.get(k, &bt)
 	}
 	return entries, found, nil
 }
@@ -515,14 +515,14 @@ func (m *Memory) Put(ctx context.Context, entries []Entry) ([]Outcome, error) {
 		}
 	}
 	out := make([]Outcome, len(entries))
-	clk := clock{batch: len(entries)} // one reading for the batch, and none unless an expiry is compared
+	bt := batch{n: len(entries)} // one reading for the batch, and none unless an expiry is compared
 	for i := range entries {
 		if i > 0 && i%ctxCheckEvery == 0 {
 			if err := m.check(ctx, "put"); err != nil {
 				return nil, err
 			}
 		}
-		o, err := m.put(&entries[i], &clk)
+		o, err := m.put(&entries[i], &bt)
 		if err != nil {
 			return nil, fmt.Errorf("store: memory put: entry %d: %w", i, err)
 		}
@@ -538,8 +538,8 @@ func entrySize(e *Entry) int64 {
 	return int64(len(e.Key)) + int64(len(e.Value)) + MemoryEntryOverhead
 }
 
-func (m *Memory) put(e *Entry, clk *clock) (Outcome, error) {
-	if e.ExpireAt != 0 && !live(e.ExpireAt, clk.nowMs(m)) {
+func (m *Memory) put(e *Entry, bt *batch) (Outcome, error) {
+	if e.ExpireAt != 0 && !live(e.ExpireAt, bt.nowMs(m)) {
 		return Expired, nil
 	}
 	value := e.Value
@@ -557,7 +557,7 @@ func (m *Memory) put(e *Entry, clk *clock) (Outcome, error) {
 	delta := size
 	if i >= 0 {
 		s = &sh.slots[i]
-		if (s.expireAt == 0 || live(s.expireAt, clk.nowMs(m))) && s.version >= e.Version {
+		if (s.expireAt == 0 || live(s.expireAt, bt.nowMs(m))) && s.version >= e.Version {
 			sh.mu.Unlock()
 			return Stale, nil
 		}
@@ -596,7 +596,7 @@ func (m *Memory) put(e *Entry, clk *clock) (Outcome, error) {
 	if e.Tombstone {
 		s.flags |= slotTombstone
 	}
-	s.access = uint32(clk.nextSeq(m))
+	s.access = uint32(bt.nextSeq(m))
 	if e.ExpireAt != 0 && e.ExpireAt < sh.minExpire.Load() {
 		sh.minExpire.Store(e.ExpireAt)
 	}
