@@ -53,6 +53,13 @@ type Mutation struct {
 	Value []byte
 	// TTL is the new lifetime for sets and expiry changes; 0 means none.
 	TTL time.Duration
+	// ExpireAt, unless zero, is an absolute expiry (EXPIREAT, EXAT, PXAT;
+	// millisecond precision) for a set, an expiry change or OpGetEx, used
+	// instead of TTL (which must be 0 then): the owner stores this instant
+	// as given rather than its own clock plus a lifetime, so that
+	// PEXPIRETIME answers exactly what was asked. An instant already past
+	// makes the key expire at once.
+	ExpireAt time.Time
 	// Delete removes the key (it leaves a tombstone).
 	Delete bool
 	// Expire changes only the expiry of an existing key to TTL (0: remove
@@ -67,6 +74,23 @@ type Mutation struct {
 	// expiry, with Value as the operand. TTL, Delete, Expire and KeepTTL
 	// must be zero then.
 	Op Op
+}
+
+// Relative returns m with its absolute expiry (ExpireAt) turned into a
+// time to live from now (at least 1 ms), for a receiver that takes only
+// lifetimes; m without one is returned as it is.
+func (m Mutation) Relative(now time.Time) Mutation {
+	if m.ExpireAt.IsZero() {
+		return m
+	}
+	ttl := max(m.ExpireAt.Sub(now).Round(time.Millisecond), time.Millisecond)
+	m.ExpireAt = time.Time{}
+	if m.Op == OpGetEx {
+		m.Value = strconv.AppendInt(nil, ttl.Milliseconds(), 10)
+	} else {
+		m.TTL = ttl
+	}
+	return m
 }
 
 // Op is a read-modify-write operation of a Mutation, carried out by the
@@ -95,7 +119,8 @@ const (
 	OpGetSet
 	// OpGetEx changes the expiry of a live key and answers with its value
 	// (Redis GETEX): Value is the new time to live in decimal
-	// milliseconds, "0" to remove the expiry.
+	// milliseconds, "0" to remove the expiry; or, with ExpireAt set, Value
+	// is empty and the key expires then.
 	OpGetEx
 	// NumOps is the number of operations (for decoders' bounds checks).
 	NumOps

@@ -24,8 +24,10 @@ const (
 )
 
 // ProtocolVersion is the version of peercache's peer protocol a node speaks;
-// it is announced in Meta.Proto.
-const ProtocolVersion = 2
+// it is announced in Meta.Proto. Version 3 added writes with an absolute
+// expiry; a node sends them only to members that announce 3 or more
+// (peer/member.ProtoAbsoluteExpiry).
+const ProtocolVersion = 3
 
 // MaxMetaSize is the largest encoded Meta memberlist can gossip.
 const MaxMetaSize = memberlist.MetaMaxSize

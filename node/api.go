@@ -42,6 +42,25 @@ func (n *Node) checkTTL(ttl time.Duration) *Error {
 	return nil
 }
 
+// checkExpireAt checks a mutation's absolute expiry: not with a time to
+// live, not before 1970, and within the TTL limit from now. An instant
+// already past is accepted (the key expires at once, as in Redis).
+func (n *Node) checkExpireAt(m Mutation) *Error {
+	if m.ExpireAt.IsZero() {
+		return nil
+	}
+	if m.TTL != 0 || m.KeepTTL {
+		return kv.Errorf(http.StatusBadRequest, "a write takes an absolute expiry or a time to live, not both")
+	}
+	if m.ExpireAt.UnixMilli() <= 0 {
+		return kv.Errorf(http.StatusBadRequest, "absolute expiry before 1970")
+	}
+	if left := time.Until(m.ExpireAt); n.cfg.Limits.MaxTTL > 0 && left > n.cfg.Limits.MaxTTL {
+		return kv.Errorf(http.StatusBadRequest, "expiry %s from now exceeds the ttl limit of %s", left.Round(time.Second), n.cfg.Limits.MaxTTL)
+	}
+	return nil
+}
+
 // notOwner refuses a forwarded request for a key this node does not own
 // (421): views of the ring differ for a moment; owner is this node's.
 func (n *Node) notOwner(owner string) *Error {

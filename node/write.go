@@ -90,6 +90,9 @@ func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
 		if err := n.checkTTL(m.TTL); err != nil {
 			return err
 		}
+		if err := n.checkExpireAt(m); err != nil {
+			return err
+		}
 		if len(m.Value) > n.cfg.Limits.MaxValueBytes {
 			return kv.Errorf(http.StatusRequestEntityTooLarge, "value is %d bytes; the limit is %d", len(m.Value), n.cfg.Limits.MaxValueBytes)
 		}
@@ -170,6 +173,8 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		case m.Op == kv.OpGetDel:
 			e.Value, e.Tombstone = nil, true
 			e.ExpireAt = expireAt(n.cfg.Migration.TombstoneTTL)
+		case m.Op == kv.OpGetEx && !m.ExpireAt.IsZero():
+			e.ExpireAt = m.ExpireAt.UnixMilli()
 		case m.Op == kv.OpGetEx:
 			if ms, _ := strconv.ParseInt(string(m.Value), 10, 64); ms > 0 {
 				e.ExpireAt = expireAt(time.Duration(ms) * time.Millisecond)
@@ -187,10 +192,15 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		if m.TTL > 0 {
 			e.ExpireAt = expireAt(m.TTL)
 		}
+		if !m.ExpireAt.IsZero() {
+			e.ExpireAt = m.ExpireAt.UnixMilli()
+		}
 	case m.KeepTTL && exists:
 		e.ExpireAt = cur.ExpireAt
 	case m.TTL > 0:
 		e.ExpireAt = expireAt(m.TTL)
+	case !m.ExpireAt.IsZero() && m.Op == kv.OpSet:
+		e.ExpireAt = m.ExpireAt.UnixMilli()
 	}
 	if e.Value == nil && !e.Tombstone {
 		e.Value = []byte{}
@@ -214,8 +224,8 @@ func plainPut(m Mutation) bool { return !m.NeedsCurrent() }
 // putBatch is a batch of plain writes of distinct keys for ownerPutMany,
 // with its working space; a Many call keeps one for its rounds.
 type putBatch struct {
-	entries []store.Entry   // Key and Value added; stamped and written by ownerPutMany
-	ttls    []time.Duration // each entry's expiry from now (0: none)
+	entries []store.Entry   // Key, Value and an absolute ExpireAt added; stamped and written by ownerPutMany
+	ttls    []time.Duration // each entry's expiry from now (0: none, or ExpireAt as added)
 	written []bool          // the shard took entries[j] (to spread)
 	errs    []*Error        // entries[j] was not written, and why
 	guards  []uint64
@@ -228,7 +238,11 @@ func (pb *putBatch) add(key string, m Mutation) {
 	if v == nil {
 		v = []byte{}
 	}
-	pb.entries = append(pb.entries, store.Entry{Key: key, Value: v})
+	e := store.Entry{Key: key, Value: v}
+	if !m.ExpireAt.IsZero() {
+		e.ExpireAt = m.ExpireAt.UnixMilli()
+	}
+	pb.entries = append(pb.entries, e)
 	pb.ttls = append(pb.ttls, m.TTL)
 }
 
@@ -447,9 +461,14 @@ func (n *Node) checkOp(m Mutation) *Error {
 		return kv.Errorf(http.StatusBadRequest, "unknown write operation %d", m.Op)
 	case m.Delete || m.Expire || m.KeepTTL || m.TTL != 0 || m.IfAbsent || m.IfPresent:
 		return kv.Errorf(http.StatusBadRequest, "a read-modify-write operation takes no expiry, condition or delete")
+	case !m.ExpireAt.IsZero() && (m.Op != kv.OpGetEx || len(m.Value) != 0):
+		return kv.Errorf(http.StatusBadRequest, "only GETEX takes an absolute expiry, and then no time to live")
 	}
 	switch m.Op {
 	case kv.OpGetEx:
+		if !m.ExpireAt.IsZero() {
+			break // checked by checkExpireAt
+		}
 		ms, err := strconv.ParseInt(string(m.Value), 10, 64)
 		if err != nil || ms < 0 {
 			return kv.Errorf(http.StatusBadRequest, "invalid expire time in 'getex' command")

@@ -262,8 +262,9 @@ const (
 	mutKnown   = mutDelete | mutExpire | mutKeepTTL | mutIfAbsent | mutIfPresent | mutOpMask
 )
 
-// write request: flags u8 | ttl ms uvarint | key length uvarint | key | value
-// (the operand of an operation).
+// write request: flags u8 | expiry uvarint (expiryField: a ttl in ms or an
+// absolute expiry) | key length uvarint | key | value (the operand of an
+// operation).
 func appendWrite(b []byte, key string, m kv.Mutation) []byte {
 	var f byte
 	if m.Delete {
@@ -283,10 +284,22 @@ func appendWrite(b []byte, key string, m kv.Mutation) []byte {
 	}
 	f |= byte(m.Op) << mutOpShift & mutOpMask
 	b = append(b, f)
-	b = binary.AppendUvarint(b, uint64(max(m.TTL.Milliseconds(), 0)))
+	b = binary.AppendUvarint(b, expiryField(m))
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
 	return append(b, m.Value...)
+}
+
+// expiryField is a write request's expiry: the time to live in
+// milliseconds (0: none), or, for an absolute expiry (m.ExpireAt),
+// maxTTLMillis + 1 + its Unix millisecond. A release that knew only the
+// first form refuses the second as a bad ttl, so a node of such a release
+// answers an error rather than mistake an instant for a lifetime.
+func expiryField(m kv.Mutation) uint64 {
+	if !m.ExpireAt.IsZero() {
+		return maxTTLMillis + 1 + uint64(min(max(m.ExpireAt.UnixMilli(), 1), int64(maxTTLMillis)))
+	}
+	return uint64(max(m.TTL.Milliseconds(), 0))
 }
 
 // decodeWrite parses a write request; the value aliases p.
@@ -297,8 +310,15 @@ func decodeWrite(p []byte, maxKey, maxValue int) (key string, m kv.Mutation, err
 	f := p[0]
 	p = p[1:]
 	ttl, k := binary.Uvarint(p)
-	if k <= 0 || ttl > maxTTLMillis {
+	if k <= 0 || ttl > 2*maxTTLMillis+1 {
 		return "", m, fmt.Errorf("%w: bad ttl", ErrMalformed)
+	}
+	var at time.Time
+	if ttl > maxTTLMillis {
+		if at = time.UnixMilli(int64(ttl - maxTTLMillis - 1)); at.UnixMilli() <= 0 {
+			return "", m, fmt.Errorf("%w: bad absolute expiry", ErrMalformed)
+		}
+		ttl = 0
 	}
 	p = p[k:]
 	kl, k := binary.Uvarint(p)
@@ -314,7 +334,7 @@ func decodeWrite(p []byte, maxKey, maxValue int) (key string, m kv.Mutation, err
 		return "", m, fmt.Errorf("%w: value of %d bytes exceeds the limit of %d", ErrMalformed, len(val), maxValue)
 	}
 	m = kv.Mutation{
-		TTL: time.Duration(ttl) * time.Millisecond, Delete: f&mutDelete != 0, Expire: f&mutExpire != 0,
+		TTL: time.Duration(ttl) * time.Millisecond, ExpireAt: at, Delete: f&mutDelete != 0, Expire: f&mutExpire != 0,
 		KeepTTL: f&mutKeepTTL != 0, IfAbsent: f&mutIfAbsent != 0, IfPresent: f&mutIfPresent != 0,
 		Op: kv.Op(f&mutOpMask) >> mutOpShift,
 	}

@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -487,4 +488,32 @@ func TestDeadlineCtx(t *testing.T) {
 	past.release() // no timer made
 	var none *deadlineCtx
 	none.release()
+}
+
+// TestWriteExpiryForms: a write carries a time to live or an absolute
+// expiry, and each decodes as it was sent; an absolute expiry lies beyond
+// every time to live, so a decoder that knows only lifetimes refuses it.
+func TestWriteExpiryForms(t *testing.T) {
+	at := time.UnixMilli(1800000000123)
+	for _, m := range []kv.Mutation{
+		{Value: []byte("v"), TTL: 1500 * time.Millisecond},
+		{Value: []byte("v"), ExpireAt: at},
+		{Expire: true, ExpireAt: at},
+		{Op: kv.OpGetEx, ExpireAt: at},
+	} {
+		key, got, err := decodeWrite(appendWrite(nil, "k", m), 1024, 1<<20)
+		if err != nil || key != "k" || got.TTL != m.TTL || !got.ExpireAt.Equal(m.ExpireAt) || got.Expire != m.Expire || got.Op != m.Op {
+			t.Errorf("%+v decoded as %q %+v %v", m, key, got, err)
+		}
+		if f := expiryField(m); (f > maxTTLMillis) != !m.ExpireAt.IsZero() {
+			t.Errorf("%+v: expiry field %d on the wrong side of %d", m, f, maxTTLMillis)
+		}
+	}
+	if _, _, err := decodeWrite(appendWrite(nil, "k", kv.Mutation{Value: []byte("v"), ExpireAt: time.UnixMilli(-5)}), 1024, 1<<20); err != nil {
+		t.Errorf("an expiry before 1970 is sent as 1 ms after it (and refused by the node): %v", err)
+	}
+	b := binary.AppendUvarint([]byte{0}, 2*maxTTLMillis+2)
+	if _, _, err := decodeWrite(append(binary.AppendUvarint(b, 1), 'k'), 1024, 1<<20); err == nil {
+		t.Error("an expiry field past the absolute range decoded")
+	}
 }

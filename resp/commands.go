@@ -225,6 +225,13 @@ func errInvalidExpire(cmd string) string {
 // argument's unit; absolute arguments are Unix times. ok is false when the
 // value is out of range (Redis: invalid expire time); a zero or negative ttl
 // means "already expired".
+// instant is the absolute expiry v units (seconds or milliseconds) after
+// the Unix epoch, for a v that ttlOf accepted as an absolute time in the
+// future.
+func instant(v int64, unit time.Duration) time.Time {
+	return time.UnixMilli(v * int64(unit/time.Millisecond))
+}
+
 func ttlOf(v int64, unit time.Duration, absolute bool, now time.Time) (time.Duration, bool) {
 	maxUnits := int64(maxTTL / unit)
 	if absolute {
@@ -559,7 +566,11 @@ func parseSet(args [][]byte) (setOpts, string) {
 		if ttl < time.Millisecond {
 			o.expired = true
 		}
-		o.m.TTL = ttl
+		if abs {
+			o.m.ExpireAt = instant(v, unit) // stored as given: PEXPIRETIME answers it
+		} else {
+			o.m.TTL = ttl
+		}
 	}
 	return o, ""
 }
@@ -863,7 +874,11 @@ func cmdExpire(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		c.WriteInt(boolInt(res.Existed))
 		return
 	}
-	res, err := s.b.Write(ctx, key, node.Mutation{Expire: true, TTL: ttl})
+	m := node.Mutation{Expire: true, TTL: ttl}
+	if abs {
+		m = node.Mutation{Expire: true, ExpireAt: instant(v, unit)}
+	}
+	res, err := s.b.Write(ctx, key, m)
 	if err != nil {
 		s.writeNodeErr(c, err)
 		return

@@ -326,3 +326,67 @@ func TestInfoEvictedKeys(t *testing.T) {
 		t.Fatalf("evicted_keys = %d, status %+v, %d keys held: want evictions that add up to the %d written", e, st.Evictions, st.Keys, keys)
 	}
 }
+
+// TestAbsoluteExpiryIsExact: SET PXAT/EXAT, PEXPIREAT, EXPIREAT and GETEX
+// PXAT store the instant asked for, also when the write is forwarded (and,
+// in a pipeline, batched) to the key's owner: the owner's PEXPIRETIME
+// answers it to the millisecond, as Redis does. A non-owner answers from
+// the owner's time left, counted from before it asked: never later, at
+// most a round trip earlier.
+func TestAbsoluteExpiryIsExact(t *testing.T) {
+	nodes := startCluster(t, 2)
+	ctx := context.Background()
+	clients := []*redis.Client{newClient(t, nodes[0].addr), newClient(t, nodes[1].addr)}
+	const at = int64(4102444800123) // 2100-01-01, and 123 ms
+	for i := range 20 {
+		key := fmt.Sprintf("abs%d", i)
+		via := clients[i%2] // half the writes are forwarded
+		owner := clients[0]
+		if ownerNode(t, nodes, key) != nodes[0] {
+			owner = clients[1]
+		}
+		check := func(step string, want int64) {
+			t.Helper()
+			if got, err := owner.Do(ctx, "PEXPIRETIME", key).Int64(); err != nil || got != want {
+				t.Fatalf("%s %s: PEXPIRETIME on the owner = %d, %v; want %d", key, step, got, err, want)
+			}
+			other := clients[0]
+			if owner == clients[0] {
+				other = clients[1]
+			}
+			if got, err := other.Do(ctx, "PEXPIRETIME", key).Int64(); err != nil || got > want || got < want-2000 {
+				t.Fatalf("%s %s: PEXPIRETIME on the other node = %d, %v; want at most %d", key, step, got, err, want)
+			}
+		}
+		if err := via.Do(ctx, "SET", key, "v", "PXAT", at).Err(); err != nil {
+			t.Fatal(err)
+		}
+		check("SET PXAT", at)
+		if err := via.Do(ctx, "SET", key, "v", "EXAT", at/1000).Err(); err != nil {
+			t.Fatal(err)
+		}
+		check("SET EXAT", at/1000*1000)
+		if n, err := via.Do(ctx, "PEXPIREAT", key, at+1876).Int(); err != nil || n != 1 {
+			t.Fatalf("PEXPIREAT: %d, %v", n, err)
+		}
+		check("PEXPIREAT", at+1876)
+		if n, err := via.Do(ctx, "EXPIREAT", key, at/1000+5).Int(); err != nil || n != 1 {
+			t.Fatalf("EXPIREAT: %d, %v", n, err)
+		}
+		check("EXPIREAT", (at/1000+5)*1000)
+		if v, err := via.Do(ctx, "GETEX", key, "PXAT", at+9001).Text(); err != nil || v != "v" {
+			t.Fatalf("GETEX PXAT: %q, %v", v, err)
+		}
+		check("GETEX PXAT", at+9001)
+		p := via.Pipeline() // plain SETs of distinct keys: one batch per owner
+		p.Do(ctx, "SET", key, "w", "PXAT", at+42)
+		p.Do(ctx, "SET", key+"-other", "w", "PXAT", at+43)
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		check("pipelined SET PXAT", at+42)
+		if s, err := owner.Do(ctx, "EXPIRETIME", key).Int64(); err != nil || s != (at+42+500)/1000 {
+			t.Fatalf("EXPIRETIME = %d, %v; want %d (rounded, as Redis)", s, err, (at+42+500)/1000)
+		}
+	}
+}

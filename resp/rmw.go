@@ -185,8 +185,7 @@ func cmdExpireTime(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	case isOpt(args[0], "PEXPIRETIME"):
 		c.WriteInt64(it.ExpireAt.UnixMilli())
 	default:
-		// To the nearest second: an absolute expiry (EXAT) reaches the
-		// owner as a time to live, and lands a few milliseconds early.
+		// To the nearest second, as Redis rounds it.
 		c.WriteInt64((it.ExpireAt.UnixMilli() + 500) / 1000)
 	}
 }
@@ -231,6 +230,8 @@ func cmdGetEx(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 			return
 		case ttl <= 0:
 			m = node.Mutation{Op: node.OpGetDel} // an absolute time already past
+		case absolute:
+			m = node.Mutation{Op: node.OpGetEx, ExpireAt: instant(v, unit)}
 		default:
 			m = node.Mutation{Op: node.OpGetEx, Value: strconv.AppendInt(nil, max(ttl.Milliseconds(), 1), 10)}
 		}

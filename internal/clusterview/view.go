@@ -69,6 +69,10 @@ func (v *View) PeerAddr(name string) (string, bool) {
 	return m.Meta.PeerAddr, true
 }
 
+// PeerProto returns the peer protocol version member name gossips (0:
+// unknown).
+func (v *View) PeerProto(name string) int { return v.Members[name].Meta.Proto }
+
 // MaxPreviousOwners bounds how many members PreviousOwners lists (how many
 // a handoff read asks).
 const MaxPreviousOwners = 3

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/peercache/peercache/kv"
@@ -26,6 +27,25 @@ type Directory interface {
 	// PeerAddr returns the peer address member name advertises, false if
 	// name is no member or advertises none.
 	PeerAddr(name string) (addr string, ok bool)
+	// PeerProto returns the peer protocol version member name gossips
+	// (0: unknown).
+	PeerProto(name string) int
+}
+
+// ProtoAbsoluteExpiry is the first peer protocol version
+// (membership.ProtocolVersion) whose members take a write with an
+// absolute expiry (kv.Mutation.ExpireAt). A member of an older release
+// gets the expiry as a time to live instead: during a rolling update its
+// PEXPIRETIME may then be a few milliseconds early, as every release
+// before answered.
+const ProtoAbsoluteExpiry = 3
+
+// forPeer returns mu as member name of d can take it.
+func forPeer(d Directory, name string, mu kv.Mutation) kv.Mutation {
+	if mu.ExpireAt.IsZero() || d.PeerProto(name) >= ProtoAbsoluteExpiry {
+		return mu
+	}
+	return mu.Relative(time.Now())
 }
 
 // Config configures Caller.
@@ -175,7 +195,7 @@ func (m *Caller) Write(ctx context.Context, d Directory, name, key string, mu kv
 	}
 	ctx, cancel := m.bound(ctx)
 	defer cancel()
-	res, err := m.cfg.Client.Write(ctx, addr, key, mu)
+	res, err := m.cfg.Client.Write(ctx, addr, key, forPeer(d, name, mu))
 	if err != nil {
 		return kv.WriteResult{}, narrow(m.mapErr(name, addr, err))
 	}
@@ -310,6 +330,15 @@ func (m *Caller) StartMany(ctx context.Context, d Directory, name string, reqs [
 	c.addr, c.err = m.lookup(d, name)
 	if c.err != nil {
 		return c
+	}
+	for i := range reqs {
+		if reqs[i].Write && !reqs[i].Mutation.ExpireAt.IsZero() && d.PeerProto(name) < ProtoAbsoluteExpiry {
+			reqs = slices.Clone(reqs) // the caller's stay as they are
+			for j := i; j < len(reqs); j++ {
+				reqs[j].Mutation = forPeer(d, name, reqs[j].Mutation)
+			}
+			break
+		}
 	}
 	var pctx context.Context
 	pctx, c.cancel = m.bound(ctx)

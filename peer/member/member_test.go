@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peercache/peercache/kv"
+	"github.com/peercache/peercache/membership"
 	"github.com/peercache/peercache/peer"
 	"github.com/peercache/peercache/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,8 @@ import (
 
 // dir is a Directory over a map of member names to addresses.
 type dir map[string]string
+
+func (d dir) PeerProto(string) int { return ProtoAbsoluteExpiry }
 
 func (d dir) PeerAddr(name string) (string, bool) {
 	a, ok := d[name]
@@ -388,5 +391,42 @@ func TestCallerRoundTrips(t *testing.T) {
 		if got := valueOf(t, c.c); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// oldDir is a Directory whose members all speak protocol 2.
+type oldDir struct{ dir }
+
+func (oldDir) PeerProto(string) int { return ProtoAbsoluteExpiry - 1 }
+
+// TestAbsoluteExpiryForOlderMembers: a member of a release before
+// ProtoAbsoluteExpiry gets an absolute expiry as a time to live (the only
+// form it decodes); a current member gets it as it is, and the caller's
+// requests are never changed.
+func TestAbsoluteExpiryForOlderMembers(t *testing.T) {
+	at := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	for _, mu := range []kv.Mutation{{Value: []byte("v"), ExpireAt: at}, {Expire: true, ExpireAt: at}} {
+		if got := forPeer(dir{}, "n", mu); !got.ExpireAt.Equal(at) || got.TTL != 0 {
+			t.Errorf("current member: %+v", got)
+		}
+		got := forPeer(oldDir{}, "n", mu)
+		if !got.ExpireAt.IsZero() || got.TTL < 59*time.Minute || got.TTL > time.Hour || got.Expire != mu.Expire {
+			t.Errorf("older member: %+v", got)
+		}
+	}
+	if got := forPeer(oldDir{}, "n", kv.Mutation{Op: kv.OpGetEx, ExpireAt: time.Now().Add(-time.Second)}); string(got.Value) != "1" || !got.ExpireAt.IsZero() {
+		t.Errorf("GETEX with a past instant for an older member: %+v", got)
+	}
+	if got := forPeer(oldDir{}, "n", kv.Mutation{Value: []byte("v"), TTL: time.Second}); got.TTL != time.Second {
+		t.Errorf("a time to live is sent as it is: %+v", got)
+	}
+}
+
+// TestThisReleaseTakesAbsoluteExpiry: nodes of this release announce a
+// protocol version that takes absolute expiries, so they send them to each
+// other.
+func TestThisReleaseTakesAbsoluteExpiry(t *testing.T) {
+	if membership.ProtocolVersion < ProtoAbsoluteExpiry {
+		t.Fatalf("membership.ProtocolVersion %d is below ProtoAbsoluteExpiry %d", membership.ProtocolVersion, ProtoAbsoluteExpiry)
 	}
 }
