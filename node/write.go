@@ -157,6 +157,17 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		}
 		return now.Add(d).UnixMilli()
 	}
+	// expiry is when m asks the key to expire: its absolute ExpireAt, else
+	// its TTL from now (0: never).
+	expiry := func() int64 {
+		switch {
+		case !m.ExpireAt.IsZero():
+			return m.ExpireAt.UnixMilli()
+		case m.TTL > 0:
+			return expireAt(m.TTL)
+		}
+		return 0
+	}
 	if m.Op != kv.OpSet {
 		// Read-modify-write: the new value from the current one (checkOp
 		// made sure m sets no expiry of its own).
@@ -174,7 +185,7 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 			e.Value, e.Tombstone = nil, true
 			e.ExpireAt = expireAt(n.cfg.Migration.TombstoneTTL)
 		case m.Op == kv.OpGetEx && !m.ExpireAt.IsZero():
-			e.ExpireAt = m.ExpireAt.UnixMilli()
+			e.ExpireAt = expiry()
 		case m.Op == kv.OpGetEx:
 			if ms, _ := strconv.ParseInt(string(m.Value), 10, 64); ms > 0 {
 				e.ExpireAt = expireAt(time.Duration(ms) * time.Millisecond)
@@ -188,19 +199,11 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		e.Value, e.Tombstone = nil, true
 		e.ExpireAt = expireAt(n.cfg.Migration.TombstoneTTL)
 	case m.Expire:
-		e.Value, e.ExpireAt = cur.Value, 0
-		if m.TTL > 0 {
-			e.ExpireAt = expireAt(m.TTL)
-		}
-		if !m.ExpireAt.IsZero() {
-			e.ExpireAt = m.ExpireAt.UnixMilli()
-		}
+		e.Value, e.ExpireAt = cur.Value, expiry() // 0 removes the expiry
 	case m.KeepTTL && exists:
 		e.ExpireAt = cur.ExpireAt
-	case m.TTL > 0:
-		e.ExpireAt = expireAt(m.TTL)
-	case !m.ExpireAt.IsZero() && m.Op == kv.OpSet:
-		e.ExpireAt = m.ExpireAt.UnixMilli()
+	case m.Op == kv.OpSet:
+		e.ExpireAt = expiry()
 	}
 	if e.Value == nil && !e.Tombstone {
 		e.Value = []byte{}

@@ -225,13 +225,6 @@ func errInvalidExpire(cmd string) string {
 // argument's unit; absolute arguments are Unix times. ok is false when the
 // value is out of range (Redis: invalid expire time); a zero or negative ttl
 // means "already expired".
-// instant is the absolute expiry v units (seconds or milliseconds) after
-// the Unix epoch, for a v that ttlOf accepted as an absolute time in the
-// future.
-func instant(v int64, unit time.Duration) time.Time {
-	return time.UnixMilli(v * int64(unit/time.Millisecond))
-}
-
 func ttlOf(v int64, unit time.Duration, absolute bool, now time.Time) (time.Duration, bool) {
 	maxUnits := int64(maxTTL / unit)
 	if absolute {
@@ -251,6 +244,13 @@ func ttlOf(v int64, unit time.Duration, absolute bool, now time.Time) (time.Dura
 		return -1, true
 	}
 	return time.Duration(v) * unit, true
+}
+
+// instant is the absolute expiry v units (seconds or milliseconds) after
+// the Unix epoch, for a v that ttlOf accepted as an absolute time in the
+// future.
+func instant(v int64, unit time.Duration) time.Time {
+	return time.UnixMilli(v * int64(unit/time.Millisecond))
 }
 
 // ---- strings ----
