@@ -22,7 +22,10 @@ import (
 //	/v1/mode                  GET, HEAD               read
 //	/v1/mode                  PUT, POST               admin
 //	/v1/leave                 POST                    admin
+//	/v1/keys/{key}/{op}       POST                    write
 //	/v1/warm                  POST                    write
+//	/v1/mget                  POST                    read
+//	/v1/mset                  POST                    write
 //	/metrics                  GET                     read (none with PublicMetrics)
 //	/livez, /readyz           GET                     none (probes)
 

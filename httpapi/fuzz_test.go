@@ -33,6 +33,11 @@ func FuzzHTTPKeys(f *testing.F) {
 		{"PUT", "/v1/mode", "", "application/json", "root", []byte(`{"mode":"read-only","scope":"node"}`)},
 		{"POST", "/v1/warm", "", "", "app", []byte("a\nb\n\n" + strings.Repeat("k", 2000))},
 		{"GET", "/v1/keys/" + strings.Repeat("%ff", 300), "x=%zz", "", "", nil},
+		{"POST", "/v1/mget", "", "application/json", "ro", []byte(`{"keys": ["a", "b", ""]}`)},
+		{"POST", "/v1/mset", "", "application/json", "app", []byte(`{"items": [{"key": "a", "value": "eA==", "ttl": "1s"}, {"key": "a", "delete": true, "if": "present"}]}`)},
+		{"POST", "/v1/mset", "", "", "app", []byte(`{"items": [{"key": "a", "value": "eA==", "keepttl": true}]}{`)},
+		{"POST", "/v1/keys/k/expire", "ttl=5s", "", "app", nil},
+		{"POST", "/v1/keys/a/b/getdel", "", "", "app", nil},
 	} {
 		f.Add(s.method, s.path, s.query, s.ctype, s.auth, s.body)
 	}

@@ -51,13 +51,15 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/mode", s.instrument("mode", s.allow(admin, true, s.handleMode)))
 	mux.HandleFunc("/v1/ring", s.instrument("ring", s.allow(read, false, s.handleRing)))
 	mux.HandleFunc("/v1/warm", s.instrument("warm", s.allow(write, false, s.handleWarm)))
+	mux.HandleFunc("/v1/mget", s.instrument("mget", s.allow(read, false, s.handleMget)))
+	mux.HandleFunc("/v1/mset", s.instrument("mset", s.allow(write, false, s.handleMset)))
 	mux.HandleFunc("/{$}", s.instrument("dashboard", s.allow(read, false, s.handleDashboard)))
 	mux.HandleFunc("/ui/", s.instrument("dashboard", s.allow(read, false, s.handleDashboardAsset)))
 	mux.HandleFunc("/livez", s.handleLivez)
 	mux.HandleFunc("/readyz", s.handleReadyz)
 	mux.Handle("/metrics", s.allow(metricsRole, false, promh.ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, kv.Errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
+		writeError(w, kv.Errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/mget, /v1/mset, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
 	})
 	keys := s.instrument("key", s.allow(write, false, s.handleKey))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -128,14 +130,12 @@ func writeError(w http.ResponseWriter, e *node.Error) {
 // writeErr renders any error from the request path.
 func writeErr(w http.ResponseWriter, err error) {
 	var e *node.Error
-	switch {
-	case errors.Is(err, node.ErrNotFound):
-		writeError(w, kv.Errorf(http.StatusNotFound, "key not found"))
-	case errors.As(err, &e):
-		writeError(w, e)
-	default:
-		writeError(w, kv.Errorf(http.StatusInternalServerError, "%v", err))
+	if !errors.Is(err, node.ErrNotFound) && errors.As(err, &e) {
+		writeError(w, e) // with its Retry-After and owner
+		return
 	}
+	status, msg := errStatus(err)
+	writeError(w, kv.Errorf(status, "%s", msg))
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {
@@ -344,20 +344,28 @@ func (s *Server) handleKey(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// keyOpNames lists what POST /v1/keys/{key}/{op} takes, for its errors.
+const keyOpNames = "incr, incrbyfloat, append, expire, persist or getdel"
+
 // handleKeyOp answers POST /v1/keys/{key}/{op}: a read-modify-write that
-// the key's owner carries out atomically (incr?by=N, default 1;
-// incrbyfloat?by=F; append, with the suffix as the body). The answer is
-// the new value, as a GET's. The path's last segment names the operation,
-// so a key may itself hold slashes.
+// the key's owner carries out atomically. incr?by=N (default 1),
+// incrbyfloat?by=F and append (the suffix as the body) answer the new
+// value, as a GET; getdel answers the value it deleted; expire?ttl=D and
+// persist change only the key's expiry and answer 204 (404: no such key).
+// The path's last segment names the operation, so a key may itself hold
+// slashes.
 func (s *Server) handleKeyOp(w http.ResponseWriter, r *http.Request, path string) {
 	i := strings.LastIndexByte(path, '/')
 	if i < 0 {
-		writeError(w, kv.Errorf(http.StatusBadRequest, "POST needs an operation: /v1/keys/{key}/incr, /incrbyfloat or /append"))
+		writeError(w, kv.Errorf(http.StatusBadRequest, "POST needs an operation: /v1/keys/{key}/{op} with op one of %s", keyOpNames))
 		return
 	}
 	key, op, q := path[:i], path[i+1:], r.URL.Query()
-	by := q.Get("by")
-	q.Del("by")
+	param := map[string]string{"incr": "by", "incrbyfloat": "by", "expire": "ttl"}[op]
+	arg, given := q.Get(param), param != "" && q.Has(param)
+	if given {
+		q.Del(param)
+	}
 	if e := noQuery(q); e != nil {
 		writeError(w, e)
 		return
@@ -365,25 +373,36 @@ func (s *Server) handleKeyOp(w http.ResponseWriter, r *http.Request, path string
 	var m node.Mutation
 	switch op {
 	case "incr":
-		if by == "" {
-			by = "1"
+		if !given {
+			arg = "1"
 		}
-		m = node.Mutation{Op: node.OpIncrBy, Value: []byte(by)}
+		m = node.Mutation{Op: node.OpIncrBy, Value: []byte(arg)}
 	case "incrbyfloat":
-		m = node.Mutation{Op: node.OpIncrByFloat, Value: []byte(by)}
+		m = node.Mutation{Op: node.OpIncrByFloat, Value: []byte(arg)}
 	case "append":
-		if r.URL.Query().Has("by") {
-			writeError(w, kv.Errorf(http.StatusBadRequest, "append takes the suffix as the body, not by="))
-			return
-		}
 		v, e := s.readValue(w, r)
 		if e != nil {
 			writeError(w, e)
 			return
 		}
 		m = node.Mutation{Op: node.OpAppend, Value: v}
+	case "expire":
+		if !given {
+			writeError(w, kv.Errorf(http.StatusBadRequest, "expire needs ?ttl= (a Go duration such as 30s, or whole seconds)"))
+			return
+		}
+		d, e := parseTTLValue(arg)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		m = node.Mutation{Expire: true, TTL: d}
+	case "persist":
+		m = node.Mutation{Expire: true}
+	case "getdel":
+		m = node.Mutation{Op: node.OpGetDel}
 	default:
-		writeError(w, kv.Errorf(http.StatusBadRequest, "unknown operation %q: want incr, incrbyfloat or append", truncate(op, 64)))
+		writeError(w, kv.Errorf(http.StatusBadRequest, "unknown operation %q: want %s", truncate(op, 64), keyOpNames))
 		return
 	}
 	if err := s.n.CheckKey(key); err != nil {
@@ -391,11 +410,17 @@ func (s *Server) handleKeyOp(w http.ResponseWriter, r *http.Request, path string
 		return
 	}
 	res, err := s.n.Write(r.Context(), key, m)
-	if err != nil {
+	switch {
+	case err != nil:
 		writeErr(w, err)
-		return
+	case m.Expire && !res.Applied, m.Op == node.OpGetDel && !res.Existed:
+		w.Header().Set(HeaderOwner, res.Owner)
+		writeError(w, kv.Errorf(http.StatusNotFound, "key not found"))
+	case m.Expire:
+		writeWriteResult(w, m, res)
+	default:
+		writeItem(w, res.Item)
 	}
-	writeItem(w, res.Item)
 }
 
 func truncate(s string, n int) string {

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -56,5 +57,52 @@ func TestKeyOps(t *testing.T) {
 	do(t, http.MethodPut, nodes[0].keyURL("big"), []byte("9223372036854775807"))
 	if r := do(t, http.MethodPost, nodes[1].keyURL("big")+"/incr", nil); r.Status != 400 || !strings.Contains(string(r.Body), "would overflow") {
 		t.Errorf("overflow: %s", r)
+	}
+}
+
+// TestKeyExpiryAndGetdel: POST /v1/keys/{key}/expire?ttl=, /persist and
+// /getdel, through either node, as Redis' EXPIRE, PERSIST and GETDEL.
+func TestKeyExpiryAndGetdel(t *testing.T) {
+	nodes := startCluster(t, 2)
+	for i := range 6 {
+		key := fmt.Sprintf("e/%d", i)
+		via := nodes[i%2]
+		if r := do(t, http.MethodPost, via.keyURL(key)+"/expire?ttl=30s", nil); r.Status != http.StatusNotFound || !strings.HasPrefix(string(r.Body), "{") {
+			t.Fatalf("expire of a missing key: %s", r)
+		}
+		nodes[0].put(t, key, "v")
+		if r := do(t, http.MethodPost, via.keyURL(key)+"/expire?ttl=30s", nil); r.Status != http.StatusNoContent || r.Header.Get("X-Peercache-Applied") != "1" {
+			t.Fatalf("expire: %s", r)
+		}
+		ttl, _ := strconv.Atoi(nodes[1-i%2].get(t, key).Header.Get("X-Peercache-Ttl-Ms"))
+		if ttl <= 25_000 || ttl > 30_000 {
+			t.Fatalf("ttl after expire?ttl=30s: %d ms", ttl)
+		}
+		if r := do(t, http.MethodPost, via.keyURL(key)+"/persist", nil); r.Status != http.StatusNoContent {
+			t.Fatalf("persist: %s", r)
+		}
+		if r := nodes[0].get(t, key); r.Status != http.StatusOK || r.Header.Get("X-Peercache-Ttl-Ms") != "" || string(r.Body) != "v" {
+			t.Fatalf("after persist: %s ttl %q", r, r.Header.Get("X-Peercache-Ttl-Ms"))
+		}
+		if r := do(t, http.MethodPost, via.keyURL(key)+"/getdel", nil); r.Status != http.StatusOK || string(r.Body) != "v" {
+			t.Fatalf("getdel: %s", r)
+		}
+		if r := nodes[1].get(t, key); r.Status != http.StatusNotFound {
+			t.Fatalf("after getdel: %s", r)
+		}
+		if r := do(t, http.MethodPost, via.keyURL(key)+"/getdel", nil); r.Status != http.StatusNotFound {
+			t.Fatalf("getdel of a missing key: %s", r)
+		}
+	}
+	for _, c := range []struct{ url, msg string }{
+		{nodes[0].keyURL("k") + "/expire", "expire needs ?ttl="},
+		{nodes[0].keyURL("k") + "/expire?ttl=0", "out of range"},
+		{nodes[0].keyURL("k") + "/expire?ttl=soon", "not a duration"},
+		{nodes[0].keyURL("k") + "/persist?ttl=1s", "unknown query parameter"},
+		{nodes[0].keyURL("k") + "/getdel?by=1", "unknown query parameter"},
+	} {
+		if r := do(t, http.MethodPost, c.url, nil); r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), c.msg) {
+			t.Errorf("POST %s = %s, want 400 with %q", c.url, r, c.msg)
+		}
 	}
 }
