@@ -65,6 +65,10 @@ type Mutation struct {
 	// Expire changes only the expiry of an existing key to TTL (0: remove
 	// the expiry, as Redis PERSIST does).
 	Expire bool
+	// ExpireIf, for an expiry change, makes it conditional on the key's
+	// current expiry (Redis EXPIRE NX, XX, GT, LT), decided by the owner
+	// under the key's lock with the change.
+	ExpireIf ExpireCond
 	// KeepTTL makes a set keep the key's current expiry.
 	KeepTTL bool
 	// IfAbsent / IfPresent make the mutation conditional (Redis NX / XX).
@@ -114,8 +118,10 @@ const (
 	// OpGetDel deletes the key and answers with the value it had (Redis
 	// GETDEL).
 	OpGetDel
-	// OpGetSet writes Value without an expiry and answers with the value
-	// it replaced (Redis GETSET).
+	// OpGetSet writes Value and answers with the value it replaced (Redis
+	// GETSET, and SET ... GET): without an expiry unless TTL, ExpireAt or
+	// KeepTTL asks for one, and only if IfAbsent or IfPresent holds when
+	// given; the old value is answered either way.
 	OpGetSet
 	// OpGetEx changes the expiry of a live key and answers with its value
 	// (Redis GETEX): Value is the new time to live in decimal
@@ -125,6 +131,43 @@ const (
 	// NumOps is the number of operations (for decoders' bounds checks).
 	NumOps
 )
+
+// ExpireCond is a set of conditions on a key's current expiry for an
+// expiry change (Mutation.ExpireIf), all of which must hold, as Redis
+// EXPIRE's NX, XX, GT and LT options combine. A key without an expiry
+// counts as expiring never.
+type ExpireCond uint8
+
+// Expiry conditions.
+const (
+	// ExpireNX: only if the key has no expiry.
+	ExpireNX ExpireCond = 1 << iota
+	// ExpireXX: only if the key has an expiry (also PERSIST, which answers
+	// 0 for a key without one).
+	ExpireXX
+	// ExpireGT: only if the new expiry is later than the current one
+	// (never for a key without an expiry).
+	ExpireGT
+	// ExpireLT: only if the new expiry is sooner than the current one
+	// (always for a key without an expiry).
+	ExpireLT
+	// ExpireConds holds every condition (for decoders).
+	ExpireConds = ExpireNX | ExpireXX | ExpireGT | ExpireLT
+)
+
+// Holds reports whether every condition of c allows changing an expiry of
+// cur to next (Unix milliseconds; 0: none), with Redis' rules.
+func (c ExpireCond) Holds(cur, next int64) bool {
+	switch {
+	case c&ExpireNX != 0 && cur != 0, c&ExpireXX != 0 && cur == 0:
+		return false
+	case c&ExpireGT != 0 && (cur == 0 || next <= cur):
+		return false
+	case c&ExpireLT != 0 && cur != 0 && next >= cur:
+		return false
+	}
+	return true
+}
 
 // SetRangeValue is the operand of OpSetRange: the decimal offset, a colon,
 // then the data.
@@ -147,6 +190,14 @@ func SetRangeOperand(v []byte) (offset int, data []byte, ok bool) {
 		return 0, nil, false
 	}
 	return n, v[i+1:], true
+}
+
+// NeedsConditions reports whether m needs an owner of peer protocol 4 or
+// later: an expiry change with a condition, or a GETSET with a set's
+// expiry or condition.
+func (m Mutation) NeedsConditions() bool {
+	return m.ExpireIf != 0 ||
+		(m.Op == OpGetSet && (m.TTL != 0 || !m.ExpireAt.IsZero() || m.KeepTTL || m.IfAbsent || m.IfPresent))
 }
 
 // NeedsCurrent reports whether the owner must read the key first.
@@ -188,6 +239,10 @@ var (
 	ErrReadOnly = errors.New("read-only")
 	// ErrRefused: the caller is not allowed (not a member of the cluster).
 	ErrRefused = errors.New("refused")
+	// ErrOwnerTooOld: the key's owner runs an earlier release that cannot
+	// carry out this write as asked (Mutation.NeedsConditions); it was not
+	// sent. Found with errors.Is through the *Error's cause.
+	ErrOwnerTooOld = errors.New("the key's owner runs an older release")
 )
 
 // Error is a request failure. Status is the HTTP status it maps to (the

@@ -26,8 +26,9 @@ const (
 // ProtocolVersion is the version of peercache's peer protocol a node speaks;
 // it is announced in Meta.Proto. Version 3 added writes with an absolute
 // expiry; a node sends them only to members that announce 3 or more
-// (peer/member.ProtoAbsoluteExpiry).
-const ProtocolVersion = 3
+// (peer/member.ProtoAbsoluteExpiry). Version 4 added conditional expiry
+// changes and GETSET with a set's options (peer/member.ProtoConditions).
+const ProtocolVersion = 4
 
 // MaxMetaSize is the largest encoded Meta memberlist can gossip.
 const MaxMetaSize = memberlist.MetaMaxSize

@@ -19,6 +19,7 @@ type (
 	Item          = kv.Item           // a value read from the cache
 	Mutation      = kv.Mutation       // one write of a key
 	WriteOp       = kv.Op             // a read-modify-write operation of a Mutation
+	ExpireCond    = kv.ExpireCond     // a condition on the current expiry of an expiry change
 	WriteResult   = kv.WriteResult    // what a mutation did
 	Source        = kv.Source         // which tier answered a read
 	Config        = nodeconfig.Config // one node's settings; zero fields take their defaults
@@ -41,28 +42,32 @@ type (
 // are served and data still moves between nodes), and the
 // write-acknowledgement policies (Config.Replication.WriteAcks).
 const (
-	OpSet           WriteOp   = kv.OpSet         // write the value
-	OpIncrBy        WriteOp   = kv.OpIncrBy      // add a decimal integer (INCRBY)
-	OpIncrByFloat   WriteOp   = kv.OpIncrByFloat // add a decimal float (INCRBYFLOAT)
-	OpAppend        WriteOp   = kv.OpAppend      // append (APPEND)
-	OpSetRange      WriteOp   = kv.OpSetRange    // overwrite part (SETRANGE; Value: kv.SetRangeValue)
-	OpGetDel        WriteOp   = kv.OpGetDel      // delete, answer the old value (GETDEL)
-	OpGetSet        WriteOp   = kv.OpGetSet      // set, answer the old value (GETSET)
-	OpGetEx         WriteOp   = kv.OpGetEx       // change the expiry, answer the value (GETEX; Value: ms, 0 persists)
-	SourceLocal     Source    = kv.SourceLocal
-	SourceShard     Source    = kv.SourceShard
-	SourceNear      Source    = kv.SourceNear
-	SourcePeer      Source    = kv.SourcePeer
-	SourceOrigin    Source    = kv.SourceOrigin
-	SourceHandoff   Source    = kv.SourceHandoff
-	SourceReplica   Source    = kv.SourceReplica
-	ModeReadWrite   Mode      = rwmode.ReadWrite
-	ModeReadOnly    Mode      = rwmode.ReadOnly
-	ScopeNode       Scope     = rwmode.Node
-	ScopeCluster    Scope     = rwmode.Cluster
-	WriteAcksAll    WriteAcks = replica.AcksAll    // every owner of the key (the default)
-	WriteAcksQuorum WriteAcks = replica.AcksQuorum // a majority of the replication factor
-	WriteAcksOne    WriteAcks = replica.AcksOne    // the primary only
+	OpSet           WriteOp    = kv.OpSet         // write the value
+	OpIncrBy        WriteOp    = kv.OpIncrBy      // add a decimal integer (INCRBY)
+	OpIncrByFloat   WriteOp    = kv.OpIncrByFloat // add a decimal float (INCRBYFLOAT)
+	OpAppend        WriteOp    = kv.OpAppend      // append (APPEND)
+	OpSetRange      WriteOp    = kv.OpSetRange    // overwrite part (SETRANGE; Value: kv.SetRangeValue)
+	OpGetDel        WriteOp    = kv.OpGetDel      // delete, answer the old value (GETDEL)
+	OpGetSet        WriteOp    = kv.OpGetSet      // set, answer the old value (GETSET, SET ... GET)
+	OpGetEx         WriteOp    = kv.OpGetEx       // change the expiry, answer the value (GETEX; Value: ms, 0 persists)
+	ExpireNX        ExpireCond = kv.ExpireNX      // EXPIRE NX: only if the key has no expiry
+	ExpireXX        ExpireCond = kv.ExpireXX      // EXPIRE XX, PERSIST: only if it has one
+	ExpireGT        ExpireCond = kv.ExpireGT      // EXPIRE GT: only to a later expiry
+	ExpireLT        ExpireCond = kv.ExpireLT      // EXPIRE LT: only to a sooner one
+	SourceLocal     Source     = kv.SourceLocal
+	SourceShard     Source     = kv.SourceShard
+	SourceNear      Source     = kv.SourceNear
+	SourcePeer      Source     = kv.SourcePeer
+	SourceOrigin    Source     = kv.SourceOrigin
+	SourceHandoff   Source     = kv.SourceHandoff
+	SourceReplica   Source     = kv.SourceReplica
+	ModeReadWrite   Mode       = rwmode.ReadWrite
+	ModeReadOnly    Mode       = rwmode.ReadOnly
+	ScopeNode       Scope      = rwmode.Node
+	ScopeCluster    Scope      = rwmode.Cluster
+	WriteAcksAll    WriteAcks  = replica.AcksAll    // every owner of the key (the default)
+	WriteAcksQuorum WriteAcks  = replica.AcksQuorum // a majority of the replication factor
+	WriteAcksOne    WriteAcks  = replica.AcksOne    // the primary only
 )
 
 // SetRangeValue is the operand of OpSetRange: offset and data.
@@ -82,8 +87,10 @@ const (
 )
 
 // ErrNotFound is returned by Get for a key that is absent, expired or
-// deleted; ErrReadOnly matches a write refused by read-only mode.
-var ErrNotFound, ErrReadOnly = kv.ErrNotFound, kv.ErrReadOnly
+// deleted; ErrReadOnly matches a write refused by read-only mode;
+// ErrOwnerTooOld, a write the key's owner cannot take because it runs an
+// earlier release (kv.Mutation.NeedsConditions): it was not sent.
+var ErrNotFound, ErrReadOnly, ErrOwnerTooOld = kv.ErrNotFound, kv.ErrReadOnly, kv.ErrOwnerTooOld
 
 // DefaultConfig returns a Config holding every default a zero field takes
 // (nodeconfig.Default); New applies the same defaults to zero fields.

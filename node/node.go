@@ -211,7 +211,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	undo = append(undo, func() { pln.Close() })
 
-	n.self.meta = membership.Meta{State: membership.StateJoining, Proto: membership.ProtocolVersion,
+	n.self.meta = membership.Meta{State: membership.StateJoining, Proto: cmp.Or(cfg.Gossip.Proto, membership.ProtocolVersion),
 		Extra: map[string]string{clusterview.MetaBoot: newBootID()}}
 	ml, err := membership.New(membership.Config{
 		Name:          cfg.Name,

@@ -717,3 +717,58 @@ func TestInProcessShardNoOwnedCopies(t *testing.T) {
 		t.Fatalf("the local tier holds %d entries, want only the near copy", st.Cache.Entries)
 	}
 }
+
+// TestExpiryAlreadyPastDeletes: a write whose expiry has passed by the
+// time the owner applies it (an instant asked for, or a lifetime that ran
+// out on its way) leaves the key absent, as in Redis, on either shard,
+// through the owner and forwarded; a shard refuses such a record, and the
+// owner used to keep the record before it.
+func TestExpiryAlreadyPastDeletes(t *testing.T) {
+	for _, withRedis := range []bool{false, true} {
+		nodes := startCluster(t, 2, withRedis)
+		ctx := context.Background()
+		past := time.Now().Add(-time.Second)
+		for i, m := range []node.Mutation{
+			{Value: []byte("new"), ExpireAt: past},
+			{Expire: true, ExpireAt: past},
+			{Expire: true, ExpireAt: past, ExpireIf: node.ExpireXX},
+			{Op: node.OpGetSet, Value: []byte("new"), ExpireAt: past},
+		} {
+			for j, via := range nodes {
+				key := fmt.Sprintf("past-%v-%d-%d", withRedis, i, j)
+				if err := via.Set(ctx, key, []byte("old"), time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				res, err := via.Write(ctx, key, m)
+				if err != nil || !res.Applied || (m.NeedsCurrent() && !res.Existed) { // a plain SET reads nothing first
+					t.Fatalf("redis %v, %+v: %+v, %v; want applied to a live key", withRedis, m, res, err)
+				}
+				if m.Op == node.OpGetSet && string(res.Value) != "old" {
+					t.Errorf("GETSET answered %q, want the old value", res.Value)
+				}
+				for _, n := range nodes {
+					if it, err := n.Get(ctx, key); !errors.Is(err, node.ErrNotFound) {
+						t.Errorf("redis %v, %+v via %s: %s reads %q, %v; want absent", withRedis, m, via.Name(), n.Name(), it.Value, err)
+					}
+				}
+			}
+		}
+		// The same for plain writes batched together (a pipeline).
+		var ops []node.Op
+		for i := range 8 {
+			key := fmt.Sprintf("past-many-%v-%d", withRedis, i)
+			if err := nodes[0].Set(ctx, key, []byte("old"), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, node.Op{Key: key, Write: true, Mutation: node.Mutation{Value: []byte("new"), ExpireAt: past}})
+		}
+		for i, r := range nodes[1].Many(ctx, ops) {
+			if r.Err != nil {
+				t.Fatalf("batch: %v", r.Err)
+			}
+			if it, err := nodes[0].Get(ctx, ops[i].Key); !errors.Is(err, node.ErrNotFound) {
+				t.Errorf("redis %v, batched: %s reads %q, %v; want absent", withRedis, ops[i].Key, it.Value, err)
+			}
+		}
+	}
+}

@@ -81,6 +81,9 @@ func (n *Node) checkWrite(key string, m Mutation, forwarded bool) *Error {
 	if m.IfAbsent && m.IfPresent {
 		return kv.Errorf(http.StatusBadRequest, "a write cannot require the key to be both absent and present")
 	}
+	if m.ExpireIf&^kv.ExpireConds != 0 || (m.ExpireIf != 0 && !m.Expire) {
+		return kv.Errorf(http.StatusBadRequest, "an expiry condition goes only with an expiry change")
+	}
 	if m.Op != kv.OpSet {
 		if err := n.checkOp(m); err != nil {
 			return err
@@ -137,7 +140,11 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		}
 	}
 	if (m.IfAbsent && exists) || (m.IfPresent && !exists) || (m.Expire && !exists) {
-		return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}, e, false, nil
+		res := WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: exists}
+		if m.Op == kv.OpGetSet && exists {
+			res.Value = cur.Value // SET NX GET answers the value it kept
+		}
+		return res, e, false, nil
 	}
 	if err := ctx.Err(); err != nil {
 		// A forwarded write that arrives after its sender gave up must not
@@ -168,9 +175,12 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		}
 		return 0
 	}
+	if m.Expire && !m.ExpireIf.Holds(cur.ExpireAt, expiry()) {
+		return WriteResult{Item: Item{Key: key, Owner: n.cfg.Name, Source: SourceShard}, Existed: true}, e, false, nil
+	}
 	if m.Op != kv.OpSet {
 		// Read-modify-write: the new value from the current one (checkOp
-		// made sure m sets no expiry of its own).
+		// made sure m sets no expiry of its own, but for GETSET and GETEX).
 		var curValue []byte
 		if exists {
 			curValue = cur.Value
@@ -202,8 +212,15 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		e.Value, e.ExpireAt = cur.Value, expiry() // 0 removes the expiry
 	case m.KeepTTL && exists:
 		e.ExpireAt = cur.ExpireAt
-	case m.Op == kv.OpSet:
+	case m.Op == kv.OpSet || m.Op == kv.OpGetSet:
 		e.ExpireAt = expiry()
+	}
+	if e.ExpireAt != 0 && !e.Tombstone && e.ExpireAt <= nowMs(now) {
+		// An expiry already past (an instant asked for, or a lifetime that
+		// ran out on its way here): the key ends absent, as in Redis, where
+		// a shard would refuse the record and keep the one before.
+		e.Value, e.Tombstone = nil, true
+		e.ExpireAt = expireAt(n.cfg.Migration.TombstoneTTL)
 	}
 	if e.Value == nil && !e.Tombstone {
 		e.Value = []byte{}
@@ -217,6 +234,15 @@ func (n *Node) ownerApply(ctx context.Context, key string, m Mutation) (res Writ
 		res.Value = reply
 	}
 	return res, e, written, nil
+}
+
+// nowMs is now in Unix milliseconds, reading the clock only if now is
+// zero.
+func nowMs(now time.Time) int64 {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return now.UnixMilli()
 }
 
 // plainPut reports whether m is a plain write: a SET that needs no current
@@ -344,6 +370,12 @@ func (n *Node) ownerPutMany(ctx context.Context, pb *putBatch) {
 		case outs[j] == store.Stale:
 			n.observeStored(ctx, e.Key)
 			pb.written[j], pb.errs[j] = n.putOwned(ctx, e)
+		case outs[j] == store.Expired:
+			// An instant already past (PXAT a moment ahead that arrived
+			// late): the key ends absent, as ownerApply makes it.
+			e.Value, e.Tombstone = nil, true
+			e.ExpireAt = time.Now().Add(n.cfg.Migration.TombstoneTTL).UnixMilli()
+			pb.written[j], pb.errs[j] = n.putOwned(ctx, e)
 		}
 	}
 }
@@ -462,8 +494,12 @@ func (n *Node) checkOp(m Mutation) *Error {
 	switch {
 	case m.Op >= kv.NumOps:
 		return kv.Errorf(http.StatusBadRequest, "unknown write operation %d", m.Op)
-	case m.Delete || m.Expire || m.KeepTTL || m.TTL != 0 || m.IfAbsent || m.IfPresent:
-		return kv.Errorf(http.StatusBadRequest, "a read-modify-write operation takes no expiry, condition or delete")
+	case m.Delete || m.Expire:
+		return kv.Errorf(http.StatusBadRequest, "a read-modify-write operation is no delete or expiry change")
+	case m.Op == kv.OpGetSet:
+		return nil // a set's expiry and condition, checked as a set's
+	case m.KeepTTL || m.TTL != 0 || m.IfAbsent || m.IfPresent:
+		return kv.Errorf(http.StatusBadRequest, "a read-modify-write operation takes no expiry or condition")
 	case !m.ExpireAt.IsZero() && (m.Op != kv.OpGetEx || len(m.Value) != 0):
 		return kv.Errorf(http.StatusBadRequest, "only GETEX takes an absolute expiry, and then no time to live")
 	}

@@ -141,6 +141,11 @@ type Gossip struct {
 	Key []byte
 	// Timing selects memberlist timeouts (LAN by default; Fast for tests).
 	Timing membership.Timing
+	// Proto, when not 0, is the peer protocol version announced instead of
+	// membership.ProtocolVersion: for tests of how members treat a member
+	// of an earlier release (the node still speaks this release's
+	// protocol).
+	Proto int
 	// Resolver resolves seed and advertise host names (nil: the system
 	// resolver).
 	Resolver membership.Resolver

@@ -264,7 +264,8 @@ const (
 
 // write request: flags u8 | expiry uvarint (expiryField: a ttl in ms or an
 // absolute expiry) | key length uvarint | key | value (the operand of an
-// operation).
+// operation; for an expiry change with conditions, the kv.ExpireCond as
+// one byte, which a release before conditions refuses as malformed).
 func appendWrite(b []byte, key string, m kv.Mutation) []byte {
 	var f byte
 	if m.Delete {
@@ -287,6 +288,9 @@ func appendWrite(b []byte, key string, m kv.Mutation) []byte {
 	b = binary.AppendUvarint(b, expiryField(m))
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
+	if m.Expire && m.ExpireIf != 0 {
+		return append(b, byte(m.ExpireIf))
+	}
 	return append(b, m.Value...)
 }
 
@@ -341,9 +345,12 @@ func decodeWrite(p []byte, maxKey, maxValue int) (key string, m kv.Mutation, err
 	if m.Op >= kv.NumOps {
 		return "", m, fmt.Errorf("%w: unknown write operation", ErrMalformed)
 	}
-	if !m.Delete && !m.Expire {
+	switch {
+	case !m.Delete && !m.Expire:
 		m.Value = val[:len(val):len(val)]
-	} else if len(val) != 0 {
+	case m.Expire && len(val) == 1 && val[0] != 0 && kv.ExpireCond(val[0])&^kv.ExpireConds == 0:
+		m.ExpireIf = kv.ExpireCond(val[0])
+	case len(val) != 0:
 		return "", m, fmt.Errorf("%w: delete or expiry change with a value", ErrMalformed)
 	}
 	return key, m, nil

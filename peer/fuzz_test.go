@@ -53,6 +53,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(appendWrite(nil, "counter", kv.Mutation{Value: []byte("-5"), Op: kv.OpIncrBy}))
 	f.Add(appendWrite(nil, "at", kv.Mutation{Value: []byte("v"), ExpireAt: time.UnixMilli(1800000000123)}))
 	f.Add(appendWrite(nil, "at", kv.Mutation{Expire: true, ExpireAt: time.UnixMilli(1)}))
+	f.Add(appendWrite(nil, "gt", kv.Mutation{Expire: true, TTL: time.Second, ExpireIf: kv.ExpireXX | kv.ExpireGT}))
 	f.Add(appendWriteResult(nil, kv.WriteResult{Item: kv.Item{Value: []byte("42"), Version: 7}, Applied: true}, true))
 	f.Add(appendItem(nil, kv.Item{Value: []byte("v"), Version: 3, ExpireAt: time.Now().Add(time.Minute)}, time.Second, time.Now()))
 	f.Add(appendError(nil, &kv.Error{Status: 421, Owner: "n2", Message: "m", Retryable: true}))
@@ -68,7 +69,7 @@ func FuzzDecoders(f *testing.F) {
 		decodeItem(p, now)
 		if key, m, err := decodeWrite(p, 1024, 1<<20); err == nil {
 			k2, m2, err := decodeWrite(appendWrite(nil, key, m), 1024, 1<<20)
-			if err != nil || k2 != key || !bytes.Equal(m2.Value, m.Value) || m2.TTL != m.TTL || !m2.ExpireAt.Equal(m.ExpireAt) || m2.Delete != m.Delete || m2.Op != m.Op {
+			if err != nil || k2 != key || !bytes.Equal(m2.Value, m.Value) || m2.TTL != m.TTL || !m2.ExpireAt.Equal(m.ExpireAt) || m2.Delete != m.Delete || m2.Op != m.Op || m2.ExpireIf != m.ExpireIf {
 				t.Fatalf("write round trip: %q %+v -> %q %+v %v", key, m, k2, m2, err)
 			}
 		}

@@ -517,3 +517,29 @@ func TestWriteExpiryForms(t *testing.T) {
 		t.Error("an expiry field past the absolute range decoded")
 	}
 }
+
+// TestWriteExpiryConditions: an expiry change's conditions travel as one
+// byte where a value would be, which the previous release's decoder
+// refuses (it takes no value on an expiry change); a byte that is no set
+// of conditions is refused here.
+func TestWriteExpiryConditions(t *testing.T) {
+	for _, c := range []kv.ExpireCond{kv.ExpireNX, kv.ExpireXX, kv.ExpireGT, kv.ExpireLT, kv.ExpireXX | kv.ExpireLT} {
+		m := kv.Mutation{Expire: true, TTL: time.Minute, ExpireIf: c}
+		b := appendWrite(nil, "k", m)
+		if _, got, err := decodeWrite(b, 1024, 1<<20); err != nil || got.ExpireIf != c || got.TTL != time.Minute || !got.Expire || got.Value != nil {
+			t.Errorf("%+v decoded as %+v, %v", m, got, err)
+		}
+		if b[len(b)-1] != byte(c) || len(b) != len(appendWrite(nil, "k", kv.Mutation{Expire: true, TTL: time.Minute}))+1 {
+			t.Errorf("conditions %d: not one byte after the key", c)
+		}
+	}
+	base := appendWrite(nil, "k", kv.Mutation{Expire: true, TTL: time.Minute})
+	for _, tail := range [][]byte{{0}, {16}, {0xff}, {1, 1}} {
+		if _, m, err := decodeWrite(append(slices.Clip(base), tail...), 1024, 1<<20); err == nil {
+			t.Errorf("expiry change with %v after the key decoded: %+v", tail, m)
+		}
+	}
+	if _, m, err := decodeWrite(appendWrite(nil, "k", kv.Mutation{Value: []byte{1}, ExpireIf: kv.ExpireNX}), 1024, 1<<20); err != nil || m.ExpireIf != 0 || string(m.Value) != "\x01" {
+		t.Errorf("a set carries no conditions, its value as it is: %+v, %v", m, err)
+	}
+}

@@ -583,47 +583,83 @@ func cmdSet(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	}
 	key := string(args[1])
 	ctx := s.cmdCtx()
-	var old node.Item
-	hadOld := false
-	if o.get || o.expired {
-		// SET ... GET answers the value it replaces: read it first (this is
-		// not atomic with the write, unlike in Redis).
-		it, err := s.b.Get(ctx, key)
+	switch {
+	case o.get:
+		// SET ... GET: the owner sets (if NX or XX holds) and answers the
+		// value it replaced, in one step; an expiry already past leaves the
+		// key absent.
+		m := o.m
+		m.Op = node.OpGetSet
+		res, err := s.b.Write(ctx, key, m)
 		switch {
-		case err == nil:
-			old, hadOld = it, true
-		case !errors.Is(err, node.ErrNotFound):
+		case errors.Is(err, node.ErrOwnerTooOld):
+			s.setReadingFirst(c, key, o) // an owner of an earlier release, mid-upgrade
+		case err != nil:
 			s.writeNodeErr(c, err)
-			return
+		case res.Existed:
+			c.WriteBulk(res.Value)
+		default:
+			c.WriteNull()
+		}
+	case o.expired:
+		// An absolute expiry in the past: Redis sets the key and it expires
+		// at once; the net effect is a delete if the condition holds, and
+		// the answer says whether it held.
+		res, err := s.b.Write(ctx, key, node.Mutation{Delete: true, IfAbsent: o.m.IfAbsent, IfPresent: o.m.IfPresent})
+		switch {
+		case err != nil:
+			s.writeNodeErr(c, err)
+		case (o.m.IfAbsent && res.Existed) || (o.m.IfPresent && !res.Existed):
+			c.WriteNull()
+		default:
+			c.WriteString("OK")
+		}
+	default:
+		res, err := s.b.Write(ctx, key, o.m)
+		switch {
+		case err != nil:
+			s.writeNodeErr(c, err)
+		case res.Applied:
+			c.WriteString("OK")
+		default:
+			c.WriteNull()
 		}
 	}
-	var applied bool
-	if o.expired {
-		// An absolute expiry in the past: Redis sets the key and it expires
-		// at once; the net effect is a delete if the condition holds.
-		applied = !(o.m.IfAbsent && hadOld) && !(o.m.IfPresent && !hadOld)
-		if applied && hadOld {
+}
+
+// setReadingFirst is SET ... GET for a key whose owner runs a release
+// before SET ... GET was one step there: the value is read first, then
+// written (two steps, as that release answered them).
+func (s *Server) setReadingFirst(c redcon.Conn, key string, o setOpts) {
+	ctx := s.cmdCtx()
+	var old node.Item
+	hadOld := false
+	it, err := s.b.Get(ctx, key)
+	switch {
+	case err == nil:
+		old, hadOld = it, true
+	case !errors.Is(err, node.ErrNotFound):
+		s.writeNodeErr(c, err)
+		return
+	}
+	switch {
+	case o.m.IfAbsent && hadOld, o.m.IfPresent && !hadOld:
+	case o.expired:
+		if hadOld {
 			if _, err := s.b.Write(ctx, key, node.Mutation{Delete: true}); err != nil {
 				s.writeNodeErr(c, err)
 				return
 			}
 		}
-	} else {
-		res, err := s.b.Write(ctx, key, o.m)
-		if err != nil {
+	default:
+		if _, err := s.b.Write(ctx, key, o.m); err != nil {
 			s.writeNodeErr(c, err)
 			return
 		}
-		applied = res.Applied
 	}
-	switch {
-	case o.get && hadOld:
+	if hadOld {
 		c.WriteBulk(old.Value)
-	case o.get:
-		c.WriteNull()
-	case applied:
-		c.WriteString("OK")
-	default:
+	} else {
 		c.WriteNull()
 	}
 }
@@ -846,23 +882,27 @@ func cmdExpire(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	}
 	key := string(args[1])
 	ctx := s.cmdCtx()
-	if nx || xx || gt || lt {
-		// Conditions on the current expiry: read it first (not atomic with
-		// the change, unlike in Redis).
-		it, err := s.b.Get(ctx, key)
-		if errors.Is(err, node.ErrNotFound) {
-			c.WriteInt(0)
-			return
+	if cond := expireCond(nx, xx, gt, lt); cond != 0 {
+		// The owner checks the condition and changes the expiry in one
+		// step; an expiry already past deletes the key if it holds.
+		m := node.Mutation{Expire: true, ExpireIf: cond, TTL: ttl}
+		if abs || ttl < time.Millisecond {
+			at := now.Add(ttl)
+			if abs {
+				at = instant(v, unit)
+			}
+			m.TTL, m.ExpireAt = 0, time.UnixMilli(max(at.UnixMilli(), 1)) // before 1970 is long past too
 		}
-		if err != nil {
+		res, err := s.b.Write(ctx, key, m)
+		switch {
+		case errors.Is(err, node.ErrOwnerTooOld):
+			s.expireReadingFirst(c, key, ttl, m)
+		case err != nil:
 			s.writeNodeErr(c, err)
-			return
+		default:
+			c.WriteInt(boolInt(res.Applied))
 		}
-		cur, has := it.TTL()
-		if (nx && has) || (xx && !has) || (gt && (!has || ttl <= cur)) || (lt && has && ttl >= cur) {
-			c.WriteInt(0)
-			return
-		}
+		return
 	}
 	if ttl < time.Millisecond {
 		// A time to live of zero or less deletes the key, as in Redis.
@@ -878,6 +918,63 @@ func cmdExpire(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	if abs {
 		m = node.Mutation{Expire: true, ExpireAt: instant(v, unit)}
 	}
+	res, err := s.b.Write(ctx, key, m)
+	if err != nil {
+		s.writeNodeErr(c, err)
+		return
+	}
+	c.WriteInt(boolInt(res.Applied))
+}
+
+// expireCond is the set of conditions EXPIRE's options ask for.
+func expireCond(nx, xx, gt, lt bool) node.ExpireCond {
+	var c node.ExpireCond
+	for _, o := range []struct {
+		set  bool
+		cond node.ExpireCond
+	}{{nx, node.ExpireNX}, {xx, node.ExpireXX}, {gt, node.ExpireGT}, {lt, node.ExpireLT}} {
+		if o.set {
+			c |= o.cond
+		}
+	}
+	return c
+}
+
+// expireReadingFirst is a conditional EXPIRE for a key whose owner runs a
+// release before conditions were one step there: the expiry is read
+// first, then changed (two steps, as that release answered them). ttl is
+// the new time to live (below 1 ms: the key is deleted), m the change with
+// its conditions.
+func (s *Server) expireReadingFirst(c redcon.Conn, key string, ttl time.Duration, m node.Mutation) {
+	ctx := s.cmdCtx()
+	it, err := s.b.Get(ctx, key)
+	switch {
+	case errors.Is(err, node.ErrNotFound):
+		c.WriteInt(0)
+		return
+	case err != nil:
+		s.writeNodeErr(c, err)
+		return
+	}
+	now := time.Now()
+	cur := int64(0)
+	if !it.ExpireAt.IsZero() {
+		cur = it.ExpireAt.UnixMilli()
+	}
+	if !m.ExpireIf.Holds(cur, now.Add(ttl).UnixMilli()) {
+		c.WriteInt(0)
+		return
+	}
+	if ttl < time.Millisecond {
+		res, err := s.b.Write(ctx, key, node.Mutation{Delete: true})
+		if err != nil {
+			s.writeNodeErr(c, err)
+			return
+		}
+		c.WriteInt(boolInt(res.Existed))
+		return
+	}
+	m.ExpireIf = 0
 	res, err := s.b.Write(ctx, key, m)
 	if err != nil {
 		s.writeNodeErr(c, err)
@@ -914,6 +1011,21 @@ func cmdTTL(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 
 func cmdPersist(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	key := string(args[1])
+	// One step on the owner: remove the expiry if the key has one.
+	res, err := s.b.Write(s.cmdCtx(), key, node.Mutation{Expire: true, ExpireIf: node.ExpireXX})
+	switch {
+	case errors.Is(err, node.ErrOwnerTooOld):
+		s.persistReadingFirst(c, key)
+	case err != nil:
+		s.writeNodeErr(c, err)
+	default:
+		c.WriteInt(boolInt(res.Applied))
+	}
+}
+
+// persistReadingFirst is PERSIST for a key whose owner runs a release
+// before conditions were one step there: read, then write.
+func (s *Server) persistReadingFirst(c redcon.Conn, key string) {
 	ctx := s.cmdCtx()
 	it, err := s.b.Get(ctx, key)
 	switch {

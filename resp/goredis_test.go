@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -387,6 +390,164 @@ func TestAbsoluteExpiryIsExact(t *testing.T) {
 		check("pipelined SET PXAT", at+42)
 		if s, err := owner.Do(ctx, "EXPIRETIME", key).Int64(); err != nil || s != (at+42+500)/1000 {
 			t.Fatalf("EXPIRETIME = %d, %v; want %d (rounded, as Redis)", s, err, (at+42+500)/1000)
+		}
+	}
+}
+
+// TestConditionalWritesAreOneStep: SET ... GET, EXPIRE GT/LT and PERSIST
+// are carried out by the key's owner in one step, as in Redis. Clients
+// through both nodes (half of them forwarded) race on one key:
+//   - every SET ... GET answers the value some other one wrote, each
+//     value once, and exactly one answers nil (a read, then a write, lets
+//     two of them answer the same old value);
+//   - PEXPIREAT ... GT with distinct instants ends at the latest of them,
+//     and LT at the soonest;
+//   - PERSIST answers 1 once however many race.
+func TestConditionalWritesAreOneStep(t *testing.T) {
+	nodes := startCluster(t, 2)
+	ctx := context.Background()
+	clients := []*redis.Client{newClient(t, nodes[0].addr), newClient(t, nodes[1].addr)}
+	const workers, each = 16, 50
+	var mu sync.Mutex
+	answered := map[string]int{}
+	nils := 0
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				v, err := clients[w%2].Do(ctx, "SET", "race", fmt.Sprintf("%d/%d", w, i), "GET").Text()
+				mu.Lock()
+				switch {
+				case err == redis.Nil:
+					nils++
+				case err != nil:
+					t.Errorf("SET GET: %v", err)
+				default:
+					answered[v]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	last, err := clients[0].Get(ctx, "race").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nils != 1 || len(answered) != workers*each-1 || answered[last] != 0 {
+		t.Errorf("SET GET: %d nil answers (want 1), %d distinct old values (want %d), last value %q answered %d times", nils, len(answered), workers*each-1, last, answered[last])
+	}
+	for v, n := range answered {
+		if n != 1 {
+			t.Errorf("SET GET answered %q %d times", v, n)
+		}
+	}
+
+	const base = int64(4102444800000) // 2100-01-01
+	perm := rand.New(rand.NewPCG(1, 2)).Perm(workers * each)
+	for _, c := range []struct {
+		opt  string
+		want int64
+	}{{"GT", base + workers*each}, {"LT", base + 1}} {
+		key := "exp" + c.opt
+		if err := clients[0].Do(ctx, "SET", key, "v", "PXAT", base+workers*each/2).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for w := range workers {
+			wg.Go(func() {
+				for i := range each {
+					at := base + 1 + int64(perm[w*each+i]) // each instant once, in no order
+					if err := clients[w%2].Do(ctx, "PEXPIREAT", key, at, c.opt).Err(); err != nil {
+						t.Errorf("PEXPIREAT %s: %v", c.opt, err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		owner := clients[0] // exact on the owner (a non-owner's answer may be a round trip early)
+		if ownerNode(t, nodes, key) != nodes[0] {
+			owner = clients[1]
+		}
+		if got, err := owner.Do(ctx, "PEXPIRETIME", key).Int64(); err != nil || got != c.want {
+			t.Errorf("PEXPIREAT ... %s from %d clients: PEXPIRETIME %d, %v; want %d", c.opt, workers, got, err, c.want)
+		}
+	}
+
+	for round := range 20 {
+		if err := clients[0].Do(ctx, "SET", "p", "v", "EX", 100).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var ones atomic.Int64
+		for w := range workers {
+			wg.Go(func() {
+				if n, err := clients[w%2].Do(ctx, "PERSIST", "p").Int(); err != nil {
+					t.Errorf("PERSIST: %v", err)
+				} else {
+					ones.Add(int64(n))
+				}
+			})
+		}
+		wg.Wait()
+		if ones.Load() != 1 {
+			t.Fatalf("round %d: PERSIST answered 1 %d times from %d clients, want once", round, ones.Load(), workers)
+		}
+	}
+}
+
+// TestOlderOwnerGetsReadFirst: during a rolling update, a key whose owner
+// announces a protocol before conditions (member.ProtoConditions) gets
+// SET ... GET, conditional EXPIRE and PERSIST the way that release did
+// (read, then write), with Redis' answers; the one-step write is never
+// sent to it.
+func TestOlderOwnerGetsReadFirst(t *testing.T) {
+	n0 := startNode(t, "n0", nil)
+	old := startNode(t, "n1", []string{n0.GossipAddr()}, func(c *node.Config) { c.Gossip.Proto = 3 })
+	deadline := time.Now().Add(30 * time.Second)
+	for len(n0.Cluster().Ring.Members) != 2 || len(old.Cluster().Ring.Members) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster did not form")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx := context.Background()
+	c := newClient(t, n0.addr)
+	key := keyOwnedBy(t, []*testNode{n0, old}, old, "older")
+	if _, err := n0.Write(ctx, key, node.Mutation{Expire: true, ExpireIf: node.ExpireXX}); !errors.Is(err, node.ErrOwnerTooOld) {
+		t.Fatalf("a conditional expiry for an older owner: %v, want ErrOwnerTooOld", err)
+	}
+	if _, err := n0.Write(ctx, key, node.Mutation{Op: node.OpGetSet, Value: []byte("v"), IfAbsent: true}); !errors.Is(err, node.ErrOwnerTooOld) {
+		t.Fatalf("SET NX GET for an older owner: %v, want ErrOwnerTooOld", err)
+	}
+	steps := []struct {
+		args []any
+		want any // string, int64 or nil
+	}{
+		{[]any{"SET", key, "old", "EX", 100}, "OK"},
+		{[]any{"SET", key, "new", "GET", "KEEPTTL"}, "old"},
+		{[]any{"TTL", key}, int64(100)},
+		{[]any{"SET", key, "x", "NX", "GET"}, "new"},
+		{[]any{"GET", key}, "new"},
+		{[]any{"EXPIRE", key, 500, "GT"}, int64(1)},
+		{[]any{"EXPIRE", key, 50, "GT"}, int64(0)},
+		{[]any{"EXPIRE", key, 60, "XX", "LT"}, int64(1)},
+		{[]any{"TTL", key}, int64(60)},
+		{[]any{"PERSIST", key}, int64(1)},
+		{[]any{"PERSIST", key}, int64(0)},
+		{[]any{"EXPIRE", key, 10, "GT"}, int64(0)},
+		{[]any{"EXPIRE", key, -1, "LT"}, int64(1)},
+		{[]any{"EXISTS", key}, int64(0)},
+		{[]any{"SET", key, "y", "XX", "GET"}, nil},
+		{[]any{"SET", key, "y", "NX", "GET"}, nil},
+		{[]any{"SET", key, "z", "PXAT", 1, "GET"}, "y"},
+		{[]any{"EXISTS", key}, int64(0)},
+	}
+	for _, s := range steps {
+		got, err := c.Do(ctx, s.args...).Result()
+		if err == redis.Nil {
+			got, err = nil, nil
+		}
+		if err != nil || got != s.want {
+			t.Fatalf("%v: %v (%T), %v; want %v", s.args, got, got, err, s.want)
 		}
 	}
 }

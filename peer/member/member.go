@@ -40,6 +40,23 @@ type Directory interface {
 // before answered.
 const ProtoAbsoluteExpiry = 3
 
+// ProtoConditions is the first peer protocol version whose members take
+// an expiry change with a condition (kv.Mutation.ExpireIf) and a GETSET
+// with a set's expiry and condition (SET ... GET). Such a write to an
+// older member fails with kv.ErrOwnerTooOld (it cannot be turned into one
+// the member takes): the caller falls back to reading first, as those
+// releases did.
+const ProtoConditions = 4
+
+// tooOld returns the error for a write that member name of d cannot take,
+// or nil.
+func tooOld(d Directory, name string, mu kv.Mutation) *kv.Error {
+	if !mu.NeedsConditions() || d.PeerProto(name) >= ProtoConditions {
+		return nil
+	}
+	return kv.Errorf(http.StatusNotImplemented, "member %s runs a release that cannot carry out this write: %w", name, kv.ErrOwnerTooOld)
+}
+
 // forPeer returns mu as member name of d can take it.
 func forPeer(d Directory, name string, mu kv.Mutation) kv.Mutation {
 	if mu.ExpireAt.IsZero() || d.PeerProto(name) >= ProtoAbsoluteExpiry {
@@ -193,6 +210,9 @@ func (m *Caller) Write(ctx context.Context, d Directory, name, key string, mu kv
 	} else {
 		inc(m.cfg.ForwardedPuts, 1)
 	}
+	if e := tooOld(d, name, mu); e != nil {
+		return kv.WriteResult{}, e
+	}
 	ctx, cancel := m.bound(ctx)
 	defer cancel()
 	res, err := m.cfg.Client.Write(ctx, addr, key, forPeer(d, name, mu))
@@ -330,6 +350,13 @@ func (m *Caller) StartMany(ctx context.Context, d Directory, name string, reqs [
 	c.addr, c.err = m.lookup(d, name)
 	if c.err != nil {
 		return c
+	}
+	for i := range reqs {
+		if reqs[i].Write {
+			if c.err = tooOld(d, name, reqs[i].Mutation); c.err != nil {
+				return c // the doors send such writes alone (Write), never in a batch
+			}
+		}
 	}
 	for i := range reqs {
 		if reqs[i].Write && !reqs[i].Mutation.ExpireAt.IsZero() && d.PeerProto(name) < ProtoAbsoluteExpiry {

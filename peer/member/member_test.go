@@ -21,7 +21,7 @@ import (
 // dir is a Directory over a map of member names to addresses.
 type dir map[string]string
 
-func (d dir) PeerProto(string) int { return ProtoAbsoluteExpiry }
+func (d dir) PeerProto(string) int { return membership.ProtocolVersion } // this release
 
 func (d dir) PeerAddr(name string) (string, bool) {
 	a, ok := d[name]
@@ -426,7 +426,42 @@ func TestAbsoluteExpiryForOlderMembers(t *testing.T) {
 // protocol version that takes absolute expiries, so they send them to each
 // other.
 func TestThisReleaseTakesAbsoluteExpiry(t *testing.T) {
-	if membership.ProtocolVersion < ProtoAbsoluteExpiry {
-		t.Fatalf("membership.ProtocolVersion %d is below ProtoAbsoluteExpiry %d", membership.ProtocolVersion, ProtoAbsoluteExpiry)
+	if membership.ProtocolVersion < ProtoAbsoluteExpiry || membership.ProtocolVersion < ProtoConditions {
+		t.Fatalf("membership.ProtocolVersion %d is below ProtoAbsoluteExpiry %d or ProtoConditions %d", membership.ProtocolVersion, ProtoAbsoluteExpiry, ProtoConditions)
+	}
+}
+
+// v3Dir is a directory whose members run the release before conditions.
+type v3Dir struct{ dir }
+
+func (v3Dir) PeerProto(string) int { return ProtoConditions - 1 }
+
+// TestConditionsNeedTheirRelease: a conditional expiry change and a
+// GETSET with a set's options are refused for a member of an earlier
+// release (ErrOwnerTooOld, never sent), and everything else passes.
+func TestConditionsNeedTheirRelease(t *testing.T) {
+	for _, c := range []struct {
+		mu   kv.Mutation
+		need bool
+	}{
+		{kv.Mutation{Expire: true, TTL: time.Second, ExpireIf: kv.ExpireGT}, true},
+		{kv.Mutation{Expire: true, ExpireIf: kv.ExpireXX}, true},
+		{kv.Mutation{Op: kv.OpGetSet, Value: []byte("v"), IfAbsent: true}, true},
+		{kv.Mutation{Op: kv.OpGetSet, Value: []byte("v"), TTL: time.Second}, true},
+		{kv.Mutation{Op: kv.OpGetSet, Value: []byte("v"), KeepTTL: true}, true},
+		{kv.Mutation{Op: kv.OpGetSet, Value: []byte("v")}, false}, // GETSET itself is older
+		{kv.Mutation{Expire: true, TTL: time.Second}, false},
+		{kv.Mutation{Value: []byte("v"), IfAbsent: true}, false},
+	} {
+		if got := c.mu.NeedsConditions(); got != c.need {
+			t.Errorf("%+v: NeedsConditions %v", c.mu, got)
+		}
+		e := tooOld(v3Dir{}, "n", c.mu)
+		if (e != nil) != c.need || (e != nil && !errors.Is(e, kv.ErrOwnerTooOld)) {
+			t.Errorf("%+v for an older member: %v", c.mu, e)
+		}
+		if e := tooOld(dir{}, "n", c.mu); e != nil {
+			t.Errorf("%+v for a current member: %v", c.mu, e)
+		}
 	}
 }
