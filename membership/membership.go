@@ -433,7 +433,7 @@ func (m *Membership) SetMeta(meta Meta) error {
 	m.lifeMu.Unlock()
 	switch {
 	case shut:
-		return errors.New("membership: SetMeta after Shutdown")
+		return fmt.Errorf("membership: SetMeta after Shutdown: %w", ErrShutdown)
 	case left:
 		return errors.New("membership: SetMeta after Leave")
 	}
@@ -444,11 +444,25 @@ func (m *Membership) SetMeta(meta Meta) error {
 	m.meta = meta
 	m.metaRaw = raw
 	m.mu.Unlock()
-	if err := m.list.UpdateNode(metaUpdateTimeout); err != nil {
-		return fmt.Errorf("membership: SetMeta: gossiping new meta: %w", err)
+	// Shutdown ends the wait: memberlist would wait out its timeout for a
+	// broadcast that can no longer leave. The call then returns on its own
+	// within metaUpdateTimeout (done is buffered).
+	done := make(chan error, 1)
+	go func() { done <- m.list.UpdateNode(metaUpdateTimeout) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("membership: SetMeta: gossiping new meta: %w", err)
+		}
+		return nil
+	case <-m.stop:
+		return fmt.Errorf("membership: SetMeta: shut down while gossiping new meta: %w", ErrShutdown)
 	}
-	return nil
 }
+
+// ErrShutdown is matched (errors.Is) by SetMeta's error once Shutdown has
+// begun: the new metadata is in effect locally, and nobody hears of it.
+var ErrShutdown = errors.New("membership is shut down")
 
 // Health returns memberlist's health score: 0 is healthy, higher values mean
 // this node is not keeping up with the protocol's soft real-time needs.

@@ -926,3 +926,31 @@ func TestAdvertiseAddrChoice(t *testing.T) {
 		t.Errorf("error %q repeats its prefix", err)
 	}
 }
+
+// TestShutdownEndsSetMeta: a SetMeta waiting for its broadcast to go out
+// (its only other member crashed, not yet declared dead) returns as soon as
+// Shutdown begins, with ErrShutdown, instead of waiting out memberlist's
+// timeout: a node that stops while it updates its metadata stops at once.
+func TestShutdownEndsSetMeta(t *testing.T) {
+	t.Parallel()
+	ms := cluster(t, "s", 2, nil)
+	if err := ms[1].Shutdown(); err != nil { // a crash: no Leave
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- ms[0].SetMeta(Meta{HTTPAddr: "127.0.0.1:1", State: StateActive}) }()
+	time.Sleep(100 * time.Millisecond) // SetMeta is waiting for the broadcast
+	start := time.Now()
+	if err := ms[0].Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err != nil && !errors.Is(err, ErrShutdown) {
+			t.Fatalf("SetMeta: %v, want nil or ErrShutdown", err)
+		}
+		t.Logf("SetMeta returned %v after Shutdown began: %v", time.Since(start), err)
+	case <-time.After(metaUpdateTimeout - time.Second):
+		t.Fatalf("SetMeta still waiting %v after Shutdown", metaUpdateTimeout-time.Second)
+	}
+}

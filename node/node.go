@@ -409,7 +409,10 @@ func (n *Node) setMeta(f func(*membership.Meta)) {
 	n.self.mu.Lock()
 	f(&n.self.meta)
 	meta := n.self.meta
-	if err := n.ml.SetMeta(meta); err != nil {
+	switch err := n.ml.SetMeta(meta); {
+	case errors.Is(err, membership.ErrShutdown):
+		n.log.Debug("gossip metadata not sent: membership shut down", "err", err)
+	case err != nil:
 		n.log.Warn("gossip metadata update failed", "err", err)
 	}
 	n.self.mu.Unlock()
