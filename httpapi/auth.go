@@ -26,6 +26,7 @@ import (
 //	/v1/warm                  POST                    write
 //	/v1/mget                  POST                    read
 //	/v1/mset                  POST                    write
+//	/v1/scan                  GET, HEAD               read
 //	/metrics                  GET                     read (none with PublicMetrics)
 //	/livez, /readyz           GET                     none (probes)
 

@@ -38,6 +38,7 @@ func FuzzHTTPKeys(f *testing.F) {
 		{"POST", "/v1/mset", "", "", "app", []byte(`{"items": [{"key": "a", "value": "eA==", "keepttl": true}]}{`)},
 		{"POST", "/v1/keys/k/expire", "ttl=5s", "", "app", nil},
 		{"POST", "/v1/keys/a/b/getdel", "", "", "app", nil},
+		{"GET", "/v1/scan", "cursor=18014398509481984&count=3&match=[a-", "", "ro", nil},
 	} {
 		f.Add(s.method, s.path, s.query, s.ctype, s.auth, s.body)
 	}

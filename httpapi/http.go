@@ -53,13 +53,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/warm", s.instrument("warm", s.allow(write, false, s.handleWarm)))
 	mux.HandleFunc("/v1/mget", s.instrument("mget", s.allow(read, false, s.handleMget)))
 	mux.HandleFunc("/v1/mset", s.instrument("mset", s.allow(write, false, s.handleMset)))
+	mux.HandleFunc("/v1/scan", s.instrument("scan", s.allow(read, false, s.handleScan)))
 	mux.HandleFunc("/{$}", s.instrument("dashboard", s.allow(read, false, s.handleDashboard)))
 	mux.HandleFunc("/ui/", s.instrument("dashboard", s.allow(read, false, s.handleDashboardAsset)))
 	mux.HandleFunc("/livez", s.handleLivez)
 	mux.HandleFunc("/readyz", s.handleReadyz)
 	mux.Handle("/metrics", s.allow(metricsRole, false, promh.ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, kv.Errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/mget, /v1/mset, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
+		writeError(w, kv.Errorf(http.StatusNotFound, "no route for %s %s; see /v1/keys/{key}, /v1/mget, /v1/mset, /v1/scan, /v1/cluster, /livez, /readyz, /metrics", r.Method, r.URL.Path))
 	})
 	keys := s.instrument("key", s.allow(write, false, s.handleKey))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/peercache/peercache/auth"
+	"github.com/peercache/peercache/internal/glob"
 	"github.com/peercache/peercache/node"
 )
 
@@ -453,7 +454,7 @@ func cmdConfig(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		for _, a := range args[2:] {
 			pat := strings.ToLower(string(a))
 			for _, kv := range configValues {
-				if globMatch([]byte(pat), []byte(kv[0])) && !seen[kv[0]] {
+				if glob.Match([]byte(pat), []byte(kv[0])) && !seen[kv[0]] {
 					seen[kv[0]] = true
 					v := kv[1]
 					switch kv[0] {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/peercache/peercache/internal/glob"
 	"github.com/peercache/peercache/node"
 	"github.com/peercache/peercache/ring"
 )
@@ -462,7 +463,7 @@ func cmdScan(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	}
 	out := keys[:0]
 	for _, k := range keys {
-		if typeOK && (pattern == nil || globMatch(pattern, []byte(k))) {
+		if typeOK && (pattern == nil || glob.Match(pattern, []byte(k))) {
 			out = append(out, k)
 		}
 	}
@@ -489,7 +490,7 @@ func cmdKeys(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 			return
 		}
 		for _, k := range keys {
-			if _, dup := seen[k]; !dup && (len(args) == 1 || globMatch(args[1], []byte(k))) {
+			if _, dup := seen[k]; !dup && (len(args) == 1 || glob.Match(args[1], []byte(k))) {
 				seen[k] = struct{}{}
 				out = append(out, k)
 			}

@@ -1,6 +1,8 @@
-package resp
+// Package glob owns Redis' glob patterns (KEYS, SCAN MATCH, CONFIG GET):
+// matching a key against one, as stringmatchlen does, in linear time.
+package glob
 
-// globMatch reports whether s matches the glob pattern p as Redis' KEYS,
+// Match reports whether s matches the glob pattern p as Redis' KEYS,
 // SCAN MATCH and friends read it (stringmatchlen): '*' any run of bytes,
 // '?' one byte, "[abc]", "[^abc]" and "[a-z]" a byte of (or not of) a set,
 // and '\' taking the next byte literally. A '[' without its ']' takes the
@@ -8,7 +10,7 @@ package resp
 // to the latest '*' (a '*' that matched once never needs to match again
 // differently), so it is linear in len(s) per star: no pattern can make it
 // exponential.
-func globMatch(p, s []byte) bool {
+func Match(p, s []byte) bool {
 	pi, si := 0, 0
 	starP, starS := -1, 0 // the latest '*' in p, and where s stood after it
 	for si < len(s) {

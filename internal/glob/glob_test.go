@@ -1,9 +1,9 @@
-package resp
+package glob
 
 import "testing"
 
 // refMatch is Redis' stringmatchlen transcribed as it is (recursive on
-// '*'), the reference globMatch must agree with.
+// '*'), the reference Match must agree with.
 func refMatch(p, s []byte) bool {
 	for len(p) > 0 && len(s) > 0 {
 		switch p[0] {
@@ -96,8 +96,8 @@ func TestGlobMatch(t *testing.T) {
 		{`h\*llo`, "h*llo", true}, {`h\*llo`, "hello", false}, {"user:*:name", "user:42:name", true},
 		{"*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false}, {"", "", true}, {"", "a", false},
 	} {
-		if got := globMatch([]byte(c.p), []byte(c.s)); got != c.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", c.p, c.s, got, c.want)
+		if got := Match([]byte(c.p), []byte(c.s)); got != c.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", c.p, c.s, got, c.want)
 		}
 		if len(c.s) > 0 && len(c.s) < 30 { // Redis never matches an empty key (peercache has none)
 			if got := refMatch([]byte(c.p), []byte(c.s)); got != c.want {
@@ -107,17 +107,17 @@ func TestGlobMatch(t *testing.T) {
 	}
 }
 
-// FuzzGlobMatch: no pattern panics globMatch, and on short inputs it
+// FuzzGlobMatch: no pattern panics Match, and on short inputs it
 // agrees with the transcription of Redis' matcher.
 func FuzzGlobMatch(f *testing.F) {
 	for _, s := range [][2]string{{"a*b?c", "axxbyc"}, {"[a-c]*", "b"}, {"[^x]", "y"}, {`\[`, "["}, {"[", "a"}, {"*[", "x["}, {"a[\\", "a\\"}} {
 		f.Add([]byte(s[0]), []byte(s[1]))
 	}
 	f.Fuzz(func(t *testing.T, p, s []byte) {
-		got := globMatch(p, s)
+		got := Match(p, s)
 		if len(p) <= 12 && len(s) > 0 && len(s) <= 12 { // keys are never empty
 			if want := refMatch(p, s); got != want {
-				t.Fatalf("globMatch(%q, %q) = %v, Redis' algorithm says %v", p, s, got, want)
+				t.Fatalf("Match(%q, %q) = %v, Redis' algorithm says %v", p, s, got, want)
 			}
 		}
 	})
