@@ -69,8 +69,9 @@ type batchResult struct {
 }
 
 // decodeBatch reads a batch body into v: one JSON object, no unknown
-// field, nothing after it, at most maxBatchBody bytes.
-func decodeBatch(w http.ResponseWriter, r *http.Request, v any, shape string) *node.Error {
+// field, nothing after it, at most maxBatchBody bytes, and, by items, at
+// most maxBatchItems keys.
+func decodeBatch(w http.ResponseWriter, r *http.Request, v any, shape string, items func() int) *node.Error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBatchBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -85,6 +86,8 @@ func decodeBatch(w http.ResponseWriter, r *http.Request, v any, shape string) *n
 		return kv.Errorf(http.StatusRequestEntityTooLarge, "the body exceeds %d bytes; send the keys in parts", maxBatchBody)
 	case err != nil:
 		return kv.Errorf(http.StatusBadRequest, "body: want JSON %s: %v", shape, err)
+	case items() > maxBatchItems:
+		return kv.Errorf(http.StatusRequestEntityTooLarge, "%d keys in one batch; the limit is %d", items(), maxBatchItems)
 	}
 	return nil
 }
@@ -107,10 +110,6 @@ func (s *Server) batchRequest(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func tooManyItems(n int) *node.Error {
-	return kv.Errorf(http.StatusRequestEntityTooLarge, "%d keys in one batch; the limit is %d", n, maxBatchItems)
-}
-
 // handleMget answers POST /v1/mget {"keys": [...]}: {"items": [...]}, one
 // result per key in the order asked.
 func (s *Server) handleMget(w http.ResponseWriter, r *http.Request) {
@@ -118,12 +117,8 @@ func (s *Server) handleMget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req mgetRequest
-	if e := decodeBatch(w, r, &req, `{"keys": ["k1", "k2", ...]}`); e != nil {
+	if e := decodeBatch(w, r, &req, `{"keys": ["k1", "k2", ...]}`, func() int { return len(req.Keys) }); e != nil {
 		writeError(w, e)
-		return
-	}
-	if len(req.Keys) > maxBatchItems {
-		writeError(w, tooManyItems(len(req.Keys)))
 		return
 	}
 	ops := make([]node.Op, len(req.Keys))
@@ -164,12 +159,8 @@ func (s *Server) handleMset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req msetRequest
-	if e := decodeBatch(w, r, &req, `{"items": [{"key": "k", "value": "<base64>", "ttl": "30s"}, {"key": "k2", "delete": true}, ...]}`); e != nil {
+	if e := decodeBatch(w, r, &req, `{"items": [{"key": "k", "value": "<base64>", "ttl": "30s"}, {"key": "k2", "delete": true}, ...]}`, func() int { return len(req.Items) }); e != nil {
 		writeError(w, e)
-		return
-	}
-	if len(req.Items) > maxBatchItems {
-		writeError(w, tooManyItems(len(req.Items)))
 		return
 	}
 	ops := make([]node.Op, len(req.Items))

@@ -896,7 +896,7 @@ func cmdExpire(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		res, err := s.b.Write(ctx, key, m)
 		switch {
 		case errors.Is(err, node.ErrOwnerTooOld):
-			s.expireReadingFirst(c, key, ttl, m)
+			s.expireReadingFirst(c, key, m, now.Add(ttl).UnixMilli())
 		case err != nil:
 			s.writeNodeErr(c, err)
 		default:
@@ -904,26 +904,28 @@ func cmdExpire(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 		}
 		return
 	}
-	if ttl < time.Millisecond {
-		// A time to live of zero or less deletes the key, as in Redis.
-		res, err := s.b.Write(ctx, key, node.Mutation{Delete: true})
-		if err != nil {
-			s.writeNodeErr(c, err)
-			return
-		}
-		c.WriteInt(boolInt(res.Existed))
-		return
-	}
 	m := node.Mutation{Expire: true, TTL: ttl}
-	if abs {
+	switch {
+	case ttl < time.Millisecond:
+		m = node.Mutation{Delete: true} // a time to live of zero or less deletes the key, as in Redis
+	case abs:
 		m = node.Mutation{Expire: true, ExpireAt: instant(v, unit)}
 	}
-	res, err := s.b.Write(ctx, key, m)
-	if err != nil {
+	s.writeExpiryChange(c, key, m)
+}
+
+// writeExpiryChange carries out m, an expiry change or a delete, and
+// answers EXPIRE's 1 (the key existed and was changed) or 0.
+func (s *Server) writeExpiryChange(c redcon.Conn, key string, m node.Mutation) {
+	res, err := s.b.Write(s.cmdCtx(), key, m)
+	switch {
+	case err != nil:
 		s.writeNodeErr(c, err)
-		return
+	case m.Delete:
+		c.WriteInt(boolInt(res.Existed))
+	default:
+		c.WriteInt(boolInt(res.Applied))
 	}
-	c.WriteInt(boolInt(res.Applied))
 }
 
 // expireCond is the set of conditions EXPIRE's options ask for.
@@ -940,14 +942,13 @@ func expireCond(nx, xx, gt, lt bool) node.ExpireCond {
 	return c
 }
 
-// expireReadingFirst is a conditional EXPIRE for a key whose owner runs a
-// release before conditions were one step there: the expiry is read
-// first, then changed (two steps, as that release answered them). ttl is
-// the new time to live (below 1 ms: the key is deleted), m the change with
-// its conditions.
-func (s *Server) expireReadingFirst(c redcon.Conn, key string, ttl time.Duration, m node.Mutation) {
-	ctx := s.cmdCtx()
-	it, err := s.b.Get(ctx, key)
+// expireReadingFirst is a conditional EXPIRE or PERSIST for a key whose
+// owner runs a release before conditions were one step there: the expiry
+// is read first, then changed (two steps, as that release answered them).
+// m is the change with its conditions, next the new expiry in Unix ms (0:
+// none); one already past deletes the key.
+func (s *Server) expireReadingFirst(c redcon.Conn, key string, m node.Mutation, next int64) {
+	it, err := s.b.Get(s.cmdCtx(), key)
 	switch {
 	case errors.Is(err, node.ErrNotFound):
 		c.WriteInt(0)
@@ -956,31 +957,19 @@ func (s *Server) expireReadingFirst(c redcon.Conn, key string, ttl time.Duration
 		s.writeNodeErr(c, err)
 		return
 	}
-	now := time.Now()
 	cur := int64(0)
 	if !it.ExpireAt.IsZero() {
 		cur = it.ExpireAt.UnixMilli()
 	}
-	if !m.ExpireIf.Holds(cur, now.Add(ttl).UnixMilli()) {
+	if !m.ExpireIf.Holds(cur, next) {
 		c.WriteInt(0)
 		return
 	}
-	if ttl < time.Millisecond {
-		res, err := s.b.Write(ctx, key, node.Mutation{Delete: true})
-		if err != nil {
-			s.writeNodeErr(c, err)
-			return
-		}
-		c.WriteInt(boolInt(res.Existed))
-		return
-	}
 	m.ExpireIf = 0
-	res, err := s.b.Write(ctx, key, m)
-	if err != nil {
-		s.writeNodeErr(c, err)
-		return
+	if next != 0 && next <= time.Now().UnixMilli() {
+		m = node.Mutation{Delete: true}
 	}
-	c.WriteInt(boolInt(res.Applied))
+	s.writeExpiryChange(c, key, m)
 }
 
 func cmdTTL(s *Server, c redcon.Conn, cl *client, args [][]byte) {
@@ -1015,36 +1004,12 @@ func cmdPersist(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 	res, err := s.b.Write(s.cmdCtx(), key, node.Mutation{Expire: true, ExpireIf: node.ExpireXX})
 	switch {
 	case errors.Is(err, node.ErrOwnerTooOld):
-		s.persistReadingFirst(c, key)
+		s.expireReadingFirst(c, key, node.Mutation{Expire: true, ExpireIf: node.ExpireXX}, 0)
 	case err != nil:
 		s.writeNodeErr(c, err)
 	default:
 		c.WriteInt(boolInt(res.Applied))
 	}
-}
-
-// persistReadingFirst is PERSIST for a key whose owner runs a release
-// before conditions were one step there: read, then write.
-func (s *Server) persistReadingFirst(c redcon.Conn, key string) {
-	ctx := s.cmdCtx()
-	it, err := s.b.Get(ctx, key)
-	switch {
-	case errors.Is(err, node.ErrNotFound):
-		c.WriteInt(0)
-		return
-	case err != nil:
-		s.writeNodeErr(c, err)
-		return
-	case it.ExpireAt.IsZero():
-		c.WriteInt(0)
-		return
-	}
-	res, err := s.b.Write(ctx, key, node.Mutation{Expire: true, TTL: 0})
-	if err != nil {
-		s.writeNodeErr(c, err)
-		return
-	}
-	c.WriteInt(boolInt(res.Applied))
 }
 
 func boolInt(b bool) int {
