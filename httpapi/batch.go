@@ -34,15 +34,17 @@ type mgetRequest struct {
 }
 
 // msetItem is one write of POST /v1/mset: a set of Value (base64), with
-// TTL (a Go duration or whole seconds), If ("absent" or "present") and
-// KeepTTL as the single-key PUT's query takes them, or a delete.
+// TTL (a Go duration or whole seconds) or ExpireAt (an instant), If
+// ("absent" or "present") and KeepTTL as the single-key PUT's query takes
+// them, or a delete.
 type msetItem struct {
-	Key     string `json:"key"`
-	Value   []byte `json:"value"`
-	TTL     string `json:"ttl"`
-	If      string `json:"if"`
-	KeepTTL bool   `json:"keepttl"`
-	Delete  bool   `json:"delete"`
+	Key      string `json:"key"`
+	Value    []byte `json:"value"`
+	TTL      string `json:"ttl"`
+	ExpireAt string `json:"expire_at"`
+	If       string `json:"if"`
+	KeepTTL  bool   `json:"keepttl"`
+	Delete   bool   `json:"delete"`
 }
 
 // msetRequest is POST /v1/mset's body.
@@ -196,8 +198,8 @@ func (s *Server) handleMset(w http.ResponseWriter, r *http.Request) {
 // their query.
 func (it msetItem) mutation() (node.Mutation, *node.Error) {
 	if it.Delete {
-		if it.Value != nil || it.TTL != "" || it.KeepTTL {
-			return node.Mutation{}, kv.Errorf(http.StatusBadRequest, "a delete takes no value, ttl or keepttl")
+		if it.Value != nil || it.TTL != "" || it.ExpireAt != "" || it.KeepTTL {
+			return node.Mutation{}, kv.Errorf(http.StatusBadRequest, "a delete takes no value, ttl, expire_at or keepttl")
 		}
 	}
 	q := map[string][]string{}
@@ -206,6 +208,9 @@ func (it msetItem) mutation() (node.Mutation, *node.Error) {
 	}
 	if it.TTL != "" {
 		q["ttl"] = []string{it.TTL}
+	}
+	if it.ExpireAt != "" {
+		q["expire_at"] = []string{it.ExpireAt}
 	}
 	if it.KeepTTL {
 		q["keepttl"] = []string{"1"}

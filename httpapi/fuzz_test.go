@@ -37,6 +37,8 @@ func FuzzHTTPKeys(f *testing.F) {
 		{"POST", "/v1/mset", "", "application/json", "app", []byte(`{"items": [{"key": "a", "value": "eA==", "ttl": "1s"}, {"key": "a", "delete": true, "if": "present"}]}`)},
 		{"POST", "/v1/mset", "", "", "app", []byte(`{"items": [{"key": "a", "value": "eA==", "keepttl": true}]}{`)},
 		{"POST", "/v1/keys/k/expire", "ttl=5s", "", "app", nil},
+		{"PUT", "/v1/keys/k", "expire_at=2100-01-01T00:00:00.123Z", "", "app", []byte("v")},
+		{"POST", "/v1/keys/k/expire", "expire_at=4102444800123&ttl=1s", "", "app", nil},
 		{"POST", "/v1/keys/a/b/getdel", "", "", "app", nil},
 		{"GET", "/v1/scan", "cursor=18014398509481984&count=3&match=[a-", "", "ro", nil},
 	} {

@@ -196,13 +196,13 @@ func boolHeader(b bool) string {
 }
 
 // parseMutation reads the query of a PUT or DELETE: ttl (a Go duration
-// such as 30s or 1500ms, or whole seconds), if=absent|present and
-// keepttl=1. Any other parameter is refused.
+// such as 30s or 1500ms, or whole seconds) or expire_at (an instant),
+// if=absent|present and keepttl=1. Any other parameter is refused.
 func parseMutation(q url.Values, del bool) (node.Mutation, *node.Error) {
 	m := node.Mutation{Delete: del}
 	allowed := map[string]bool{"if": true}
 	if !del {
-		allowed["ttl"], allowed["keepttl"] = true, true
+		allowed["ttl"], allowed["keepttl"], allowed["expire_at"] = true, true, true
 	}
 	for k, vs := range q {
 		if !allowed[k] {
@@ -235,10 +235,43 @@ func parseMutation(q url.Values, del bool) (node.Mutation, *node.Error) {
 		}
 		m.TTL = d
 	}
-	if m.KeepTTL && m.TTL > 0 {
-		return m, kv.Errorf(http.StatusBadRequest, "ttl and keepttl exclude each other")
+	if q.Has("expire_at") {
+		at, e := parseInstant(q.Get("expire_at"))
+		if e != nil {
+			return m, e
+		}
+		m.ExpireAt = at
+	}
+	if n := boolCount(m.KeepTTL, m.TTL > 0, !m.ExpireAt.IsZero()); n > 1 {
+		return m, kv.Errorf(http.StatusBadRequest, "ttl, expire_at and keepttl exclude each other")
 	}
 	return m, nil
+}
+
+func boolCount(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// parseInstant reads an absolute expiry: Unix milliseconds (as Redis'
+// PXAT) or an RFC 3339 time, after 1970 and within 100 years. One already
+// past is accepted: the key ends absent, as in Redis.
+func parseInstant(s string) (time.Time, *node.Error) {
+	var at time.Time
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		at = time.UnixMilli(ms)
+	} else if at, err = time.Parse(time.RFC3339Nano, s); err != nil {
+		return at, kv.Errorf(http.StatusBadRequest, "expire_at %q: want Unix milliseconds or an RFC 3339 time such as 2030-01-02T15:04:05Z", truncate(s, 64))
+	}
+	if at.UnixMilli() <= 0 || time.Until(at) > maxTTL {
+		return at, kv.Errorf(http.StatusBadRequest, "expire_at %q out of range: want an instant after 1970 and within 100 years", truncate(s, 64))
+	}
+	return at.Truncate(time.Millisecond), nil
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -363,6 +396,9 @@ func (s *Server) handleKeyOp(w http.ResponseWriter, r *http.Request, path string
 	}
 	key, op, q := path[:i], path[i+1:], r.URL.Query()
 	param := map[string]string{"incr": "by", "incrbyfloat": "by", "expire": "ttl"}[op]
+	if op == "expire" && q.Has("expire_at") {
+		param = "expire_at"
+	}
 	arg, given := q.Get(param), param != "" && q.Has(param)
 	if given {
 		q.Del(param)
@@ -389,15 +425,20 @@ func (s *Server) handleKeyOp(w http.ResponseWriter, r *http.Request, path string
 		m = node.Mutation{Op: node.OpAppend, Value: v}
 	case "expire":
 		if !given {
-			writeError(w, kv.Errorf(http.StatusBadRequest, "expire needs ?ttl= (a Go duration such as 30s, or whole seconds)"))
+			writeError(w, kv.Errorf(http.StatusBadRequest, "expire needs ?ttl= (a Go duration such as 30s, or whole seconds) or ?expire_at= (an instant)"))
 			return
 		}
-		d, e := parseTTLValue(arg)
+		m = node.Mutation{Expire: true}
+		var e *node.Error
+		if param == "expire_at" {
+			m.ExpireAt, e = parseInstant(arg)
+		} else {
+			m.TTL, e = parseTTLValue(arg)
+		}
 		if e != nil {
 			writeError(w, e)
 			return
 		}
-		m = node.Mutation{Expire: true, TTL: d}
 	case "persist":
 		m = node.Mutation{Expire: true}
 	case "getdel":

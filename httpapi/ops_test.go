@@ -1,11 +1,14 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/peercache/peercache/node"
 )
 
 // TestKeyOps: POST /v1/keys/{key}/incr, /incrbyfloat and /append, through
@@ -103,6 +106,56 @@ func TestKeyExpiryAndGetdel(t *testing.T) {
 	} {
 		if r := do(t, http.MethodPost, c.url, nil); r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), c.msg) {
 			t.Errorf("POST %s = %s, want 400 with %q", c.url, r, c.msg)
+		}
+	}
+}
+
+// TestAbsoluteExpiryOverHTTP: ?expire_at= (Unix ms or RFC 3339) on PUT, on
+// POST .../expire and in /v1/mset items is stored on the key's owner as
+// given, to the millisecond, written through either node; an instant
+// already past leaves the key absent; malformed or conflicting ones are
+// refused.
+func TestAbsoluteExpiryOverHTTP(t *testing.T) {
+	nodes := startCluster(t, 2)
+	ctx := context.Background()
+	const at = int64(4102444800123) // 2100-01-01, and 123 ms
+	exact := func(key string, want int64) {
+		t.Helper()
+		for _, n := range nodes {
+			if it, err := n.Get(ctx, key); err == nil && it.Source == node.SourceShard {
+				if got := it.ExpireAt.UnixMilli(); got != want {
+					t.Fatalf("%s: the owner holds expiry %d, want %d", key, got, want)
+				}
+				return
+			}
+		}
+		t.Fatalf("%s: no owner read", key)
+	}
+	for i := range 4 {
+		via := nodes[i%2]
+		key := fmt.Sprintf("abs/%d", i)
+		if r := via.put(t, key, "v", "expire_at="+strconv.FormatInt(at, 10)); r.Status != http.StatusNoContent {
+			t.Fatalf("PUT expire_at: %s", r)
+		}
+		exact(key, at)
+		if r := do(t, http.MethodPost, via.keyURL(key)+"/expire?expire_at=2100-01-01T00:00:05.5Z", nil); r.Status != http.StatusNoContent {
+			t.Fatalf("expire?expire_at=: %s", r)
+		}
+		exact(key, 4102444805500)
+		if r, _ := batchPost(t, via.base, "/v1/mset", item{"items": []item{{"key": key, "value": []byte("w"), "expire_at": strconv.FormatInt(at+7, 10)}}}); r.Status != http.StatusOK {
+			t.Fatalf("mset expire_at: %s", r)
+		}
+		exact(key, at+7)
+		if r := via.put(t, key, "v", "expire_at=1000"); r.Status != http.StatusNoContent {
+			t.Fatalf("PUT with a past expire_at: %s", r)
+		}
+		if r := nodes[1-i%2].get(t, key); r.Status != http.StatusNotFound {
+			t.Fatalf("after a past expire_at: %s", r)
+		}
+	}
+	for _, q := range []string{"expire_at=soon", "expire_at=0", "expire_at=-5", "expire_at=99999999999999999", "expire_at=4102444800123&ttl=5s", "expire_at=4102444800123&keepttl=1"} {
+		if r := nodes[0].put(t, "bad", "v", q); r.Status != http.StatusBadRequest {
+			t.Errorf("PUT ?%s = %s, want 400", q, r)
 		}
 	}
 }
