@@ -105,7 +105,7 @@ func (s *Server) batchRequest(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if s.n.HasLeft() {
-		writeError(w, kv.Retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node"))
+		writeError(w, leftError())
 		return false
 	}
 	s.n.CountRequest()
@@ -146,8 +146,8 @@ func (s *Server) handleMget(w http.ResponseWriter, r *http.Request) {
 		if out[i].Value == nil {
 			out[i].Value = []byte{} // an empty value is "", not absent
 		}
-		if ttl, ok := it.TTL(); ok {
-			out[i].TTLMs = max(ttl.Milliseconds(), 1)
+		if ms, ok := ttlMs(it); ok {
+			out[i].TTLMs = ms
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string][]batchResult{"items": out})

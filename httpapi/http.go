@@ -150,16 +150,24 @@ func writeItem(w http.ResponseWriter, it node.Item) {
 	h.Set(HeaderOwner, it.Owner)
 	h.Set(HeaderSource, string(it.Source))
 	h.Set(HeaderVersion, strconv.FormatUint(it.Version, 10))
-	if ttl, ok := it.TTL(); ok {
-		ms := ttl.Milliseconds()
-		if ms < 1 {
-			ms = 1
-		}
+	if ms, ok := ttlMs(it); ok {
 		h.Set(HeaderTTLMs, strconv.FormatInt(ms, 10))
 	}
 	h.Set("Content-Length", strconv.Itoa(len(it.Value)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(it.Value)
+}
+
+// ttlMs is the item's remaining lifetime in ms, at least 1 (ok false: no
+// expiry), as X-Peercache-Ttl-Ms and a batch's ttl_ms report it.
+func ttlMs(it node.Item) (int64, bool) {
+	ttl, ok := it.TTL()
+	return max(ttl.Milliseconds(), 1), ok
+}
+
+// leftError is the answer of a key route on a node that has left.
+func leftError() *node.Error {
+	return kv.Retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node")
 }
 
 // writeWriteResult answers a PUT or DELETE: 204 when it was carried out
@@ -333,7 +341,7 @@ func (s *Server) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *nod
 
 func (s *Server) handleKey(w http.ResponseWriter, r *http.Request) {
 	if s.n.HasLeft() {
-		writeError(w, kv.Retryable(http.StatusServiceUnavailable, "this node has left the cluster; retry on another node"))
+		writeError(w, leftError())
 		return
 	}
 	key := r.PathValue("key")
@@ -395,9 +403,14 @@ func (s *Server) handleKeyOp(w http.ResponseWriter, r *http.Request, path string
 		return
 	}
 	key, op, q := path[:i], path[i+1:], r.URL.Query()
-	param := map[string]string{"incr": "by", "incrbyfloat": "by", "expire": "ttl"}[op]
-	if op == "expire" && q.Has("expire_at") {
+	param := "" // the operation's own query parameter
+	switch {
+	case op == "incr" || op == "incrbyfloat":
+		param = "by"
+	case op == "expire" && q.Has("expire_at"):
 		param = "expire_at"
+	case op == "expire":
+		param = "ttl"
 	}
 	arg, given := q.Get(param), param != "" && q.Has(param)
 	if given {

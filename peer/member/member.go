@@ -205,13 +205,13 @@ func (m *Caller) Write(ctx context.Context, d Directory, name, key string, mu kv
 	if e != nil {
 		return kv.WriteResult{}, e
 	}
+	if e := tooOld(d, name, mu); e != nil {
+		return kv.WriteResult{}, e // not sent: not counted as forwarded
+	}
 	if mu.Delete {
 		inc(m.cfg.ForwardedDeletes, 1)
 	} else {
 		inc(m.cfg.ForwardedPuts, 1)
-	}
-	if e := tooOld(d, name, mu); e != nil {
-		return kv.WriteResult{}, e
 	}
 	ctx, cancel := m.bound(ctx)
 	defer cancel()
@@ -351,20 +351,22 @@ func (m *Caller) StartMany(ctx context.Context, d Directory, name string, reqs [
 	if c.err != nil {
 		return c
 	}
+	convert := -1 // the first write the member needs in an older form
 	for i := range reqs {
-		if reqs[i].Write {
-			if c.err = tooOld(d, name, reqs[i].Mutation); c.err != nil {
-				return c // the doors send such writes alone (Write), never in a batch
-			}
+		if !reqs[i].Write {
+			continue
+		}
+		if c.err = tooOld(d, name, reqs[i].Mutation); c.err != nil {
+			return c // the doors send such writes alone (Write), never in a batch
+		}
+		if convert < 0 && !reqs[i].Mutation.ExpireAt.IsZero() && d.PeerProto(name) < ProtoAbsoluteExpiry {
+			convert = i
 		}
 	}
-	for i := range reqs {
-		if reqs[i].Write && !reqs[i].Mutation.ExpireAt.IsZero() && d.PeerProto(name) < ProtoAbsoluteExpiry {
-			reqs = slices.Clone(reqs) // the caller's stay as they are
-			for j := i; j < len(reqs); j++ {
-				reqs[j].Mutation = forPeer(d, name, reqs[j].Mutation)
-			}
-			break
+	if convert >= 0 {
+		reqs = slices.Clone(reqs) // the caller's stay as they are
+		for j := convert; j < len(reqs); j++ {
+			reqs[j].Mutation = forPeer(d, name, reqs[j].Mutation)
 		}
 	}
 	var pctx context.Context
