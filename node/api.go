@@ -183,3 +183,36 @@ func (n *Node) awaitNewOwner(ctx context.Context, v *view, failed, key string) (
 func (n *Node) waitView(ctx context.Context, d time.Duration, done func(*view) bool) (*view, bool) {
 	return n.views.cur.Wait(ctx, d, done)
 }
+
+// AnswersAtOnce reports whether this node carries out a read of key (write:
+// a write of it) without waiting on another process: it owns key in its
+// current view, its shard keeps its records in this process, no previous
+// owner of the key is still to be asked or copied to, and a read
+// has no loader to call, a write no replica to copy to and no near copy on
+// another member to wait for. A door that serves many clients from one
+// thread (the RESP event loop) runs such commands in place and hands the
+// others to a goroutine. It is a prediction, not a promise: a member may
+// fetch the key right after it answered, and the write then waits for that
+// copy's invalidation (Tier.InvalidationWait at most).
+func (n *Node) AnswersAtOnce(key string, write bool) bool {
+	if !n.shard.inProcess || n.shard.lost.Load() {
+		return false
+	}
+	v := n.views.cur.Load()
+	if v.Ring.Owner(key) != n.cfg.Name {
+		return false
+	}
+	if n.handoffActive(v) {
+		// A previous owner still a member may hold the key (a read asks
+		// it, a write copies to it).
+		for _, p := range v.PreviousOwners(key, n.cfg.Name) {
+			if _, ok := v.Members[p]; ok {
+				return false
+			}
+		}
+	}
+	if !write {
+		return n.cfg.Loader.Getter == nil
+	}
+	return n.cfg.Replication.Factor <= 1 && (n.cfg.Tier.InvalidationWait <= 0 || !n.reads.near.Copied(key))
+}

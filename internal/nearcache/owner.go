@@ -48,6 +48,11 @@ type Owner interface {
 	// InvalidateKeys is Invalidate with wait for several keys, waiting
 	// Config.Wait at most in all.
 	InvalidateKeys(ctx context.Context, keys []string)
+	// Copied reports whether some member fetched key recently and may
+	// hold a copy (a write of it then waits for their acknowledgement, up
+	// to Config.Wait). A member's read may start right after it answers
+	// false.
+	Copied(key string) bool
 	// Received counts invalidations this node received from owners.
 	Received(n int)
 	// Stats returns the counters.
@@ -151,6 +156,8 @@ func (o *owner) wait(ctx context.Context, done []chan struct{}) {
 	}
 }
 
+func (o *owner) Copied(key string) bool { return o.tr.tracked(key) }
+
 func (o *owner) Received(n int) { o.iv.received.Add(uint64(n)) }
 
 func (o *owner) Stats() Stats {
@@ -171,6 +178,7 @@ type off struct{}
 func (off) Track(string, string) time.Duration       { return 0 }
 func (off) Invalidate(context.Context, string, bool) {}
 func (off) InvalidateKeys(context.Context, []string) {}
+func (off) Copied(string) bool                       { return false }
 func (off) Received(int)                             {}
 func (off) Stats() Stats                             { return Stats{} }
 func (off) Stop()                                    {}

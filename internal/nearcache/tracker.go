@@ -124,6 +124,16 @@ func (tr *tracker) track(key, from string) bool {
 	return true
 }
 
+// tracked reports whether some member fetched key recently.
+func (tr *tracker) tracked(key string) bool {
+	s := tr.stripe(key)
+	s.mu.Lock()
+	_, inA := s.cur[key]
+	_, inB := s.prev[key]
+	s.mu.Unlock()
+	return inA || inB
+}
+
 // take removes and returns the nodes that fetched key recently.
 func (tr *tracker) take(key string) []uint16 {
 	s := tr.stripe(key)
