@@ -26,9 +26,12 @@ fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-## unit: the Go test suite with the race detector
+## unit: the Go test suite with the race detector; the RESP suite runs a
+## second time with its connections served by an event loop
+## (--resp-event-loops, resp/eventloop.go)
 unit:
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	PEERCACHE_TEST_RESP_EVENT_LOOPS=1 $(GO) test $(TESTFLAGS) ./resp/
 
 ## test: everything CI runs
 test: deps fmt-check vet unit

@@ -579,6 +579,11 @@ func (s *Server) info(want map[string]bool) string {
 		kv("total_error_replies", s.stats.errors.Load())
 		kv("acl_access_denied_auth", s.stats.authFailures.Load())
 		kv("peercache_connection_panics", s.stats.panics.Load())
+		// With --resp-event-loops: rounds of requests answered on an
+		// event loop, and rounds handed to a goroutine (some command could
+		// wait on another process).
+		kv("peercache_event_loop_rounds", s.stats.loopRounds.Load())
+		kv("peercache_event_loop_rounds_offloaded", s.stats.loopOffloaded.Load())
 		// Keys the in-memory shard evicted to stay within the memory
 		// budget (gone: a read answers nil), as Redis counts its own; the
 		// local tier's evicted copies are counted apart.

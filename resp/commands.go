@@ -70,6 +70,7 @@ func init() {
 	commands = buildCommands()
 	specGet, specSet = commands["get"], commands["set"]
 	specDel, specUnlink = commands["del"], commands["unlink"]
+	specPing, specEcho = commands["ping"], commands["echo"]
 }
 
 func buildCommands() map[string]*cmdSpec {
@@ -167,7 +168,7 @@ func categoriesOf(c *cmdSpec) []string {
 }
 
 // Hot commands, looked up without the map (set with commands).
-var specGet, specSet, specDel, specUnlink *cmdSpec
+var specGet, specSet, specDel, specUnlink, specPing, specEcho *cmdSpec
 
 // lookup finds a command by name, case-insensitively, without allocating.
 func lookup(cl *client, name []byte) *cmdSpec {

@@ -25,6 +25,9 @@ type conn struct {
 	ctx    any
 	cmds   []redcon.Command // the rest of the pipeline being served
 	closed bool             // Close was called: stop after this command
+	// loop: the connection is served by the event loop (eventloop.go),
+	// which writes the flushed replies and closes the socket itself.
+	loop bool
 }
 
 var _ redcon.Conn = (*conn)(nil)
@@ -64,6 +67,9 @@ func (c *conn) Detach() redcon.DetachedConn { panic("resp: Detach is not support
 func (c *conn) Close() error {
 	c.wr.Flush()
 	c.closed = true
+	if c.loop {
+		return nil // the event loop sends the replies, then closes
+	}
 	return c.nc.Close()
 }
 
@@ -118,6 +124,10 @@ func (s *Server) acceptLoop() error {
 			nc.Close()
 			continue
 		}
+		if s.loop != nil {
+			s.loop.enroll(nc, cl)
+			continue
+		}
 		go s.serveConn(nc, cl)
 	}
 }
@@ -139,6 +149,14 @@ func (s *Server) register(nc net.Conn) (*client, bool) {
 	return cl, true
 }
 
+// unregister forgets a connection that has ended.
+func (s *Server) unregister(cl *client) {
+	s.mu.Lock()
+	delete(s.clients, cl)
+	s.mu.Unlock()
+	s.conns.Done()
+}
+
 // serveConn reads requests and answers them, in order, until the client
 // leaves, sends something malformed or oversized, or the server closes.
 // Replies to all the requests that arrived together are flushed at once.
@@ -152,10 +170,7 @@ func (s *Server) serveConn(nc net.Conn, cl *client) {
 			s.log.Error("resp: panic while serving a connection; closed it", "addr", cl.addr, "panic", p, "stack", string(debug.Stack()))
 		}
 		nc.Close()
-		s.mu.Lock()
-		delete(s.clients, cl)
-		s.mu.Unlock()
-		s.conns.Done()
+		s.unregister(cl)
 	}()
 	var cmds []redcon.Command
 	for {
@@ -177,18 +192,30 @@ func (s *Server) serveConn(nc net.Conn, cl *client) {
 			c.wr.Flush()
 			return
 		}
-		c.cmds = cmds
-		for len(c.cmds) > 0 {
-			cmd := c.cmds[0]
-			c.cmds = c.cmds[1:]
-			s.handle(c, cl, cmd)
-			if c.closed {
-				return
-			}
+		if s.serveRound(c, cl, cmds) {
+			return
 		}
-		clear(cmds) // let the requests' bytes go before the next read
 		if err := c.wr.Flush(); err != nil {
 			return
 		}
 	}
+}
+
+// serveRound answers, in order, the requests that arrived together, writing
+// the replies into c's writer (the caller flushes them). It reports whether
+// a command closed the connection (QUIT, a fatal error): the requests after
+// it are dropped.
+func (s *Server) serveRound(c *conn, cl *client, cmds []redcon.Command) (closed bool) {
+	c.cmds = cmds
+	for len(c.cmds) > 0 {
+		cmd := c.cmds[0]
+		c.cmds = c.cmds[1:]
+		s.handle(c, cl, cmd)
+		if c.closed {
+			c.cmds = nil
+			return true
+		}
+	}
+	clear(cmds) // let the requests' bytes go before the next read
+	return false
 }

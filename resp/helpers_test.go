@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 
@@ -31,6 +32,21 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// testOptions applies PEERCACHE_TEST_RESP_EVENT_LOOPS (make test runs this
+// package a second time with it set): every server of the suite then
+// serves its connections from that many event loops, unless the test
+// chose itself or needs TLS.
+func testOptions(o Options) Options {
+	if v := os.Getenv("PEERCACHE_TEST_RESP_EVENT_LOOPS"); v != "" && o.EventLoops == 0 && o.TLS == nil {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			panic("PEERCACHE_TEST_RESP_EVENT_LOOPS: " + err.Error())
+		}
+		o.EventLoops = n
+	}
+	return o
 }
 
 func startNode(t testing.TB, name string, seeds []string, opts ...func(*node.Config)) *testNode {
@@ -71,7 +87,7 @@ func startNodeResp(t testing.TB, name string, seeds []string, ro Options, opts .
 	}
 	t.Cleanup(n.Abort)
 	ro.Listener, ro.Logger = ln, testLogger()
-	s, err := Listen(n, ro)
+	s, err := Listen(n, testOptions(ro))
 	if err != nil {
 		t.Fatalf("resp listen: %v", err)
 	}

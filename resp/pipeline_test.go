@@ -37,7 +37,11 @@ func (b *slowBackend) Get(ctx context.Context, key string) (node.Item, error) {
 			break
 		}
 	}
-	time.Sleep(b.delay)
+	select {
+	case <-time.After(b.delay):
+	case <-ctx.Done():
+		return node.Item{}, ctx.Err()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	v, ok := b.vals[key]
@@ -201,7 +205,7 @@ func TestParseHelpers(t *testing.T) {
 }
 
 func TestMaxClients(t *testing.T) {
-	s, err := Listen(&slowBackend{vals: map[string][]byte{}}, Options{Addr: "127.0.0.1:0", MaxClients: 1, Logger: testLogger()})
+	s, err := Listen(&slowBackend{vals: map[string][]byte{}}, testOptions(Options{Addr: "127.0.0.1:0", MaxClients: 1, Logger: testLogger()}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func listenExtra(t testing.TB, b Backend, opts Options) string {
 	t.Helper()
 	opts.Addr = "127.0.0.1:0"
 	opts.Logger = testLogger()
-	s, err := Listen(b, opts)
+	s, err := Listen(b, testOptions(opts))
 	if err != nil {
 		t.Fatal(err)
 	}

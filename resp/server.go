@@ -116,6 +116,19 @@ type Options struct {
 	Version string
 	// Logger receives connection-level problems (nil: slog.Default()).
 	Logger *slog.Logger
+	// EventLoops > 0 serves the connections from that many event loops
+	// (eventloop.go) instead of one goroutine each: commands that cannot
+	// wait on another process run on the loop, the others on a goroutine.
+	// Not with TLS.
+	EventLoops int
+}
+
+// maxQueryBytes is Limits.MaxQueryBytes or its default.
+func (s *Server) maxQueryBytes() int {
+	if n := s.opts.Limits.MaxQueryBytes; n > 0 {
+		return n
+	}
+	return DefaultMaxQueryBytes
 }
 
 // Server is a RESP listener in front of a Backend. Create it with Listen,
@@ -124,6 +137,7 @@ type Server struct {
 	b       Backend
 	opts    Options
 	cluster *clusterState // nil unless Options.Cluster
+	loop    *loopServer   // nil unless Options.EventLoops > 0
 	log     *slog.Logger
 	ln      net.Listener
 
@@ -157,6 +171,10 @@ type stats struct {
 	panics      paddedCounter
 	// authFailures counts wrong passwords (INFO stats).
 	authFailures paddedCounter
+	// loopRounds and loopOffloaded count the event loops' rounds run in
+	// place and handed to a goroutine.
+	loopRounds    paddedCounter
+	loopOffloaded paddedCounter
 }
 
 type paddedCounter struct {
@@ -180,6 +198,9 @@ type client struct {
 	nameBuf [maxCommandName]byte
 	// nc is the connection (Close closes it to stop its goroutine).
 	nc net.Conn
+	// loop is the connection's event-loop state (nil: it has a
+	// goroutine); set with nc, under Server.mu.
+	loop *evConn
 	// authed is set once the client has authenticated (or at once when
 	// the server needs no password), with the user's name and role;
 	// written and read by the connection's own goroutine only (user also
@@ -237,6 +258,12 @@ func Listen(b Backend, opts Options) (*Server, error) {
 		}
 	}
 	if opts.TLS != nil {
+		if opts.EventLoops > 0 {
+			if opts.Listener == nil {
+				ln.Close()
+			}
+			return nil, errors.New("resp: the event loops do not serve TLS")
+		}
 		ln = tls.NewListener(ln, opts.TLS)
 	}
 	s := &Server{
@@ -248,6 +275,16 @@ func Listen(b Backend, opts Options) (*Server, error) {
 		started:   time.Now(),
 		clients:   map[*client]struct{}{},
 		serveDone: make(chan struct{}),
+	}
+	if opts.EventLoops > 0 {
+		l, err := newLoopServer(s, opts.EventLoops)
+		if err != nil {
+			if opts.Listener == nil {
+				ln.Close()
+			}
+			return nil, err
+		}
+		s.loop = l
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.deadline.Store(s.newDeadline())
@@ -296,6 +333,9 @@ func (s *Server) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("resp: listener still closing: %w", ctx.Err())
 		}
+	}
+	if err := s.stopLoops(ctx); err != nil {
+		return err
 	}
 	// No connection is accepted any more: wait for the handlers.
 	done := make(chan struct{})

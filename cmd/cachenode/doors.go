@@ -30,7 +30,11 @@ type doorOptions struct {
 	maxBulkBytes, maxQueryBytes  int
 	maxClients                   int
 	idleTimeout                  time.Duration
+	eventLoops                   int
 }
+
+// maxEventLoops bounds --resp-event-loops (each loop is an OS thread).
+const maxEventLoops = 64
 
 func addDoorFlags(fs *flag.FlagSet, d *doorOptions) {
 	fs.StringVar(&d.passwordFile, "password-file", "", "file whose first line is the password of user \"default\" (role admin) on the HTTP API and RESP, as Redis' requirepass; make one with: cachenode passwd --generate")
@@ -43,6 +47,7 @@ func addDoorFlags(fs *flag.FlagSet, d *doorOptions) {
 	fs.IntVar(&d.maxQueryBytes, "max-query-bytes", resp.DefaultMaxQueryBytes, "largest RESP request buffered per client (all its arguments); beyond it the connection is closed (Redis: client-query-buffer-limit)")
 	fs.IntVar(&d.maxClients, "max-clients", resp.DefaultMaxClients, "most RESP connections open at once; more get \"max number of clients reached\"")
 	fs.DurationVar(&d.idleTimeout, "client-idle-timeout", 0, "close RESP connections idle for longer (0: never, as Redis' timeout 0)")
+	fs.IntVar(&d.eventLoops, "resp-event-loops", 0, "serve RESP connections from this many event loops (epoll threads, as redis-server) instead of a goroutine each; GET/SET of keys this node answers at once run on the loop, other commands on a goroutine; not with TLS (0: a goroutine per connection)")
 }
 
 // doors is what the client doors were configured with: the users (for
@@ -57,6 +62,12 @@ type doors struct {
 func (d *doorOptions) load(maxValueBytes int, log *slog.Logger) (*doors, error) {
 	if d.maxBulkBytes < 0 || d.maxQueryBytes < 0 || d.maxClients < 0 || d.idleTimeout < 0 {
 		return nil, errors.New("--max-bulk-bytes, --max-query-bytes, --max-clients and --client-idle-timeout must not be negative")
+	}
+	if d.eventLoops < 0 || d.eventLoops > maxEventLoops {
+		return nil, fmt.Errorf("--resp-event-loops %d: want 0 to %d", d.eventLoops, maxEventLoops)
+	}
+	if d.eventLoops > 0 && d.tlsCert != "" {
+		return nil, errors.New("--resp-event-loops: the event loops do not serve TLS; drop it or --tls-cert-file")
 	}
 	if d.maxBulkBytes == 0 {
 		d.maxBulkBytes = maxValueBytes + 64<<10
@@ -110,6 +121,7 @@ func (dr *doors) respOptions(d *doorOptions) resp.Options {
 		Auth:        dr.auth,
 		MaxClients:  d.maxClients,
 		IdleTimeout: d.idleTimeout,
+		EventLoops:  d.eventLoops,
 		Limits:      resp.Limits{MaxBulkBytes: d.maxBulkBytes, MaxQueryBytes: d.maxQueryBytes},
 	}
 	if dr.tls != nil {
