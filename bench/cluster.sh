@@ -23,6 +23,8 @@
 #   peercache-cluster  3 cachenodes with --resp-cluster, redis-benchmark
 #                  --cluster (it routes each key to its owner: no hop), the
 #                  same client as the Redis Cluster run (issue 14)
+#   peercache-cluster-ev  the same with --resp-event-loops 1: the RESP
+#                  connections served by one event loop per node
 #   baseline*      the same two clusters built from BENCH_BASELINE_REV (the
 #                  tree before the peer protocol: one HTTP/1.1 request per
 #                  forwarded operation), when that revision exists
@@ -50,7 +52,7 @@ KEYSPACE=${BENCH_KEYSPACE:-1000}
 PORT=${BENCH_PORT:-17300}
 VALUE=32
 BASELINE_REV=${BENCH_BASELINE_REV-354f5f6}
-TARGETS=${BENCH_TARGETS:-redis respfloor rediscluster peercache peercache-rf2 peercache-cluster peercache-1p peercache-1p-rf2 baseline baseline-rf2}
+TARGETS=${BENCH_TARGETS:-redis respfloor rediscluster peercache peercache-rf2 peercache-cluster peercache-cluster-ev peercache-1p peercache-1p-rf2 baseline baseline-rf2}
 
 for tool in redis-server redis-benchmark redis-cli go python3; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (scripts/deps.sh installs the Redis tools)" >&2; exit 1; }
@@ -224,6 +226,12 @@ if has peercache-cluster; then
 	cluster3 "$WORK/cachenode" pk 0 --resp-cluster
 	settle
 	run_all peercache-cluster "$((PORT + 3))" --cluster "set get" "${CLUSTER_PIDS[@]}"
+	stop_pids "${CLUSTER_PIDS[@]}"
+fi
+if has peercache-cluster-ev; then
+	cluster3 "$WORK/cachenode" pe 0 --resp-cluster --resp-event-loops 1
+	settle
+	run_all peercache-cluster-ev "$((PORT + 3))" --cluster "set get" "${CLUSTER_PIDS[@]}"
 	stop_pids "${CLUSTER_PIDS[@]}"
 fi
 # The same with GOMAXPROCS=1: three single-threaded servers on two cores,
