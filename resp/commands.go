@@ -835,16 +835,16 @@ func cmdExists(s *Server, c redcon.Conn, cl *client, args [][]byte) {
 
 // cmdExpire is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT, with NX, XX, GT, LT.
 func cmdExpire(s *Server, c redcon.Conn, cl *client, args [][]byte) {
-	spec := cl.cmd.Load()
-	name := spec.name
-	unit, abs := time.Second, false
-	switch name {
-	case "pexpire":
-		unit = time.Millisecond
-	case "expireat":
-		abs = true
-	case "pexpireat":
-		unit, abs = time.Millisecond, true
+	// The variant is read from the request itself: in a pipeline run the
+	// commands run together, and cl.cmd is another one's.
+	name, unit, abs := "expire", time.Second, false
+	switch {
+	case isOpt(args[0], "PEXPIRE"):
+		name, unit = "pexpire", time.Millisecond
+	case isOpt(args[0], "EXPIREAT"):
+		name, abs = "expireat", true
+	case isOpt(args[0], "PEXPIREAT"):
+		name, unit, abs = "pexpireat", time.Millisecond, true
 	}
 	var nx, xx, gt, lt bool
 	for _, a := range args[3:] {
@@ -974,7 +974,7 @@ func (s *Server) expireReadingFirst(c redcon.Conn, key string, m node.Mutation, 
 }
 
 func cmdTTL(s *Server, c redcon.Conn, cl *client, args [][]byte) {
-	ms := cl.cmd.Load().name == "pttl"
+	ms := isOpt(args[0], "PTTL") // not cl.cmd: see cmdExpire
 	ctx := s.cmdCtx()
 	it, err := s.b.Get(ctx, string(args[1]))
 	switch {

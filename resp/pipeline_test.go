@@ -236,3 +236,53 @@ func TestMaxClients(t *testing.T) {
 		t.Fatalf("INFO:\n%s", info)
 	}
 }
+
+// TestPipelinedExpiryVariants sends EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
+// TTL and PTTL of distinct keys in one pipeline, as the first commands of
+// a connection: the commands of such a run are served together, so each
+// must read its variant (seconds or ms, relative or absolute) from its own
+// request. Before, they read the connection's latest command: nil on a
+// connection whose first request was such a pipeline (a nil dereference on
+// a goroutine of the run, which ended the process: FuzzServer's seed
+// e5d51f94fb88807b), and otherwise another command's (here the CLIENT
+// SETINFO go-redis sends first: "ERR invalid expire time in 'client'
+// command"; after an EXPIRE, a PEXPIRE k 5000 set 5000 s).
+func TestPipelinedExpiryVariants(t *testing.T) {
+	n := startNode(t, "expvar", nil)
+	ctx := context.Background()
+	setup := redis.NewClient(&redis.Options{Addr: n.addr, Protocol: 2})
+	defer setup.Close()
+	for _, k := range []string{"e1", "e2", "e3", "e4"} {
+		if err := setup.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Now().Add(1000 * time.Second)
+	for round := 0; round < 20; round++ {
+		c := redis.NewClient(&redis.Options{Addr: n.addr, Protocol: 2, PoolSize: 1})
+		p := c.Pipeline()
+		p.Do(ctx, "EXPIRE", "e1", 1000)
+		p.Do(ctx, "PEXPIRE", "e2", 5000)
+		p.Do(ctx, "PEXPIREAT", "e3", at.UnixMilli())
+		p.Do(ctx, "EXPIREAT", "e4", at.Unix())
+		ttl1 := p.Do(ctx, "TTL", "e1")
+		pttl2 := p.Do(ctx, "PTTL", "e2")
+		ttl3 := p.Do(ctx, "TTL", "e3")
+		pttl4 := p.Do(ctx, "PTTL", "e4")
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		c.Close()
+		in := func(cmd *redis.Cmd, lo, hi int64) {
+			t.Helper()
+			v, err := cmd.Int64()
+			if err != nil || v < lo || v > hi {
+				t.Fatalf("round %d: %v = %d, %v; want %d..%d", round, cmd.Args(), v, err, lo, hi)
+			}
+		}
+		in(ttl1, 990, 1000)
+		in(pttl2, 4000, 5000)
+		in(ttl3, 990, 1000)
+		in(pttl4, 990_000, 1_000_000)
+	}
+}
