@@ -379,7 +379,12 @@ func (l *loopServer) offload(lc *evConn, cmds []redcon.Command) {
 				if closed {
 					return gc.Close()
 				}
-				return gc.Wake(nil) // serve what arrived meanwhile
+				// Serve what arrived meanwhile, now: a Wake would cost
+				// the loop another wake-up per round.
+				if l.OnTraffic(gc) == gnet.Close {
+					return gc.Close()
+				}
+				return nil
 			})
 			if err != nil {
 				s.log.Debug("resp: a reply could not be queued", "addr", lc.cl.addr, "err", err)
