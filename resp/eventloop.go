@@ -76,10 +76,15 @@ type loopServer struct {
 	cli    *gnet.Client
 	atOnce func(key string, write bool) bool // nil: no key command runs in place
 
-	// rounds counts the rounds served on goroutines: the loops may stop
-	// only once they all handed their replies back (a gnet call after
-	// Stop would write to a closed descriptor).
-	rounds sync.WaitGroup
+	// roundsMu guards the count of rounds served on goroutines: the loops
+	// may stop only once they all handed their replies back (a gnet call
+	// after Stop would write to a closed descriptor). Once stopping, no
+	// round starts (its connection is closed instead), and drained is
+	// closed when the last one ends.
+	roundsMu sync.Mutex
+	rounds   int
+	stopping bool
+	drained  chan struct{}
 
 	stopOnce sync.Once
 
@@ -131,7 +136,7 @@ func (in loopInput) Read(p []byte) (int, error) {
 
 // newLoopServer starts the event loops.
 func newLoopServer(s *Server, n int) (*loopServer, error) {
-	l := &loopServer{s: s, watch: map[*evConn]struct{}{}}
+	l := &loopServer{s: s, watch: map[*evConn]struct{}{}, drained: make(chan struct{})}
 	if b, ok := s.b.(AtOnceBackend); ok {
 		l.atOnce = b.AnswersAtOnce
 	}
@@ -242,8 +247,11 @@ func (l *loopServer) serve(lc *evConn) (action gnet.Action) {
 		}
 		lc.cmds = cmds
 		if !l.inPlace(lc.cl, cmds) {
+			if !l.offload(lc, cmds) {
+				l.flush(lc)
+				return gnet.Close // the server is closing
+			}
 			s.stats.loopOffloaded.Add(1)
-			l.offload(lc, cmds)
 			break
 		}
 		s.stats.loopRounds.Add(1)
@@ -354,13 +362,20 @@ func unsafeString(b []byte) string {
 }
 
 // offload serves one round on a goroutine; the connection's later requests
-// wait until its replies are queued on the loop.
-func (l *loopServer) offload(lc *evConn, cmds []redcon.Command) {
+// wait until its replies are queued on the loop. It reports false, and
+// starts nothing, once the server is closing.
+func (l *loopServer) offload(lc *evConn, cmds []redcon.Command) bool {
 	s := l.s
+	l.roundsMu.Lock()
+	if l.stopping {
+		l.roundsMu.Unlock()
+		return false
+	}
+	l.rounds++
+	l.roundsMu.Unlock()
 	lc.busy.Store(true)
-	l.rounds.Add(1)
 	go func() {
-		defer l.rounds.Done()
+		defer l.roundDone()
 		closed := true
 		defer func() {
 			if p := recover(); p != nil {
@@ -392,6 +407,16 @@ func (l *loopServer) offload(lc *evConn, cmds []redcon.Command) {
 		}()
 		closed = s.serveRound(&lc.c, lc.cl, cmds)
 	}()
+	return true
+}
+
+// roundDone counts the end of a round served on a goroutine.
+func (l *loopServer) roundDone() {
+	l.roundsMu.Lock()
+	defer l.roundsMu.Unlock()
+	if l.rounds--; l.rounds == 0 && l.stopping {
+		close(l.drained)
+	}
 }
 
 // OnTick wakes paused connections, ends lingering ones and closes idle
@@ -430,10 +455,16 @@ func (s *Server) stopLoops(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	done := make(chan struct{})
-	go func() { l.rounds.Wait(); close(done) }()
+	l.roundsMu.Lock()
+	if !l.stopping {
+		l.stopping = true
+		if l.rounds == 0 {
+			close(l.drained)
+		}
+	}
+	l.roundsMu.Unlock()
 	select {
-	case <-done:
+	case <-l.drained:
 	case <-ctx.Done():
 		return fmt.Errorf("resp: commands still running: %w", ctx.Err())
 	}
