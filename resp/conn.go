@@ -149,6 +149,13 @@ func (s *Server) register(nc net.Conn) (*client, bool) {
 	return cl, true
 }
 
+// panicked logs and counts a panic recovered while serving cl (its
+// connection is then closed).
+func (s *Server) panicked(cl *client, p any) {
+	s.stats.panics.Add(1)
+	s.log.Error("resp: panic while serving a connection; closed it", "addr", cl.addr, "panic", p, "stack", string(debug.Stack()))
+}
+
 // unregister forgets a connection that has ended.
 func (s *Server) unregister(cl *client) {
 	s.mu.Lock()
@@ -166,8 +173,7 @@ func (s *Server) serveConn(nc net.Conn, cl *client) {
 	c.rd = respreader.New(nc, s.opts.Limits, cl.authenticated)
 	defer func() {
 		if p := recover(); p != nil {
-			s.stats.panics.Add(1)
-			s.log.Error("resp: panic while serving a connection; closed it", "addr", cl.addr, "panic", p, "stack", string(debug.Stack()))
+			s.panicked(cl, p)
 		}
 		nc.Close()
 		s.unregister(cl)

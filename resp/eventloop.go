@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +74,9 @@ type loopServer struct {
 	s      *Server
 	cli    *gnet.Client
 	atOnce func(key string, write bool) bool // nil: no key command runs in place
+	// maxQuery is Limits.MaxQueryBytes (or its default): the most bytes
+	// a connection may leave buffered while a round runs elsewhere.
+	maxQuery int
 
 	// roundsMu guards the count of rounds served on goroutines: the loops
 	// may stop only once they all handed their replies back (a gnet call
@@ -136,7 +138,8 @@ func (in loopInput) Read(p []byte) (int, error) {
 
 // newLoopServer starts the event loops.
 func newLoopServer(s *Server, n int) (*loopServer, error) {
-	l := &loopServer{s: s, watch: map[*evConn]struct{}{}, drained: make(chan struct{})}
+	l := &loopServer{s: s, watch: map[*evConn]struct{}{}, drained: make(chan struct{}),
+		maxQuery: s.opts.Limits.OrDefaults().MaxQueryBytes}
 	if b, ok := s.b.(AtOnceBackend); ok {
 		l.atOnce = b.AnswersAtOnce
 	}
@@ -186,9 +189,7 @@ func (l *loopServer) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if !ok {
 		return gnet.None
 	}
-	l.mu.Lock()
-	delete(l.watch, lc)
-	l.mu.Unlock()
+	l.unwatch(lc)
 	l.s.unregister(lc.cl)
 	return gnet.None
 }
@@ -205,7 +206,7 @@ func (l *loopServer) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		return gnet.None
 	case lc.busy.Load():
-		if gc.InboundBuffered() > l.s.maxQueryBytes() {
+		if gc.InboundBuffered() > l.maxQuery {
 			// A round is out, so no reply can be written now: close.
 			l.s.stats.errors.Add(1)
 			l.s.log.Debug("resp: closing a connection whose requests pile up while a command runs", "addr", lc.cl.addr)
@@ -213,7 +214,7 @@ func (l *loopServer) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		return gnet.None
 	case lc.paused && gc.OutboundBuffered() > resumeBelow:
-		if gc.InboundBuffered() > l.s.maxQueryBytes() {
+		if gc.InboundBuffered() > l.maxQuery {
 			return l.refuse(lc, "ERR Protocol error: query buffer limit reached")
 		}
 		return gnet.None
@@ -231,8 +232,7 @@ func (l *loopServer) serve(lc *evConn) (action gnet.Action) {
 	s := l.s
 	defer func() {
 		if p := recover(); p != nil {
-			s.stats.panics.Add(1)
-			s.log.Error("resp: panic while serving a connection; closed it", "addr", lc.cl.addr, "panic", p, "stack", string(debug.Stack()))
+			s.panicked(lc.cl, p)
 			action = gnet.Close
 		}
 	}()
@@ -283,9 +283,7 @@ func (l *loopServer) pauseIfBehind(lc *evConn) bool {
 		return false
 	}
 	lc.paused = true
-	l.mu.Lock()
-	l.watch[lc] = struct{}{}
-	l.mu.Unlock()
+	l.watchConn(lc)
 	return true
 }
 
@@ -318,10 +316,16 @@ func (l *loopServer) refuse(lc *evConn, msg string) gnet.Action {
 	if err := unix.Shutdown(lc.gc.Fd(), unix.SHUT_WR); err != nil {
 		return gnet.Close
 	}
+	l.watchConn(lc)
+	return gnet.None
+}
+
+// watchConn and unwatch add a paused or lingering connection to what
+// OnTick looks at, and remove it.
+func (l *loopServer) watchConn(lc *evConn) {
 	l.mu.Lock()
 	l.watch[lc] = struct{}{}
 	l.mu.Unlock()
-	return gnet.None
 }
 
 func (l *loopServer) unwatch(lc *evConn) {
@@ -379,8 +383,7 @@ func (l *loopServer) offload(lc *evConn, cmds []redcon.Command) bool {
 		closed := true
 		defer func() {
 			if p := recover(); p != nil {
-				s.stats.panics.Add(1)
-				s.log.Error("resp: panic while serving a connection; closed it", "addr", lc.cl.addr, "panic", p, "stack", string(debug.Stack()))
+				s.panicked(lc.cl, p)
 			}
 			lc.c.wr.Flush()
 			err := lc.gc.AsyncWrite(lc.out.b, func(gc gnet.Conn, err error) error {

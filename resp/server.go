@@ -123,14 +123,6 @@ type Options struct {
 	EventLoops int
 }
 
-// maxQueryBytes is Limits.MaxQueryBytes or its default.
-func (s *Server) maxQueryBytes() int {
-	if n := s.opts.Limits.MaxQueryBytes; n > 0 {
-		return n
-	}
-	return DefaultMaxQueryBytes
-}
-
 // Server is a RESP listener in front of a Backend. Create it with Listen,
 // run it with Serve, stop it with Close.
 type Server struct {

@@ -109,16 +109,23 @@ type Reader struct {
 	scan int
 }
 
+// OrDefaults returns l with its zero (or negative) fields set to the
+// defaults.
+func (l Limits) OrDefaults() Limits {
+	if l.MaxBulkBytes <= 0 {
+		l.MaxBulkBytes = DefaultMaxBulkBytes
+	}
+	if l.MaxQueryBytes <= 0 {
+		l.MaxQueryBytes = DefaultMaxQueryBytes
+	}
+	return l
+}
+
 // New returns a Reader of rd within lim (zero fields: the defaults).
 // authed reports whether the client has authenticated; until it does, the
 // tighter pre-AUTH limits apply (nil: always authenticated).
 func New(rd io.Reader, lim Limits, authed func() bool) *Reader {
-	if lim.MaxBulkBytes <= 0 {
-		lim.MaxBulkBytes = DefaultMaxBulkBytes
-	}
-	if lim.MaxQueryBytes <= 0 {
-		lim.MaxQueryBytes = DefaultMaxQueryBytes
-	}
+	lim = lim.OrDefaults()
 	if authed == nil {
 		authed = func() bool { return true }
 	}
