@@ -49,7 +49,14 @@ var _ migrate.Transport = (*member.Caller)(nil)
 // peerHandler answers the peer requests of other members (peer.Handler).
 type peerHandler struct{ n *Node }
 
-var _ peer.Handler = peerHandler{}
+var _ peer.AtOnceHandler = peerHandler{}
+
+// AnswersAtOnce lets the peer server answer the reads and writes this node
+// carries out in place on the goroutine that reads their connection
+// (Node.AnswersAtOnce).
+func (h peerHandler) AnswersAtOnce(key string, write bool) bool {
+	return !h.n.peer.refuse.Load() && h.n.AnswersAtOnce(key, write)
+}
 
 // Admit accepts current members (the view may lag a fresh join by a
 // moment: memberlist's own list is asked too).

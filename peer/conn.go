@@ -43,18 +43,9 @@ var errWriterClosed = errors.New("connection closed")
 // writes it (and what others append meanwhile) before returning.
 func (w *frameWriter) enqueue(build func([]byte) []byte) error {
 	w.mu.Lock()
-	if w.closed {
-		err := w.err
+	if err := w.appendLocked(build); err != nil || w.writing {
 		w.mu.Unlock()
-		if err == nil {
-			err = errWriterClosed
-		}
 		return err
-	}
-	w.buf = build(w.buf)
-	if w.writing {
-		w.mu.Unlock()
-		return nil
 	}
 	w.writing = true
 	// Let the goroutines that are about to send add their frames first:
@@ -70,6 +61,52 @@ func (w *frameWriter) enqueue(build func([]byte) []byte) error {
 			break
 		}
 	}
+	return w.writeLocked()
+}
+
+// add appends one frame without writing it: a sender with more frames to
+// come (a server answering requests already read) adds them all, then
+// calls flush once. A write in progress carries the frame along; past
+// maxAdded bytes waiting, add writes them itself.
+func (w *frameWriter) add(build func([]byte) []byte) error {
+	w.mu.Lock()
+	if err := w.appendLocked(build); err != nil || w.writing || len(w.buf) < maxAdded {
+		w.mu.Unlock()
+		return err
+	}
+	w.writing = true
+	return w.writeLocked()
+}
+
+// maxAdded is how many bytes add lets wait for a flush.
+const maxAdded = 64 << 10
+
+// flush writes what add left waiting, unless a write in progress does.
+func (w *frameWriter) flush() error {
+	w.mu.Lock()
+	if w.closed || w.writing || len(w.buf) == 0 {
+		w.mu.Unlock()
+		return nil
+	}
+	w.writing = true
+	return w.writeLocked()
+}
+
+func (w *frameWriter) appendLocked(build func([]byte) []byte) error {
+	if w.closed {
+		if w.err != nil {
+			return w.err
+		}
+		return errWriterClosed
+	}
+	w.buf = build(w.buf)
+	return nil
+}
+
+// writeLocked writes the buffer, and again what others appended
+// meanwhile, until it is empty; the caller set w.writing and holds the
+// lock, which is released on return.
+func (w *frameWriter) writeLocked() error {
 	for {
 		out := w.buf
 		w.buf = w.spare[:0]

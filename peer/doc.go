@@ -12,7 +12,11 @@
 // requests over each: every frame carries an id, answers come back in any
 // order, and frames that are ready together leave in one write (see
 // frameWriter). Requests carry their sender's deadline; a server refuses a
-// request that arrives after it.
+// request that arrives after it. A server serves the requests its handler
+// answers at once (AtOnceHandler: a read or write of a key it owns, held
+// in process) on the goroutine that reads the connection, and answers all
+// of those read together in one write; the others run on the
+// connection's workers.
 //
 // Authentication happens once per connection, before any request is read:
 //

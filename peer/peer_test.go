@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -541,5 +542,89 @@ func TestWriteExpiryConditions(t *testing.T) {
 	}
 	if _, m, err := decodeWrite(appendWrite(nil, "k", kv.Mutation{Value: []byte{1}, ExpireIf: kv.ExpireNX}), 1024, 1<<20); err != nil || m.ExpireIf != 0 || string(m.Value) != "\x01" {
 		t.Errorf("a set carries no conditions, its value as it is: %+v, %v", m, err)
+	}
+}
+
+// atOnceHandler answers keys that start with "fast" at once (AtOnceHandler)
+// and holds reads of "slow" until release is closed.
+type atOnceHandler struct {
+	*memHandler
+	started, release chan struct{}
+}
+
+func (h atOnceHandler) AnswersAtOnce(key string, write bool) bool {
+	return strings.HasPrefix(key, "fast")
+}
+
+func (h atOnceHandler) Get(ctx context.Context, from, key string, replica bool) (kv.Item, time.Duration, error) {
+	if key == "slow" {
+		close(h.started)
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return kv.Item{}, 0, ctx.Err()
+		}
+	}
+	return h.memHandler.Get(ctx, from, key, replica)
+}
+
+// Requests the handler answers at once are served by the goroutine that
+// reads the connection: with the only worker held by a slow read, reads,
+// writes and Many calls of such keys still come back, many at once, and
+// the slow read's answer follows when it is released.
+func TestAtOnceServedByTheReader(t *testing.T) {
+	h := atOnceHandler{memHandler: newMemHandler("client"), started: make(chan struct{}), release: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewServer(ln, h, ServerConfig{Name: "server", Label: "prod", Metrics: NewMetrics(nil), MaxInFlight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Close() })
+	cli := newClient(t, "client", Auth{}, "prod")
+	ctx, addr := ctxT(t), s.Addr().String()
+
+	slow := make(chan error, 1)
+	go func() {
+		_, _, err := cli.Get(ctx, addr, "slow", false)
+		slow <- err
+	}()
+	<-h.started // the slow read holds the only worker
+	var wg sync.WaitGroup
+	errs := make(chan error, 300)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("fast%d", i)
+			if _, err := cli.Write(ctx, addr, key, kv.Mutation{Value: []byte(key)}); err != nil {
+				errs <- err
+				return
+			}
+			if it, _, err := cli.Get(ctx, addr, key, false); err != nil || string(it.Value) != key {
+				errs <- fmt.Errorf("get %s: %q %v", key, it.Value, err)
+			}
+			rs, err := cli.Many(ctx, addr, []Request{{Key: key}, {Key: key + "x", Write: true, Mutation: kv.Mutation{Value: []byte("y")}}})
+			if err != nil || string(rs[0].Item.Value) != key || !rs[1].Applied {
+				errs <- fmt.Errorf("many %s: %+v %v", key, rs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-slow:
+		t.Fatalf("the slow read ended before its release: %v", err)
+	default:
+	}
+	close(h.release)
+	if err := <-slow; !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("slow read: %v, want not found", err)
 	}
 }
