@@ -20,6 +20,8 @@
 #                  GET of a key another node owns crosses to its owner),
 #                  redis-benchmark against node 1 (2/3 of the keys forwarded)
 #   peercache-rf2  the same with --replicas 2 (SET only)
+#   peercache-ev, peercache-rf2-ev  the same two with --resp-event-loops 1:
+#                  node 1's event loop forwards GETs and SETs itself
 #   peercache-cluster  3 cachenodes with --resp-cluster, redis-benchmark
 #                  --cluster (it routes each key to its owner: no hop), the
 #                  same client as the Redis Cluster run (issue 14)
@@ -52,7 +54,7 @@ KEYSPACE=${BENCH_KEYSPACE:-1000}
 PORT=${BENCH_PORT:-17300}
 VALUE=32
 BASELINE_REV=${BENCH_BASELINE_REV-354f5f6}
-TARGETS=${BENCH_TARGETS:-redis respfloor rediscluster peercache peercache-rf2 peercache-cluster peercache-cluster-ev peercache-1p peercache-1p-rf2 baseline baseline-rf2}
+TARGETS=${BENCH_TARGETS:-redis respfloor rediscluster peercache peercache-rf2 peercache-ev peercache-rf2-ev peercache-cluster peercache-cluster-ev peercache-1p peercache-1p-rf2 baseline baseline-rf2}
 
 for tool in redis-server redis-benchmark redis-cli go python3; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (scripts/deps.sh installs the Redis tools)" >&2; exit 1; }
@@ -220,6 +222,18 @@ if has peercache-rf2; then
 	cluster3 "$WORK/cachenode" pr 3 --replicas 2
 	settle
 	run_all peercache-rf2 "$((PORT + 15))" "" "set" "${CLUSTER_PIDS[@]}"
+	stop_pids "${CLUSTER_PIDS[@]}"
+fi
+if has peercache-ev; then
+	cluster3 "$WORK/cachenode" pv 0 --resp-event-loops 1
+	settle
+	run_all peercache-ev "$((PORT + 3))" "" "set get" "${CLUSTER_PIDS[@]}"
+	stop_pids "${CLUSTER_PIDS[@]}"
+fi
+if has peercache-rf2-ev; then
+	cluster3 "$WORK/cachenode" pw 3 --replicas 2 --resp-event-loops 1
+	settle
+	run_all peercache-rf2-ev "$((PORT + 15))" "" "set" "${CLUSTER_PIDS[@]}"
 	stop_pids "${CLUSTER_PIDS[@]}"
 fi
 if has peercache-cluster; then

@@ -184,6 +184,25 @@ func (n *Node) waitView(ctx context.Context, d time.Duration, done func(*view) b
 	return n.views.cur.Wait(ctx, d, done)
 }
 
+// Forwards reports whether a read or write of key goes to another member,
+// its owner in this node's current view: what StartGet and StartWrite
+// start (a prediction, as AnswersAtOnce's).
+func (n *Node) Forwards(key string) bool {
+	owner := n.views.cur.Load().Ring.Owner(key)
+	return owner != "" && owner != n.cfg.Name
+}
+
+// FlushStarted writes the requests StartGet and StartWrite started.
+func (n *Node) FlushStarted() { n.peer.members.Flush() }
+
+// settledRemotely reports whether a started forward's outcome (err) stands
+// as the answer: a refusal because views differ (421) or an owner that
+// gave no answer is retried through route instead.
+func settledRemotely(err error) bool {
+	var e *Error
+	return !errors.As(err, &e) || !(errors.Is(e, kv.ErrNotOwner) || e.Unreachable)
+}
+
 // AnswersAtOnce reports whether this node carries out a read of key (write:
 // a write of it) without waiting on another process: it owns key in its
 // current view, its shard keeps its records in this process, no previous

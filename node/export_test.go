@@ -56,6 +56,7 @@ func (n *Node) PeerAdvertisedForTest() string                { return n.peer.adv
 func (n *Node) PeerMetricsForTest() *peer.Metrics            { return n.peer.metrics }
 func (n *Node) PeerServerForTest() *peer.Server              { return n.peer.srv }
 func (n *Node) PeerRefuseForTest() *atomic.Bool              { return &n.peer.refuse }
+func (n *Node) PeerClientForTest() *peer.Client              { return n.peer.client }
 func (n *Node) TierEpochForTest() uint64                     { return n.reads.tier.Epoch() }
 func (n *Node) TierStatsForTest() TierStats                  { return n.tierStats() }
 func (n *Node) TierOwnedForTest() bool                       { return n.reads.tier.Owned() }

@@ -51,6 +51,46 @@ func (n *Node) get(ctx context.Context, key string) (Item, error) {
 		fromReplicas)
 }
 
+// StartGet begins a read of key that goes to its owner, another member
+// (Forwards), with no goroutine waiting for the answer: a door that serves
+// many clients from one thread (the RESP event loop) starts its reads and
+// goes on. done is called once, on a goroutine of the peer client (or on
+// this one, for a near copy), and must not block; retry means the attempt
+// settled nothing (the owner's view differs, or it did not answer) and the
+// read is to be made again through Get, which re-routes. StartGet returns
+// false, having started nothing, when the read does not go that way (a
+// bad key, a key this node owns, no connection up to the owner): Get it.
+// The request leaves with the next FlushStarted. There is no collapsing
+// of concurrent reads of one key here: each starts its own.
+func (n *Node) StartGet(key string, done func(it Item, err error, retry bool)) bool {
+	if n.checkKey(key) != nil {
+		return false
+	}
+	t := n.reads.tier
+	ep := t.Epoch() // before the view
+	v := n.views.cur.Load()
+	owner := v.Ring.Owner(key)
+	if owner == "" || owner == n.cfg.Name {
+		return false
+	}
+	if it, ok := t.Near(key, owner); ok {
+		done(it, nil, false)
+		return true
+	}
+	g := t.Guard(key)
+	sent := time.Now()
+	ok := n.peer.members.GoGet(v, owner, key, func(it Item, nearTTL time.Duration, err error) {
+		if err == nil {
+			t.FillNear(key, it, nearTTL, sent, g, ep)
+		}
+		done(it, err, !settledRemotely(err))
+	})
+	if ok {
+		t.CountForward()
+	}
+	return ok
+}
+
 // serveForwardedGet answers a read another node forwarded: this node owns
 // the key in its view and reads it as ownerGet does, or it refuses (421,
 // naming the owner in its view), never forwarding again.

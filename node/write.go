@@ -57,6 +57,28 @@ func (n *Node) write(ctx context.Context, key string, m Mutation) (WriteResult, 
 		}, nil)
 }
 
+// StartWrite begins a write of key that goes to its owner, another
+// member, with no goroutine waiting for the answer, as StartGet begins a
+// read: done gets the result once, and retry means the write was not
+// carried out as far as this node knows (a refusal because views differ,
+// or no answer: a write that did land is harmless to repeat, its version
+// newer) and is to be made again through Write. This node's near copy of
+// key goes before done is called.
+func (n *Node) StartWrite(key string, m Mutation, done func(res WriteResult, err error, retry bool)) bool {
+	if m.IfAbsent || m.IfPresent || m.Op != kv.OpSet || m.Expire || n.checkWrite(key, m, false) != nil {
+		return false // a condition's or an operation's answer may not be repeated
+	}
+	v := n.views.cur.Load()
+	owner := v.Ring.Owner(key)
+	if owner == "" || owner == n.cfg.Name {
+		return false
+	}
+	return n.peer.members.GoWrite(v, owner, key, m, func(res WriteResult, err error) {
+		n.reads.tier.Invalidate(key) // before the write is acknowledged
+		done(res, err, !settledRemotely(err))
+	})
+}
+
 // serveForwardedWrite applies a write another node forwarded: this node
 // owns the key in its view and writes it as ownerWrite does, or it refuses
 // (421, naming the owner in its view), never forwarding again. Only the

@@ -386,6 +386,122 @@ func (c *Client) Ping(ctx context.Context, addr string) error {
 	return err
 }
 
+// GoGet sends a read of key to the peer at addr, as Get does, without
+// waiting for the answer: done is called once with it, on the goroutine
+// that reads the connection (or the timer's, after timeout), and must not
+// block. The request is not written yet: Flush writes it, with every
+// other request started since. GoGet returns false, having sent nothing,
+// when no connection to addr is up (it dials none: a caller that cannot
+// wait takes the blocking path, which dials).
+func (c *Client) GoGet(addr, key string, timeout time.Duration, done func(it kv.Item, nearTTL time.Duration, err error)) bool {
+	return c.goCall(addr, opGet, timeout, func(b []byte) []byte { return appendGet(b, key, false) },
+		func(sent time.Time, p []byte, err error) {
+			if err != nil {
+				done(kv.Item{}, 0, err)
+				return
+			}
+			it, nearTTL, err := decodeItem(p, sent)
+			if err != nil {
+				done(kv.Item{}, 0, c.badAnswer(addr, err))
+				return
+			}
+			it.Key = key
+			done(it, nearTTL, nil)
+		})
+}
+
+// GoWrite sends a write of key to the peer at addr, as Write does, without
+// waiting for the answer (see GoGet).
+func (c *Client) GoWrite(addr, key string, m kv.Mutation, timeout time.Duration, done func(kv.WriteResult, error)) bool {
+	return c.goCall(addr, opWrite, timeout, func(b []byte) []byte { return appendWrite(b, key, m) },
+		func(_ time.Time, p []byte, err error) {
+			if err != nil {
+				done(kv.WriteResult{}, err)
+				return
+			}
+			res, err := decodeWriteResult(p, key)
+			if err != nil {
+				done(kv.WriteResult{}, c.badAnswer(addr, err))
+				return
+			}
+			done(res, nil)
+		})
+}
+
+// goCall starts one request on a live connection to addr (see GoGet);
+// done gets the answer's payload or its error, as call returns them.
+func (c *Client) goCall(addr string, op byte, timeout time.Duration, build func([]byte) []byte, done func(start time.Time, p []byte, err error)) bool {
+	cc := c.liveConn(addr)
+	if cc == nil || timeout <= 0 {
+		return false
+	}
+	start := time.Now()
+	pc := &pendingCall{}
+	pc.onDone = func() {
+		p, err := c.outcome(addr, op, pc)
+		c.count(op, start, err)
+		done(start, p, err)
+	}
+	id, err := cc.registerTimed(pc, timeout, start)
+	if err != nil {
+		return false
+	}
+	dl := start.Add(timeout)
+	err = cc.w.add(func(b []byte) []byte {
+		s := len(b)
+		b = appendHeader(b, op, 0, id)
+		b = appendDeadline(b, dl)
+		b = build(b)
+		finishFrame(b, s)
+		return b
+	})
+	if err != nil && cc.forget(id) {
+		pc.timer.Stop()
+		return false
+	}
+	// Sent, or failed with its connection: then fail (or the timer)
+	// delivers the error to done.
+	return true
+}
+
+// Flush writes the requests GoGet and GoWrite started, to every peer.
+func (c *Client) Flush() {
+	c.mu.Lock()
+	var ccs []*clientConn
+	for _, p := range c.pools {
+		for i := range p.slots {
+			s := &p.slots[i]
+			s.mu.Lock()
+			if s.cc != nil {
+				ccs = append(ccs, s.cc)
+			}
+			s.mu.Unlock()
+		}
+	}
+	c.mu.Unlock()
+	for _, cc := range ccs {
+		_ = cc.w.flush() // a failed write fails the connection and its calls
+	}
+}
+
+// liveConn returns a connection to addr that is up, or nil; it dials none.
+func (c *Client) liveConn(addr string) *clientConn {
+	c.mu.Lock()
+	p := c.pools[addr]
+	closed := c.closed
+	c.mu.Unlock()
+	if p == nil || closed {
+		return nil
+	}
+	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cc == nil || s.cc.dead() {
+		return nil
+	}
+	return s.cc
+}
+
 func (c *Client) badAnswer(addr string, err error) error {
 	return fmt.Errorf("%w: bad answer from %s: %v", ErrUnavailable, addr, err)
 }
@@ -486,6 +602,13 @@ func (c *Client) answer(ctx context.Context, cl *call) ([]byte, error) {
 		}
 		<-pc.done // the answer arrived meanwhile
 	}
+	return c.outcome(addr, op, pc)
+}
+
+// outcome is what an answered (or failed) call returns: its payload, or
+// the peer's error answer as *kv.Error (kv.ErrNotFound for 404), or why no
+// answer came.
+func (c *Client) outcome(addr string, op byte, pc *pendingCall) ([]byte, error) {
 	if pc.err != nil {
 		return nil, pc.err
 	}
@@ -505,13 +628,30 @@ func (c *Client) answer(ctx context.Context, cl *call) ([]byte, error) {
 	return pc.payload, nil
 }
 
-// pendingCall is one request waiting for its answer.
+// pendingCall is one request waiting for its answer: a goroutine waits
+// on done, or (a call started by Go*) onDone is called instead, once, by
+// whoever removes the call from its connection (the reader, fail, or the
+// timer).
 type pendingCall struct {
 	done    chan struct{}
+	onDone  func()
+	timer   *time.Timer // a started call's deadline; set under clientConn.mu
 	op      byte
 	flags   byte
 	payload []byte
 	err     error
+}
+
+// finish delivers the call's outcome to its waiter.
+func (pc *pendingCall) finish() {
+	if pc.onDone == nil {
+		close(pc.done)
+		return
+	}
+	if pc.timer != nil {
+		pc.timer.Stop()
+	}
+	pc.onDone()
 }
 
 // pool holds the connections to one peer.
@@ -660,6 +800,13 @@ func (cc *clientConn) dead() bool {
 }
 
 func (cc *clientConn) register(cl *pendingCall) (uint32, error) {
+	return cc.registerTimed(cl, 0, time.Time{})
+}
+
+// registerTimed registers cl; with a timeout, a timer fails it after that
+// long unless its answer came first (a call started by Go*, which no
+// goroutine waits for).
+func (cc *clientConn) registerTimed(cl *pendingCall, timeout time.Duration, start time.Time) (uint32, error) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.err != nil {
@@ -669,8 +816,26 @@ func (cc *clientConn) register(cl *pendingCall) (uint32, error) {
 	for cc.calls[cc.nextID] != nil || cc.nextID == 0 {
 		cc.nextID++
 	}
-	cc.calls[cc.nextID] = cl
-	return cc.nextID, nil
+	id := cc.nextID
+	cc.calls[id] = cl
+	if timeout > 0 {
+		cl.timer = time.AfterFunc(timeout, func() { cc.expire(id, cl, start) })
+	}
+	return id, nil
+}
+
+// expire fails a started call whose deadline passed with no answer, and
+// the connection too if nothing came back on it since the call left (as
+// Client.answer does for a waiting call).
+func (cc *clientConn) expire(id uint32, cl *pendingCall, start time.Time) {
+	if !cc.forget(id) {
+		return // answered meanwhile
+	}
+	if cc.lastRead.Load() < start.UnixNano() {
+		cc.fail(fmt.Errorf("no answer within the request's deadline"))
+	}
+	cl.err = fmt.Errorf("%w: %s: no answer within %v", ErrUnavailable, cc.addr, time.Since(start).Round(time.Millisecond))
+	cl.onDone()
 }
 
 // forget drops a call that gave up; false if its answer is being delivered.
@@ -701,7 +866,7 @@ func (cc *clientConn) fail(err error) {
 	ferr := fmt.Errorf("%w: %s: connection lost: %v", ErrUnavailable, cc.addr, err)
 	for _, cl := range calls {
 		cl.err = ferr
-		close(cl.done)
+		cl.finish()
 	}
 }
 
@@ -733,6 +898,6 @@ func (cc *clientConn) readLoop(br *bufio.Reader) {
 			continue // its caller gave up
 		}
 		cl.op, cl.flags, cl.payload = h.op, h.flags, p
-		close(cl.done)
+		cl.finish()
 	}
 }

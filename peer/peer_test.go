@@ -628,3 +628,67 @@ func TestAtOnceServedByTheReader(t *testing.T) {
 		t.Fatalf("slow read: %v, want not found", err)
 	}
 }
+
+// GoGet and GoWrite: the answer reaches done with no goroutine waiting;
+// nothing is started without a live connection; a request with no answer
+// within its timeout, or on a connection that breaks, gets ErrUnavailable.
+func TestGoCalls(t *testing.T) {
+	p := pair(t, Auth{})
+	ctx, addr := ctxT(t), p.srv.Addr().String()
+	if p.cli.GoGet(addr, "k", time.Second, func(kv.Item, time.Duration, error) { t.Error("done of a call not started") }) {
+		t.Fatal("GoGet started a call with no connection up (it must not dial)")
+	}
+	if err := p.cli.Ping(ctx, addr); err != nil { // dials
+		t.Fatal(err)
+	}
+	type answer struct {
+		it  kv.Item
+		res kv.WriteResult
+		err error
+	}
+	got := make(chan answer, 4)
+	if !p.cli.GoWrite(addr, "k", kv.Mutation{Value: []byte("v1")}, time.Second, func(res kv.WriteResult, err error) { got <- answer{res: res, err: err} }) {
+		t.Fatal("GoWrite did not start")
+	}
+	p.cli.Flush()
+	if a := <-got; a.err != nil || !a.res.Applied {
+		t.Fatalf("GoWrite: %+v", a)
+	}
+	for _, key := range []string{"k", "nope"} {
+		if !p.cli.GoGet(addr, key, time.Second, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
+			t.Fatal("GoGet did not start")
+		}
+	}
+	p.cli.Flush()
+	a, b := <-got, <-got
+	if a.it.Key == "nope" || errors.Is(a.err, kv.ErrNotFound) {
+		a, b = b, a
+	}
+	if a.err != nil || string(a.it.Value) != "v1" || !errors.Is(b.err, kv.ErrNotFound) {
+		t.Fatalf("GoGet: %+v, %+v", a, b)
+	}
+
+	p.h.block = make(chan struct{}) // reads wait
+	start := time.Now()
+	if !p.cli.GoGet(addr, "k", 100*time.Millisecond, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
+		t.Fatal("GoGet did not start")
+	}
+	p.cli.Flush()
+	if a := <-got; !errors.Is(a.err, ErrUnavailable) || time.Since(start) < 100*time.Millisecond {
+		t.Fatalf("a read with no answer: %+v after %v, want ErrUnavailable after its timeout", a, time.Since(start))
+	}
+
+	if err := p.cli.Ping(ctx, addr); err != nil { // the timeout closed the silent connection: dial again
+		t.Fatal(err)
+	}
+	if !p.cli.GoGet(addr, "k", 5*time.Second, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
+		t.Fatal("GoGet did not start")
+	}
+	p.cli.Flush()
+	time.Sleep(50 * time.Millisecond)
+	p.cli.Forget(addr) // the connection goes with the read in flight
+	if a := <-got; !errors.Is(a.err, ErrUnavailable) {
+		t.Fatalf("a read on a broken connection: %+v, want ErrUnavailable", a)
+	}
+	close(p.h.block)
+}

@@ -580,9 +580,11 @@ func (s *Server) info(want map[string]bool) string {
 		kv("acl_access_denied_auth", s.stats.authFailures.Load())
 		kv("peercache_connection_panics", s.stats.panics.Load())
 		// With --resp-event-loops: rounds of requests answered on an
-		// event loop, and rounds handed to a goroutine (some command could
-		// wait on another process).
+		// event loop, rounds served there with GETs and SETs forwarded to
+		// their owners (proxy mode), and rounds handed to a goroutine
+		// (some command could wait on another process).
 		kv("peercache_event_loop_rounds", s.stats.loopRounds.Load())
+		kv("peercache_event_loop_rounds_forwarded", s.stats.loopForwarded.Load())
 		kv("peercache_event_loop_rounds_offloaded", s.stats.loopOffloaded.Load())
 		// Keys the in-memory shard evicted to stay within the memory
 		// budget (gone: a read answers nil), as Redis counts its own; the

@@ -74,6 +74,10 @@ type loopServer struct {
 	s      *Server
 	cli    *gnet.Client
 	atOnce func(key string, write bool) bool // nil: no key command runs in place
+	// fwd starts forwards from the loop (loopforward.go; nil: none, as in
+	// cluster mode, where a key this node does not own is MOVED).
+	fwd          ForwardingBackend
+	flushPending atomic.Bool // a FlushStarted task is queued on a loop
 	// maxQuery is Limits.MaxQueryBytes (or its default): the most bytes
 	// a connection may leave buffered while a round runs elsewhere.
 	maxQuery int
@@ -107,6 +111,15 @@ type evConn struct {
 	cmds []redcon.Command
 	// busy: a round is being served by a goroutine (OnTick reads it).
 	busy atomic.Bool
+	// missed: requests arrived while busy; whoever clears busy without
+	// serving them wakes the loop to (loopforward.go).
+	missed atomic.Bool
+	// fd is the socket; a forwarded round's last answer may write its
+	// replies to it straight from the goroutine that has them, under wmu,
+	// unless OnClose (which runs before gnet closes fd) set gone.
+	fd   int
+	wmu  sync.Mutex
+	gone bool
 	// lastIO is when requests last arrived (Unix ns; OnTick reads it).
 	lastIO atomic.Int64
 	// paused: maxPendingReplies are queued; lingerUntil (Unix ns, 0: not
@@ -143,6 +156,9 @@ func newLoopServer(s *Server, n int) (*loopServer, error) {
 	if b, ok := s.b.(AtOnceBackend); ok {
 		l.atOnce = b.AnswersAtOnce
 	}
+	if b, ok := s.b.(ForwardingBackend); ok && s.cluster == nil {
+		l.fwd = b
+	}
 	cli, err := gnet.NewClient(l,
 		gnet.WithNumEventLoop(n),
 		gnet.WithTicker(true),
@@ -175,6 +191,7 @@ func (l *loopServer) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	lc := gc.Context().(*evConn)
 	lc.gc = gc
 	lc.c.nc = gc
+	lc.fd = gc.Fd()
 	lc.c.rd = respreader.New(loopInput{gc}, l.s.opts.Limits, lc.cl.authenticated)
 	l.s.mu.Lock()
 	lc.cl.nc = gc // Server.Close closes it
@@ -189,6 +206,9 @@ func (l *loopServer) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if !ok {
 		return gnet.None
 	}
+	lc.wmu.Lock()
+	lc.gone = true // no write to fd from now on: gnet closes it next
+	lc.wmu.Unlock()
 	l.unwatch(lc)
 	l.s.unregister(lc.cl)
 	return gnet.None
@@ -212,7 +232,10 @@ func (l *loopServer) OnTraffic(gc gnet.Conn) gnet.Action {
 			l.s.log.Debug("resp: closing a connection whose requests pile up while a command runs", "addr", lc.cl.addr)
 			return gnet.Close
 		}
-		return gnet.None
+		lc.missed.Store(true)
+		if lc.busy.Load() {
+			return gnet.None // the round's end wakes the loop (or serves them)
+		}
 	case lc.paused && gc.OutboundBuffered() > resumeBelow:
 		if gc.InboundBuffered() > l.maxQuery {
 			return l.refuse(lc, "ERR Protocol error: query buffer limit reached")
@@ -246,17 +269,30 @@ func (l *loopServer) serve(lc *evConn) (action gnet.Action) {
 			break // errDrained: wait for more
 		}
 		lc.cmds = cmds
-		if !l.inPlace(lc.cl, cmds) {
+		closed := false
+		switch l.classify(lc.cl, cmds) {
+		case roundOffload:
 			if !l.offload(lc, cmds) {
 				l.flush(lc)
 				return gnet.Close // the server is closing
 			}
 			s.stats.loopOffloaded.Add(1)
-			break
+			return l.flushed(lc)
+		case roundForward:
+			s.stats.loopForwarded.Add(1)
+			done, started := l.serveForward(lc, cmds)
+			if !started {
+				l.flush(lc)
+				return gnet.Close // the server is closing
+			}
+			if !done {
+				return gnet.None // the round's last answer writes its replies
+			}
+		default:
+			s.stats.loopRounds.Add(1)
+			closed = s.serveRound(&lc.c, lc.cl, cmds)
+			lc.c.wr.Flush()
 		}
-		s.stats.loopRounds.Add(1)
-		closed := s.serveRound(&lc.c, lc.cl, cmds)
-		lc.c.wr.Flush()
 		if closed {
 			l.flush(lc)
 			return gnet.Close
@@ -268,6 +304,12 @@ func (l *loopServer) serve(lc *evConn) (action gnet.Action) {
 			}
 		}
 	}
+	return l.flushed(lc)
+}
+
+// flushed writes the replies collected (unless a round elsewhere owns
+// them) and pauses the connection if its client is behind.
+func (l *loopServer) flushed(lc *evConn) gnet.Action {
 	l.flush(lc)
 	if !lc.busy.Load() {
 		l.pauseIfBehind(lc)
@@ -377,6 +419,7 @@ func (l *loopServer) offload(lc *evConn, cmds []redcon.Command) bool {
 	}
 	l.rounds++
 	l.roundsMu.Unlock()
+	direct := lc.gc.OutboundBuffered() == 0
 	lc.busy.Store(true)
 	go func() {
 		defer l.roundDone()
@@ -386,31 +429,67 @@ func (l *loopServer) offload(lc *evConn, cmds []redcon.Command) bool {
 				s.panicked(lc.cl, p)
 			}
 			lc.c.wr.Flush()
-			err := lc.gc.AsyncWrite(lc.out.b, func(gc gnet.Conn, err error) error {
-				// On the loop, after the write: the connection is the
-				// loop's again.
-				lc.out.b = lc.out.b[:0]
-				lc.busy.Store(false)
-				if err != nil {
-					return nil // closed meanwhile
-				}
-				if closed {
-					return gc.Close()
-				}
-				// Serve what arrived meanwhile, now: a Wake would cost
-				// the loop another wake-up per round.
-				if l.OnTraffic(gc) == gnet.Close {
-					return gc.Close()
-				}
-				return nil
-			})
-			if err != nil {
-				s.log.Debug("resp: a reply could not be queued", "addr", lc.cl.addr, "err", err)
-			}
+			l.handBack(lc, direct, closed)
 		}()
 		closed = s.serveRound(&lc.c, lc.cl, cmds)
 	}()
 	return true
+}
+
+// handBack ends a round served off the loop (offload, or forwards from
+// it): it writes the connection's replies (lc.out.b) and gives the
+// connection back to the loop, which serves what arrived meanwhile, or
+// (closing) closes it. direct: gnet held none of the connection's replies
+// when the round began (and the loop writes none while it is busy), so
+// they are written to the socket from here, sparing the loop a wake-up;
+// what the socket does not take goes through the loop.
+func (l *loopServer) handBack(lc *evConn, direct, closing bool) {
+	out := lc.out.b
+	if direct && !closing {
+		lc.wmu.Lock()
+		n := 0
+		if !lc.gone {
+			for n < len(out) {
+				k, err := unix.Write(lc.fd, out[n:])
+				if k <= 0 || err != nil {
+					break // EAGAIN, or the connection's end: the loop's write sees it
+				}
+				n += k
+			}
+		}
+		gone := lc.gone
+		lc.wmu.Unlock()
+		if n == len(out) || gone {
+			lc.out.b = lc.out.b[:0]
+			lc.busy.Store(false)
+			if lc.missed.Swap(false) && !gone {
+				_ = lc.gc.Wake(nil) // requests came meanwhile: the loop serves them
+			}
+			return
+		}
+		out = out[n:]
+	}
+	err := lc.gc.AsyncWrite(out, func(gc gnet.Conn, err error) error {
+		// On the loop, after the write: the connection is the loop's again.
+		lc.out.b = lc.out.b[:0]
+		lc.busy.Store(false)
+		lc.missed.Store(false)
+		if err != nil {
+			return nil // closed meanwhile
+		}
+		if closing {
+			return gc.Close()
+		}
+		// Serve what arrived meanwhile, now: a Wake would cost the loop
+		// another wake-up per round.
+		if l.OnTraffic(gc) == gnet.Close {
+			return gc.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		l.s.log.Debug("resp: a reply could not be queued", "addr", lc.cl.addr, "err", err)
+	}
 }
 
 // roundDone counts the end of a round served on a goroutine.

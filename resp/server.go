@@ -163,9 +163,11 @@ type stats struct {
 	panics      paddedCounter
 	// authFailures counts wrong passwords (INFO stats).
 	authFailures paddedCounter
-	// loopRounds and loopOffloaded count the event loops' rounds run in
-	// place and handed to a goroutine.
+	// loopRounds, loopForwarded and loopOffloaded count the event loops'
+	// rounds run in place, served with forwards from the loop, and handed
+	// to a goroutine.
 	loopRounds    paddedCounter
+	loopForwarded paddedCounter
 	loopOffloaded paddedCounter
 }
 

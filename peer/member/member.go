@@ -223,6 +223,60 @@ func (m *Caller) Write(ctx context.Context, d Directory, name, key string, mu kv
 	return res, nil
 }
 
+// GoGet starts a read of key from member name as d knows it (its owner),
+// as Get reads, with no goroutine waiting for the answer: done gets it, as
+// Get returns it, once, on a goroutine of the client, and must not block.
+// It returns false, having sent nothing, when d knows no address of name
+// or no connection to it is up (peer.Client.GoGet); Flush writes what was
+// started.
+func (m *Caller) GoGet(d Directory, name, key string, done func(it kv.Item, nearTTL time.Duration, err error)) bool {
+	addr, e := m.lookup(d, name)
+	if e != nil {
+		return false
+	}
+	ok := m.cfg.Client.GoGet(addr, key, m.cfg.Timeout, func(it kv.Item, nearTTL time.Duration, err error) {
+		if err != nil {
+			done(kv.Item{}, 0, m.mapErr(name, addr, err))
+			return
+		}
+		stamp(&it, name, false)
+		done(it, nearTTL, nil)
+	})
+	if ok {
+		inc(m.cfg.ForwardedGets, 1)
+	}
+	return ok
+}
+
+// GoWrite starts a write of key at member name as d knows it (its owner),
+// as Write writes, with no goroutine waiting for the answer (see GoGet).
+// Writes that need a newer member than name are not started.
+func (m *Caller) GoWrite(d Directory, name, key string, mu kv.Mutation, done func(kv.WriteResult, error)) bool {
+	addr, e := m.lookup(d, name)
+	if e != nil || tooOld(d, name, mu) != nil {
+		return false
+	}
+	ok := m.cfg.Client.GoWrite(addr, key, forPeer(d, name, mu), m.cfg.Timeout, func(res kv.WriteResult, err error) {
+		if err != nil {
+			done(kv.WriteResult{}, narrow(m.mapErr(name, addr, err)))
+			return
+		}
+		res.Owner, res.Source = name, kv.SourcePeer
+		done(res, nil)
+	})
+	if ok {
+		if mu.Delete {
+			inc(m.cfg.ForwardedDeletes, 1)
+		} else {
+			inc(m.cfg.ForwardedPuts, 1)
+		}
+	}
+	return ok
+}
+
+// Flush writes the requests GoGet and GoWrite started.
+func (m *Caller) Flush() { m.cfg.Client.Flush() }
+
 // Multi carries out an atomic change of several keys of one slot at member
 // name as d knows it (their owner); errors are mapped as Write maps them.
 func (m *Caller) Multi(ctx context.Context, d Directory, name string, mu kv.Multi) (kv.MultiResult, error) {
