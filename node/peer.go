@@ -58,6 +58,14 @@ func (h peerHandler) AnswersAtOnce(key string, write bool) bool {
 	return !h.n.peer.refuse.Load() && h.n.AnswersAtOnce(key, write)
 }
 
+// ImportsAtOnce lets the peer server write small imports (a replica's copy
+// of a write) on the goroutine that reads their connection when the shard
+// is this process's: an import waits on nothing else (migrate.Receiver).
+func (h peerHandler) ImportsAtOnce() bool {
+	n := h.n
+	return !n.peer.refuse.Load() && n.shard.inProcess && !n.shard.lost.Load()
+}
+
 // Admit accepts current members (the view may lag a fresh join by a
 // moment: memberlist's own list is asked too).
 func (h peerHandler) Admit(from string) bool {

@@ -446,15 +446,7 @@ func (c *Client) goCall(addr string, op byte, timeout time.Duration, build func(
 	if err != nil {
 		return false
 	}
-	dl := start.Add(timeout)
-	err = cc.w.add(func(b []byte) []byte {
-		s := len(b)
-		b = appendHeader(b, op, 0, id)
-		b = appendDeadline(b, dl)
-		b = build(b)
-		finishFrame(b, s)
-		return b
-	})
+	err = cc.w.add(requestFrame(op, id, start.Add(timeout), build))
 	if err != nil && cc.forget(id) {
 		pc.timer.Stop()
 		return false
@@ -564,19 +556,25 @@ func (c *Client) sendFrame(ctx context.Context, addr string, op byte, build func
 	if err != nil {
 		return nil, err
 	}
-	err = cc.w.enqueue(func(b []byte) []byte {
+	err = cc.w.enqueue(requestFrame(op, id, dl, build))
+	if err != nil {
+		cc.forget(id)
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, addr, err)
+	}
+	return &call{cc: cc, id: id, op: op, addr: addr, start: start, pc: pc}, nil
+}
+
+// requestFrame returns what appends a request frame: header, deadline
+// (dl, zero: none) and the payload build appends.
+func requestFrame(op byte, id uint32, dl time.Time, build func([]byte) []byte) func([]byte) []byte {
+	return func(b []byte) []byte {
 		s := len(b)
 		b = appendHeader(b, op, 0, id)
 		b = appendDeadline(b, dl)
 		b = build(b)
 		finishFrame(b, s)
 		return b
-	})
-	if err != nil {
-		cc.forget(id)
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, addr, err)
 	}
-	return &call{cc: cc, id: id, op: op, addr: addr, start: start, pc: pc}, nil
 }
 
 // wait returns the answer to cl (ctx: the request's, as given to send).

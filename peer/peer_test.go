@@ -556,6 +556,8 @@ func (h atOnceHandler) AnswersAtOnce(key string, write bool) bool {
 	return strings.HasPrefix(key, "fast")
 }
 
+func (h atOnceHandler) ImportsAtOnce() bool { return true }
+
 func (h atOnceHandler) Get(ctx context.Context, from, key string, replica bool) (kv.Item, time.Duration, error) {
 	if key == "slow" {
 		close(h.started)
@@ -570,7 +572,7 @@ func (h atOnceHandler) Get(ctx context.Context, from, key string, replica bool) 
 
 // Requests the handler answers at once are served by the goroutine that
 // reads the connection: with the only worker held by a slow read, reads,
-// writes and Many calls of such keys still come back, many at once, and
+// writes and Many calls of such keys, and small imports, still come back, many at once, and
 // the slow read's answer follows when it is released.
 func TestAtOnceServedByTheReader(t *testing.T) {
 	h := atOnceHandler{memHandler: newMemHandler("client"), started: make(chan struct{}), release: make(chan struct{})}
@@ -610,6 +612,9 @@ func TestAtOnceServedByTheReader(t *testing.T) {
 			rs, err := cli.Many(ctx, addr, []Request{{Key: key}, {Key: key + "x", Write: true, Mutation: kv.Mutation{Value: []byte("y")}}})
 			if err != nil || string(rs[0].Item.Value) != key || !rs[1].Applied {
 				errs <- fmt.Errorf("many %s: %+v %v", key, rs, err)
+			}
+			if res, err := cli.Import(ctx, addr, []store.Entry{{Key: key + "i", Value: []byte("z"), Version: 5}}); err != nil || res[0] != kv.Acked {
+				errs <- fmt.Errorf("import %s: %v %v", key, res, err)
 			}
 		}()
 	}

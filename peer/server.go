@@ -73,7 +73,16 @@ type AtOnceHandler interface {
 	// a request it admits may still wait (briefly), holding up the
 	// requests behind it on its connection.
 	AnswersAtOnce(key string, write bool) bool
+	// ImportsAtOnce reports whether an import (of a few entries: a
+	// replica's copy of a write) is carried out without waiting on
+	// another process: the shard is in process.
+	ImportsAtOnce() bool
 }
+
+// maxImportAtOnce is the largest import payload served by the reader; a
+// migration batch is larger and goes to a worker, so that it holds up no
+// request behind it.
+const maxImportAtOnce = 16 << 10
 
 // Request is one key's forwarded read or write in a Many call.
 type Request struct {
@@ -153,6 +162,8 @@ type Server struct {
 	ln     net.Listener
 	h      Handler
 	atOnce func(key string, write bool) bool // nil: every request runs on a worker
+	// importsAtOnce: small imports may be served by the reader (nil: no).
+	importsAtOnce func() bool
 	cfg    ServerConfig
 	lim    Limits
 	tls    *tls.Config
@@ -193,7 +204,7 @@ func NewServer(ln net.Listener, h Handler, cfg ServerConfig) (*Server, error) {
 	s := &Server{ln: ln, h: h, cfg: cfg, lim: cfg.Limits.withDefaults(), tls: st, log: cfg.Logger,
 		met: cfg.Metrics, conns: map[net.Conn]struct{}{}}
 	if a, ok := h.(AtOnceHandler); ok {
-		s.atOnce = a.AnswersAtOnce
+		s.atOnce, s.importsAtOnce = a.AnswersAtOnce, a.ImportsAtOnce
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -409,7 +420,8 @@ func frameBuffered(br *bufio.Reader) bool {
 }
 
 // answersAtOnce reports whether the request (op, payload p) is a plain
-// read, write or Many of keys the handler carries out at once. A request
+// read, write or Many of keys the handler carries out at once, or a small
+// import it carries out at once. A request
 // that does not decode is not: its worker answers the error.
 func (s *Server) answersAtOnce(op byte, p []byte) bool {
 	if s.atOnce == nil || len(p) < 8 {
@@ -417,6 +429,8 @@ func (s *Server) answersAtOnce(op byte, p []byte) bool {
 	}
 	p = p[8:] // the deadline
 	switch op {
+	case opImport:
+		return len(p) <= maxImportAtOnce && s.importsAtOnce()
 	case opGet:
 		key, replica, err := decodeGet(p, s.lim.MaxKeyBytes)
 		return err == nil && !replica && s.atOnce(key, false)

@@ -376,27 +376,6 @@ func (l *loopServer) unwatch(lc *evConn) {
 	l.mu.Unlock()
 }
 
-// inPlace reports whether every request of a round can be answered on the
-// loop without waiting on another process.
-func (l *loopServer) inPlace(cl *client, cmds []redcon.Command) bool {
-	for _, cmd := range cmds {
-		args := cmd.Args
-		spec := lookup(cl, args[0])
-		switch {
-		case spec == nil || spec.role > cl.role || !spec.arityOK(len(args)):
-			// refused on the spot
-		case spec == specPing || spec == specEcho:
-		case (spec == specGet || spec == specSet) && l.atOnce != nil:
-			if !l.atOnce(unsafeString(args[1]), spec == specSet) {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // unsafeString views b as a string without copying. The request reader
 // never writes a request's bytes again once it handed them out, and
 // AnswersAtOnce keeps nothing.

@@ -106,7 +106,8 @@ const (
 )
 
 // classify tells how a round is served: in place when every request is
-// answered at once (inPlace), forwarded when the others are forwards of
+// PING, ECHO, refused on the spot, or a GET or SET answered at once
+// (AtOnceBackend), forwarded when the others are forwards of
 // distinct keys, else offloaded.
 func (l *loopServer) classify(cl *client, cmds []redcon.Command) roundKind {
 	kind := roundInPlace
@@ -118,7 +119,7 @@ func (l *loopServer) classify(cl *client, cmds []redcon.Command) roundKind {
 		case spec == nil || spec.role > cl.role || !spec.arityOK(len(args)):
 			// refused on the spot
 		case spec == specPing || spec == specEcho:
-		case (spec == specGet || spec == specSet) && l.atOnce != nil && l.atOnce(unsafeString(args[1]), spec == specSet):
+		case l.answersAtOnce(spec, args):
 		case (spec == specGet || spec == specSet) && l.fwd != nil && l.fwd.Forwards(unsafeString(args[1])):
 			if _, ok := forwardable(spec, args); !ok {
 				return roundOffload
@@ -139,6 +140,12 @@ func (l *loopServer) classify(cl *client, cmds []redcon.Command) roundKind {
 		}
 	}
 	return kind
+}
+
+// answersAtOnce reports whether args (of a role and arity already
+// checked) is a GET or SET the backend answers at once.
+func (l *loopServer) answersAtOnce(spec *cmdSpec, args [][]byte) bool {
+	return (spec == specGet || spec == specSet) && l.atOnce != nil && l.atOnce(unsafeString(args[1]), spec == specSet)
 }
 
 // serveForward serves a round classify found forwardable, on the loop. It
@@ -163,8 +170,7 @@ func (l *loopServer) serveForward(lc *evConn, cmds []redcon.Command) (done, star
 	for _, cmd := range cmds {
 		args := cmd.Args
 		spec := lookup(lc.cl, args[0])
-		if spec != specGet && spec != specSet || (l.atOnce != nil && l.atOnce(unsafeString(args[1]), spec == specSet)) ||
-			spec.role > lc.cl.role || !spec.arityOK(len(args)) {
+		if spec != specGet && spec != specSet || spec.role > lc.cl.role || !spec.arityOK(len(args)) || l.answersAtOnce(spec, args) {
 			s.dispatch(&lc.c, lc.cl, args)
 			continue
 		}
