@@ -164,12 +164,12 @@ type Server struct {
 	atOnce func(key string, write bool) bool // nil: every request runs on a worker
 	// importsAtOnce: small imports may be served by the reader (nil: no).
 	importsAtOnce func() bool
-	cfg    ServerConfig
-	lim    Limits
-	tls    *tls.Config
-	log    *slog.Logger
-	met    *Metrics
-	warn   rateLimiter
+	cfg           ServerConfig
+	lim           Limits
+	tls           *tls.Config
+	log           *slog.Logger
+	met           *Metrics
+	warn          rateLimiter
 
 	base   context.Context
 	cancel context.CancelFunc
