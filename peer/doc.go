@@ -14,9 +14,12 @@
 // frameWriter). Requests carry their sender's deadline; a server refuses a
 // request that arrives after it. A server serves the requests its handler
 // answers at once (AtOnceHandler: a read or write of a key it owns, held
-// in process) on the goroutine that reads the connection, and answers all
-// of those read together in one write; the others run on the
-// connection's workers.
+// in process; a small import to an in-process shard) on the goroutine
+// that reads the connection, and answers all of those read together in
+// one write; the others run on the connection's workers. Client.GoGet and
+// GoWrite start a request that no goroutine waits for: its answer (or its
+// timer's error) goes to a callback, and Flush writes what was started
+// (the RESP event loop forwards this way).
 //
 // Authentication happens once per connection, before any request is read:
 //
