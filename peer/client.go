@@ -136,6 +136,11 @@ func (c *Client) Get(ctx context.Context, addr, key string, replica bool) (kv.It
 	if err != nil {
 		return kv.Item{}, 0, err
 	}
+	return c.getAnswer(addr, key, p, sent)
+}
+
+// getAnswer decodes the answer p to a read of key sent at sent.
+func (c *Client) getAnswer(addr, key string, p []byte, sent time.Time) (kv.Item, time.Duration, error) {
 	it, nearTTL, err := decodeItem(p, sent)
 	if err != nil {
 		return kv.Item{}, 0, c.badAnswer(addr, err)
@@ -152,6 +157,11 @@ func (c *Client) Write(ctx context.Context, addr, key string, m kv.Mutation) (kv
 	if err != nil {
 		return kv.WriteResult{}, err
 	}
+	return c.writeAnswer(addr, key, p)
+}
+
+// writeAnswer decodes the answer p to a write of key.
+func (c *Client) writeAnswer(addr, key string, p []byte) (kv.WriteResult, error) {
 	res, err := decodeWriteResult(p, key)
 	if err != nil {
 		return kv.WriteResult{}, c.badAnswer(addr, err)
@@ -400,13 +410,7 @@ func (c *Client) GoGet(addr, key string, timeout time.Duration, done func(it kv.
 				done(kv.Item{}, 0, err)
 				return
 			}
-			it, nearTTL, err := decodeItem(p, sent)
-			if err != nil {
-				done(kv.Item{}, 0, c.badAnswer(addr, err))
-				return
-			}
-			it.Key = key
-			done(it, nearTTL, nil)
+			done(c.getAnswer(addr, key, p, sent))
 		})
 }
 
@@ -419,12 +423,7 @@ func (c *Client) GoWrite(addr, key string, m kv.Mutation, timeout time.Duration,
 				done(kv.WriteResult{}, err)
 				return
 			}
-			res, err := decodeWriteResult(p, key)
-			if err != nil {
-				done(kv.WriteResult{}, c.badAnswer(addr, err))
-				return
-			}
-			done(res, nil)
+			done(c.writeAnswer(addr, key, p))
 		})
 }
 

@@ -25,7 +25,8 @@ type memHandler struct {
 	members  map[string]bool
 	invalid  []string
 	writes   atomic.Int64
-	block    chan struct{} // when set, Get waits for it
+	block    chan struct{} // when set, Get waits for it (or its deadline)
+	stall    chan struct{} // when set, Get waits for it, deadline or not
 	froms    map[string]int
 	imported int
 }
@@ -45,6 +46,9 @@ func (h *memHandler) Admit(from string) bool {
 }
 
 func (h *memHandler) Get(ctx context.Context, from, key string, replica bool) (kv.Item, time.Duration, error) {
+	if h.stall != nil {
+		<-h.stall
+	}
 	if h.block != nil {
 		select {
 		case <-h.block:
@@ -673,7 +677,10 @@ func TestGoCalls(t *testing.T) {
 		t.Fatalf("GoGet: %+v, %+v", a, b)
 	}
 
-	p.h.block = make(chan struct{}) // reads wait
+	// Reads wait, past their deadline too: only the client's timer can
+	// end the call (the server would answer its own deadline's error at
+	// the same instant).
+	p.h.stall = make(chan struct{})
 	start := time.Now()
 	if !p.cli.GoGet(addr, "k", 100*time.Millisecond, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
 		t.Fatal("GoGet did not start")
@@ -695,5 +702,5 @@ func TestGoCalls(t *testing.T) {
 	if a := <-got; !errors.Is(a.err, ErrUnavailable) {
 		t.Fatalf("a read on a broken connection: %+v, want ErrUnavailable", a)
 	}
-	close(p.h.block)
+	close(p.h.stall)
 }

@@ -35,10 +35,13 @@ import (
 // requests runs in place when each of them is a PING or ECHO, or a GET or
 // SET of a key the backend answers at once (AtOnceBackend: this node owns
 // the key, keeps its shard in process, and has no replica, previous owner,
-// loader or remote copy to wait for). Any other round runs on a goroutine of
-// its own with the same handlers as the goroutine layer; the connection's
-// later requests wait in its buffer until that round's replies are queued,
-// so replies stay in order.
+// loader or remote copy to wait for). In proxy mode a round whose other
+// requests are a few GETs and plain SETs of keys other members own is
+// served on the loop too, the forwards started without a goroutine
+// waiting (loopforward.go). Any other round runs on a goroutine of its own
+// with the same handlers as the goroutine layer. While a round is out, the
+// connection's later requests wait in its buffer until that round's
+// replies are written (handBack), so replies stay in order.
 //
 // Limits hold as in the goroutine layer: the request reader is the same
 // (respreader, with Options.Limits); bytes that arrive while a round runs
@@ -111,12 +114,12 @@ type evConn struct {
 	cmds []redcon.Command
 	// busy: a round is being served by a goroutine (OnTick reads it).
 	busy atomic.Bool
-	// missed: requests arrived while busy; whoever clears busy without
-	// serving them wakes the loop to (loopforward.go).
+	// missed: requests arrived while busy; handBack, clearing busy
+	// without serving them, wakes the loop to.
 	missed atomic.Bool
-	// fd is the socket; a forwarded round's last answer may write its
-	// replies to it straight from the goroutine that has them, under wmu,
-	// unless OnClose (which runs before gnet closes fd) set gone.
+	// fd is the socket; the goroutine that ends a round may write its
+	// replies to it (handBack), under wmu, unless OnClose (which runs
+	// before gnet closes fd) set gone.
 	fd   int
 	wmu  sync.Mutex
 	gone bool

@@ -24,8 +24,9 @@ import (
 // pass of the loop leave together: the first round that starts one asks
 // the loop to run FlushStarted after the pass. The answers come back on
 // the peer connection's reader, which fills in each one's reply; the last
-// of a round puts the round's replies, in request order, on the loop
-// (AsyncWrite), where the connection's next requests are then served.
+// of a round assembles the round's replies in request order and hands the
+// connection back (handBack: it writes them to the socket itself, or
+// through the loop), and the loop serves its next requests.
 //
 // A forward whose outcome settles nothing (the owner's view of the ring
 // differs, or it did not answer) or that could not start (no connection to
@@ -111,7 +112,8 @@ const (
 // distinct keys, else offloaded.
 func (l *loopServer) classify(cl *client, cmds []redcon.Command) roundKind {
 	kind := roundInPlace
-	var keys []string
+	var seen [maxForwards]string
+	keys := seen[:0]
 	for _, cmd := range cmds {
 		args := cmd.Args
 		spec := lookup(cl, args[0])

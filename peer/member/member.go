@@ -208,11 +208,7 @@ func (m *Caller) Write(ctx context.Context, d Directory, name, key string, mu kv
 	if e := tooOld(d, name, mu); e != nil {
 		return kv.WriteResult{}, e // not sent: not counted as forwarded
 	}
-	if mu.Delete {
-		inc(m.cfg.ForwardedDeletes, 1)
-	} else {
-		inc(m.cfg.ForwardedPuts, 1)
-	}
+	m.countWrite(mu)
 	ctx, cancel := m.bound(ctx)
 	defer cancel()
 	res, err := m.cfg.Client.Write(ctx, addr, key, forPeer(d, name, mu))
@@ -265,13 +261,18 @@ func (m *Caller) GoWrite(d Directory, name, key string, mu kv.Mutation, done fun
 		done(res, nil)
 	})
 	if ok {
-		if mu.Delete {
-			inc(m.cfg.ForwardedDeletes, 1)
-		} else {
-			inc(m.cfg.ForwardedPuts, 1)
-		}
+		m.countWrite(mu)
 	}
 	return ok
+}
+
+// countWrite counts a write sent to a member: a delete or a put.
+func (m *Caller) countWrite(mu kv.Mutation) {
+	if mu.Delete {
+		inc(m.cfg.ForwardedDeletes, 1)
+	} else {
+		inc(m.cfg.ForwardedPuts, 1)
+	}
 }
 
 // Flush writes the requests GoGet and GoWrite started.
