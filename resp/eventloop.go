@@ -403,6 +403,7 @@ func (l *loopServer) offload(lc *evConn, cmds []redcon.Command) bool {
 	l.roundsMu.Unlock()
 	direct := lc.gc.OutboundBuffered() == 0
 	lc.busy.Store(true)
+	l.noteLeftover(lc)
 	go func() {
 		defer l.roundDone()
 		closed := true
@@ -471,6 +472,16 @@ func (l *loopServer) handBack(lc *evConn, direct, closing bool) {
 	})
 	if err != nil {
 		l.s.log.Debug("resp: a reply could not be queued", "addr", lc.cl.addr, "err", err)
+	}
+}
+
+// noteLeftover, on the loop as a round leaves it, marks the connection as
+// having requests waiting (missed) when gnet still buffers input the
+// request reader did not take (its buffer was full): no OnTraffic comes
+// for those bytes, so the round's end must wake the loop for them.
+func (l *loopServer) noteLeftover(lc *evConn) {
+	if lc.gc.InboundBuffered() > 0 {
+		lc.missed.Store(true)
 	}
 }
 

@@ -203,6 +203,7 @@ func (l *loopServer) serveForward(lc *evConn, cmds []redcon.Command) (done, star
 	r.parts = parts[:np]
 	r.direct = lc.gc.OutboundBuffered() == 0
 	lc.busy.Store(true)
+	l.noteLeftover(lc)
 	if r.pending.Add(-1) != 0 {
 		return false, true
 	}
