@@ -98,13 +98,13 @@ func TestStartForwards(t *testing.T) {
 	got := make(chan answer, 4)
 	onGet := func(it node.Item, err error, retry bool) { got <- answer{it: it, err: err, retry: retry} }
 	onSet := func(res node.WriteResult, err error, retry bool) { got <- answer{res: res, err: err, retry: retry} }
-	if a.StartGet(mine, onGet) || a.StartWrite(mine, node.Mutation{Value: []byte("x")}, onSet) {
+	if a.StartGet(mine, false, onGet) || a.StartWrite(mine, node.Mutation{Value: []byte("x")}, false, onSet) {
 		t.Fatal("started a forward of a key this node owns")
 	}
-	if a.StartWrite(theirs, node.Mutation{Value: []byte("x"), IfAbsent: true}, onSet) {
+	if a.StartWrite(theirs, node.Mutation{Value: []byte("x"), IfAbsent: true}, false, onSet) {
 		t.Fatal("started a conditional write (its answer may not be repeated)")
 	}
-	if !a.StartWrite(theirs, node.Mutation{Value: []byte("v1")}, onSet) {
+	if !a.StartWrite(theirs, node.Mutation{Value: []byte("v1")}, false, onSet) {
 		t.Fatal("StartWrite did not start")
 	}
 	a.FlushStarted()
@@ -112,7 +112,7 @@ func TestStartForwards(t *testing.T) {
 		t.Fatalf("StartWrite: %+v", r)
 	}
 	for range 2 { // the second read may come from the near copy the first filled
-		if !a.StartGet(theirs, onGet) {
+		if !a.StartGet(theirs, false, onGet) {
 			t.Fatal("StartGet did not start")
 		}
 		a.FlushStarted()
@@ -123,14 +123,14 @@ func TestStartForwards(t *testing.T) {
 	if r := b.put(t, theirs, "v2"); r.status/100 != 2 { // invalidates a's near copy
 		t.Fatalf("put: %v", r)
 	}
-	if !a.StartGet(theirs, onGet) {
+	if !a.StartGet(theirs, false, onGet) {
 		t.Fatal("StartGet did not start")
 	}
 	a.FlushStarted()
 	if r := <-got; r.err != nil || string(r.it.Value) != "v2" {
 		t.Fatalf("StartGet after a write at the owner: %+v, want v2", r)
 	}
-	if !a.StartGet(theirs+"-absent", onGet) {
+	if !a.StartGet(theirs+"-absent", false, onGet) {
 		t.Fatal("StartGet did not start")
 	}
 	a.FlushStarted()
@@ -141,7 +141,7 @@ func TestStartForwards(t *testing.T) {
 	// Without a connection up nothing starts (the blocking path dials).
 	addr := b.PeerAdvertisedForTest()
 	a.PeerClientForTest().Forget(addr)
-	if a.StartGet(theirs+"-2", onGet) {
+	if a.StartGet(theirs+"-2", false, onGet) {
 		t.Fatal("StartGet started with no connection to the owner")
 	}
 	// An owner that does not answer: the forward asks for a retry.
@@ -149,7 +149,7 @@ func TestStartForwards(t *testing.T) {
 		t.Fatalf("get: %v", r)
 	}
 	b.PeerServerForTest().Close()
-	if a.StartGet(theirs+"-3", onGet) {
+	if a.StartGet(theirs+"-3", false, onGet) {
 		a.FlushStarted()
 		if r := <-got; r.err == nil || !r.retry {
 			t.Fatalf("StartGet from an owner whose peer port closed: %+v, want a retry", r)

@@ -60,9 +60,10 @@ func (n *Node) get(ctx context.Context, key string) (Item, error) {
 // read is to be made again through Get, which re-routes. StartGet returns
 // false, having started nothing, when the read does not go that way (a
 // bad key, a key this node owns, no connection up to the owner): Get it.
-// The request leaves with the next FlushStarted. There is no collapsing
+// The request leaves at once with now (a door that has nothing else to
+// send), else with the next FlushStarted. There is no collapsing
 // of concurrent reads of one key here: each starts its own.
-func (n *Node) StartGet(key string, done func(it Item, err error, retry bool)) bool {
+func (n *Node) StartGet(key string, now bool, done func(it Item, err error, retry bool)) bool {
 	if n.checkKey(key) != nil {
 		return false
 	}
@@ -79,7 +80,7 @@ func (n *Node) StartGet(key string, done func(it Item, err error, retry bool)) b
 	}
 	g := t.Guard(key)
 	sent := time.Now()
-	ok := n.peer.members.GoGet(v, owner, key, func(it Item, nearTTL time.Duration, err error) {
+	ok := n.peer.members.GoGet(v, owner, key, now, func(it Item, nearTTL time.Duration, err error) {
 		if err == nil {
 			t.FillNear(key, it, nearTTL, sent, g, ep)
 		}

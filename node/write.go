@@ -64,7 +64,7 @@ func (n *Node) write(ctx context.Context, key string, m Mutation) (WriteResult, 
 // or no answer: a write that did land is harmless to repeat, its version
 // newer) and is to be made again through Write. This node's near copy of
 // key goes before done is called.
-func (n *Node) StartWrite(key string, m Mutation, done func(res WriteResult, err error, retry bool)) bool {
+func (n *Node) StartWrite(key string, m Mutation, now bool, done func(res WriteResult, err error, retry bool)) bool {
 	if m.IfAbsent || m.IfPresent || m.Op != kv.OpSet || m.Expire || n.checkWrite(key, m, false) != nil {
 		return false // a condition's or an operation's answer may not be repeated
 	}
@@ -73,7 +73,7 @@ func (n *Node) StartWrite(key string, m Mutation, done func(res WriteResult, err
 	if owner == "" || owner == n.cfg.Name {
 		return false
 	}
-	return n.peer.members.GoWrite(v, owner, key, m, func(res WriteResult, err error) {
+	return n.peer.members.GoWrite(v, owner, key, m, now, func(res WriteResult, err error) {
 		n.reads.tier.Invalidate(key) // before the write is acknowledged
 		done(res, err, !settledRemotely(err))
 	})

@@ -399,12 +399,13 @@ func (c *Client) Ping(ctx context.Context, addr string) error {
 // GoGet sends a read of key to the peer at addr, as Get does, without
 // waiting for the answer: done is called once with it, on the goroutine
 // that reads the connection (or the timer's, after timeout), and must not
-// block. The request is not written yet: Flush writes it, with every
-// other request started since. GoGet returns false, having sent nothing,
+// block. With now the request is written before GoGet returns (sharing
+// the write with other senders, as Get); else not yet: Flush writes it,
+// with every other request started since. GoGet returns false, having sent nothing,
 // when no connection to addr is up (it dials none: a caller that cannot
 // wait takes the blocking path, which dials).
-func (c *Client) GoGet(addr, key string, timeout time.Duration, done func(it kv.Item, nearTTL time.Duration, err error)) bool {
-	return c.goCall(addr, opGet, timeout, func(b []byte) []byte { return appendGet(b, key, false) },
+func (c *Client) GoGet(addr, key string, timeout time.Duration, now bool, done func(it kv.Item, nearTTL time.Duration, err error)) bool {
+	return c.goCall(addr, opGet, timeout, now, func(b []byte) []byte { return appendGet(b, key, false) },
 		func(sent time.Time, p []byte, err error) {
 			if err != nil {
 				done(kv.Item{}, 0, err)
@@ -416,8 +417,8 @@ func (c *Client) GoGet(addr, key string, timeout time.Duration, done func(it kv.
 
 // GoWrite sends a write of key to the peer at addr, as Write does, without
 // waiting for the answer (see GoGet).
-func (c *Client) GoWrite(addr, key string, m kv.Mutation, timeout time.Duration, done func(kv.WriteResult, error)) bool {
-	return c.goCall(addr, opWrite, timeout, func(b []byte) []byte { return appendWrite(b, key, m) },
+func (c *Client) GoWrite(addr, key string, m kv.Mutation, timeout time.Duration, now bool, done func(kv.WriteResult, error)) bool {
+	return c.goCall(addr, opWrite, timeout, now, func(b []byte) []byte { return appendWrite(b, key, m) },
 		func(_ time.Time, p []byte, err error) {
 			if err != nil {
 				done(kv.WriteResult{}, err)
@@ -429,7 +430,7 @@ func (c *Client) GoWrite(addr, key string, m kv.Mutation, timeout time.Duration,
 
 // goCall starts one request on a live connection to addr (see GoGet);
 // done gets the answer's payload or its error, as call returns them.
-func (c *Client) goCall(addr string, op byte, timeout time.Duration, build func([]byte) []byte, done func(start time.Time, p []byte, err error)) bool {
+func (c *Client) goCall(addr string, op byte, timeout time.Duration, now bool, build func([]byte) []byte, done func(start time.Time, p []byte, err error)) bool {
 	cc := c.liveConn(addr)
 	if cc == nil || timeout <= 0 {
 		return false
@@ -445,7 +446,12 @@ func (c *Client) goCall(addr string, op byte, timeout time.Duration, build func(
 	if err != nil {
 		return false
 	}
-	err = cc.w.add(requestFrame(op, id, start.Add(timeout), build))
+	frame := requestFrame(op, id, start.Add(timeout), build)
+	if now {
+		err = cc.w.enqueue(frame)
+	} else {
+		err = cc.w.add(frame)
+	}
 	if err != nil && cc.forget(id) {
 		pc.timer.Stop()
 		return false

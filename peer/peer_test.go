@@ -644,7 +644,7 @@ func TestAtOnceServedByTheReader(t *testing.T) {
 func TestGoCalls(t *testing.T) {
 	p := pair(t, Auth{})
 	ctx, addr := ctxT(t), p.srv.Addr().String()
-	if p.cli.GoGet(addr, "k", time.Second, func(kv.Item, time.Duration, error) { t.Error("done of a call not started") }) {
+	if p.cli.GoGet(addr, "k", time.Second, false, func(kv.Item, time.Duration, error) { t.Error("done of a call not started") }) {
 		t.Fatal("GoGet started a call with no connection up (it must not dial)")
 	}
 	if err := p.cli.Ping(ctx, addr); err != nil { // dials
@@ -656,7 +656,7 @@ func TestGoCalls(t *testing.T) {
 		err error
 	}
 	got := make(chan answer, 4)
-	if !p.cli.GoWrite(addr, "k", kv.Mutation{Value: []byte("v1")}, time.Second, func(res kv.WriteResult, err error) { got <- answer{res: res, err: err} }) {
+	if !p.cli.GoWrite(addr, "k", kv.Mutation{Value: []byte("v1")}, time.Second, false, func(res kv.WriteResult, err error) { got <- answer{res: res, err: err} }) {
 		t.Fatal("GoWrite did not start")
 	}
 	p.cli.Flush()
@@ -664,7 +664,7 @@ func TestGoCalls(t *testing.T) {
 		t.Fatalf("GoWrite: %+v", a)
 	}
 	for _, key := range []string{"k", "nope"} {
-		if !p.cli.GoGet(addr, key, time.Second, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
+		if !p.cli.GoGet(addr, key, time.Second, false, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
 			t.Fatal("GoGet did not start")
 		}
 	}
@@ -682,7 +682,7 @@ func TestGoCalls(t *testing.T) {
 	// the same instant).
 	p.h.stall = make(chan struct{})
 	start := time.Now()
-	if !p.cli.GoGet(addr, "k", 100*time.Millisecond, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
+	if !p.cli.GoGet(addr, "k", 100*time.Millisecond, false, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
 		t.Fatal("GoGet did not start")
 	}
 	p.cli.Flush()
@@ -693,7 +693,7 @@ func TestGoCalls(t *testing.T) {
 	if err := p.cli.Ping(ctx, addr); err != nil { // the timeout closed the silent connection: dial again
 		t.Fatal(err)
 	}
-	if !p.cli.GoGet(addr, "k", 5*time.Second, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
+	if !p.cli.GoGet(addr, "k", 5*time.Second, false, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
 		t.Fatal("GoGet did not start")
 	}
 	p.cli.Flush()

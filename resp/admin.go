@@ -586,6 +586,9 @@ func (s *Server) info(want map[string]bool) string {
 		kv("peercache_event_loop_rounds", s.stats.loopRounds.Load())
 		kv("peercache_event_loop_rounds_forwarded", s.stats.loopForwarded.Load())
 		kv("peercache_event_loop_rounds_offloaded", s.stats.loopOffloaded.Load())
+		// Without event loops, in proxy mode: unpipelined GETs and SETs a
+		// connection's goroutine forwarded without waiting for the answer.
+		kv("peercache_forwards_unawaited", s.stats.connForwards.Load())
 		// Keys the in-memory shard evicted to stay within the memory
 		// budget (gone: a read answers nil), as Redis counts its own; the
 		// local tier's evicted copies are counted apart.

@@ -171,9 +171,13 @@ func (s *Server) unregister(cl *client) {
 func (s *Server) serveConn(nc net.Conn, cl *client) {
 	c := &conn{nc: nc, addr: cl.addr, wr: redcon.NewWriter(nc), ctx: cl}
 	c.rd = respreader.New(nc, s.opts.Limits, cl.authenticated)
+	fwd := s.newConnForward(nc, cl)
 	defer func() {
 		if p := recover(); p != nil {
 			s.panicked(cl, p)
+		}
+		if fwd != nil {
+			fwd.wait() // its reply is written (or fails) before the socket closes
 		}
 		nc.Close()
 		s.unregister(cl)
@@ -197,6 +201,13 @@ func (s *Server) serveConn(nc net.Conn, cl *client) {
 			}
 			c.wr.Flush()
 			return
+		}
+		if fwd != nil {
+			fwd.wait()
+			if len(cmds) == 1 && fwd.start(cmds[0].Args) {
+				clear(cmds)
+				continue
+			}
 		}
 		if s.serveRound(c, cl, cmds) {
 			return

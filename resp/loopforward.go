@@ -44,9 +44,11 @@ type ForwardingBackend interface {
 	// StartGet and StartWrite begin the request and return true, or start
 	// nothing and return false. done runs once, on another goroutine or
 	// (StartGet only) before StartGet returns, and must not block; retry
-	// asks for the request to be made again through Get or Write.
-	StartGet(key string, done func(it node.Item, err error, retry bool)) bool
-	StartWrite(key string, m node.Mutation, done func(res node.WriteResult, err error, retry bool)) bool
+	// asks for the request to be made again through Get or Write. With
+	// now the request is written before they return; else FlushStarted
+	// writes it.
+	StartGet(key string, now bool, done func(it node.Item, err error, retry bool)) bool
+	StartWrite(key string, m node.Mutation, now bool, done func(res node.WriteResult, err error, retry bool)) bool
 	// FlushStarted writes the requests started so far.
 	FlushStarted()
 }
@@ -187,10 +189,10 @@ func (l *loopServer) serveForward(lc *evConn, cmds []redcon.Command) (done, star
 		key := string(args[1])
 		var ok bool
 		if spec == specGet {
-			ok = l.fwd.StartGet(key, func(it node.Item, err error, retry bool) { r.got(p, retry, getReply(s, it, err)) })
+			ok = l.fwd.StartGet(key, false, func(it node.Item, err error, retry bool) { r.got(p, retry, getReply(s, it, err)) })
 		} else {
 			m, _ := forwardable(spec, args)
-			ok = l.fwd.StartWrite(key, m, func(res node.WriteResult, err error, retry bool) { r.got(p, retry, setReply(s, res, err)) })
+			ok = l.fwd.StartWrite(key, m, false, func(res node.WriteResult, err error, retry bool) { r.got(p, retry, setReply(s, res, err)) })
 		}
 		if !ok {
 			r.got(p, true, nil)

@@ -27,7 +27,7 @@ type flakyForwards struct {
 	n atomic.Int64
 }
 
-func (f *flakyForwards) StartGet(key string, done func(node.Item, error, bool)) bool {
+func (f *flakyForwards) StartGet(key string, now bool, done func(node.Item, error, bool)) bool {
 	switch f.n.Add(1) % 3 {
 	case 0:
 		return false
@@ -35,10 +35,10 @@ func (f *flakyForwards) StartGet(key string, done func(node.Item, error, bool)) 
 		go done(node.Item{}, errors.New("lost"), true)
 		return true
 	}
-	return f.Node.StartGet(key, done)
+	return f.Node.StartGet(key, now, done)
 }
 
-func (f *flakyForwards) StartWrite(key string, m node.Mutation, done func(node.WriteResult, error, bool)) bool {
+func (f *flakyForwards) StartWrite(key string, m node.Mutation, now bool, done func(node.WriteResult, error, bool)) bool {
 	switch f.n.Add(1) % 3 {
 	case 0:
 		return false
@@ -46,7 +46,7 @@ func (f *flakyForwards) StartWrite(key string, m node.Mutation, done func(node.W
 		go done(node.WriteResult{}, errors.New("lost"), true)
 		return true
 	}
-	return f.Node.StartWrite(key, m, done)
+	return f.Node.StartWrite(key, m, now, done)
 }
 
 // TestEventLoopForwards: through node 0 of 3, in proxy mode, one
@@ -56,8 +56,16 @@ func (f *flakyForwards) StartWrite(key string, m node.Mutation, done func(node.W
 // the loop, and so they are when the forwards fail to start or ask for a
 // retry (they then run through the blocking path). Many clients at once
 // read back what they wrote.
-func TestEventLoopForwards(t *testing.T) {
-	nodes := startClusterResp(t, 3, Options{EventLoops: 1}, func(c *node.Config) { c.Migration.HandoffWindow = 100 * time.Millisecond })
+func TestEventLoopForwards(t *testing.T) { testForwards(t, 1) }
+
+// TestGoroutineForwards: the same without event loops, where an
+// unpipelined GET or SET of another member's key is forwarded by the
+// connection's goroutine without waiting, and the peer connection's
+// reader writes the reply (goforward.go).
+func TestGoroutineForwards(t *testing.T) { testForwards(t, 0) }
+
+func testForwards(t *testing.T, loops int) {
+	nodes := startClusterResp(t, 3, Options{EventLoops: loops}, func(c *node.Config) { c.Migration.HandoffWindow = 100 * time.Millisecond })
 	// Until the handoff window of the last join ends, a previous owner may
 	// hold node 0's keys: rounds with those go to a goroutine.
 	deadline := time.Now().Add(10 * time.Second)
@@ -75,7 +83,7 @@ func TestEventLoopForwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flaky, err := Listen(&flakyForwards{Node: nodes[0].Node}, Options{Listener: ln, EventLoops: 1, Logger: testLogger()})
+	flaky, err := Listen(&flakyForwards{Node: nodes[0].Node}, Options{Listener: ln, EventLoops: loops, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +155,11 @@ func TestEventLoopForwards(t *testing.T) {
 					t.Fatalf("replies to %q: got %q, want %q", req.String(), got, w)
 				}
 			}
-			if f := s.stats.loopForwarded.Load(); f == 0 {
+			if f := s.stats.loopForwarded.Load(); s.opts.EventLoops > 0 && f == 0 {
 				t.Fatalf("no round was served with forwards from the loop (in place %d, offloaded %d)", s.stats.loopRounds.Load(), s.stats.loopOffloaded.Load())
+			}
+			if f := s.stats.connForwards.Load(); s.opts.EventLoops == 0 && f == 0 {
+				t.Fatal("no request was forwarded by a connection's goroutine without waiting")
 			}
 
 			rdb := redis.NewClient(&redis.Options{Addr: s.Addr().String(), PoolSize: 16})

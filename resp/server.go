@@ -130,8 +130,11 @@ type Server struct {
 	opts    Options
 	cluster *clusterState // nil unless Options.Cluster
 	loop    *loopServer   // nil unless Options.EventLoops > 0
-	log     *slog.Logger
-	ln      net.Listener
+	// fwd starts the forwards of connection goroutines (goforward.go;
+	// nil: none, as in cluster mode).
+	fwd ForwardingBackend
+	log *slog.Logger
+	ln  net.Listener
 
 	base   context.Context // cancelled by Close: aborts commands in flight
 	cancel context.CancelFunc
@@ -169,6 +172,9 @@ type stats struct {
 	loopRounds    paddedCounter
 	loopForwarded paddedCounter
 	loopOffloaded paddedCounter
+	// connForwards counts the requests a connection's goroutine forwarded
+	// without waiting for the answer (goforward.go).
+	connForwards paddedCounter
 }
 
 type paddedCounter struct {
@@ -279,6 +285,8 @@ func Listen(b Backend, opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.loop = l
+	} else if fb, ok := b.(ForwardingBackend); ok && cluster == nil {
+		s.fwd = fb
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.deadline.Store(s.newDeadline())

@@ -223,14 +223,14 @@ func (m *Caller) Write(ctx context.Context, d Directory, name, key string, mu kv
 // as Get reads, with no goroutine waiting for the answer: done gets it, as
 // Get returns it, once, on a goroutine of the client, and must not block.
 // It returns false, having sent nothing, when d knows no address of name
-// or no connection to it is up (peer.Client.GoGet); Flush writes what was
-// started.
-func (m *Caller) GoGet(d Directory, name, key string, done func(it kv.Item, nearTTL time.Duration, err error)) bool {
+// or no connection to it is up (peer.Client.GoGet); the request leaves at
+// once with now, else with the next Flush.
+func (m *Caller) GoGet(d Directory, name, key string, now bool, done func(it kv.Item, nearTTL time.Duration, err error)) bool {
 	addr, e := m.lookup(d, name)
 	if e != nil {
 		return false
 	}
-	ok := m.cfg.Client.GoGet(addr, key, m.cfg.Timeout, func(it kv.Item, nearTTL time.Duration, err error) {
+	ok := m.cfg.Client.GoGet(addr, key, m.cfg.Timeout, now, func(it kv.Item, nearTTL time.Duration, err error) {
 		if err != nil {
 			done(kv.Item{}, 0, m.mapErr(name, addr, err))
 			return
@@ -247,12 +247,12 @@ func (m *Caller) GoGet(d Directory, name, key string, done func(it kv.Item, near
 // GoWrite starts a write of key at member name as d knows it (its owner),
 // as Write writes, with no goroutine waiting for the answer (see GoGet).
 // Writes that need a newer member than name are not started.
-func (m *Caller) GoWrite(d Directory, name, key string, mu kv.Mutation, done func(kv.WriteResult, error)) bool {
+func (m *Caller) GoWrite(d Directory, name, key string, mu kv.Mutation, now bool, done func(kv.WriteResult, error)) bool {
 	addr, e := m.lookup(d, name)
 	if e != nil || tooOld(d, name, mu) != nil {
 		return false
 	}
-	ok := m.cfg.Client.GoWrite(addr, key, forPeer(d, name, mu), m.cfg.Timeout, func(res kv.WriteResult, err error) {
+	ok := m.cfg.Client.GoWrite(addr, key, forPeer(d, name, mu), m.cfg.Timeout, now, func(res kv.WriteResult, err error) {
 		if err != nil {
 			done(kv.WriteResult{}, narrow(m.mapErr(name, addr, err)))
 			return
