@@ -189,6 +189,9 @@ func (s *Server) serveConn(nc net.Conn, cl *client) {
 		}
 		var err error
 		cmds, err = c.rd.Read(cmds[:0])
+		if fwd != nil {
+			fwd.wait() // the reply to a forward goes before anything else
+		}
 		if err != nil {
 			if msg := respreader.ErrorReply(err); msg != "" {
 				s.stats.errors.Add(1)
@@ -203,7 +206,6 @@ func (s *Server) serveConn(nc net.Conn, cl *client) {
 			return
 		}
 		if fwd != nil {
-			fwd.wait()
 			if len(cmds) == 1 && fwd.start(cmds[0].Args) {
 				clear(cmds)
 				continue

@@ -193,3 +193,58 @@ func testForwards(t *testing.T, loops int) {
 		})
 	}
 }
+
+// TestGoroutineForwardReplyBeforeProtocolError: a forwarded GET followed
+// at once by a bad request: the GET's reply, written by the peer reader,
+// comes first, then the protocol error, then the connection closes.
+func TestGoroutineForwardReplyBeforeProtocolError(t *testing.T) {
+	nodes := startClusterResp(t, 3, Options{}, func(c *node.Config) { c.Migration.HandoffWindow = 100 * time.Millisecond })
+	s := nodes[0].resp
+	if s.opts.EventLoops > 0 {
+		t.Skip("the event loops serve this server (PEERCACHE_TEST_RESP_EVENT_LOOPS)")
+	}
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := "far-" + strconv.Itoa(i); nodes[0].Forwards(k) {
+			key = k
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr().String()})
+	defer rdb.Close()
+	if err := rdb.Set(context.Background(), key, "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	apart := 0
+	for i := range 20 {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var req strings.Builder
+		respCmd(&req, "GET", key)
+		if _, err := c.Write([]byte(req.String())); err != nil {
+			t.Fatal(err)
+		}
+		// Apart, so that the GET is read alone (one packet: requests before
+		// a protocol error are dropped, as before), and mostly while its
+		// forward is out.
+		time.Sleep(time.Duration(20+i*10) * time.Microsecond)
+		if _, err := c.Write([]byte("*1\r\n$-5\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(c)
+		c.Close()
+		switch {
+		case strings.HasPrefix(string(got), respBulk("v")+"-ERR Protocol error"):
+			apart++
+		case strings.HasPrefix(string(got), "-ERR Protocol error") && !strings.Contains(string(got), "$1"):
+			// Both arrived in one read.
+		default:
+			t.Fatalf("got %q, want the GET's reply, then the protocol error", got)
+		}
+	}
+	if apart == 0 {
+		t.Fatal("the GET was never read apart from the bad request")
+	}
+}
