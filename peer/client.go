@@ -401,9 +401,9 @@ func (c *Client) Ping(ctx context.Context, addr string) error {
 // that reads the connection (or the timer's, after timeout), and must not
 // block. With now the request is written before GoGet returns (sharing
 // the write with other senders, as Get); else not yet: Flush writes it,
-// with every other request started since. GoGet returns false, having sent nothing,
-// when no connection to addr is up (it dials none: a caller that cannot
-// wait takes the blocking path, which dials).
+// with every other request started since. GoGet returns false, having
+// sent nothing, when no connection to addr is up (it dials none: a caller
+// that cannot wait takes the blocking path, which dials).
 func (c *Client) GoGet(addr, key string, timeout time.Duration, now bool, done func(it kv.Item, nearTTL time.Duration, err error)) bool {
 	return c.goCall(addr, opGet, timeout, now, func(b []byte) []byte { return appendGet(b, key, false) },
 		func(sent time.Time, p []byte, err error) {

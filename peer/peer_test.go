@@ -676,6 +676,13 @@ func TestGoCalls(t *testing.T) {
 	if a.err != nil || string(a.it.Value) != "v1" || !errors.Is(b.err, kv.ErrNotFound) {
 		t.Fatalf("GoGet: %+v, %+v", a, b)
 	}
+	// With now the request leaves at once: no Flush.
+	if !p.cli.GoGet(addr, "k", time.Second, true, func(it kv.Item, _ time.Duration, err error) { got <- answer{it: it, err: err} }) {
+		t.Fatal("GoGet did not start")
+	}
+	if a := <-got; a.err != nil || string(a.it.Value) != "v1" {
+		t.Fatalf("GoGet with now: %+v", a)
+	}
 
 	// Reads wait, past their deadline too: only the client's timer can
 	// end the call (the server would answer its own deadline's error at

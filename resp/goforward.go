@@ -87,21 +87,21 @@ func (f *connForward) start(args [][]byte) bool {
 	cl.cmd.Store(spec)
 	cl.last.Store(s.clock.Load())
 	// The request's bytes stay as they are (respreader never writes them
-	// again), so a retry may use them after the next read.
+	// again), so a retry may run it after the next read.
 	key := string(args[1])
 	f.state.Store(1)
 	if spec == specGet {
-		ok = f.fwd.StartGet(key, true, func(it node.Item, err error, retry bool) {
-			if retry {
-				go f.retryGet(key)
+		ok = f.fwd.StartGet(key, true, func(it node.Item, err error, again bool) {
+			if again {
+				go func() { f.reply(s.runApart(cl, spec, args)) }()
 				return
 			}
 			f.reply(getReply(s, it, err))
 		})
 	} else {
-		ok = f.fwd.StartWrite(key, m, true, func(res node.WriteResult, err error, retry bool) {
-			if retry {
-				go f.retryWrite(key, m)
+		ok = f.fwd.StartWrite(key, m, true, func(res node.WriteResult, err error, again bool) {
+			if again {
+				go func() { f.reply(s.runApart(cl, spec, args)) }()
 				return
 			}
 			f.reply(setReply(s, res, err))
@@ -113,19 +113,6 @@ func (f *connForward) start(args [][]byte) bool {
 	}
 	s.stats.connForwards.Add(1)
 	return true
-}
-
-// retryGet and retryWrite make a forward that settled nothing again
-// through the blocking path (it re-routes and dials), as cmdGet and
-// cmdSet would, and write the reply.
-func (f *connForward) retryGet(key string) {
-	it, err := f.s.b.Get(f.s.cmdCtx(), key)
-	f.reply(getReply(f.s, it, err))
-}
-
-func (f *connForward) retryWrite(key string, m node.Mutation) {
-	res, err := f.s.b.Write(f.s.cmdCtx(), key, m)
-	f.reply(setReply(f.s, res, err))
 }
 
 // reply writes b, the forward's reply, to the socket without blocking;

@@ -230,21 +230,26 @@ func (r *fwdRound) got(p *fwdPart, retry bool, reply []byte) {
 
 // retry runs part p's request through the backend's blocking path.
 func (r *fwdRound) retry(p *fwdPart) {
-	s := r.l.s
+	p.reply = r.l.s.runApart(r.lc.cl, p.spec, p.args)
+	r.partDone()
+}
+
+// runApart runs one request of cl's through its handler, off the
+// connection, and returns its reply.
+func (s *Server) runApart(cl *client, spec *cmdSpec, args [][]byte) []byte {
 	var out outBuf
-	c := conn{addr: r.lc.cl.addr, wr: redcon.NewWriter(&out), ctx: r.lc.cl, loop: true}
+	c := conn{addr: cl.addr, wr: redcon.NewWriter(&out), ctx: cl, loop: true}
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
-				s.panicked(r.lc.cl, v)
+				s.panicked(cl, v)
 				c.wr.WriteError("ERR internal error")
 			}
 		}()
-		p.spec.run(s, &c, r.lc.cl, p.args)
+		spec.run(s, &c, cl, args)
 	}()
 	c.wr.Flush()
-	p.reply = out.b
-	r.partDone()
+	return out.b
 }
 
 // partDone counts one answered part; the last one hands the round's
